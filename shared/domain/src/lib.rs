@@ -1,0 +1,17 @@
+//! The heart of Switchboard: one message model for every channel, the routing
+//! rules that decide between answering and escalating, and the ports (small
+//! traits) through which the pipeline reaches stores, queues, senders and time.
+//!
+//! Nothing here knows about AWS, SQLite or HTTP clients; adapters live beside it.
+
+pub mod model;
+pub mod ports;
+pub mod routing;
+pub mod secret;
+pub mod session;
+
+pub use model::*;
+pub use ports::*;
+pub use routing::*;
+pub use secret::Secret;
+pub use session::*;

@@ -1,0 +1,210 @@
+//! One message model for every channel.
+
+use serde::{Deserialize, Serialize};
+
+/// A customer message normalised from any channel's webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// Registry name of the channel, e.g. `telegram`.
+    pub channel: String,
+    /// The business's bot or account on that channel (bot id, team id, inbox address).
+    pub account_id: String,
+    /// The customer's id on that channel (user id, phone number, email address).
+    pub customer_id: String,
+    /// Display name, when the provider sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    /// The chat, DM or thread the message belongs to; replies go back there.
+    pub conversation_id: String,
+    /// The provider's id for this delivery; the dedupe key within the channel.
+    pub provider_message_id: String,
+    /// When the customer sent it, unix milliseconds.
+    pub sent_at_ms: i64,
+    pub kind: MessageKind,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    #[serde(default)]
+    pub reply: ReplyContext,
+}
+
+impl InboundMessage {
+    /// Key of the conversation this message belongs to: one per channel, account and chat.
+    pub fn conversation_key(&self) -> ConversationKey {
+        ConversationKey::new(&self.channel, &self.account_id, &self.conversation_id)
+    }
+
+    /// Key of the customer: one per channel and customer id.
+    pub fn customer_key(&self) -> String {
+        format!("{}:{}", self.channel, self.customer_id)
+    }
+
+    /// Key under which duplicates and provider retries of this message are recognised.
+    pub fn dedupe_key(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.channel, self.account_id, self.provider_message_id
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    Media,
+    Edit,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub kind: AttachmentKind,
+    /// The provider's handle for the file (Telegram `file_id`, Slack file id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    Video,
+    Audio,
+    File,
+    Sticker,
+    Location,
+    Other,
+}
+
+/// What a reply on the same channel needs beyond the conversation id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyContext {
+    /// Single-use reply token (LINE) or similar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_token: Option<String>,
+    /// Thread to reply in (Slack `thread_ts`), when the message was threaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// Email threading data; present for email channels only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailThread>,
+}
+
+/// The headers an email reply needs to thread correctly in the customer's client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailThread {
+    /// `Message-ID` of the customer's mail, with angle brackets.
+    pub message_id: String,
+    /// Its `References` chain, oldest first, with angle brackets.
+    #[serde(default)]
+    pub references: Vec<String>,
+    pub subject: String,
+    /// Where the reply goes: `Reply-To` if given, else `From`.
+    pub reply_to: String,
+    /// The address the customer wrote to; our reply comes from it.
+    pub to: String,
+}
+
+/// A reply to send on a customer's channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundReply {
+    pub channel: String,
+    pub account_id: String,
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub text: String,
+    #[serde(default)]
+    pub reply: ReplyContext,
+    /// Our own id for this reply; senders that support idempotency keys pass it on.
+    pub reply_id: String,
+}
+
+impl OutboundReply {
+    /// A reply in the same conversation as `message`.
+    pub fn to_message(message: &InboundMessage, text: impl Into<String>, reply_id: impl Into<String>) -> Self {
+        Self {
+            channel: message.channel.clone(),
+            account_id: message.account_id.clone(),
+            conversation_id: message.conversation_id.clone(),
+            customer_id: message.customer_id.clone(),
+            text: text.into(),
+            reply: message.reply.clone(),
+            reply_id: reply_id.into(),
+        }
+    }
+}
+
+/// Identifies a conversation across channels: `channel:account:conversation`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConversationKey(pub String);
+
+impl ConversationKey {
+    pub fn new(channel: &str, account_id: &str, conversation_id: &str) -> Self {
+        Self(format!("{channel}:{account_id}:{conversation_id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn channel(&self) -> &str {
+        self.0.split(':').next().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for ConversationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Customer tier, which decides how escalations are prioritised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    New,
+    Regular,
+    Vip,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::New => "new",
+            Tier::Regular => "regular",
+            Tier::Vip => "vip",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    /// `channel:customer_id`.
+    pub key: String,
+    pub tier: Tier,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub message_count: u64,
+}
+
+/// A customer's answer to "was this helpful?" and the satisfaction survey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub conversation: ConversationKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helpful: Option<bool>,
+    /// 1 to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfaction: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub at_ms: i64,
+}

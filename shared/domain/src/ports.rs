@@ -1,0 +1,180 @@
+//! Ports: the small traits through which the pipeline reaches the outside
+//! world. Adapters (SQLite, DynamoDB, SQS, HTTP senders, SMTP) implement them.
+
+use std::error::Error as StdError;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ConversationKey, Customer, Feedback, OutboundReply};
+use crate::routing::Language;
+use crate::session::{EscalationTicket, Session};
+
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Wall-clock time, injectable so tests can fix it.
+pub trait Clock: Send + Sync {
+    /// Unix milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the record first (optimistic concurrency).
+    #[error("conflicting update of {0}")]
+    Conflict(String),
+    #[error("stored record {key} is unreadable")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Result of trying to take the idempotency record for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller owns the key now and must `complete` or `release` it.
+    Acquired,
+    /// Another attempt holds it and its lease has not expired.
+    InProgress,
+    /// A previous attempt finished; do not do the work again.
+    Done,
+}
+
+/// Idempotency records with a status and an expiry, so that an attempt that
+/// crashed half-way can be taken over once its lease runs out while a finished
+/// one is never redone.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError>;
+    /// Mark the key done; the record is kept until `keep_until_ms`.
+    async fn complete(&self, key: &str, keep_until_ms: i64) -> Result<(), StoreError>;
+    /// Give the key up so that a retry can take it at once.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn load(&self, key: &ConversationKey) -> Result<Option<Session>, StoreError>;
+    /// Saves `session` if the stored version still equals `session.version`
+    /// (0: not stored yet) and returns the new version; otherwise `Conflict`.
+    async fn save(&self, session: &Session) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait CustomerStore: Send + Sync {
+    /// Records one contact and returns the customer as it was *before* it:
+    /// `None` on first contact.
+    async fn record_contact(&self, key: &str, now_ms: i64) -> Result<Option<Customer>, StoreError>;
+}
+
+#[async_trait]
+pub trait FeedbackStore: Send + Sync {
+    async fn put(&self, feedback: &Feedback) -> Result<(), StoreError>;
+}
+
+/// Customer questions the FAQ could not answer, counted, so the business knows
+/// which entries to add.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnowledgeGap {
+    pub question: String,
+    pub language: Language,
+    pub count: u64,
+    pub last_seen_ms: i64,
+}
+
+#[async_trait]
+pub trait GapLog: Send + Sync {
+    async fn record(&self, question: &str, language: Language, now_ms: i64) -> Result<(), StoreError>;
+    async fn most_frequent(&self, limit: usize) -> Result<Vec<KnowledgeGap>, StoreError>;
+}
+
+/// The durable queues between the pipeline's stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueName {
+    /// Verified inbound messages, ordered per conversation.
+    Inbound,
+    /// Escalations of VIP customers, handled first.
+    EscalationPriority,
+    EscalationStandard,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 3] = [QueueName::Inbound, QueueName::EscalationPriority, QueueName::EscalationStandard];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Inbound => "inbound",
+            QueueName::EscalationPriority => "escalation_priority",
+            QueueName::EscalationStandard => "escalation_standard",
+        }
+    }
+}
+
+/// One queued item. Items of one `group` are delivered in order, one at a time;
+/// a second send with the same `dedupe_id` is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueItem {
+    pub group: String,
+    pub dedupe_id: String,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue {queue:?} unavailable")]
+pub struct QueueError {
+    pub queue: QueueName,
+    #[source]
+    pub source: BoxError,
+}
+
+#[async_trait]
+pub trait QueueProducer: Send + Sync {
+    /// Returns once the item is durably stored.
+    async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError>;
+}
+
+/// Whether a failed send is worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Network trouble, rate limits, 5xx: try again later.
+    #[error("temporary failure sending on {channel}: {detail}")]
+    Transient { channel: String, detail: String, #[source] source: Option<BoxError> },
+    /// Rejected for good (bad token, unknown chat): retrying cannot help.
+    #[error("permanent failure sending on {channel}: {detail}")]
+    Permanent { channel: String, detail: String, #[source] source: Option<BoxError> },
+}
+
+impl SendError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SendError::Transient { .. })
+    }
+}
+
+/// Sends a reply on the customer's channel.
+#[async_trait]
+pub trait ReplySender: Send + Sync {
+    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError>;
+}
+
+/// Tells the agents about an escalation (email, chat webhook).
+#[async_trait]
+pub trait AgentNotifier: Send + Sync {
+    async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError>;
+}

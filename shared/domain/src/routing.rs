@@ -76,6 +76,8 @@ pub enum EscalationReason {
     VipUnanswered,
     /// Media or an empty message the bot cannot read.
     NotText,
+    /// The customer wrote again while waiting for a person.
+    FollowUp,
 }
 
 impl EscalationReason {
@@ -86,6 +88,7 @@ impl EscalationReason {
             EscalationReason::NoConfidentMatch => "no_confident_match",
             EscalationReason::VipUnanswered => "vip_unanswered",
             EscalationReason::NotText => "not_text",
+            EscalationReason::FollowUp => "follow_up",
         }
     }
 
@@ -96,6 +99,7 @@ impl EscalationReason {
             EscalationReason::NoConfidentMatch => "no FAQ entry answers the question confidently",
             EscalationReason::VipUnanswered => "a VIP customer's question the FAQ cannot answer",
             EscalationReason::NotText => "a message the bot cannot read (media or empty)",
+            EscalationReason::FollowUp => "the customer wrote again while waiting for a person",
         }
     }
 }

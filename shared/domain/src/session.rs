@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ConversationKey, InboundMessage, Tier};
+use crate::model::{ConversationKey, InboundMessage, ReplyContext, Tier};
 use crate::routing::{EscalationReason, FaqCandidate, Language};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +50,10 @@ pub struct Session {
     pub status: SessionStatus,
     pub language: Language,
     pub turns: Vec<Turn>,
+    /// How to reply in this conversation (thread, email headers) as of the
+    /// customer's latest message; agents' replies use it.
+    #[serde(default)]
+    pub reply: ReplyContext,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     /// 0 for a session that has never been saved.
@@ -70,6 +74,7 @@ impl Session {
             status: SessionStatus::Open,
             language,
             turns: Vec::new(),
+            reply: message.reply.clone(),
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             version: 0,

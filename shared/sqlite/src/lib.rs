@@ -1,0 +1,130 @@
+//! The embedded default: sessions, customers, feedback, dedupe records,
+//! knowledge gaps, the knowledge base and the durable queues, all in one
+//! SQLite file that survives restarts.
+//!
+//! One connection serves the process; every call runs on Tokio's blocking
+//! pool. Writes are committed with `synchronous = FULL`, so a message is on
+//! disk before ingress acknowledges it.
+
+mod queue;
+mod stores;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use switchboard_domain::StoreError;
+
+pub use queue::{Leased, QueueStats};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS idempotency (
+    key         TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,          -- in_progress | done
+    lease_until INTEGER NOT NULL,       -- unix ms; an in-progress record may be taken over after it
+    expires_at  INTEGER NOT NULL        -- unix ms; the record is forgotten after it
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    key        TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    status     TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    data       TEXT NOT NULL            -- the session as JSON
+);
+CREATE TABLE IF NOT EXISTS customers (
+    key           TEXT PRIMARY KEY,     -- channel:customer_id
+    first_seen    INTEGER NOT NULL,
+    last_seen     INTEGER NOT NULL,
+    message_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation TEXT NOT NULL,
+    helpful      INTEGER,
+    satisfaction INTEGER,
+    comment      TEXT,
+    at           INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gaps (
+    normalized TEXT PRIMARY KEY,        -- question folded for counting
+    question   TEXT NOT NULL,           -- the latest wording seen
+    language   TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS knowledge_base (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    jsonl       TEXT NOT NULL,
+    imported_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue       TEXT NOT NULL,
+    grp         TEXT NOT NULL,
+    dedupe_id   TEXT NOT NULL,
+    body        BLOB NOT NULL,
+    state       TEXT NOT NULL,          -- ready | leased | done | dead
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    visible_at  INTEGER NOT NULL,       -- unix ms; for leased items, when the lease runs out
+    lease       TEXT,
+    last_error  TEXT,
+    enqueued_at INTEGER NOT NULL,
+    UNIQUE (queue, dedupe_id)
+);
+CREATE INDEX IF NOT EXISTS queue_ready ON queue (queue, state, visible_at);
+CREATE INDEX IF NOT EXISTS queue_group ON queue (queue, grp, state);
+"#;
+
+/// One SQLite database holding everything the local process stores.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and its folder.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        }
+        let conn = Connection::open(path).map_err(unavailable)?;
+        Self::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(unavailable)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(unavailable)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    async fn with<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic elsewhere cannot leave a half-done transaction behind
+            // (SQLite rolls it back), so a poisoned lock is safe to reuse.
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+    }
+}
+
+fn unavailable(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(error))
+}
+
+#[cfg(test)]
+mod tests;

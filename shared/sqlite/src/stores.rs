@@ -1,0 +1,269 @@
+//! The store ports on SQLite.
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use switchboard_domain::{
+    Claim, ConversationKey, Customer, CustomerStore, Feedback, FeedbackStore, GapLog, IdempotencyStore, KnowledgeGap,
+    Language, Session, SessionStore, StoreError, Tier,
+};
+
+use crate::{unavailable, SqliteStore};
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let existing: Option<(String, i64, i64)> = tx
+                .query_row(
+                    "SELECT status, lease_until, expires_at FROM idempotency WHERE key = ?1",
+                    [&key],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let claim = match existing {
+                Some((_, _, expires_at)) if expires_at <= now_ms => Claim::Acquired,
+                Some((status, _, _)) if status == "done" => Claim::Done,
+                Some((_, lease_until, _)) if lease_until > now_ms => Claim::InProgress,
+                _ => Claim::Acquired,
+            };
+            if claim == Claim::Acquired {
+                let lease_until = now_ms + lease_ms;
+                tx.execute(
+                    "INSERT INTO idempotency (key, status, lease_until, expires_at) VALUES (?1, 'in_progress', ?2, ?2)
+                     ON CONFLICT (key) DO UPDATE SET status = 'in_progress', lease_until = ?2, expires_at = ?2",
+                    params![key, lease_until],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn complete(&self, key: &str, keep_until_ms: i64) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO idempotency (key, status, lease_until, expires_at) VALUES (?1, 'done', 0, ?2)
+                 ON CONFLICT (key) DO UPDATE SET status = 'done', lease_until = 0, expires_at = ?2",
+                params![key, keep_until_ms],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.execute("DELETE FROM idempotency WHERE key = ?1 AND status = 'in_progress'", [key])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn load(&self, key: &ConversationKey) -> Result<Option<Session>, StoreError> {
+        let key = key.0.clone();
+        self.with(move |conn| {
+            let row: Option<(i64, String)> = conn
+                .query_row("SELECT version, data FROM sessions WHERE key = ?1", [&key], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()
+                .map_err(unavailable)?;
+            row.map(|(version, data)| {
+                let mut session: Session = serde_json::from_str(&data)
+                    .map_err(|e| StoreError::Corrupt { key: key.clone(), source: Box::new(e) })?;
+                session.version = version as u64;
+                Ok(session)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn save(&self, session: &Session) -> Result<u64, StoreError> {
+        let data = serde_json::to_string(session).map_err(|e| StoreError::Corrupt {
+            key: session.key.0.clone(),
+            source: Box::new(e),
+        })?;
+        let key = session.key.0.clone();
+        let expected = session.version as i64;
+        let status = serde_json::to_value(session.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let channel = session.channel.clone();
+        let updated_at = session.updated_at_ms;
+        self.with(move |conn| {
+            let changed = if expected == 0 {
+                conn.execute(
+                    "INSERT INTO sessions (key, version, status, channel, updated_at, data) VALUES (?1, 1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (key) DO NOTHING",
+                    params![key, status, channel, updated_at, data],
+                )
+            } else {
+                conn.execute(
+                    "UPDATE sessions SET version = version + 1, status = ?2, updated_at = ?3, data = ?4
+                     WHERE key = ?1 AND version = ?5",
+                    params![key, status, updated_at, data, expected],
+                )
+            }
+            .map_err(unavailable)?;
+            if changed == 1 { Ok(expected as u64 + 1) } else { Err(StoreError::Conflict(key)) }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CustomerStore for SqliteStore {
+    async fn record_contact(&self, key: &str, now_ms: i64) -> Result<Option<Customer>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let before: Option<Customer> = tx
+                .query_row(
+                    "SELECT first_seen, last_seen, message_count FROM customers WHERE key = ?1",
+                    [&key],
+                    |row| {
+                        Ok(Customer {
+                            key: key.clone(),
+                            tier: Tier::Regular,
+                            first_seen_ms: row.get(0)?,
+                            last_seen_ms: row.get(1)?,
+                            message_count: row.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO customers (key, first_seen, last_seen, message_count) VALUES (?1, ?2, ?2, 1)
+                 ON CONFLICT (key) DO UPDATE SET last_seen = ?2, message_count = message_count + 1",
+                params![key, now_ms],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(before)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl FeedbackStore for SqliteStore {
+    async fn put(&self, feedback: &Feedback) -> Result<(), StoreError> {
+        let feedback = feedback.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO feedback (conversation, helpful, satisfaction, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![feedback.conversation.0, feedback.helpful, feedback.satisfaction, feedback.comment, feedback.at_ms],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Folds a question so that case, spacing and punctuation do not split its count.
+pub(crate) fn normalize_question(question: &str) -> String {
+    question
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[async_trait]
+impl GapLog for SqliteStore {
+    async fn record(&self, question: &str, language: Language, now_ms: i64) -> Result<(), StoreError> {
+        let normalized = normalize_question(question);
+        if normalized.is_empty() {
+            return Ok(());
+        }
+        let question = question.trim().to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO gaps (normalized, question, language, count, last_seen) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (normalized) DO UPDATE SET question = ?2, count = count + 1, last_seen = ?4",
+                params![normalized, question, language.code(), now_ms],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn most_frequent(&self, limit: usize) -> Result<Vec<KnowledgeGap>, StoreError> {
+        self.with(move |conn| {
+            let mut statement = conn
+                .prepare(
+                    "SELECT question, language, count, last_seen FROM gaps
+                     ORDER BY count DESC, last_seen DESC LIMIT ?1",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([limit as i64], |row| {
+                    Ok(KnowledgeGap {
+                        question: row.get(0)?,
+                        language: Language::from_code(&row.get::<_, String>(1)?).unwrap_or_default(),
+                        count: row.get::<_, i64>(2)? as u64,
+                        last_seen_ms: row.get(3)?,
+                    })
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Replaces the stored knowledge base (JSONL, one entry a line).
+    pub async fn save_knowledge_base(&self, jsonl: String, now_ms: i64) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO knowledge_base (id, jsonl, imported_at) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET jsonl = ?1, imported_at = ?2",
+                params![jsonl, now_ms],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The stored knowledge base, if one was imported.
+    pub async fn load_knowledge_base(&self) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT jsonl FROM knowledge_base WHERE id = 1", [], |row| row.get(0))
+                .optional()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Forgets idempotency records and finished queue items past their time.
+    pub async fn purge_expired(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.with(move |conn| {
+            let records = conn
+                .execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now_ms])
+                .map_err(unavailable)?;
+            // Done items are kept a day so that the queue's own dedupe still sees them.
+            let items = conn
+                .execute("DELETE FROM queue WHERE state = 'done' AND visible_at <= ?1", [now_ms - 86_400_000])
+                .map_err(unavailable)?;
+            Ok(records + items)
+        })
+        .await
+    }
+}

@@ -1,0 +1,218 @@
+//! The knowledge base: entries, their import from JSON Lines and YAML, and export.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use switchboard_domain::Language;
+
+use crate::FaqError;
+
+/// One FAQ entry: the canonical question, its answer (optionally per language)
+/// and the other ways customers ask it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KbEntry {
+    pub id: String,
+    pub question: String,
+    /// The default answer (used when there is none in the customer's language).
+    #[serde(default)]
+    pub answer: String,
+    /// Answers per language code ("en", "zh").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paraphrases: Vec<String>,
+}
+
+impl KbEntry {
+    /// The question followed by the paraphrases: every phrasing the matcher learns from.
+    pub fn phrasings(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.question.as_str()).chain(self.paraphrases.iter().map(String::as_str))
+    }
+}
+
+/// An ordered list of entries. Order matters: ties in ranking go to the earlier entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KnowledgeBase {
+    pub entries: Vec<KbEntry>,
+}
+
+/// The YAML file is either a list of entries or a mapping with an `entries` list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YamlDocument {
+    entries: Vec<KbEntry>,
+}
+
+impl KnowledgeBase {
+    pub fn new(entries: Vec<KbEntry>) -> Result<Self, FaqError> {
+        let mut kb = KnowledgeBase { entries };
+        kb.validate(|i| format!("entry {}", i + 1))?;
+        Ok(kb)
+    }
+
+    /// Parse the JSON Lines format: one entry per line,
+    /// `{"id", "question", "answer"?, "answers"?: {"en", "zh"}, "lang"?, "paraphrases"?}`.
+    /// Blank lines are skipped. Errors name the 1-based line.
+    pub fn from_jsonl(text: &str) -> Result<Self, FaqError> {
+        let mut entries = Vec::new();
+        let mut lines = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line_no = index + 1;
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let entry: KbEntry = serde_json::from_str(trimmed).map_err(|err| FaqError::Parse {
+                location: format!("line {line_no}"),
+                message: strip_serde_location(&err.to_string()),
+            })?;
+            entries.push(entry);
+            lines.push(line_no);
+        }
+        let mut kb = KnowledgeBase { entries };
+        kb.validate(|i| format!("line {}", lines[i]))?;
+        Ok(kb)
+    }
+
+    /// Parse the YAML format (see `sample/kb.yaml`): a list of entries, each with
+    /// `id`, `question`, `answer` and/or `answers: {en: .., zh: ..}`, and `paraphrases`.
+    pub fn from_yaml(text: &str) -> Result<Self, FaqError> {
+        let yaml_error = |err: serde_yaml::Error| {
+            let location = match err.location() {
+                Some(at) => format!("line {}", at.line()),
+                None => "yaml".to_string(),
+            };
+            FaqError::Parse {
+                location,
+                message: strip_serde_location(&err.to_string()),
+            }
+        };
+        // Look at the shape first so that errors inside entries keep their line.
+        let shape: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
+        let entries = match shape {
+            serde_yaml::Value::Mapping(_) => {
+                serde_yaml::from_str::<YamlDocument>(text)
+                    .map_err(yaml_error)?
+                    .entries
+            }
+            serde_yaml::Value::Null => Vec::new(),
+            _ => serde_yaml::from_str::<Vec<KbEntry>>(text).map_err(yaml_error)?,
+        };
+        let mut kb = KnowledgeBase { entries };
+        let ids: Vec<String> = kb.entries.iter().map(|e| e.id.clone()).collect();
+        kb.validate(|i| {
+            if ids[i].is_empty() {
+                format!("entry {}", i + 1)
+            } else {
+                format!("entry {} ({})", i + 1, ids[i])
+            }
+        })?;
+        Ok(kb)
+    }
+
+    /// Load a file, choosing the parser by extension: `.jsonl`/`.json` or `.yaml`/`.yml`.
+    pub fn load(path: &Path) -> Result<Self, FaqError> {
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let read = || {
+            std::fs::read_to_string(path).map_err(|source| FaqError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        match extension.as_str() {
+            "jsonl" | "json" => Self::from_jsonl(&read()?),
+            "yaml" | "yml" => Self::from_yaml(&read()?),
+            other => Err(FaqError::UnknownFormat(other.to_string())),
+        }
+    }
+
+    /// The JSON Lines form, one entry per line (the format `from_jsonl` reads).
+    pub fn to_jsonl(&self) -> String {
+        let mut out = String::new();
+        for entry in &self.entries {
+            // Serialising a struct of strings cannot fail.
+            out.push_str(&serde_json::to_string(entry).unwrap_or_default());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The answer in `lang` when the entry has one, else its default answer.
+    pub fn answer_for<'a>(&self, entry: &'a KbEntry, lang: Language) -> &'a str {
+        if let Some(answer) = entry
+            .answers
+            .get(lang.code())
+            .filter(|a| !a.trim().is_empty())
+        {
+            return answer;
+        }
+        &entry.answer
+    }
+
+    /// The entry with this id.
+    pub fn get(&self, id: &str) -> Option<&KbEntry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Check ids and questions, and fill the default answer from the per-language
+    /// answers when it is missing.
+    fn validate(&mut self, locate: impl Fn(usize) -> String) -> Result<(), FaqError> {
+        let mut seen = HashSet::new();
+        for (i, entry) in self.entries.iter_mut().enumerate() {
+            let fail = |message: String| FaqError::Parse {
+                location: locate(i),
+                message,
+            };
+            entry.id = entry.id.trim().to_string();
+            if entry.id.is_empty() {
+                return Err(fail("empty id".into()));
+            }
+            if entry.question.trim().is_empty() {
+                return Err(fail("empty question".into()));
+            }
+            if !seen.insert(entry.id.clone()) {
+                return Err(fail(format!("duplicate id {}", entry.id)));
+            }
+            for code in entry.answers.keys() {
+                if Language::from_code(code).is_none() {
+                    return Err(fail(format!(
+                        "unknown answer language {code:?} (use en or zh)"
+                    )));
+                }
+            }
+            if entry.answer.trim().is_empty() && !entry.answers.is_empty() {
+                let own = entry.lang.as_deref().and_then(|l| entry.answers.get(l));
+                let fallback = own
+                    .or_else(|| entry.answers.get("en"))
+                    .or_else(|| entry.answers.values().next());
+                entry.answer = fallback.cloned().unwrap_or_default();
+            }
+            entry.paraphrases.retain(|p| !p.trim().is_empty());
+        }
+        Ok(())
+    }
+}
+
+/// serde's messages end in " at line L column C", which is wrong for JSON Lines
+/// (always line 1) and redundant for YAML.
+fn strip_serde_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message.to_string(),
+    }
+}

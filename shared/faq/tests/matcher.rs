@@ -1,0 +1,183 @@
+use switchboard_domain::Language;
+use switchboard_faq::{KnowledgeBase, Matcher, MatcherOptions, sample_kb};
+
+fn top_id(matcher: &Matcher, query: &str) -> String {
+    matcher
+        .rank(query, 5)
+        .top()
+        .map(|s| s.id.clone())
+        .unwrap_or_default()
+}
+
+fn sample() -> Matcher {
+    Matcher::build(&sample_kb())
+}
+
+#[test]
+fn sample_kb_loads_with_both_languages() {
+    let kb = sample_kb();
+    assert_eq!(kb.len(), 12);
+    for entry in &kb.entries {
+        assert!(entry.answers.contains_key("en"), "{} lacks en", entry.id);
+        assert!(entry.answers.contains_key("zh"), "{} lacks zh", entry.id);
+        assert!(
+            entry.paraphrases.len() >= 6,
+            "{} has few paraphrases",
+            entry.id
+        );
+    }
+    let refund = kb.get("refund").unwrap();
+    assert!(kb.answer_for(refund, Language::Zh).contains("退款"));
+    assert!(kb.answer_for(refund, Language::En).contains("refund"));
+}
+
+#[test]
+fn exact_question_is_top_with_high_confidence() {
+    let matcher = sample();
+    let ranking = matcher.rank("How do I reset my password?", 3);
+    assert_eq!(ranking.candidates[0].id, "reset-password");
+    assert!(
+        ranking.confidence >= 0.7,
+        "confidence {}",
+        ranking.confidence
+    );
+    assert_eq!(ranking.language, Language::En);
+}
+
+#[test]
+fn paraphrase_and_reworded_questions_match() {
+    let matcher = sample();
+    assert_eq!(
+        top_id(&matcher, "when do you open on saturday"),
+        "opening-hours"
+    );
+    assert_eq!(
+        top_id(&matcher, "can i pay using paypal"),
+        "payment-methods"
+    );
+    assert_eq!(
+        top_id(&matcher, "I'd like to cancel the order I placed"),
+        "cancel-order"
+    );
+    assert_eq!(top_id(&matcher, "what does shipping cost"), "delivery-fee");
+}
+
+#[test]
+fn typos_still_match() {
+    let matcher = sample();
+    assert_eq!(
+        top_id(&matcher, "how do i reset my pasword"),
+        "reset-password"
+    );
+    assert_eq!(top_id(&matcher, "were is my refnd"), "refund");
+}
+
+#[test]
+fn chinese_without_spaces_matches() {
+    let matcher = sample();
+    let ranking = matcher.rank("我忘记密码了登录不上", 3);
+    assert_eq!(ranking.candidates[0].id, "reset-password");
+    assert_eq!(ranking.language, Language::Zh);
+    assert_eq!(top_id(&matcher, "退款什么时候到账"), "refund");
+    assert_eq!(top_id(&matcher, "支持支付宝吗"), "payment-methods");
+}
+
+#[test]
+fn mixed_language_matches() {
+    let matcher = sample();
+    let ranking = matcher.rank("请问可以用PayPal付款吗", 3);
+    assert_eq!(ranking.candidates[0].id, "payment-methods");
+    assert_eq!(ranking.language, Language::Zh);
+    assert_eq!(
+        top_id(&matcher, "tracking number 在哪里查"),
+        "order-tracking"
+    );
+}
+
+#[test]
+fn out_of_scope_has_low_confidence() {
+    let matcher = sample();
+    for query in [
+        "what is the capital of france",
+        "明天天气怎么样",
+        "tell me a joke about penguins",
+    ] {
+        let ranking = matcher.rank(query, 3);
+        assert!(ranking.confidence < 0.45, "{query}: {}", ranking.confidence);
+    }
+    let empty = matcher.rank("", 3);
+    assert!(empty.candidates.is_empty());
+    assert_eq!(empty.confidence, 0.0);
+}
+
+#[test]
+fn confidence_is_a_probability_everywhere() {
+    let matcher = sample();
+    for query in [
+        "refund",
+        "password password password",
+        "?",
+        "退",
+        "a b c d e f g",
+        "how long",
+    ] {
+        let ranking = matcher.rank(query, 10);
+        assert!((0.0..=1.0).contains(&ranking.confidence), "{query}");
+        for candidate in &ranking.candidates {
+            assert!((0.0..=1.0).contains(&candidate.confidence), "{query}");
+            assert!(candidate.confidence <= ranking.confidence + 1e-6);
+        }
+    }
+}
+
+#[test]
+fn ranking_is_deterministic() {
+    let kb = sample_kb();
+    let a = Matcher::build(&kb);
+    let b = Matcher::build(&kb);
+    for query in [
+        "where is my parcel",
+        "保修多久",
+        "password",
+        "address change please",
+    ] {
+        assert_eq!(a.rank(query, 12), b.rank(query, 12));
+        assert_eq!(a.rank(query, 12), a.rank(query, 12));
+    }
+}
+
+#[test]
+fn ties_go_to_the_earlier_entry() {
+    let kb = KnowledgeBase::from_jsonl(
+        "{\"id\":\"a\",\"question\":\"gift cards\",\"answer\":\"x\"}\n\
+         {\"id\":\"b\",\"question\":\"gift cards\",\"answer\":\"y\"}\n",
+    )
+    .unwrap();
+    let ranking = Matcher::build(&kb).rank("gift cards", 2);
+    let ids: Vec<&str> = ranking.candidates.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+}
+
+#[test]
+fn answers_can_be_indexed() {
+    let kb = KnowledgeBase::from_jsonl(
+        "{\"id\":\"a\",\"question\":\"Strike through text\",\"answer\":\"Wrap the words in double tildes.\"}\n\
+         {\"id\":\"b\",\"question\":\"Bold text\",\"answer\":\"Wrap the words in double asterisks.\"}\n",
+    )
+    .unwrap();
+    let plain = Matcher::build(&kb);
+    assert!(plain.rank("tildes", 2).candidates.is_empty());
+    let with_answers = Matcher::build_with(
+        &kb,
+        MatcherOptions {
+            index_answers: true,
+        },
+    );
+    assert_eq!(with_answers.rank("tildes", 2).candidates[0].id, "a");
+}
+
+#[test]
+fn matcher_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Matcher>();
+}

@@ -5,13 +5,16 @@
 //! message. The ranking carries a confidence in [0, 1] that the routing policy
 //! turns into answer / answer and offer a person / hand over.
 
+pub mod cli;
+pub mod eval;
 pub mod kb;
 pub mod lexical;
 pub mod matcher;
+pub mod model;
 pub mod text;
 
 pub use kb::{KbEntry, KnowledgeBase};
-pub use matcher::{Matcher, MatcherOptions, Ranking, Scored};
+pub use matcher::{Matcher, MatcherOptions, Ranking, Scored, bands, shipped_threshold};
 
 /// A small knowledge base for the fictional shop "Acme", in English and Chinese.
 /// The local server answers from it out of the box.

@@ -127,6 +127,74 @@ pub fn hash_feature(namespace: u8, parts: &[&str]) -> u64 {
     hash
 }
 
+/// Feature namespaces of the learned model.
+const NS_WORD: u8 = 1;
+const NS_BIGRAM: u8 = 2;
+const NS_CHARS: u8 = 3;
+const NS_HAN: u8 = 4;
+
+/// Hashed features for the learned model, L2-normalised, sorted by hash, distinct:
+/// word stems and stem bigrams, character 3- to 5-grams inside words (so that a
+/// typo still shares most of a word's features), and Han character 1- to 3-grams.
+pub fn features(text: &str) -> Vec<(u64, f32)> {
+    let mut raw: Vec<(u64, f32)> = Vec::new();
+    let mut previous: Option<String> = None;
+    for piece in pieces(text) {
+        match piece {
+            Piece::Word { surface, stem } => {
+                raw.push((hash_feature(NS_WORD, &[&stem]), 1.0));
+                if let Some(prev) = &previous {
+                    raw.push((hash_feature(NS_BIGRAM, &[prev, &stem]), 0.8));
+                }
+                let padded: Vec<char> = std::iter::once('<')
+                    .chain(surface.chars())
+                    .chain(std::iter::once('>'))
+                    .collect();
+                if padded.len() > 4 {
+                    let mut buf = String::new();
+                    for n in 3..=5 {
+                        for window in padded.windows(n) {
+                            buf.clear();
+                            buf.extend(window);
+                            raw.push((hash_feature(NS_CHARS, &[&buf]), 0.35));
+                        }
+                    }
+                }
+                previous = Some(stem);
+            }
+            Piece::Han(chars) => {
+                previous = None;
+                let mut buf = String::new();
+                for n in 1..=3 {
+                    let weight = [0.6, 1.0, 0.8][n - 1];
+                    for window in chars.windows(n) {
+                        buf.clear();
+                        buf.extend(window);
+                        raw.push((hash_feature(NS_HAN, &[&buf]), weight));
+                    }
+                }
+            }
+        }
+    }
+    raw.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // repeated features: keep the largest weight (presence, not counts)
+    raw.dedup_by(|later, kept| {
+        if later.0 == kept.0 {
+            kept.1 = kept.1.max(later.1);
+            true
+        } else {
+            false
+        }
+    });
+    let norm = raw.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for (_, w) in &mut raw {
+            *w /= norm;
+        }
+    }
+    raw
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

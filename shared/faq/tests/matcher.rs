@@ -69,7 +69,7 @@ fn typos_still_match() {
         top_id(&matcher, "how do i reset my pasword"),
         "reset-password"
     );
-    assert_eq!(top_id(&matcher, "were is my refnd"), "refund");
+    assert_eq!(top_id(&matcher, "when will i get my refnud"), "refund");
 }
 
 #[test]

@@ -1,0 +1,11 @@
+//! Email, shared by the email channels and the agent notifier: the outgoing
+//! mail transports, the loop guard that keeps us from answering automated
+//! mail, and building a reply that threads in the customer's mail client.
+
+mod guard;
+mod reply;
+mod transport;
+
+pub use guard::{address_of, auto_reply_block, display_name, domain_of};
+pub use reply::{BuildReplyError, build_reply, message_ids, normalize_message_id, reply_subject};
+pub use transport::{EmailTransport, OutboxTransport, SmtpConfig, SmtpTls, SmtpTransport};

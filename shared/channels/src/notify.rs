@@ -1,0 +1,686 @@
+//! Telling the agents about an escalation: by email with the whole ticket, by
+//! a chat incoming webhook with a short summary, or both.
+//!
+//! Settings (how the application loads them is its business):
+//!
+//! ```json
+//! { "from": "Switchboard <switchboard@shop.example>", "agents": "support-team@shop.example",
+//!   "priority_agents": "Duty manager <duty@shop.example>, lead@shop.example" }
+//! { "url": "https://hooks.slack.com/services/…" }
+//! ```
+//!
+//! The chat webhook body is `{"text": "…"}`, which Slack and Microsoft Teams
+//! incoming webhooks accept as is; for Discord, use the channel webhook URL
+//! with `/slack` appended (Discord's Slack-compatible endpoint).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lettre::Message;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue, To};
+use lettre::message::{Mailbox, Mailboxes};
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_domain::{AgentNotifier, EscalationTicket, Role, SendError, Tier, Turn};
+
+use crate::ConfigError;
+use crate::email::{EmailTransport, domain_of};
+use crate::outbound::{self, permanent};
+
+const EMAIL: &str = "agent-email";
+const WEBHOOK: &str = "agent-webhook";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailNotifierConfig {
+    /// The sender of the notifications.
+    pub from: String,
+    /// The agents' address, or a comma-separated list.
+    pub agents: String,
+    /// Where VIP and priority tickets go instead, when set.
+    #[serde(default)]
+    pub priority_agents: Option<String>,
+}
+
+/// Emails each ticket, with the transcript, to the agents.
+pub struct EmailAgentNotifier {
+    from: Mailbox,
+    agents: Mailboxes,
+    priority_agents: Option<Mailboxes>,
+    message_id_domain: String,
+    transport: Arc<dyn EmailTransport>,
+}
+
+impl EmailAgentNotifier {
+    pub fn new(
+        config: EmailNotifierConfig,
+        transport: Arc<dyn EmailTransport>,
+    ) -> Result<Self, ConfigError> {
+        let unusable = |detail: &str| ConfigError::Unusable {
+            channel: "notify".into(),
+            detail: detail.into(),
+        };
+        let from: Mailbox = config
+            .from
+            .trim()
+            .parse()
+            .map_err(|_| unusable("from is not an email address"))?;
+        let mailboxes = |value: &str, what: &str| {
+            value
+                .trim()
+                .parse::<Mailboxes>()
+                .ok()
+                .filter(|list| list.iter().next().is_some())
+                .ok_or_else(|| unusable(&format!("{what} is not a list of email addresses")))
+        };
+        let agents = mailboxes(&config.agents, "agents")?;
+        let priority_agents = config
+            .priority_agents
+            .as_deref()
+            .map(|value| mailboxes(value, "priority_agents"))
+            .transpose()?;
+        let message_id_domain =
+            domain_of(from.email.as_ref()).ok_or_else(|| unusable("from has no domain"))?;
+        Ok(Self {
+            from,
+            agents,
+            priority_agents,
+            message_id_domain,
+            transport,
+        })
+    }
+
+    /// The notification mail for `ticket`.
+    pub fn render(&self, ticket: &EscalationTicket) -> Result<Message, SendError> {
+        let urgent = is_urgent(ticket);
+        let recipients = match (&self.priority_agents, urgent) {
+            (Some(priority), true) => priority.clone(),
+            _ => self.agents.clone(),
+        };
+        let subject = format!(
+            "{} Escalation: {} on {}",
+            tags(ticket),
+            ticket.reason.as_str().replace('_', " "),
+            one_line(&ticket.channel)
+        );
+        let header = |name: &'static str, value: &str| {
+            HeaderValue::new(HeaderName::new_from_ascii_str(name), one_line(value))
+        };
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .mailbox(To::from(recipients))
+            .subject(subject)
+            .message_id(Some(format!(
+                "<{}@{}>",
+                uuid::Uuid::new_v4(),
+                self.message_id_domain
+            )))
+            .raw_header(header("X-Switchboard-Ticket", &ticket.ticket_id))
+            .raw_header(header(
+                "X-Switchboard-Conversation",
+                ticket.conversation.as_str(),
+            ))
+            // A notification is machine-made: agents' auto-responders must not answer it.
+            .raw_header(header("Auto-Submitted", "auto-generated"));
+        if urgent {
+            builder = builder
+                .raw_header(header("X-Priority", "1"))
+                .raw_header(header("Importance", "high"));
+        }
+        builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(email_body(ticket))
+            .map_err(|error| permanent(EMAIL, format!("notification could not be built: {error}")))
+    }
+}
+
+#[async_trait]
+impl AgentNotifier for EmailAgentNotifier {
+    async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError> {
+        let message = self.render(ticket)?;
+        let outcome = self.transport.send(message).await;
+        match &outcome {
+            Ok(()) => {
+                tracing::info!(notifier = EMAIL, ticket = %ticket.ticket_id, "agents notified")
+            }
+            Err(error) => tracing::warn!(
+                notifier = EMAIL,
+                ticket = %ticket.ticket_id,
+                transient = error.is_transient(),
+                "agent notification failed"
+            ),
+        }
+        outcome
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatWebhookConfig {
+    /// The incoming webhook URL; it is a credential, so it is kept secret.
+    pub url: switchboard_domain::Secret,
+}
+
+/// Posts a one-paragraph summary of each ticket to a chat incoming webhook.
+pub struct ChatWebhookNotifier {
+    url: switchboard_domain::Secret,
+    http: reqwest::Client,
+}
+
+impl ChatWebhookNotifier {
+    pub fn new(config: ChatWebhookConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
+        outbound::http_url("notify", "url", config.url.expose())?;
+        Ok(Self {
+            url: config.url.expose().trim().into(),
+            http,
+        })
+    }
+
+    /// The chat message for `ticket`.
+    pub fn summary(ticket: &EscalationTicket) -> String {
+        let mut text = format!(
+            "{} Escalation on {}: {}\n",
+            tags(ticket),
+            one_line(&ticket.channel),
+            ticket.reason.describe()
+        );
+        let _ = writeln!(
+            text,
+            "Customer: {} · tier {} · reply expected within {}",
+            customer(ticket),
+            ticket.tier.as_str(),
+            one_line(&ticket.expected_response)
+        );
+        let _ = writeln!(
+            text,
+            "Ticket {} · conversation {}",
+            one_line(&ticket.ticket_id),
+            ticket.conversation
+        );
+        for line in outbound::clip(ticket.question.trim(), 300).lines() {
+            let _ = writeln!(text, "> {line}");
+        }
+        text.trim_end().to_owned()
+    }
+}
+
+#[async_trait]
+impl AgentNotifier for ChatWebhookNotifier {
+    async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError> {
+        let body = json!({ "text": Self::summary(ticket) });
+        let response =
+            outbound::send(WEBHOOK, self.http.post(self.url.expose()).json(&body)).await?;
+        let outcome = outbound::check_status(
+            WEBHOOK,
+            response.status,
+            format!("HTTP {}", response.status.as_u16()),
+        );
+        match &outcome {
+            Ok(()) => {
+                tracing::info!(notifier = WEBHOOK, ticket = %ticket.ticket_id, "agents notified")
+            }
+            Err(error) => tracing::warn!(
+                notifier = WEBHOOK,
+                ticket = %ticket.ticket_id,
+                status = response.status.as_u16(),
+                transient = error.is_transient(),
+                "agent notification failed"
+            ),
+        }
+        outcome
+    }
+}
+
+/// Notifies through every notifier in turn, and fails if any of them fails.
+/// All are tried even after a failure. When several fail, a transient failure
+/// is reported in preference to a permanent one, so that the caller retries.
+pub struct MultiNotifier {
+    notifiers: Vec<Arc<dyn AgentNotifier>>,
+}
+
+impl MultiNotifier {
+    pub fn new(notifiers: Vec<Arc<dyn AgentNotifier>>) -> Self {
+        Self { notifiers }
+    }
+}
+
+#[async_trait]
+impl AgentNotifier for MultiNotifier {
+    async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError> {
+        let mut failure: Option<SendError> = None;
+        for notifier in &self.notifiers {
+            if let Err(error) = notifier.notify(ticket).await {
+                let replace = match &failure {
+                    None => true,
+                    Some(previous) => !previous.is_transient() && error.is_transient(),
+                };
+                if replace {
+                    failure = Some(error);
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+fn is_urgent(ticket: &EscalationTicket) -> bool {
+    ticket.priority || ticket.tier == Tier::Vip
+}
+
+/// `[Switchboard][VIP]`, `[Switchboard][Priority]` or `[Switchboard]`.
+fn tags(ticket: &EscalationTicket) -> String {
+    match (ticket.tier, ticket.priority) {
+        (Tier::Vip, _) => "[Switchboard][VIP]".into(),
+        (_, true) => "[Switchboard][Priority]".into(),
+        _ => "[Switchboard]".into(),
+    }
+}
+
+fn customer(ticket: &EscalationTicket) -> String {
+    match ticket
+        .customer_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        Some(name) => format!("{} ({})", one_line(name), one_line(&ticket.customer_id)),
+        None => one_line(&ticket.customer_id),
+    }
+}
+
+fn email_body(ticket: &EscalationTicket) -> String {
+    let mut body = String::new();
+    let _ = writeln!(body, "A conversation needs a person.\n");
+    let _ = writeln!(body, "Ticket:            {}", one_line(&ticket.ticket_id));
+    let _ = writeln!(body, "Channel:           {}", one_line(&ticket.channel));
+    let _ = writeln!(body, "Conversation:      {}", ticket.conversation);
+    let _ = writeln!(body, "Customer:          {}", customer(ticket));
+    let _ = writeln!(body, "Tier:              {}", ticket.tier.as_str());
+    let _ = writeln!(
+        body,
+        "Priority:          {}",
+        if is_urgent(ticket) { "yes" } else { "no" }
+    );
+    let _ = writeln!(body, "Reason:            {}", ticket.reason.describe());
+    let _ = writeln!(body, "Language:          {}", ticket.language.code());
+    let _ = writeln!(
+        body,
+        "Expected response: within {}",
+        one_line(&ticket.expected_response)
+    );
+    let _ = writeln!(
+        body,
+        "Opened:            {}",
+        format_utc(ticket.created_at_ms)
+    );
+
+    let _ = writeln!(body, "\nQuestion:");
+    write_indented(&mut body, &ticket.question);
+
+    let _ = writeln!(body, "\nTranscript:");
+    if ticket.transcript.is_empty() {
+        let _ = writeln!(body, "    (empty)");
+    }
+    for turn in &ticket.transcript {
+        write_turn(&mut body, turn);
+    }
+
+    let _ = writeln!(body, "\nFAQ candidates:");
+    if ticket.candidates.is_empty() {
+        let _ = writeln!(body, "    (none)");
+    }
+    for (rank, candidate) in ticket.candidates.iter().enumerate() {
+        let _ = writeln!(
+            body,
+            "    {}. [{}] confidence {:.2}: {}",
+            rank + 1,
+            one_line(&candidate.entry_id),
+            candidate.confidence,
+            one_line(&candidate.question)
+        );
+    }
+    body
+}
+
+fn write_turn(body: &mut String, turn: &Turn) {
+    let role = match turn.role {
+        Role::Customer => "customer",
+        Role::Bot => "bot",
+        Role::Agent => "agent",
+    };
+    let mut lines = turn.text.lines();
+    let first = lines.next().unwrap_or_default();
+    let _ = write!(body, "[{}] {role}: {first}", format_utc(turn.at_ms));
+    if let (Some(entry), Some(confidence)) = (&turn.faq_entry, turn.confidence) {
+        let _ = write!(body, "  (FAQ {} at {confidence:.2})", one_line(entry));
+    }
+    body.push('\n');
+    for line in lines {
+        let _ = writeln!(body, "    {line}");
+    }
+}
+
+fn write_indented(body: &mut String, text: &str) {
+    for line in text.lines() {
+        let _ = writeln!(body, "    {line}");
+    }
+}
+
+/// Control characters (line breaks included) become spaces, for one-line fields.
+fn one_line(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `2023-11-14 22:13:20 UTC` for unix milliseconds.
+fn format_utc(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use switchboard_domain::{ConversationKey, EscalationReason, FaqCandidate, Language};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Message>>);
+
+    #[async_trait]
+    impl EmailTransport for Recorder {
+        async fn send(&self, message: Message) -> Result<(), SendError> {
+            self.0.lock().unwrap().push(message);
+            Ok(())
+        }
+    }
+
+    fn ticket(tier: Tier, priority: bool) -> EscalationTicket {
+        let turn = |role, text: &str, at_ms, faq: Option<(&str, f32)>| Turn {
+            role,
+            text: text.into(),
+            at_ms,
+            message_id: None,
+            faq_entry: faq.map(|(entry, _)| entry.into()),
+            confidence: faq.map(|(_, confidence)| confidence),
+        };
+        EscalationTicket {
+            ticket_id: "tk-0042".into(),
+            conversation: ConversationKey::new("telegram", "123456", "777"),
+            channel: "telegram".into(),
+            customer_id: "777".into(),
+            customer_name: Some("Jane Doe".into()),
+            tier,
+            reason: EscalationReason::AskedForHuman,
+            priority,
+            language: Language::En,
+            question: "Can I talk to a person?\nIt's about order 991.".into(),
+            transcript: vec![
+                turn(
+                    Role::Customer,
+                    "Where is order 991?",
+                    1_700_000_000_000,
+                    None,
+                ),
+                turn(
+                    Role::Bot,
+                    "Orders ship within 2 days.",
+                    1_700_000_005_000,
+                    Some(("shipping", 0.81)),
+                ),
+                turn(
+                    Role::Customer,
+                    "Can I talk to a person?\nIt's about order 991.",
+                    1_700_000_060_000,
+                    None,
+                ),
+            ],
+            candidates: vec![
+                FaqCandidate {
+                    entry_id: "shipping".into(),
+                    question: "How long does shipping take?".into(),
+                    answer: "2 days".into(),
+                    confidence: 0.41,
+                },
+                FaqCandidate {
+                    entry_id: "returns".into(),
+                    question: "How do I return an item?".into(),
+                    answer: "…".into(),
+                    confidence: 0.12,
+                },
+            ],
+            expected_response: "15 minutes".into(),
+            created_at_ms: 1_700_000_061_000,
+        }
+    }
+
+    fn notifier(recorder: Arc<Recorder>) -> EmailAgentNotifier {
+        EmailAgentNotifier::new(
+            EmailNotifierConfig {
+                from: "Switchboard <switchboard@shop.example>".into(),
+                agents: "team@shop.example, second@shop.example".into(),
+                priority_agents: Some("Duty <duty@shop.example>".into()),
+            },
+            recorder,
+        )
+        .unwrap()
+    }
+
+    fn unfolded(message: &Message) -> String {
+        String::from_utf8(message.formatted())
+            .unwrap()
+            .replace("\r\n ", " ")
+            .replace("\r\n\t", " ")
+    }
+
+    #[tokio::test]
+    async fn vip_ticket_email_has_headers_transcript_and_candidates() {
+        let recorder = Arc::new(Recorder::default());
+        notifier(recorder.clone())
+            .notify(&ticket(Tier::Vip, false))
+            .await
+            .unwrap();
+        let message = recorder.0.lock().unwrap().remove(0);
+        let headers = message.headers();
+        assert_eq!(
+            headers.get_raw("Subject"),
+            Some("[Switchboard][VIP] Escalation: asked for human on telegram")
+        );
+        assert_eq!(headers.get_raw("X-Switchboard-Ticket"), Some("tk-0042"));
+        assert_eq!(
+            headers.get_raw("X-Switchboard-Conversation"),
+            Some("telegram:123456:777")
+        );
+        assert_eq!(headers.get_raw("Auto-Submitted"), Some("auto-generated"));
+        assert_eq!(headers.get_raw("X-Priority"), Some("1"));
+        let text = unfolded(&message);
+        assert!(
+            text.contains("\r\nTo: Duty <duty@shop.example>\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Content-Type: text/plain; charset=utf-8"));
+
+        let body = email_body(&ticket(Tier::Vip, false));
+        for expected in [
+            "Ticket:            tk-0042",
+            "Customer:          Jane Doe (777)",
+            "Tier:              vip",
+            "Priority:          yes",
+            "Reason:            the customer asked for a person",
+            "Expected response: within 15 minutes",
+            "Opened:            2023-11-14 22:14:21 UTC",
+            "Question:\n    Can I talk to a person?\n    It's about order 991.\n",
+            "[2023-11-14 22:13:20 UTC] customer: Where is order 991?\n",
+            "[2023-11-14 22:13:25 UTC] bot: Orders ship within 2 days.  (FAQ shipping at 0.81)\n",
+            "[2023-11-14 22:14:20 UTC] customer: Can I talk to a person?\n    It's about order 991.\n",
+            "    1. [shipping] confidence 0.41: How long does shipping take?\n",
+            "    2. [returns] confidence 0.12: How do I return an item?\n",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+        }
+    }
+
+    #[test]
+    fn standard_tickets_go_to_the_agents() {
+        let message = notifier(Arc::default())
+            .render(&ticket(Tier::Regular, false))
+            .unwrap();
+        let text = unfolded(&message);
+        assert!(
+            text.contains("\r\nTo: team@shop.example, second@shop.example\r\n"),
+            "{text}"
+        );
+        assert_eq!(
+            message.headers().get_raw("Subject"),
+            Some("[Switchboard] Escalation: asked for human on telegram")
+        );
+        assert!(message.headers().get_raw("X-Priority").is_none());
+        let priority = notifier(Arc::default())
+            .render(&ticket(Tier::New, true))
+            .unwrap();
+        assert!(
+            priority
+                .headers()
+                .get_raw("Subject")
+                .unwrap()
+                .starts_with("[Switchboard][Priority] ")
+        );
+        assert!(unfolded(&priority).contains("\r\nTo: Duty <duty@shop.example>\r\n"));
+    }
+
+    #[test]
+    fn header_values_cannot_be_injected() {
+        let mut evil = ticket(Tier::Regular, false);
+        evil.ticket_id = "t1\r\nBcc: victim@x.example".into();
+        let text = unfolded(&notifier(Arc::default()).render(&evil).unwrap());
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let make = |from: &str, agents: &str, priority: Option<&str>| {
+            EmailAgentNotifier::new(
+                EmailNotifierConfig {
+                    from: from.into(),
+                    agents: agents.into(),
+                    priority_agents: priority.map(Into::into),
+                },
+                Arc::new(Recorder::default()),
+            )
+        };
+        assert!(make("s@x.example", "a@x.example", None).is_ok());
+        assert!(make("nobody", "a@x.example", None).is_err());
+        assert!(make("s@x.example", "", None).is_err());
+        assert!(make("s@x.example", "a@x.example", Some("not an address")).is_err());
+        assert!(
+            ChatWebhookNotifier::new(
+                ChatWebhookConfig {
+                    url: "hooks.example/x".into()
+                },
+                reqwest::Client::new()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn chat_summary_is_short_and_quotes_the_question() {
+        let summary = ChatWebhookNotifier::summary(&ticket(Tier::Vip, false));
+        assert_eq!(
+            summary,
+            "[Switchboard][VIP] Escalation on telegram: the customer asked for a person\n\
+             Customer: Jane Doe (777) · tier vip · reply expected within 15 minutes\n\
+             Ticket tk-0042 · conversation telegram:123456:777\n\
+             > Can I talk to a person?\n\
+             > It's about order 991."
+        );
+    }
+
+    struct Fake {
+        calls: AtomicUsize,
+        outcome: fn() -> Result<(), SendError>,
+    }
+
+    #[async_trait]
+    impl AgentNotifier for Fake {
+        async fn notify(&self, _ticket: &EscalationTicket) -> Result<(), SendError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            (self.outcome)()
+        }
+    }
+
+    fn fake(outcome: fn() -> Result<(), SendError>) -> Arc<Fake> {
+        Arc::new(Fake {
+            calls: AtomicUsize::new(0),
+            outcome,
+        })
+    }
+
+    #[tokio::test]
+    async fn multi_notifier_tries_all_and_prefers_transient_failures() {
+        let ok = fake(|| Ok(()));
+        let broken = fake(|| Err(permanent("x", "gone")));
+        let flaky = fake(|| Err(outbound::transient("y", "later")));
+        let all_ok = MultiNotifier::new(vec![ok.clone(), ok.clone()]);
+        all_ok.notify(&ticket(Tier::New, false)).await.unwrap();
+        assert_eq!(ok.calls.load(Ordering::SeqCst), 2);
+
+        let mixed = MultiNotifier::new(vec![broken.clone(), flaky.clone(), ok.clone()]);
+        let error = mixed.notify(&ticket(Tier::New, false)).await.unwrap_err();
+        assert!(error.is_transient());
+        assert_eq!(
+            (
+                broken.calls.load(Ordering::SeqCst),
+                flaky.calls.load(Ordering::SeqCst)
+            ),
+            (1, 1)
+        );
+        assert_eq!(ok.calls.load(Ordering::SeqCst), 3);
+
+        let permanent_only = MultiNotifier::new(vec![ok.clone(), broken.clone()]);
+        assert!(
+            !permanent_only
+                .notify(&ticket(Tier::New, false))
+                .await
+                .unwrap_err()
+                .is_transient()
+        );
+        MultiNotifier::new(Vec::new())
+            .notify(&ticket(Tier::New, false))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_utc(1_700_000_000_999), "2023-11-14 22:13:20 UTC");
+        assert_eq!(format_utc(-1_000), "1969-12-31 23:59:59 UTC");
+        assert!(format_utc(i64::MAX).ends_with(" UTC"));
+        assert!(format_utc(i64::MIN).ends_with(" UTC"));
+    }
+}

@@ -1,0 +1,365 @@
+//! The HTTP senders against a local server that records what it receives:
+//! the right path, headers and JSON, and how the provider's answer is classified.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use serde_json::{Value, json};
+use switchboard_channels::email::OutboxTransport;
+use switchboard_channels::notify::{ChatWebhookConfig, ChatWebhookNotifier};
+use switchboard_channels::{ChannelDeps, SharedChannel, registry, webchat};
+use switchboard_domain::{
+    AgentNotifier, ConversationKey, EscalationReason, EscalationTicket, Language, OutboundReply,
+    ReplyContext, Secret, SendError, Tier,
+};
+
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the sender posts JSON")
+    }
+}
+
+#[derive(Clone)]
+struct Recorder {
+    received: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
+    answer: Arc<Mutex<String>>,
+}
+
+/// A local HTTP server answering every request with the configured status and
+/// JSON body, and keeping every request.
+struct Server {
+    base: String,
+    recorder: Recorder,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let recorder = Recorder {
+            received: Arc::default(),
+            status: Arc::new(AtomicU16::new(200)),
+            answer: Arc::new(Mutex::new(r#"{"ok":true}"#.to_owned())),
+        };
+        let app = Router::new().fallback(record).with_state(recorder.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            base: format!("http://{address}"),
+            recorder,
+        }
+    }
+
+    fn answer(&self, status: u16, body: &str) {
+        self.recorder.status.store(status, Ordering::SeqCst);
+        *self.recorder.answer.lock().unwrap() = body.to_owned();
+    }
+
+    fn take(&self) -> Vec<Received> {
+        std::mem::take(&mut *self.recorder.received.lock().unwrap())
+    }
+}
+
+async fn record(
+    State(recorder): State<Recorder>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    recorder.received.lock().unwrap().push(Received {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers,
+        body: body.to_vec(),
+    });
+    let status = StatusCode::from_u16(recorder.status.load(Ordering::SeqCst)).unwrap();
+    let answer = recorder.answer.lock().unwrap().clone();
+    (status, [("content-type", "application/json")], answer)
+}
+
+fn deps() -> ChannelDeps {
+    ChannelDeps {
+        http: reqwest::Client::new(),
+        email: Arc::new(OutboxTransport::new(
+            std::env::temp_dir().join("switchboard-senders-unused"),
+        )),
+    }
+}
+
+fn channel(name: &str, settings: Value) -> SharedChannel {
+    registry::build(name, &settings, &deps()).unwrap()
+}
+
+fn reply(channel: &str, conversation: &str, thread: Option<&str>) -> OutboundReply {
+    OutboundReply {
+        channel: channel.into(),
+        account_id: "acct".into(),
+        conversation_id: conversation.into(),
+        customer_id: "cust-1".into(),
+        text: "Your order ships tomorrow. 明天发货。".into(),
+        reply: ReplyContext {
+            thread_id: thread.map(Into::into),
+            ..ReplyContext::default()
+        },
+        reply_id: "reply-0001".into(),
+    }
+}
+
+/// The whole error as a log line with its sources would show it.
+fn chain(error: &SendError) -> String {
+    let mut text = format!("{error} / {error:?}");
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text.push_str(&format!(" / {inner} / {inner:?}"));
+        source = inner.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn telegram_posts_send_message() {
+    let server = Server::start().await;
+    let telegram = channel(
+        "telegram",
+        json!({ "secret_token": "tok", "bot_token": "4242:SECRET-bot-token", "api_base": server.base }),
+    );
+    server.answer(200, r#"{"ok":true,"result":{"message_id":5}}"#);
+    telegram
+        .send(&reply("telegram", "-100777", Some("12")))
+        .await
+        .unwrap();
+    let received = server.take();
+    assert_eq!(received.len(), 1);
+    let request = &received[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/bot4242:SECRET-bot-token/sendMessage");
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        json!({ "chat_id": -100777, "text": "Your order ships tomorrow. 明天发货。", "message_thread_id": 12 })
+    );
+
+    // A username-style chat id goes as a string.
+    telegram
+        .send(&reply("telegram", "@shopchannel", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        server.take()[0].json(),
+        json!({ "chat_id": "@shopchannel", "text": "Your order ships tomorrow. 明天发货。" })
+    );
+
+    for (status, transient) in [
+        (500, true),
+        (502, true),
+        (429, true),
+        (400, false),
+        (403, false),
+    ] {
+        server.answer(
+            status,
+            r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#,
+        );
+        let error = telegram
+            .send(&reply("telegram", "1", None))
+            .await
+            .unwrap_err();
+        assert_eq!(error.is_transient(), transient, "{status}");
+        assert!(
+            !chain(&error).contains("SECRET-bot-token"),
+            "{}",
+            chain(&error)
+        );
+    }
+}
+
+#[tokio::test]
+async fn telegram_network_errors_are_transient_and_hide_the_token() {
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let telegram = channel(
+        "telegram",
+        json!({ "secret_token": "tok", "bot_token": "4242:SECRET-bot-token", "api_base": format!("http://127.0.0.1:{port}") }),
+    );
+    let error = telegram
+        .send(&reply("telegram", "1", None))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient());
+    let text = chain(&error);
+    assert!(
+        !text.contains("SECRET-bot-token") && !text.contains("4242"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn slack_posts_chat_post_message() {
+    let server = Server::start().await;
+    let slack = channel(
+        "slack",
+        json!({ "signing_secret": "sign", "bot_token": "xoxb-test-token", "api_base": format!("{}/api/", server.base) }),
+    );
+    server.answer(200, r#"{"ok":true,"channel":"C1","ts":"1.2"}"#);
+    slack
+        .send(&reply("slack", "C0CHAN", Some("1700000000.000200")))
+        .await
+        .unwrap();
+    let request = &server.take()[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/api/chat.postMessage");
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer xoxb-test-token")
+    );
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        json!({ "channel": "C0CHAN", "text": "Your order ships tomorrow. 明天发货。", "thread_ts": "1700000000.000200" })
+    );
+
+    slack.send(&reply("slack", "D0DM", None)).await.unwrap();
+    assert_eq!(server.take()[0].json().get("thread_ts"), None);
+
+    for (status, body, transient) in [
+        (200, r#"{"ok":false,"error":"ratelimited"}"#, true),
+        (200, r#"{"ok":false,"error":"internal_error"}"#, true),
+        (200, r#"{"ok":false,"error":"channel_not_found"}"#, false),
+        (200, r#"{"ok":false,"error":"invalid_auth"}"#, false),
+        (429, r#"{"ok":false,"error":"ratelimited"}"#, true),
+        (500, "oops", true),
+        (503, "", true),
+        (400, r#"{"ok":false,"error":"invalid_arguments"}"#, false),
+        (200, "not json", true),
+    ] {
+        server.answer(status, body);
+        let error = slack
+            .send(&reply("slack", "C0CHAN", None))
+            .await
+            .unwrap_err();
+        assert_eq!(error.is_transient(), transient, "{status} {body}");
+        assert!(!chain(&error).contains("xoxb-test-token"));
+    }
+}
+
+#[tokio::test]
+async fn webchat_posts_signed_replies() {
+    let server = Server::start().await;
+    let secret = "webchat-secret-for-tests";
+    let webchat = channel(
+        "webchat",
+        json!({ "signing_secret": secret, "reply_url": format!("{}/switchboard/replies", server.base) }),
+    );
+    server.answer(204, "");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    webchat
+        .send(&reply("webchat", "conv-9", None))
+        .await
+        .unwrap();
+    let request = &server.take()[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/switchboard/replies");
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(request.header("idempotency-key"), Some("reply-0001"));
+    assert_eq!(
+        request.json(),
+        json!({
+            "reply_id": "reply-0001", "account_id": "acct", "conversation_id": "conv-9",
+            "customer_id": "cust-1", "text": "Your order ships tomorrow. 明天发货。"
+        })
+    );
+    // The integrator can check us exactly as we check them.
+    let timestamp: i64 = request
+        .header("x-switchboard-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((before..=before + 5).contains(&timestamp));
+    assert_eq!(
+        request.header("x-switchboard-signature").unwrap(),
+        webchat::sign(&Secret::new(secret), timestamp, &request.body)
+    );
+
+    for (status, transient) in [
+        (500, true),
+        (503, true),
+        (429, true),
+        (408, true),
+        (400, false),
+        (404, false),
+        (401, false),
+    ] {
+        server.answer(status, "{}");
+        let error = webchat
+            .send(&reply("webchat", "conv-9", None))
+            .await
+            .unwrap_err();
+        assert_eq!(error.is_transient(), transient, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn chat_webhook_notifier_posts_a_text_summary() {
+    let server = Server::start().await;
+    let notifier = ChatWebhookNotifier::new(
+        ChatWebhookConfig {
+            url: Secret::new(format!("{}/services/T0/B0/XYZ", server.base)),
+        },
+        reqwest::Client::new(),
+    )
+    .unwrap();
+    let ticket = EscalationTicket {
+        ticket_id: "tk-1".into(),
+        conversation: ConversationKey::new("slack", "T0", "D0"),
+        channel: "slack".into(),
+        customer_id: "U1".into(),
+        customer_name: None,
+        tier: Tier::Regular,
+        reason: EscalationReason::NoConfidentMatch,
+        priority: false,
+        language: Language::En,
+        question: "Do you sell gift cards?".into(),
+        transcript: Vec::new(),
+        candidates: Vec::new(),
+        expected_response: "4 hours".into(),
+        created_at_ms: 0,
+    };
+    notifier.notify(&ticket).await.unwrap();
+    let request = &server.take()[0];
+    assert_eq!(request.path, "/services/T0/B0/XYZ");
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    let text = request.json()["text"].as_str().unwrap().to_owned();
+    assert!(text.starts_with(
+        "[Switchboard] Escalation on slack: no FAQ entry answers the question confidently\n"
+    ));
+    assert!(text.ends_with("> Do you sell gift cards?"));
+
+    server.answer(500, "");
+    assert!(notifier.notify(&ticket).await.unwrap_err().is_transient());
+    server.answer(404, "");
+    assert!(!notifier.notify(&ticket).await.unwrap_err().is_transient());
+}

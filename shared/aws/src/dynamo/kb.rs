@@ -206,9 +206,12 @@ impl DynamoKnowledgeBase {
         let entries = self.load_raw_entries().await?;
         // Stored text may be pretty-printed; JSON Lines needs one line each.
         let lines = entries
-            .iter()
+            .into_iter()
             .map(|raw| {
-                serde_json::from_str::<serde_json::Value>(raw)
+                if !raw.contains(['\n', '\r']) {
+                    return Ok(raw);
+                }
+                serde_json::from_str::<serde_json::Value>(&raw)
                     .and_then(|v| serde_json::to_string(&v))
                     .map_err(|e| StoreError::Corrupt {
                         key: self.name.clone(),

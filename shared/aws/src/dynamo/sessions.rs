@@ -120,10 +120,11 @@ impl SessionStore for DynamoSessionStore {
             .item(
                 TTL_ATTRIBUTE,
                 ttl_seconds(session.updated_at_ms.saturating_add(self.retention_ms)),
-            )
-            .expression_attribute_names("#key", CONVERSATION);
+            );
         let request = if expected == 0 {
-            request.condition_expression("attribute_not_exists(#key)")
+            request
+                .condition_expression("attribute_not_exists(#key)")
+                .expression_attribute_names("#key", CONVERSATION)
         } else {
             request
                 .condition_expression("#version = :expected")

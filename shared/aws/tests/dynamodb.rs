@@ -1,0 +1,467 @@
+//! The store adapters against DynamoDB Local.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use serde_json::json;
+use switchboard_aws::{
+    DynamoCustomerStore, DynamoFeedbackStore, DynamoGapLog, DynamoIdempotencyStore,
+    DynamoKnowledgeBase, DynamoSessionStore, TTL_ATTRIBUTE,
+};
+use switchboard_domain::{
+    Claim, ConversationKey, CustomerStore, Feedback, FeedbackStore, GapLog, IdempotencyStore,
+    InboundMessage, Language, Role, Session, SessionStore, StoreError, Turn,
+};
+use tokio::sync::Barrier;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_claims_of_one_key_have_exactly_one_winner() {
+    let local = common::local().await;
+    let store = Arc::new(DynamoIdempotencyStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.idempotency_table,
+    ));
+    let barrier = Arc::new(Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .claim("telegram:bot:update-7", 1_000, 30_000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut claims = Vec::new();
+    for task in tasks {
+        claims.push(task.await.unwrap());
+    }
+    assert_eq!(
+        claims.iter().filter(|c| **c == Claim::Acquired).count(),
+        1,
+        "{claims:?}"
+    );
+    assert_eq!(
+        claims.iter().filter(|c| **c == Claim::InProgress).count(),
+        19,
+        "{claims:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_but_a_completed_record_never_is() {
+    let local = common::local().await;
+    let table = &local.resources.idempotency_table;
+    let store = DynamoIdempotencyStore::new(local.clients.dynamodb.clone(), table);
+
+    assert_eq!(store.claim("k", 0, 1_000).await.unwrap(), Claim::Acquired);
+    assert_eq!(
+        store.claim("k", 999, 1_000).await.unwrap(),
+        Claim::InProgress,
+        "lease still running"
+    );
+    // The first attempt crashed; once its lease has run out another takes over.
+    assert_eq!(
+        store.claim("k", 1_000, 1_000).await.unwrap(),
+        Claim::Acquired,
+        "expired lease is taken over"
+    );
+    assert_eq!(
+        store.claim("k", 1_500, 1_000).await.unwrap(),
+        Claim::InProgress,
+        "the new lease holds"
+    );
+
+    store.complete("k", 86_400_000).await.unwrap();
+    for now in [1_500, 2_001, 50_000_000, 86_399_999] {
+        assert_eq!(
+            store.claim("k", now, 1_000).await.unwrap(),
+            Claim::Done,
+            "completed at {now}"
+        );
+    }
+    store.release("k").await.unwrap();
+    assert_eq!(
+        store.claim("k", 3_000, 1_000).await.unwrap(),
+        Claim::Done,
+        "release must not undo a completion"
+    );
+
+    // Records carry the TTL attribute in epoch seconds.
+    let item = local
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key("id", AttributeValue::S("k".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        item.get(TTL_ATTRIBUTE),
+        Some(&AttributeValue::N("86400".into()))
+    );
+    assert_eq!(
+        item.get("status"),
+        Some(&AttributeValue::S("COMPLETED".into()))
+    );
+
+    // Past its keep-until time a completed record counts as gone (TTL may lag).
+    assert_eq!(
+        store.claim("k", 86_400_000, 1_000).await.unwrap(),
+        Claim::Acquired
+    );
+
+    // A released in-progress record can be claimed again at once.
+    assert_eq!(store.claim("r", 0, 60_000).await.unwrap(), Claim::Acquired);
+    store.release("r").await.unwrap();
+    assert_eq!(store.claim("r", 1, 60_000).await.unwrap(), Claim::Acquired);
+}
+
+fn message(conversation: &str) -> InboundMessage {
+    serde_json::from_value(json!({
+        "channel": "telegram", "account_id": "bot", "customer_id": "42", "conversation_id": conversation,
+        "provider_message_id": "m0", "sent_at_ms": 0, "kind": "text", "text": "hello"
+    }))
+    .unwrap()
+}
+
+fn turn(id: String, at_ms: i64) -> Turn {
+    Turn {
+        role: Role::Customer,
+        text: format!("turn {id}"),
+        at_ms,
+        message_id: Some(id),
+        faq_entry: None,
+        confidence: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_concurrent_workers_lose_no_turn() {
+    let local = common::local().await;
+    let store = Arc::new(DynamoSessionStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.sessions_table,
+    ));
+    let key = ConversationKey::new("telegram", "bot", "chat-1");
+    let conflicts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    const TURNS: usize = 15;
+
+    let workers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|worker| {
+            let (store, key, conflicts) = (store.clone(), key.clone(), conflicts.clone());
+            tokio::spawn(async move {
+                for i in 0..TURNS {
+                    loop {
+                        let mut session = match store.load(&key).await.unwrap() {
+                            Some(session) => session,
+                            None => Session::start(&message("chat-1"), Language::En, 0),
+                        };
+                        session.push(turn(format!("{worker}-{i}"), i as i64));
+                        match store.save(&session).await {
+                            Ok(version) => {
+                                assert_eq!(version, session.version + 1);
+                                break;
+                            }
+                            Err(StoreError::Conflict(_)) => {
+                                conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(other) => {
+                                panic!("save failed: {}", switchboard_aws::error_chain(&other))
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+
+    let session = store.load(&key).await.unwrap().expect("session stored");
+    let ids: BTreeSet<String> = session
+        .turns
+        .iter()
+        .filter_map(|t| t.message_id.clone())
+        .collect();
+    let expected: BTreeSet<String> = ["a", "b"]
+        .iter()
+        .flat_map(|w| (0..TURNS).map(move |i| format!("{w}-{i}")))
+        .collect();
+    assert_eq!(
+        ids, expected,
+        "every turn of both workers is in the transcript"
+    );
+    assert_eq!(session.turns.len(), 2 * TURNS, "and none twice");
+    assert_eq!(
+        session.version,
+        2 * TURNS as u64,
+        "one version per successful save"
+    );
+    eprintln!(
+        "conflicts retried: {}",
+        conflicts.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+#[tokio::test]
+async fn stale_and_duplicate_first_saves_conflict() {
+    let local = common::local().await;
+    let store = DynamoSessionStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.sessions_table,
+    );
+    let mut fresh = Session::start(&message("chat-2"), Language::Zh, 5);
+    fresh.push(turn("m1".into(), 6));
+    assert_eq!(store.save(&fresh).await.unwrap(), 1);
+    assert!(
+        matches!(store.save(&fresh).await, Err(StoreError::Conflict(_))),
+        "a second new session conflicts"
+    );
+
+    let mut loaded = store.load(&fresh.key).await.unwrap().unwrap();
+    assert_eq!(loaded.version, 1);
+    assert_eq!(loaded.turns, fresh.turns);
+    assert_eq!(loaded.language, Language::Zh);
+    let stale = loaded.clone();
+    loaded.push(turn("m2".into(), 7));
+    assert_eq!(store.save(&loaded).await.unwrap(), 2);
+    assert!(
+        matches!(store.save(&stale).await, Err(StoreError::Conflict(_))),
+        "a stale version conflicts"
+    );
+    assert_eq!(
+        store.load(&fresh.key).await.unwrap().unwrap().turns.len(),
+        2
+    );
+    assert!(
+        store
+            .load(&ConversationKey::new("telegram", "bot", "nobody"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn customers_are_counted_atomically_and_returned_as_before() {
+    let local = common::local().await;
+    let store = Arc::new(DynamoCustomerStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.customers_table,
+    ));
+    assert_eq!(
+        store.record_contact("telegram:42", 100).await.unwrap(),
+        None,
+        "first contact"
+    );
+    let before = store
+        .record_contact("telegram:42", 200)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            before.first_seen_ms,
+            before.last_seen_ms,
+            before.message_count
+        ),
+        (100, 100, 1)
+    );
+
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .record_contact("telegram:42", 300 + i)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut counts = BTreeSet::new();
+    for task in tasks {
+        counts.insert(task.await.unwrap().message_count);
+    }
+    assert_eq!(
+        counts,
+        (2..12).collect::<BTreeSet<u64>>(),
+        "each contact saw a distinct count"
+    );
+    let last = store
+        .record_contact("telegram:42", 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((last.first_seen_ms, last.message_count), (100, 12));
+}
+
+#[tokio::test]
+async fn feedback_is_kept_per_conversation_and_retries_do_not_duplicate() {
+    let local = common::local().await;
+    let store = DynamoFeedbackStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.feedback_table,
+    );
+    let conversation = ConversationKey::new("slack", "T1", "C1");
+    let first = Feedback {
+        conversation: conversation.clone(),
+        helpful: Some(true),
+        satisfaction: None,
+        comment: None,
+        at_ms: 10,
+    };
+    let second = Feedback {
+        conversation: conversation.clone(),
+        helpful: None,
+        satisfaction: Some(4),
+        comment: Some("quick answer".into()),
+        at_ms: 10,
+    };
+    store.put(&first).await.unwrap();
+    store.put(&first).await.unwrap();
+    store.put(&second).await.unwrap();
+    let listed = store.list(&conversation).await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.contains(&first) && listed.contains(&second));
+    assert!(
+        store
+            .list(&ConversationKey::new("slack", "T1", "other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn gaps_are_counted_and_listed_most_frequent_first() {
+    let local = common::local().await;
+    let log = DynamoGapLog::new(local.clients.dynamodb.clone(), &local.resources.gaps_table);
+    for (question, times) in [
+        ("Do you ship to Mars?", 3),
+        ("Can I pay in gold?", 1),
+        ("退货要多久？", 2),
+    ] {
+        for i in 0..times {
+            log.record(question, Language::detect(question), 100 + i)
+                .await
+                .unwrap();
+        }
+    }
+    log.record("do you SHIP to mars", Language::En, 500)
+        .await
+        .unwrap();
+    log.record("  ?! ", Language::En, 600).await.unwrap();
+    let gaps = log.most_frequent(2).await.unwrap();
+    assert_eq!(gaps.len(), 2);
+    assert_eq!(
+        (
+            gaps[0].question.as_str(),
+            gaps[0].count,
+            gaps[0].last_seen_ms
+        ),
+        ("do you SHIP to mars", 4, 500)
+    );
+    assert_eq!(
+        (gaps[1].question.as_str(), gaps[1].count, gaps[1].language),
+        ("退货要多久？", 2, Language::Zh)
+    );
+    assert_eq!(
+        log.most_frequent(10).await.unwrap().len(),
+        3,
+        "blank questions are not recorded"
+    );
+}
+
+#[tokio::test]
+async fn the_knowledge_base_is_replaced_as_a_whole_and_keeps_its_order() {
+    let local = common::local().await;
+    let kb = DynamoKnowledgeBase::new(local.clients.dynamodb.clone(), &local.resources.kb_table);
+    assert!(kb.load_entries().await.unwrap().is_empty());
+    assert_eq!(kb.load_jsonl().await.unwrap(), None);
+
+    let first: Vec<_> = (0..40)
+        .map(|i| json!({"id": format!("e{i}"), "question": format!("q{i}"), "answer": "a"}))
+        .collect();
+    kb.put_entries(&first, 1).await.unwrap();
+    assert_eq!(
+        kb.load_entries().await.unwrap(),
+        first,
+        "40 entries (two write batches) in order"
+    );
+
+    let second = vec![r#"{"id":"only","question":"营业时间？","answer":"9-18"}"#.to_owned()];
+    kb.put_raw_entries(&second, 2).await.unwrap();
+    assert_eq!(kb.load_raw_entries().await.unwrap(), second);
+    assert_eq!(kb.load_jsonl().await.unwrap().unwrap(), second[0]);
+    let third = vec![json!({"id": "x", "question": "q", "answer": "a"})];
+    kb.put_entries(&third, 3).await.unwrap();
+    assert_eq!(kb.load_entries().await.unwrap(), third);
+
+    // The first generation is gone; the second is kept for readers still on it.
+    let items = local
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&local.resources.kb_table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        items.count(),
+        1 + 1 + 1,
+        "pointer + previous generation's entry + current entry"
+    );
+    assert!(
+        kb.put_raw_entries(&["{not json".to_owned()], 4)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        kb.load_entries().await.unwrap(),
+        third,
+        "a rejected import changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn every_table_has_ttl_on_expires_at() {
+    let local = common::local().await;
+    let r = &local.resources;
+    for table in [
+        &r.sessions_table,
+        &r.customers_table,
+        &r.idempotency_table,
+        &r.feedback_table,
+        &r.gaps_table,
+        &r.kb_table,
+    ] {
+        let ttl = local
+            .clients
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
+        let description = ttl.time_to_live_description().unwrap();
+        assert_eq!(
+            description.time_to_live_status(),
+            Some(&TimeToLiveStatus::Enabled),
+            "{table}"
+        );
+        assert_eq!(description.attribute_name(), Some(TTL_ATTRIBUTE), "{table}");
+    }
+}

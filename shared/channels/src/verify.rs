@@ -36,10 +36,10 @@ pub fn check_replay_window(
     window_secs: i64,
 ) -> Result<(), VerifyError> {
     let now_secs = now_ms.div_euclid(1000);
-    if (now_secs - timestamp_secs).abs() > window_secs {
-        Err(VerifyError::Stale { window_secs })
-    } else {
-        Ok(())
+    // Checked: a hostile timestamp such as i64::MIN must not overflow.
+    match now_secs.checked_sub(timestamp_secs) {
+        Some(distance) if distance.unsigned_abs() <= window_secs.max(0).unsigned_abs() => Ok(()),
+        _ => Err(VerifyError::Stale { window_secs }),
     }
 }
 
@@ -74,5 +74,18 @@ mod tests {
         assert!(check_replay_window(1_700_000_000 - 300, now_ms, 300).is_ok());
         assert!(check_replay_window(1_700_000_000 - 301, now_ms, 300).is_err());
         assert!(check_replay_window(1_700_000_000 + 301, now_ms, 300).is_err());
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        let now_ms = 1_700_000_000_000;
+        for timestamp in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            assert!(
+                check_replay_window(timestamp, now_ms, 300).is_err(),
+                "{timestamp}"
+            );
+        }
+        assert!(check_replay_window(0, i64::MIN, 300).is_err());
+        assert!(check_replay_window(0, 0, i64::MAX).is_ok());
     }
 }

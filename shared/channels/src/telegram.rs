@@ -30,8 +30,9 @@ use crate::{
 const NAME: &str = "telegram";
 const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
 const DEFAULT_API_BASE: &str = "https://api.telegram.org";
-/// `sendMessage` accepts at most 4096 characters; longer replies go out in parts.
-const MAX_TEXT_CHARS: usize = 4096;
+/// `sendMessage` accepts at most 4096 characters (UTF-16 code units); longer
+/// replies go out in parts.
+const MAX_TEXT_UNITS: usize = 4096;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +178,7 @@ impl Channel for Telegram {
             self.api_base,
             self.bot_token.expose()
         );
-        for part in split_text(&reply.text, MAX_TEXT_CHARS) {
+        for part in split_text(&reply.text, MAX_TEXT_UNITS) {
             let mut body = json!({ "chat_id": chat_id, "text": part });
             if let Some(thread_id) = thread_id {
                 body["message_thread_id"] = json!(thread_id);
@@ -334,16 +335,24 @@ fn attachments(message: &Message) -> Vec<Attachment> {
     out
 }
 
-/// Splits `text` into pieces of at most `max` characters, preferring to break
-/// after a newline or a space in the second half of a piece.
+/// Splits `text` into pieces of at most `max` UTF-16 code units (the unit in
+/// which Telegram measures a message), preferring to break after a newline or
+/// a space in the second half of a piece.
 fn split_text(text: &str, max: usize) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut rest = text;
-    while rest.chars().count() > max {
-        let hard = rest
-            .char_indices()
-            .nth(max)
-            .map_or(rest.len(), |(at, _)| at);
+    loop {
+        let mut units = 0;
+        let mut hard = None;
+        for (at, ch) in rest.char_indices() {
+            units += ch.len_utf16();
+            if units > max {
+                // Always move on by at least one character.
+                hard = Some(if at == 0 { ch.len_utf8() } else { at });
+                break;
+            }
+        }
+        let Some(hard) = hard else { break };
         let window = &rest[..hard];
         let soft = window
             .rfind('\n')
@@ -703,15 +712,33 @@ mod tests {
     #[test]
     fn long_replies_are_split_on_spaces() {
         let text = "word ".repeat(2000);
-        let parts = split_text(&text, MAX_TEXT_CHARS);
+        let parts = split_text(&text, MAX_TEXT_UNITS);
         assert_eq!(parts.len(), 3);
         assert!(
             parts
                 .iter()
-                .all(|part| part.chars().count() <= MAX_TEXT_CHARS)
+                .all(|part| part.encode_utf16().count() <= MAX_TEXT_UNITS)
         );
         assert_eq!(parts.concat(), text);
         assert_eq!(split_text("短", 1), ["短"]);
         assert_eq!(split_text("长长长", 2), ["长长", "长"]);
+        assert!(split_text("", 10).is_empty());
+    }
+
+    #[test]
+    fn split_counts_utf16_units_like_telegram() {
+        // Each emoji is two UTF-16 units: 3000 of them need two messages.
+        let text = "😀".repeat(3000);
+        let parts = split_text(&text, MAX_TEXT_UNITS);
+        assert_eq!(
+            parts
+                .iter()
+                .map(|part| part.encode_utf16().count())
+                .collect::<Vec<_>>(),
+            [4096, 1904]
+        );
+        assert_eq!(parts.concat(), text);
+        // A character wider than the limit still goes out rather than looping.
+        assert_eq!(split_text("😀😀", 1), ["😀", "😀"]);
     }
 }

@@ -180,11 +180,13 @@ impl Channel for Webchat {
 
     fn parse(&self, request: &WebhookRequest) -> Result<Vec<InboundMessage>, ParseError> {
         let body: Value = serde_json::from_slice(&request.body)?;
-        let items = match body.get("messages") {
-            Some(Value::Array(items)) => items.clone(),
-            Some(_) => return Err(ParseError::Invalid("messages must be an array".into())),
-            None if body.is_object() => vec![body],
-            None => return Err(ParseError::Invalid("body must be a JSON object".into())),
+        let items = match body {
+            Value::Object(mut object) => match object.remove("messages") {
+                Some(Value::Array(items)) => items,
+                Some(_) => return Err(ParseError::Invalid("messages must be an array".into())),
+                None => vec![Value::Object(object)],
+            },
+            _ => return Err(ParseError::Invalid("body must be a JSON object".into())),
         };
         if items.len() > MAX_BATCH {
             return Err(ParseError::Invalid(format!(

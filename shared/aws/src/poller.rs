@@ -17,6 +17,11 @@ pub struct EventSourcePoller {
     pub batch_size: i32,
     /// Seconds a received batch stays invisible; `None` keeps the queue's.
     pub visibility_timeout_s: Option<i32>,
+    /// Make failed records visible again at once (visibility 0, in batch
+    /// order) instead of letting their visibility timeout run out as Lambda
+    /// does. Quicker local runs; also keeps a FIFO group in order on moto,
+    /// which redelivers a group's timed-out messages out of order.
+    pub retry_failed_at_once: bool,
 }
 
 impl EventSourcePoller {
@@ -33,6 +38,7 @@ impl EventSourcePoller {
             region,
             batch_size: 10,
             visibility_timeout_s: None,
+            retry_failed_at_once: false,
         }
     }
 
@@ -101,6 +107,28 @@ impl EventSourcePoller {
             .collect();
         if failed.contains(&"") {
             return Ok(0);
+        }
+        if self.retry_failed_at_once {
+            for record in &event.records {
+                let (Some(id), Some(handle)) = (
+                    record.message_id.as_deref(),
+                    record.receipt_handle.as_deref(),
+                ) else {
+                    continue;
+                };
+                if failed.contains(&id) {
+                    self.sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue.url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            AwsError::sqs("ChangeMessageVisibility", &self.queue.url, e)
+                        })?;
+                }
+            }
         }
         let entries = event
             .records

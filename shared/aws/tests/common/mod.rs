@@ -13,10 +13,8 @@ const MOTO_VAR: &str = "SWITCHBOARD_TEST_MOTO_ENDPOINT";
 /// The endpoint from the environment, else from the `.cache/aws-env` file
 /// `aws.sh start` writes; panics with instructions when neither has it.
 fn endpoint(var: &str) -> String {
-    if let Ok(value) = std::env::var(var) {
-        if !value.trim().is_empty() {
-            return value.trim().to_owned();
-        }
+    if let Some(value) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+        return value.trim().to_owned();
     }
     let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/aws-env");
     let from_file = std::fs::read_to_string(&env_file).ok().and_then(|text| {

@@ -64,7 +64,7 @@ impl Outcome {
             .candidates
             .iter()
             .take(10)
-            .position(|c| gold.iter().any(|g| *g == c.id))
+            .position(|c| gold.contains(&c.id))
             .map(|p| p + 1);
         Outcome {
             in_scope: !gold.is_empty(),

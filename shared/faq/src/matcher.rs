@@ -43,6 +43,8 @@ pub struct Matcher {
     pub(crate) options: MatcherOptions,
     pub(crate) ids: Vec<String>,
     pub(crate) lexical: LexicalIndex,
+    /// With `index_answers`: one document per entry holding its answers.
+    pub(crate) answers: Option<LexicalIndex>,
     pub(crate) model: LinearModel,
 }
 
@@ -81,42 +83,44 @@ impl Matcher {
     }
 
     pub fn build_with(kb: &KnowledgeBase, options: MatcherOptions) -> Matcher {
-        let mut texts: Vec<(u32, String)> = Vec::new();
-        for (i, entry) in kb.entries.iter().enumerate() {
-            let i = i as u32;
-            if options.index_answers {
-                let mut first = entry.question.clone();
-                for answer in std::iter::once(&entry.answer).chain(entry.answers.values()) {
-                    first.push('\n');
-                    first.push_str(answer);
-                }
-                texts.push((i, first));
-                texts.extend(entry.paraphrases.iter().map(|p| (i, p.clone())));
-            } else {
-                texts.extend(entry.phrasings().map(|p| (i, p.to_string())));
-            }
-        }
-        let docs = texts.iter().map(|(entry, text)| Document {
-            entry: *entry,
-            text,
+        let n = kb.entries.len() as u32;
+        let docs = kb.entries.iter().enumerate().flat_map(|(i, e)| {
+            e.phrasings().map(move |text| Document {
+                entry: i as u32,
+                text,
+            })
         });
-        let lexical = LexicalIndex::build(kb.entries.len() as u32, docs);
+        let lexical = LexicalIndex::build(n, docs);
+        let answer_texts: Vec<String> = kb
+            .entries
+            .iter()
+            .map(|e| {
+                let mut text = e.answer.clone();
+                for other in e.answers.values().filter(|a| **a != e.answer) {
+                    text.push('\n');
+                    text.push_str(other);
+                }
+                text
+            })
+            .collect();
+        let answers = options.index_answers.then(|| {
+            let docs = answer_texts.iter().enumerate().map(|(i, text)| Document {
+                entry: i as u32,
+                text,
+            });
+            LexicalIndex::build(n, docs)
+        });
         let phrasings = kb
             .entries
             .iter()
             .enumerate()
             .flat_map(|(i, e)| e.phrasings().map(move |p| (i as u32, p)));
-        let answers = kb
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|_| options.index_answers && train_on_answers())
-            .map(|(i, e)| (i as u32, e.answer.as_str()));
-        let model = LinearModel::train(kb.entries.len() as u32, phrasings.chain(answers));
+        let model = LinearModel::train(n, phrasings);
         Matcher {
             options,
             ids: kb.entries.iter().map(|e| e.id.clone()).collect(),
             lexical,
+            answers,
             model,
         }
     }
@@ -137,10 +141,15 @@ impl Matcher {
     /// The `top` best entries for `query`, with calibrated confidence.
     pub fn rank(&self, query: &str, top: usize) -> Ranking {
         let language = Language::detect(query);
-        let lexical = self.lexical.score(query);
+        let mut lexical = self.lexical.score(query);
+        if let Some(answers) = &self.answers {
+            let from_answers = answers.score(query);
+            let weight = ANSWER_WEIGHT * lexical.ceiling / from_answers.ceiling.max(1e-6);
+            lexical.scores = merge_sum(&lexical.scores, &from_answers.scores, weight);
+        }
         let model = self.model.score(query);
         let ceiling = lexical.ceiling.max(1e-6);
-        let lex_weight = knob("LEX", 0.5);
+        let lex_weight = LEXICAL_WEIGHT;
         // merge the two sparse score lists (both sorted by entry)
         let mut combined: Vec<(u32, f32, f32, f32)> = Vec::new(); // entry, final, prob, lex
         let (mut i, mut j) = (0, 0);
@@ -171,11 +180,6 @@ impl Matcher {
                 calibrate(first.2, first.3, first.1 - second.1)
             }
         };
-        if std::env::var_os("FAQ_DUMP").is_some() {
-            let f = combined.first().copied().unwrap_or((0, 0.0, 0.0, 0.0));
-            let s2 = combined.get(1).copied().unwrap_or((0, 0.0, 0.0, 0.0));
-            eprintln!("DUMP {} {} {} {}", f.2, f.3, f.1 - s2.1, model.floor);
-        }
         let candidates = combined
             .iter()
             .take(top)
@@ -199,25 +203,37 @@ impl Matcher {
     }
 }
 
-/// Development knob (read once per call; removed once the values are fixed).
-fn knob(name: &str, default: f32) -> f32 {
-    std::env::var(format!("FAQ_{name}"))
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// Weight of the normalised lexical score against the model's probability.
+const LEXICAL_WEIGHT: f32 = 0.5;
+/// Weight of a match in the answer text against one in the question (`index_answers`).
+const ANSWER_WEIGHT: f32 = 0.7;
 
-fn train_on_answers() -> bool {
-    knob("ANS", 0.0) > 0.0
+/// `a + weight * b` over two sparse lists sorted by entry.
+fn merge_sum(a: &[(u32, f32)], b: &[(u32, f32)], weight: f32) -> Vec<(u32, f32)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let ea = a.get(i).map_or(u32::MAX, |x| x.0);
+        let eb = b.get(j).map_or(u32::MAX, |x| x.0);
+        let entry = ea.min(eb);
+        let mut score = 0.0;
+        if ea == entry {
+            score += a[i].1;
+            i += 1;
+        }
+        if eb == entry {
+            score += weight * b[j].1;
+            j += 1;
+        }
+        out.push((entry, score));
+    }
+    out
 }
 
 /// Confidence that the top entry is right, from the model's probability for it,
 /// the share of the message its best phrasing covers lexically, and its lead.
 fn calibrate(prob: f32, lex: f32, lead: f32) -> f32 {
-    let z = knob("CA", 5.0) * prob
-        + knob("CB", 3.0) * lex.min(1.5)
-        + knob("CC", 3.0) * lead
-        + knob("CD", -4.0);
+    let z = 5.0 * prob + 3.0 * lex.min(1.5) + 3.0 * lead - 4.0;
     sigmoid(z)
 }
 

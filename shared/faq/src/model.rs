@@ -16,13 +16,14 @@ use std::collections::HashMap;
 use crate::text;
 
 /// Training passes over the phrasings.
-const EPOCHS: usize = 6;
+const EPOCHS: usize = 8;
 /// Initial learning rate (inputs are L2-normalised); it decays as 1/(1 + epoch/2).
 const LEARNING_RATE: f32 = 1.5;
 /// A feature gets class weights only if it occurs in at most this many entries
-/// (or this share of them, whichever is larger).
-const MAX_ENTRIES_PER_FEATURE: usize = 48;
-const MAX_SHARE_PER_FEATURE: f32 = 0.25;
+/// (or this share of them, whichever is larger). This only bites on large
+/// knowledge bases, where it bounds training and scoring work.
+const MAX_ENTRIES_PER_FEATURE: usize = 512;
+const MAX_SHARE_PER_FEATURE: f32 = 0.05;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearModel {
@@ -34,6 +35,9 @@ pub struct LinearModel {
     pub(crate) weights: Vec<f32>,
     pub(crate) entries: u32,
 }
+
+/// Hashed features of a phrasing and the entries that use it.
+type RawExample = (Vec<(u64, f32)>, Vec<u32>);
 
 /// One training example: a distinct phrasing and the entries that use it.
 struct Example {
@@ -55,11 +59,11 @@ pub struct ModelScores {
 }
 
 impl LinearModel {
-    /// Train on `(entry, text, weight)` phrasings.
+    /// Train on `(entry, text)` phrasings.
     pub fn train<'a>(entries: u32, phrasings: impl IntoIterator<Item = (u32, &'a str)>) -> Self {
         // distinct phrasings, in first-seen order, with every entry that uses them
         let mut by_text: HashMap<Vec<(u64, u32)>, usize> = HashMap::new();
-        let mut raw: Vec<(Vec<(u64, f32)>, Vec<u32>)> = Vec::new();
+        let mut raw: Vec<RawExample> = Vec::new();
         for (entry, phrasing) in phrasings {
             let features = text::features(phrasing);
             if features.is_empty() {
@@ -153,8 +157,7 @@ impl LinearModel {
             for &i in &order {
                 let example = &examples[i];
                 self.accumulate(&example.features, &mut scores, &mut touched);
-                let floor = softmax_in_place(&mut scores, &touched, n);
-                let _ = floor;
+                softmax_in_place(&mut scores, &touched, n);
                 let target = 1.0 / example.gold.len() as f32;
                 for &(f, x) in &example.features {
                     let range =

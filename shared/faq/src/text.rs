@@ -176,7 +176,7 @@ pub fn features(text: &str) -> Vec<(u64, f32)> {
             }
         }
     }
-    raw.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    raw.sort_unstable_by_key(|f| f.0);
     // repeated features: keep the largest weight (presence, not counts)
     raw.dedup_by(|later, kept| {
         if later.0 == kept.0 {

@@ -6,6 +6,7 @@
 //! turns into answer / answer and offer a person / hand over.
 
 pub mod cli;
+mod codec;
 pub mod eval;
 pub mod kb;
 pub mod lexical;

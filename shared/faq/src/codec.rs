@@ -1,0 +1,286 @@
+//! A compact binary form of a compiled matcher, so that a large knowledge base is
+//! compiled once (at import) and loaded quickly. Little-endian, length-prefixed
+//! arrays behind a magic number and a format version.
+
+use std::collections::HashMap;
+
+use crate::FaqError;
+use crate::lexical::LexicalIndex;
+use crate::matcher::{Matcher, MatcherOptions};
+use crate::model::LinearModel;
+
+const MAGIC: &[u8; 8] = b"SBFAQ\0\0\x01";
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn f32(&mut self, v: f32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn len(&mut self, n: usize) {
+        self.0.extend_from_slice(&(n as u64).to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn u32s(&mut self, v: &[u32]) {
+        self.len(v.len());
+        v.iter()
+            .for_each(|x| self.0.extend_from_slice(&x.to_le_bytes()));
+    }
+    fn f32s(&mut self, v: &[f32]) {
+        self.len(v.len());
+        v.iter()
+            .for_each(|x| self.0.extend_from_slice(&x.to_le_bytes()));
+    }
+    fn u64s(&mut self, v: &[u64]) {
+        self.len(v.len());
+        v.iter()
+            .for_each(|x| self.0.extend_from_slice(&x.to_le_bytes()));
+    }
+    fn lexical(&mut self, index: &LexicalIndex) {
+        let mut terms: Vec<(&String, &u32)> = index.lexicon.iter().collect();
+        terms.sort_unstable_by_key(|t| *t.1);
+        self.len(terms.len());
+        for (term, _) in terms {
+            self.str(term);
+        }
+        self.f32s(&index.idf);
+        self.u32s(&index.offsets);
+        self.u32s(&index.post_doc);
+        self.f32s(&index.post_weight);
+        self.u32s(&index.doc_entry);
+        self.u32(index.entries);
+        self.f32(index.unseen_idf);
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+fn corrupt(what: &str) -> FaqError {
+    FaqError::Corrupt(format!("truncated or invalid at {what}"))
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], FaqError> {
+        if self.bytes.len() < n {
+            return Err(corrupt(what));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, FaqError> {
+        Ok(u32::from_le_bytes(
+            self.take(4, what)?.try_into().map_err(|_| corrupt(what))?,
+        ))
+    }
+    fn f32(&mut self, what: &str) -> Result<f32, FaqError> {
+        Ok(f32::from_bits(self.u32(what)?))
+    }
+    fn len(&mut self, what: &str) -> Result<usize, FaqError> {
+        let n = u64::from_le_bytes(self.take(8, what)?.try_into().map_err(|_| corrupt(what))?);
+        usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= self.bytes.len())
+            .ok_or_else(|| corrupt(what))
+    }
+    fn str(&mut self, what: &str) -> Result<String, FaqError> {
+        let n = self.len(what)?;
+        String::from_utf8(self.take(n, what)?.to_vec()).map_err(|_| corrupt(what))
+    }
+    fn array<const N: usize>(&mut self, what: &str) -> Result<Vec<[u8; N]>, FaqError> {
+        let n = self.len(what)?;
+        let bytes = self.take(n.checked_mul(N).ok_or_else(|| corrupt(what))?, what)?;
+        Ok(bytes
+            .chunks_exact(N)
+            .map(|c| c.try_into().unwrap_or([0; N]))
+            .collect())
+    }
+    fn u32s(&mut self, what: &str) -> Result<Vec<u32>, FaqError> {
+        Ok(self
+            .array::<4>(what)?
+            .into_iter()
+            .map(u32::from_le_bytes)
+            .collect())
+    }
+    fn f32s(&mut self, what: &str) -> Result<Vec<f32>, FaqError> {
+        Ok(self
+            .array::<4>(what)?
+            .into_iter()
+            .map(f32::from_le_bytes)
+            .collect())
+    }
+    fn u64s(&mut self, what: &str) -> Result<Vec<u64>, FaqError> {
+        Ok(self
+            .array::<8>(what)?
+            .into_iter()
+            .map(u64::from_le_bytes)
+            .collect())
+    }
+    fn lexical(&mut self) -> Result<LexicalIndex, FaqError> {
+        let terms = self.len("lexicon")?;
+        let mut lexicon = HashMap::with_capacity(terms);
+        for id in 0..terms {
+            lexicon.insert(self.str("term")?, id as u32);
+        }
+        let index = LexicalIndex {
+            lexicon,
+            idf: self.f32s("idf")?,
+            offsets: self.u32s("offsets")?,
+            post_doc: self.u32s("postings")?,
+            post_weight: self.f32s("weights")?,
+            doc_entry: self.u32s("documents")?,
+            entries: self.u32("entries")?,
+            unseen_idf: self.f32("idf")?,
+        };
+        let postings = index.post_doc.len();
+        let consistent = index.idf.len() == terms
+            && index.offsets.len() == terms + 1
+            && index.post_weight.len() == postings
+            && index.offsets.windows(2).all(|w| w[0] <= w[1])
+            && index
+                .offsets
+                .last()
+                .is_some_and(|&o| o as usize == postings)
+            && index
+                .post_doc
+                .iter()
+                .all(|&d| (d as usize) < index.doc_entry.len())
+            && index.doc_entry.iter().all(|&e| e < index.entries);
+        if !consistent {
+            return Err(FaqError::Corrupt("inconsistent lexical index".into()));
+        }
+        Ok(index)
+    }
+}
+
+impl Matcher {
+    /// The compiled matcher as bytes (see [`Matcher::from_bytes`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        w.0.extend_from_slice(MAGIC);
+        w.u32(u32::from(self.options.index_answers));
+        w.len(self.ids.len());
+        for id in &self.ids {
+            w.str(id);
+        }
+        w.lexical(&self.lexical);
+        match &self.answers {
+            Some(answers) => {
+                w.u32(1);
+                w.lexical(answers);
+            }
+            None => w.u32(0),
+        }
+        w.u64s(&self.model.hashes);
+        w.u32s(&self.model.offsets);
+        w.u32s(&self.model.classes);
+        w.f32s(&self.model.weights);
+        w.u32(self.model.entries);
+        w.0
+    }
+
+    /// Load a matcher written by [`Matcher::to_bytes`], checking its consistency.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Matcher, FaqError> {
+        let mut r = Reader { bytes };
+        if r.take(MAGIC.len(), "header")? != MAGIC {
+            return Err(FaqError::Corrupt(
+                "not a compiled matcher of this version".into(),
+            ));
+        }
+        let options = MatcherOptions {
+            index_answers: r.u32("options")? != 0,
+        };
+        let n = r.len("ids")?;
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(r.str("id")?);
+        }
+        let lexical = r.lexical()?;
+        let answers = match r.u32("answers")? {
+            0 => None,
+            _ => Some(r.lexical()?),
+        };
+        let model = LinearModel {
+            hashes: r.u64s("features")?,
+            offsets: r.u32s("feature offsets")?,
+            classes: r.u32s("classes")?,
+            weights: r.f32s("weights")?,
+            entries: r.u32("entries")?,
+        };
+        if !r.bytes.is_empty() {
+            return Err(FaqError::Corrupt("trailing bytes".into()));
+        }
+        let entries = ids.len() as u32;
+        let consistent = lexical.entries == entries
+            && answers.as_ref().is_none_or(|a| a.entries == entries)
+            && model.entries == entries
+            && model.offsets.len() == model.hashes.len() + 1
+            && model.classes.len() == model.weights.len()
+            && model.offsets.windows(2).all(|w| w[0] <= w[1])
+            && model
+                .offsets
+                .last()
+                .is_some_and(|&o| o as usize == model.classes.len())
+            && model.classes.iter().all(|&c| c < entries);
+        if !consistent {
+            return Err(FaqError::Corrupt("inconsistent model".into()));
+        }
+        Ok(Matcher {
+            options,
+            ids,
+            lexical,
+            answers,
+            model,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Matcher, MatcherOptions, sample_kb};
+
+    #[test]
+    fn round_trip_gives_the_same_rankings() {
+        let kb = sample_kb();
+        for options in [
+            MatcherOptions {
+                index_answers: false,
+            },
+            MatcherOptions {
+                index_answers: true,
+            },
+        ] {
+            let matcher = Matcher::build_with(&kb, options);
+            let loaded = Matcher::from_bytes(&matcher.to_bytes()).unwrap();
+            assert_eq!(loaded, matcher);
+            for query in [
+                "where is my parcel",
+                "退款多久到账",
+                "opening hours on sunday",
+            ] {
+                assert_eq!(loaded.rank(query, 5), matcher.rank(query, 5));
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_bytes_are_rejected() {
+        let bytes = Matcher::build(&sample_kb()).to_bytes();
+        assert!(Matcher::from_bytes(&bytes[..bytes.len() - 3]).is_err());
+        assert!(Matcher::from_bytes(b"hello").is_err());
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(Matcher::from_bytes(&extra).is_err());
+        let mut wrong = bytes;
+        wrong[0] = b'X';
+        assert!(Matcher::from_bytes(&wrong).is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! The message pipeline, one code path for AWS Lambda and the local server:
+//!
+//! * [`ingress::Ingress`]: verify → handshake → parse → dedupe → enqueue → 2xx;
+//! * [`worker::ConversationWorker`]: session and customer → FAQ → decision →
+//!   reply → transcript, or an escalation ticket;
+//! * [`notifier::EscalationNotifier`]: tickets → agents;
+//! * [`desk::AgentDesk`]: agents' replies and customers' feedback.
+//!
+//! The stages meet only through the ports of `switchboard-domain`.
+
+pub mod desk;
+pub mod faq;
+pub mod ingress;
+pub mod notifier;
+pub mod worker;
+
+use switchboard_domain::StoreError;
+
+/// How a queued job failed, which decides whether the queue tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt later (store or provider temporarily unavailable).
+    #[error("retryable: {0}")]
+    Retryable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Will fail the same way every time (unreadable job): straight to the dead letters.
+    #[error("permanent: {0}")]
+    Permanent(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl JobError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, JobError::Retryable(_))
+    }
+}
+
+impl From<StoreError> for JobError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Corrupt { .. } => JobError::Permanent(Box::new(error)),
+            other => JobError::Retryable(Box::new(other)),
+        }
+    }
+}
+
+/// How long finished idempotency records are kept: longer than any provider
+/// retries (Mailgun retries for 8 hours, Telegram keeps updates for 24 hours).
+pub const DEDUPE_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// A stable short id derived from a key, for ticket and reply ids.
+pub fn stable_id(prefix: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    format!("{prefix}-{}", hex::encode(&digest[..12]))
+}

@@ -1,0 +1,413 @@
+//! The conversation worker: one queued customer message in, a reply or an
+//! escalation out, and both turns in the transcript.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use switchboard_domain::{
+    Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, GapLog,
+    IdempotencyStore, InboundMessage, Language, MessageKind, OutboundReply, QueueItem, QueueName,
+    QueueProducer, ReplySender, Role, RoutingPolicy, Session, SessionStatus, SessionStore,
+    StoreError, Tier, Turn, texts,
+};
+use tracing::{info, warn};
+
+use crate::faq::Faq;
+use crate::{DEDUPE_RETENTION_MS, JobError, stable_id};
+
+/// How long one attempt owns a message before a retry may take it over.
+const WORK_LEASE_MS: i64 = 5 * 60 * 1000;
+/// Attempts at saving a session that others keep changing.
+const SAVE_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    pub routing: RoutingPolicy,
+    /// Customers treated as VIP, as `channel:customer_id`.
+    pub vip_customers: HashSet<String>,
+    /// What VIPs are promised after a hand-over.
+    pub priority_response_minutes: u32,
+    pub standard_response_minutes: u32,
+    /// FAQ candidates considered, and shown to agents on escalation.
+    pub candidates: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            routing: RoutingPolicy::default(),
+            vip_customers: HashSet::new(),
+            priority_response_minutes: 15,
+            standard_response_minutes: 240,
+            candidates: 3,
+        }
+    }
+}
+
+/// What happened to a message, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Answered,
+    AnsweredOfferingHuman,
+    Escalated(EscalationReason),
+    /// Edits and deletes are recorded without a reply.
+    Recorded,
+    /// Seen before: nothing done.
+    Duplicate,
+}
+
+pub struct ConversationWorker {
+    pub sessions: Arc<dyn SessionStore>,
+    pub customers: Arc<dyn CustomerStore>,
+    pub gaps: Arc<dyn GapLog>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub queue: Arc<dyn QueueProducer>,
+    pub replies: Arc<dyn ReplySender>,
+    pub faq: Arc<Faq>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: WorkerSettings,
+}
+
+/// The decision for one message, before anything is sent or stored.
+struct Plan {
+    outcome: Outcome,
+    reply_text: Option<String>,
+    ticket: Option<EscalationTicket>,
+    bot_turn: Option<Turn>,
+    status: SessionStatus,
+    record_gap: bool,
+}
+
+impl ConversationWorker {
+    /// Processes one job from the inbound queue.
+    pub async fn handle(&self, body: &[u8]) -> Result<Outcome, JobError> {
+        let message: InboundMessage =
+            serde_json::from_slice(body).map_err(|error| JobError::Permanent(Box::new(error)))?;
+        let started = std::time::Instant::now();
+        let work_key = format!("work:{}", message.dedupe_key());
+        match self
+            .idempotency
+            .claim(&work_key, self.clock.now_ms(), WORK_LEASE_MS)
+            .await?
+        {
+            Claim::Acquired => {}
+            Claim::Done => return Ok(Outcome::Duplicate),
+            Claim::InProgress => {
+                return Err(JobError::Retryable(
+                    "another attempt is processing this message".into(),
+                ));
+            }
+        }
+        match self.process(&message).await {
+            Ok(outcome) => {
+                let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
+                self.idempotency.complete(&work_key, keep_until).await?;
+                info!(
+                    channel = %message.channel,
+                    message_id = %message.provider_message_id,
+                    outcome = ?outcome,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "message processed"
+                );
+                Ok(outcome)
+            }
+            Err(error) => {
+                if let Err(release_error) = self.idempotency.release(&work_key).await {
+                    warn!(error = %release_error, "could not release work claim");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn process(&self, message: &InboundMessage) -> Result<Outcome, JobError> {
+        let now_ms = self.clock.now_ms();
+        let key = message.conversation_key();
+        let existing = self.sessions.load(&key).await?;
+        if existing
+            .as_ref()
+            .is_some_and(|s| s.has_customer_message(&message.provider_message_id))
+        {
+            return Ok(Outcome::Duplicate);
+        }
+        let language = if message.text.trim().is_empty() {
+            existing.as_ref().map(|s| s.language).unwrap_or_default()
+        } else {
+            Language::detect(&message.text)
+        };
+        let previous = self
+            .customers
+            .record_contact(&message.customer_key(), now_ms)
+            .await?;
+        let tier = if self
+            .settings
+            .vip_customers
+            .contains(&message.customer_key())
+        {
+            Tier::Vip
+        } else if previous.is_some() {
+            Tier::Regular
+        } else {
+            Tier::New
+        };
+        let session = existing.unwrap_or_else(|| Session::start(message, language, now_ms));
+        let plan = self.plan(message, &session, tier, language, now_ms);
+
+        let reply_id = stable_id("r", &message.dedupe_key());
+        if let Some(text) = &plan.reply_text {
+            self.send_once(message, text, &reply_id).await?;
+        }
+        if let Some(ticket) = &plan.ticket {
+            let queue = if ticket.priority {
+                QueueName::EscalationPriority
+            } else {
+                QueueName::EscalationStandard
+            };
+            let item = QueueItem {
+                group: ticket.conversation.0.clone(),
+                dedupe_id: ticket.ticket_id.clone(),
+                body: serde_json::to_vec(ticket).expect("tickets serialise"),
+            };
+            self.queue
+                .send(queue, item)
+                .await
+                .map_err(|error| JobError::Retryable(Box::new(error)))?;
+        }
+        if plan.record_gap {
+            self.gaps.record(&message.text, language, now_ms).await?;
+        }
+        self.append_turns(message, session, &plan, language, now_ms)
+            .await?;
+        Ok(plan.outcome)
+    }
+
+    fn plan(
+        &self,
+        message: &InboundMessage,
+        session: &Session,
+        tier: Tier,
+        language: Language,
+        now_ms: i64,
+    ) -> Plan {
+        let recorded = |status| Plan {
+            outcome: Outcome::Recorded,
+            reply_text: None,
+            ticket: None,
+            bot_turn: None,
+            status,
+            record_gap: false,
+        };
+        if matches!(message.kind, MessageKind::Edit | MessageKind::Delete) {
+            return recorded(session.status);
+        }
+        let candidates = if message.text.trim().is_empty() {
+            Vec::new()
+        } else {
+            self.faq
+                .candidates(&message.text, language, self.settings.candidates)
+        };
+        let decision = if session.status == SessionStatus::Escalated {
+            // A person has the conversation: the bot stays quiet and the agents hear of it.
+            Decision::Escalate {
+                reason: EscalationReason::FollowUp,
+            }
+        } else {
+            self.settings
+                .routing
+                .decide(tier, language, &message.text, candidates.first())
+        };
+        let bands = self.settings.routing.bands(language);
+        let unanswered = candidates
+            .first()
+            .is_none_or(|best| best.confidence < bands.answer);
+        match decision {
+            Decision::Answer {
+                candidate,
+                offer_human,
+            } => {
+                let mut text = candidate.answer.clone();
+                if offer_human {
+                    text.push_str("\n\n");
+                    text.push_str(texts::offer_human(language));
+                }
+                Plan {
+                    outcome: if offer_human {
+                        Outcome::AnsweredOfferingHuman
+                    } else {
+                        Outcome::Answered
+                    },
+                    bot_turn: Some(Turn {
+                        role: Role::Bot,
+                        text: text.clone(),
+                        at_ms: now_ms,
+                        message_id: Some(stable_id("r", &message.dedupe_key())),
+                        faq_entry: Some(candidate.entry_id.clone()),
+                        confidence: Some(candidate.confidence),
+                    }),
+                    reply_text: Some(text),
+                    ticket: None,
+                    status: SessionStatus::Open,
+                    record_gap: offer_human,
+                }
+            }
+            Decision::Escalate { reason } => {
+                let priority = tier == Tier::Vip;
+                let minutes = if priority {
+                    self.settings.priority_response_minutes
+                } else {
+                    self.settings.standard_response_minutes
+                };
+                let expected_response = texts::duration(language, minutes);
+                let mut transcript = session.turns.clone();
+                transcript.push(customer_turn(message, now_ms));
+                let ticket = EscalationTicket {
+                    ticket_id: stable_id("t", &message.dedupe_key()),
+                    conversation: session.key.clone(),
+                    channel: message.channel.clone(),
+                    customer_id: message.customer_id.clone(),
+                    customer_name: message.customer_name.clone(),
+                    tier,
+                    reason,
+                    priority,
+                    language,
+                    question: message.text.clone(),
+                    transcript,
+                    candidates,
+                    expected_response: expected_response.clone(),
+                    created_at_ms: now_ms,
+                };
+                // Follow-ups reach the agents without repeating the promise to the customer.
+                let reply_text = (reason != EscalationReason::FollowUp)
+                    .then(|| texts::handed_over(language, &expected_response));
+                Plan {
+                    outcome: Outcome::Escalated(reason),
+                    bot_turn: reply_text.as_ref().map(|text| Turn {
+                        role: Role::Bot,
+                        text: text.clone(),
+                        at_ms: now_ms,
+                        message_id: Some(stable_id("r", &message.dedupe_key())),
+                        faq_entry: None,
+                        confidence: None,
+                    }),
+                    reply_text,
+                    ticket: Some(ticket),
+                    status: SessionStatus::Escalated,
+                    record_gap: unanswered
+                        && matches!(
+                            reason,
+                            EscalationReason::NoConfidentMatch | EscalationReason::VipUnanswered
+                        ),
+                }
+            }
+        }
+    }
+
+    /// Sends the reply unless an earlier attempt already delivered it.
+    async fn send_once(
+        &self,
+        message: &InboundMessage,
+        text: &str,
+        reply_id: &str,
+    ) -> Result<(), JobError> {
+        let reply_key = format!("reply:{}", message.dedupe_key());
+        match self
+            .idempotency
+            .claim(&reply_key, self.clock.now_ms(), WORK_LEASE_MS)
+            .await?
+        {
+            Claim::Done => return Ok(()),
+            Claim::InProgress => {
+                return Err(JobError::Retryable(
+                    "reply is being sent by another attempt".into(),
+                ));
+            }
+            Claim::Acquired => {}
+        }
+        let reply = OutboundReply::to_message(message, text, reply_id);
+        match self.replies.send(&reply).await {
+            Ok(()) => {
+                let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
+                self.idempotency.complete(&reply_key, keep_until).await?;
+                info!(channel = %message.channel, reply_id, "reply sent");
+                Ok(())
+            }
+            Err(error) => {
+                if let Err(release_error) = self.idempotency.release(&reply_key).await {
+                    warn!(error = %release_error, "could not release reply claim");
+                }
+                warn!(channel = %message.channel, reply_id, error = %error, "reply failed");
+                // Permanent send failures are retried too: after the queue's last
+                // attempt the message lands in the dead letters, visible and alarmed.
+                Err(JobError::Retryable(Box::new(error)))
+            }
+        }
+    }
+
+    /// Appends the customer's turn and ours, retrying on concurrent changes.
+    async fn append_turns(
+        &self,
+        message: &InboundMessage,
+        mut session: Session,
+        plan: &Plan,
+        language: Language,
+        now_ms: i64,
+    ) -> Result<(), JobError> {
+        for _ in 0..SAVE_ATTEMPTS {
+            if !session.has_customer_message(&message.provider_message_id) {
+                session.push(customer_turn(message, now_ms));
+                if let Some(turn) = &plan.bot_turn {
+                    session.push(turn.clone());
+                }
+            }
+            session.status = plan.status;
+            session.language = language;
+            if message.kind == MessageKind::Text || message.kind == MessageKind::Media {
+                session.reply = message.reply.clone();
+            }
+            match self.sessions.save(&session).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict(_)) => {
+                    session = self
+                        .sessions
+                        .load(&session.key)
+                        .await?
+                        .unwrap_or_else(|| Session::start(message, language, now_ms));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(JobError::Retryable(
+            format!("session {} kept changing", session.key).into(),
+        ))
+    }
+}
+
+fn customer_turn(message: &InboundMessage, now_ms: i64) -> Turn {
+    let text = match message.kind {
+        MessageKind::Delete => "[message deleted]".to_owned(),
+        MessageKind::Edit => format!("[edited] {}", message.text),
+        MessageKind::Media if message.text.is_empty() => {
+            let kinds: Vec<String> = message
+                .attachments
+                .iter()
+                .map(|a| format!("{:?}", a.kind).to_lowercase())
+                .collect();
+            format!("[{}]", kinds.join(", "))
+        }
+        _ => message.text.clone(),
+    };
+    Turn {
+        role: Role::Customer,
+        text,
+        at_ms: if message.sent_at_ms > 0 {
+            message.sent_at_ms
+        } else {
+            now_ms
+        },
+        message_id: Some(message.provider_message_id.clone()),
+        faq_entry: None,
+        confidence: None,
+    }
+}

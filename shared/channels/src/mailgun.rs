@@ -62,6 +62,9 @@ pub struct Mailgun {
     email: Arc<dyn EmailTransport>,
 }
 
+/// Send-only settings, for checking requests without them.
+pub const CHECK_PLACEHOLDERS: &[(&str, &str)] = &[("from_address", "support@example.invalid")];
+
 pub fn build(value: &serde_json::Value, deps: &ChannelDeps) -> Result<SharedChannel, ConfigError> {
     let config: MailgunConfig = settings(NAME, value)?;
     Ok(Arc::new(Mailgun::new(config, deps.email.clone())?))

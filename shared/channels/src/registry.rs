@@ -16,12 +16,32 @@ pub struct ChannelDeps {
 
 type Build = fn(&serde_json::Value, &ChannelDeps) -> Result<SharedChannel, ConfigError>;
 
+/// Settings a channel needs only to send, filled in when a request is merely
+/// checked (`switchboard webhook check` takes the verification secrets alone).
+type CheckPlaceholders = &'static [(&'static str, &'static str)];
+
 /// Every channel Switchboard knows, by webhook path name.
-const CHANNELS: &[(&str, Build)] = &[
-    ("telegram", crate::telegram::build),
-    ("slack", crate::slack::build),
-    ("webchat", crate::webchat::build),
-    ("mailgun", crate::mailgun::build),
+const CHANNELS: &[(&str, Build, CheckPlaceholders)] = &[
+    (
+        "telegram",
+        crate::telegram::build,
+        crate::telegram::CHECK_PLACEHOLDERS,
+    ),
+    (
+        "slack",
+        crate::slack::build,
+        crate::slack::CHECK_PLACEHOLDERS,
+    ),
+    (
+        "webchat",
+        crate::webchat::build,
+        crate::webchat::CHECK_PLACEHOLDERS,
+    ),
+    (
+        "mailgun",
+        crate::mailgun::build,
+        crate::mailgun::CHECK_PLACEHOLDERS,
+    ),
 ];
 
 /// The configured channels.
@@ -62,16 +82,36 @@ pub fn build(
     settings: &serde_json::Value,
     deps: &ChannelDeps,
 ) -> Result<SharedChannel, ConfigError> {
-    let (_, build) = CHANNELS
+    let (_, build, _) = CHANNELS
         .iter()
-        .find(|(known, _)| *known == name)
+        .find(|(known, _, _)| *known == name)
         .ok_or_else(|| ConfigError::UnknownChannel(name.to_owned()))?;
     build(settings, deps)
 }
 
+/// Builds one channel for checking requests only: settings that only sending
+/// needs get placeholders unless given.
+pub fn build_for_check(
+    name: &str,
+    settings: &serde_json::Map<String, serde_json::Value>,
+    deps: &ChannelDeps,
+) -> Result<SharedChannel, ConfigError> {
+    let (_, _, placeholders) = CHANNELS
+        .iter()
+        .find(|(known, _, _)| *known == name)
+        .ok_or_else(|| ConfigError::UnknownChannel(name.to_owned()))?;
+    let mut merged = settings.clone();
+    for (key, value) in *placeholders {
+        merged
+            .entry(*key)
+            .or_insert_with(|| serde_json::Value::String((*value).to_owned()));
+    }
+    build(name, &serde_json::Value::Object(merged), deps)
+}
+
 /// Names of every channel Switchboard supports.
 pub fn known_channels() -> impl Iterator<Item = &'static str> {
-    CHANNELS.iter().map(|(name, _)| *name)
+    CHANNELS.iter().map(|(name, _, _)| *name)
 }
 
 /// Deserialises a channel's settings into its typed config.

@@ -71,6 +71,9 @@ pub struct Slack {
     http: reqwest::Client,
 }
 
+/// Send-only settings, for checking requests without them.
+pub const CHECK_PLACEHOLDERS: &[(&str, &str)] = &[("bot_token", "xoxb-not-needed-to-check")];
+
 pub fn build(value: &serde_json::Value, deps: &ChannelDeps) -> Result<SharedChannel, ConfigError> {
     let config: SlackConfig = settings(NAME, value)?;
     Ok(std::sync::Arc::new(Slack::new(config, deps.http.clone())?))

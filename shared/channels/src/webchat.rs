@@ -98,6 +98,10 @@ pub struct Webchat {
     http: reqwest::Client,
 }
 
+/// Send-only settings, for checking requests without them.
+pub const CHECK_PLACEHOLDERS: &[(&str, &str)] =
+    &[("reply_url", "https://example.invalid/not-needed-to-check")];
+
 pub fn build(value: &serde_json::Value, deps: &ChannelDeps) -> Result<SharedChannel, ConfigError> {
     let config: WebchatConfig = settings(NAME, value)?;
     Ok(std::sync::Arc::new(Webchat::new(

@@ -1,0 +1,224 @@
+//! The `switchboard` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchboard_domain::{Clock, GapLog, Language, QueueName, SystemClock};
+use switchboard_faq::KnowledgeBase;
+use switchboard_local::app::load_knowledge_base;
+use switchboard_local::check::{self, CheckArgs, error_chain};
+use switchboard_local::config::Config;
+use switchboard_local::simulate::{self, SimulateArgs};
+use switchboard_pipeline::faq::Faq;
+use switchboard_sqlite::SqliteStore;
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Multichannel customer-service connector"
+)]
+struct Cli {
+    /// Config file (TOML). Default: $SWITCHBOARD_CONFIG, else ./switchboard.toml if present.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the local server: every webhook route, the workers, the embedded database.
+    Serve,
+    /// Tools for channel set-up.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// Post a correctly signed sample webhook to a running server.
+    Simulate(SimulateArgs),
+    /// The knowledge base.
+    #[command(subcommand)]
+    Kb(KbCommand),
+    /// Ask the FAQ matcher.
+    #[command(subcommand)]
+    Faq(FaqCommand),
+    /// The embedded queues.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Verify and normalise one captured request offline. Exit 0: authentic; 1: rejected; 2: bad usage.
+    Check(CheckArgs),
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Import a knowledge base (JSONL or YAML); `serve` uses it from its next start.
+    Import { file: PathBuf },
+    /// Print the knowledge base in use as JSONL.
+    Export,
+    /// Customer questions the FAQ could not answer, most frequent first.
+    Gaps {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaqCommand {
+    /// Show what the bot would answer.
+    Ask {
+        question: String,
+        /// Knowledge base file; default: the one `serve` uses.
+        #[arg(long)]
+        kb: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Items per state in every queue, dead letters included.
+    Stats,
+    /// Put a queue's dead letters back in line.
+    Redrive { queue: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve);
+    init_tracing(serving);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match run(cli).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {}", error_chain(error.as_ref()));
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+fn init_tracing(serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if serving { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if serving {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => switchboard_local::server::serve(config).await?,
+        Command::Webhook(WebhookCommand::Check(args)) => {
+            return Ok(match check::check(&args) {
+                Ok((report, authentic)) => {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    ExitCode::from(if authentic { 0 } else { 1 })
+                }
+                Err(usage) => {
+                    eprintln!("error: {usage}");
+                    ExitCode::from(2)
+                }
+            });
+        }
+        Command::Simulate(args) => simulate::run(&config, &args).await?,
+        Command::Kb(command) => kb(&config, command).await?,
+        Command::Faq(FaqCommand::Ask { question, kb }) => {
+            let knowledge_base = match kb {
+                Some(path) => KnowledgeBase::load(&path)
+                    .with_context(|| format!("loading {}", path.display()))?,
+                None => load_knowledge_base(&config, &open_store(&config)?).await?,
+            };
+            let faq = Faq::new(knowledge_base);
+            let language = Language::detect(&question);
+            let candidates = faq.candidates(&question, language, 3);
+            let decision = config.routing.routing.decide(
+                switchboard_domain::Tier::Regular,
+                language,
+                &question,
+                candidates.first(),
+            );
+            let verdict = match &decision {
+                switchboard_domain::Decision::Answer {
+                    offer_human: false, ..
+                } => "answer".to_owned(),
+                switchboard_domain::Decision::Answer {
+                    offer_human: true, ..
+                } => "answer_and_offer_person".to_owned(),
+                switchboard_domain::Decision::Escalate { reason } => {
+                    format!("hand_over:{}", reason.as_str())
+                }
+            };
+            let report = serde_json::json!({
+                "language": language.code(),
+                "decision": verdict,
+                "candidates": candidates,
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Queue(QueueCommand::Stats) => {
+            let stats = open_store(&config)?.stats().await?;
+            println!("{}", serde_json::to_string_pretty(&stats)?);
+        }
+        Command::Queue(QueueCommand::Redrive { queue }) => {
+            let name = QueueName::ALL
+                .into_iter()
+                .find(|q| q.as_str() == queue)
+                .with_context(|| format!("unknown queue {queue:?}; one of inbound, escalation_priority, escalation_standard"))?;
+            let moved = open_store(&config)?
+                .redrive(name, SystemClock.now_ms())
+                .await?;
+            println!("{moved} item(s) back in {queue}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&config.database_path())
+        .with_context(|| format!("opening the database {}", config.database_path().display()))
+}
+
+async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    match command {
+        KbCommand::Import { file } => {
+            let knowledge_base = KnowledgeBase::load(&file)
+                .with_context(|| format!("loading {}", file.display()))?;
+            store
+                .save_knowledge_base(knowledge_base.to_jsonl(), SystemClock.now_ms())
+                .await?;
+            println!(
+                "imported {} entries; `switchboard serve` uses them from its next start",
+                knowledge_base.entries.len()
+            );
+        }
+        KbCommand::Export => print!("{}", load_knowledge_base(config, &store).await?.to_jsonl()),
+        KbCommand::Gaps { limit } => {
+            for gap in store.most_frequent(limit).await? {
+                println!("{}", serde_json::to_string(&gap)?);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: `switchboard serve` driven from the outside.
+
+mod cli;
+mod durability;
+mod email;
+mod webhooks;

@@ -1,0 +1,642 @@
+//! Harness for the end-to-end tests: the real `switchboard serve` process,
+//! stand-in provider APIs that record what they receive, a real SMTP server
+//! (aiosmtpd), and request signing written independently of the product.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+pub const TELEGRAM_SECRET: &str = "tg-secret-token";
+pub const TELEGRAM_BOT_TOKEN: &str = "4242:test-bot-token";
+pub const SLACK_SECRET: &str = "slack-signing-secret";
+pub const MAILGUN_KEY: &str = "mailgun-signing-key";
+pub const SUPPORT_ADDRESS: &str = "support@shop.test";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The `switchboard` binary under test: `$SWITCHBOARD_BIN`, else the debug build.
+pub fn switchboard_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHBOARD_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        });
+    let path = target.join("debug").join("switchboard");
+    assert!(
+        path.exists(),
+        "build the binary first: cargo build -p switchboard (or set SWITCHBOARD_BIN)"
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn hmac_hex(key: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Polls `probe` until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------- stand-in API
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A provider API on loopback that records every request and answers like
+/// Telegram's and Slack's success responses.
+#[derive(Clone)]
+pub struct StandIn {
+    pub base: String,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl StandIn {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let sink = recorded.clone();
+        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                sink.lock().unwrap().push(Recorded {
+                    path: uri.path().to_owned(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                        .collect(),
+                    body,
+                });
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({ "ok": true, "result": { "message_id": 1 } })),
+                )
+                    .into_response()
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base, recorded }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.recorded.lock().unwrap().clone()
+    }
+
+    /// Requests whose path ends with `suffix` and that satisfy `filter`.
+    pub fn matching(&self, suffix: &str, filter: impl Fn(&Recorded) -> bool) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(suffix) && filter(r))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- SMTP server
+
+/// aiosmtpd on loopback, saving each message as a file.
+pub struct SmtpSink {
+    pub port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl SmtpSink {
+    pub fn start(dir: &Path) -> Self {
+        let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("support")
+            .join("smtp_sink.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the SMTP server with {python}: {e}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("aiosmtpd did not start (is it installed for {python}?): {line:?}")
+            });
+        Self {
+            port,
+            dir: dir.to_owned(),
+            child,
+        }
+    }
+
+    /// Every message received so far, in arrival order.
+    pub fn messages(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        names.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
+    pub async fn wait_for(&self, count: usize) -> Vec<String> {
+        eventually(
+            &format!("{count} email(s)"),
+            Duration::from_secs(20),
+            || {
+                let messages = self.messages();
+                (messages.len() >= count).then_some(messages)
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of a header in a raw message (first occurrence, unfolded).
+pub fn mail_header(raw: &str, name: &str) -> Option<String> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
+    let mut lines = head.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some((key, value)) = line.split_once(':')
+            && key.eq_ignore_ascii_case(name)
+        {
+            let mut value = value.trim().to_owned();
+            while lines
+                .peek()
+                .is_some_and(|l| l.starts_with(' ') || l.starts_with('\t'))
+            {
+                value.push(' ');
+                value.push_str(lines.next().unwrap().trim());
+            }
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The message's text body, with quoted-printable undone.
+pub fn mail_text(raw: &str) -> String {
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .or_else(|| raw.split_once("\n\n"))
+        .unwrap_or((raw, ""));
+    let quoted = head
+        .to_ascii_lowercase()
+        .contains("content-transfer-encoding: quoted-printable");
+    if !quoted {
+        return body.to_owned();
+    }
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        if bytes[i] == b'='
+            && let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------------------------------------------------------------- the server
+
+#[derive(Clone)]
+pub struct Options {
+    pub conversation_workers: bool,
+    pub notifier: bool,
+    pub vip_customers: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            conversation_workers: true,
+            notifier: true,
+            vip_customers: Vec::new(),
+        }
+    }
+}
+
+/// `switchboard serve` with its own data folder, stand-in APIs and SMTP server.
+pub struct Server {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub standin: StandIn,
+    pub smtp: SmtpSink,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub async fn start(options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = StandIn::start().await;
+        let smtp = SmtpSink::start(&dir.path().join("smtp"));
+        let port = free_port();
+        let mut server = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            standin,
+            smtp,
+            port,
+            child: None,
+        };
+        server.restart(options).await;
+        server
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("switchboard.toml")
+    }
+
+    fn write_config(&self, options: &Options) {
+        let vip: Vec<String> = options
+            .vip_customers
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect();
+        let config = format!(
+            r#"data_dir = "data"
+
+[server]
+listen = "127.0.0.1:{port}"
+admin_token = "{ADMIN_TOKEN}"
+
+[routing]
+vip_customers = [{vip}]
+priority_response_minutes = 15
+standard_response_minutes = 240
+
+[email]
+from = "{SUPPORT_ADDRESS}"
+agents = "agents@shop.test"
+priority_agents = "vip-agents@shop.test"
+
+[email.smtp]
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+
+[workers]
+conversation = {conversation}
+notifier = {notifier}
+concurrency = 2
+max_attempts = 3
+visibility_secs = 5
+
+[channels.telegram]
+secret_token = "{TELEGRAM_SECRET}"
+bot_token = "{TELEGRAM_BOT_TOKEN}"
+api_base = "{standin}/telegram"
+
+[channels.slack]
+signing_secret = "{SLACK_SECRET}"
+bot_token = "xoxb-test"
+api_base = "{standin}/slack"
+
+[channels.mailgun]
+signing_key = "{MAILGUN_KEY}"
+from_address = "{SUPPORT_ADDRESS}"
+"#,
+            port = self.port,
+            vip = vip.join(", "),
+            smtp = self.smtp.port,
+            conversation = options.conversation_workers,
+            notifier = options.notifier,
+            standin = self.standin.base,
+        );
+        std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    /// (Re)starts the process with these options and waits until it answers.
+    pub async fn restart(&mut self, options: Options) {
+        assert!(self.child.is_none(), "stop the server first");
+        self.write_config(&options);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(switchboard_bin())
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting switchboard serve");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = client.get(format!("{}/healthz", self.base)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "switchboard serve exited with {status}; log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "switchboard serve did not come up; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Counts of the queue items by state, from the health endpoint.
+    pub async fn queue(&self, name: &str) -> Value {
+        let health: Value = reqwest::get(format!("{}/healthz", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        health["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == name)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Every item ever accepted into a queue, whatever its state.
+    pub async fn queued_total(&self, name: &str) -> u64 {
+        let q = self.queue(name).await;
+        ["ready", "in_flight", "done", "dead"]
+            .iter()
+            .map(|k| q[*k].as_u64().unwrap())
+            .sum()
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: impl Into<Vec<u8>>,
+    ) -> (u16, Value) {
+        post_to(&self.base, path, headers, body.into()).await
+    }
+
+    pub async fn post_telegram(&self, update: &Value) -> (u16, Value) {
+        post_telegram_to(&self.base, update).await
+    }
+
+    pub async fn post_slack(&self, body: &str, timestamp: i64) -> (u16, Value) {
+        let ts = timestamp.to_string();
+        let signature = format!(
+            "v0={}",
+            hmac_hex(
+                SLACK_SECRET,
+                &[b"v0:", ts.as_bytes(), b":", body.as_bytes()]
+            )
+        );
+        self.post(
+            "/webhooks/slack",
+            &[
+                ("content-type", "application/json".into()),
+                ("x-slack-request-timestamp", ts),
+                ("x-slack-signature", signature),
+            ],
+            body.to_owned(),
+        )
+        .await
+    }
+
+    /// Telegram `sendMessage` calls received for one chat.
+    pub fn telegram_replies(&self, chat_id: i64) -> Vec<Recorded> {
+        self.standin.matching("/sendMessage", |r| {
+            r.body["chat_id"].as_i64() == Some(chat_id)
+                || r.body["chat_id"].as_str() == Some(&chat_id.to_string())
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Posts to a running server; answers the status and the JSON (or text) body.
+pub async fn post_to(
+    base: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+pub async fn post_telegram_to(base: &str, update: &Value) -> (u16, Value) {
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        (
+            "x-telegram-bot-api-secret-token",
+            TELEGRAM_SECRET.to_owned(),
+        ),
+    ];
+    post_to(
+        base,
+        "/webhooks/telegram",
+        &headers,
+        update.to_string().into_bytes(),
+    )
+    .await
+}
+
+/// A Telegram update with a private text message from `chat_id`.
+pub fn telegram_update(update_id: i64, chat_id: i64, text: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id % 100_000,
+            "from": { "id": chat_id, "is_bot": false, "first_name": "Ana", "language_code": "en" },
+            "chat": { "id": chat_id, "first_name": "Ana", "type": "private" },
+            "date": now_secs(),
+            "text": text
+        }
+    })
+}
+
+/// A Slack Events API message event.
+pub fn slack_event(event_id: &str, user: &str, channel: &str, ts: &str, text: &str) -> String {
+    json!({
+        "token": "legacy",
+        "team_id": "T0SHOP",
+        "api_app_id": "A0SHOP",
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": now_secs(),
+        "event": { "type": "message", "channel": channel, "channel_type": "im", "user": user, "text": text, "ts": ts }
+    })
+    .to_string()
+}
+
+/// A Mailgun inbound-route post, signed.
+pub fn mailgun_form(
+    from: &str,
+    subject: &str,
+    text: &str,
+    message_id: &str,
+    extra_headers: &[(&str, &str)],
+) -> String {
+    let timestamp = now_secs().to_string();
+    let token = format!(
+        "{:0>50}",
+        message_id.len() as u64 * 7919 + now_secs() as u64
+    );
+    let signature = hmac_hex(MAILGUN_KEY, &[timestamp.as_bytes(), token.as_bytes()]);
+    let mut headers = vec![
+        json!(["From", from]),
+        json!(["To", SUPPORT_ADDRESS]),
+        json!(["Subject", subject]),
+        json!(["Message-Id", message_id]),
+    ];
+    headers.extend(extra_headers.iter().map(|(k, v)| json!([k, v])));
+    let message_headers = Value::Array(headers).to_string();
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("sender", from)
+        .append_pair("from", from)
+        .append_pair("recipient", SUPPORT_ADDRESS)
+        .append_pair("subject", subject)
+        .append_pair("body-plain", text)
+        .append_pair("stripped-text", text)
+        .append_pair("message-headers", &message_headers)
+        .append_pair("timestamp", &timestamp)
+        .append_pair("token", &token)
+        .append_pair("signature", &signature);
+    form.finish()
+}

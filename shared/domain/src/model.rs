@@ -128,7 +128,11 @@ pub struct OutboundReply {
 
 impl OutboundReply {
     /// A reply in the same conversation as `message`.
-    pub fn to_message(message: &InboundMessage, text: impl Into<String>, reply_id: impl Into<String>) -> Self {
+    pub fn to_message(
+        message: &InboundMessage,
+        text: impl Into<String>,
+        reply_id: impl Into<String>,
+    ) -> Self {
         Self {
             channel: message.channel.clone(),
             account_id: message.account_id.clone(),

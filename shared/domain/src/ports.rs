@@ -100,7 +100,12 @@ pub struct KnowledgeGap {
 
 #[async_trait]
 pub trait GapLog: Send + Sync {
-    async fn record(&self, question: &str, language: Language, now_ms: i64) -> Result<(), StoreError>;
+    async fn record(
+        &self,
+        question: &str,
+        language: Language,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
     async fn most_frequent(&self, limit: usize) -> Result<Vec<KnowledgeGap>, StoreError>;
 }
 
@@ -116,7 +121,11 @@ pub enum QueueName {
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 3] = [QueueName::Inbound, QueueName::EscalationPriority, QueueName::EscalationStandard];
+    pub const ALL: [QueueName; 3] = [
+        QueueName::Inbound,
+        QueueName::EscalationPriority,
+        QueueName::EscalationStandard,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -155,10 +164,20 @@ pub trait QueueProducer: Send + Sync {
 pub enum SendError {
     /// Network trouble, rate limits, 5xx: try again later.
     #[error("temporary failure sending on {channel}: {detail}")]
-    Transient { channel: String, detail: String, #[source] source: Option<BoxError> },
+    Transient {
+        channel: String,
+        detail: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Rejected for good (bad token, unknown chat): retrying cannot help.
     #[error("permanent failure sending on {channel}: {detail}")]
-    Permanent { channel: String, detail: String, #[source] source: Option<BoxError> },
+    Permanent {
+        channel: String,
+        detail: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl SendError {

@@ -107,8 +107,13 @@ impl EscalationReason {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Reply with the candidate's answer; `offer_human` appends an offer of a person.
-    Answer { candidate: FaqCandidate, offer_human: bool },
-    Escalate { reason: EscalationReason },
+    Answer {
+        candidate: FaqCandidate,
+        offer_human: bool,
+    },
+    Escalate {
+        reason: EscalationReason,
+    },
 }
 
 /// Confidence bands. At or above `answer` the bot answers; from `offer` up to
@@ -121,7 +126,10 @@ pub struct ConfidenceBands {
 
 impl Default for ConfidenceBands {
     fn default() -> Self {
-        Self { answer: 0.70, offer: 0.45 }
+        Self {
+            answer: 0.70,
+            offer: 0.45,
+        }
     }
 }
 
@@ -159,13 +167,19 @@ impl RoutingPolicy {
         best: Option<&FaqCandidate>,
     ) -> Decision {
         if text.trim().is_empty() {
-            return Decision::Escalate { reason: EscalationReason::NotText };
+            return Decision::Escalate {
+                reason: EscalationReason::NotText,
+            };
         }
         if asks_for_human(text) {
-            return Decision::Escalate { reason: EscalationReason::AskedForHuman };
+            return Decision::Escalate {
+                reason: EscalationReason::AskedForHuman,
+            };
         }
         if sentiment(text) <= NEGATIVE_SENTIMENT {
-            return Decision::Escalate { reason: EscalationReason::NegativeSentiment };
+            return Decision::Escalate {
+                reason: EscalationReason::NegativeSentiment,
+            };
         }
         let bands = self.bands(language);
         match best {
@@ -173,13 +187,19 @@ impl RoutingPolicy {
                 candidate: candidate.clone(),
                 offer_human: false,
             },
-            Some(_) if tier == Tier::Vip => Decision::Escalate { reason: EscalationReason::VipUnanswered },
+            Some(_) if tier == Tier::Vip => Decision::Escalate {
+                reason: EscalationReason::VipUnanswered,
+            },
             Some(candidate) if candidate.confidence >= bands.offer => Decision::Answer {
                 candidate: candidate.clone(),
                 offer_human: true,
             },
-            _ if tier == Tier::Vip => Decision::Escalate { reason: EscalationReason::VipUnanswered },
-            _ => Decision::Escalate { reason: EscalationReason::NoConfidentMatch },
+            _ if tier == Tier::Vip => Decision::Escalate {
+                reason: EscalationReason::VipUnanswered,
+            },
+            _ => Decision::Escalate {
+                reason: EscalationReason::NoConfidentMatch,
+            },
         }
     }
 }
@@ -187,7 +207,14 @@ impl RoutingPolicy {
 /// Sentiment at or below this is "clearly negative".
 pub const NEGATIVE_SENTIMENT: f32 = -0.5;
 
-const HUMAN_WORDS_EN: &[&str] = &["human", "agent", "representative", "operator", "humans", "agents"];
+const HUMAN_WORDS_EN: &[&str] = &[
+    "human",
+    "agent",
+    "representative",
+    "operator",
+    "humans",
+    "agents",
+];
 const HUMAN_PHRASES_EN: &[&str] = &[
     "real person",
     "live person",
@@ -224,13 +251,49 @@ pub fn asks_for_human(text: &str) -> bool {
 }
 
 const NEGATIVE_EN: &[&str] = &[
-    "angry", "furious", "terrible", "awful", "horrible", "worst", "useless", "ridiculous",
-    "unacceptable", "disgusting", "pathetic", "scam", "fraud", "hate", "garbage", "rubbish",
-    "incompetent", "disappointed", "outrageous", "lawyer", "sue", "complaint", "cheated",
+    "angry",
+    "furious",
+    "terrible",
+    "awful",
+    "horrible",
+    "worst",
+    "useless",
+    "ridiculous",
+    "unacceptable",
+    "disgusting",
+    "pathetic",
+    "scam",
+    "fraud",
+    "hate",
+    "garbage",
+    "rubbish",
+    "incompetent",
+    "disappointed",
+    "outrageous",
+    "lawyer",
+    "sue",
+    "complaint",
+    "cheated",
 ];
 const NEGATIVE_ZH: &[&str] = &[
-    "垃圾", "差评", "投诉", "骗子", "骗人", "太差", "气死", "恶心", "坑人", "无语", "退钱",
-    "什么破", "生气", "愤怒", "失望", "忽悠", "欺骗", "举报",
+    "垃圾",
+    "差评",
+    "投诉",
+    "骗子",
+    "骗人",
+    "太差",
+    "气死",
+    "恶心",
+    "坑人",
+    "无语",
+    "退钱",
+    "什么破",
+    "生气",
+    "愤怒",
+    "失望",
+    "忽悠",
+    "欺骗",
+    "举报",
 ];
 
 /// A small lexicon score in [-1, 0]: 0 is neutral, -1 furious. Only negative
@@ -251,7 +314,8 @@ pub fn sentiment(text: &str) -> f32 {
 /// Mostly capital letters over a sentence-sized message.
 fn is_shouting(text: &str) -> bool {
     let letters: Vec<char> = text.chars().filter(|c| c.is_ascii_alphabetic()).collect();
-    letters.len() >= 12 && letters.iter().filter(|c| c.is_ascii_uppercase()).count() * 10 >= letters.len() * 8
+    letters.len() >= 12
+        && letters.iter().filter(|c| c.is_ascii_uppercase()).count() * 10 >= letters.len() * 8
 }
 
 /// Customer-facing texts, per language.
@@ -260,7 +324,9 @@ pub mod texts {
 
     pub fn offer_human(language: Language) -> &'static str {
         match language {
-            Language::En => "If this doesn't answer your question, reply \"agent\" and a person will help.",
+            Language::En => {
+                "If this doesn't answer your question, reply \"agent\" and a person will help."
+            }
             Language::Zh => "如果没有解决您的问题，请回复“人工”，我们的客服会为您处理。",
         }
     }
@@ -311,17 +377,30 @@ mod tests {
 
     #[test]
     fn explicit_asks_for_a_person() {
-        for text in ["I want to talk to a human", "AGENT please", "转人工", "人工客服在吗", "Can I speak to someone?", "real person pls"] {
+        for text in [
+            "I want to talk to a human",
+            "AGENT please",
+            "转人工",
+            "人工客服在吗",
+            "Can I speak to someone?",
+            "real person pls",
+        ] {
             assert!(asks_for_human(text), "{text}");
         }
-        for text in ["What are your opening hours?", "I paid in person", "营业时间是几点"] {
+        for text in [
+            "What are your opening hours?",
+            "I paid in person",
+            "营业时间是几点",
+        ] {
             assert!(!asks_for_human(text), "{text}");
         }
     }
 
     #[test]
     fn clearly_negative_messages_score_low() {
-        assert!(sentiment("This is the worst service, absolutely unacceptable!!") <= NEGATIVE_SENTIMENT);
+        assert!(
+            sentiment("This is the worst service, absolutely unacceptable!!") <= NEGATIVE_SENTIMENT
+        );
         assert!(sentiment("垃圾商家，我要投诉") <= NEGATIVE_SENTIMENT);
         assert!(sentiment("How do I reset my password?") > NEGATIVE_SENTIMENT);
         assert!(sentiment("I'm a bit disappointed") > NEGATIVE_SENTIMENT);
@@ -333,27 +412,46 @@ mod tests {
         let en = Language::En;
         assert!(matches!(
             policy.decide(Tier::Regular, en, "when do you open", Some(&candidate(0.9))),
-            Decision::Answer { offer_human: false, .. }
+            Decision::Answer {
+                offer_human: false,
+                ..
+            }
         ));
         assert!(matches!(
             policy.decide(Tier::Regular, en, "when do you open", Some(&candidate(0.5))),
-            Decision::Answer { offer_human: true, .. }
+            Decision::Answer {
+                offer_human: true,
+                ..
+            }
         ));
         assert_eq!(
             policy.decide(Tier::Regular, en, "when do you open", Some(&candidate(0.1))),
-            Decision::Escalate { reason: EscalationReason::NoConfidentMatch }
+            Decision::Escalate {
+                reason: EscalationReason::NoConfidentMatch
+            }
         );
         assert_eq!(
             policy.decide(Tier::Vip, en, "when do you open", Some(&candidate(0.5))),
-            Decision::Escalate { reason: EscalationReason::VipUnanswered }
+            Decision::Escalate {
+                reason: EscalationReason::VipUnanswered
+            }
         );
         assert_eq!(
-            policy.decide(Tier::Regular, en, "agent, when do you open", Some(&candidate(0.99))),
-            Decision::Escalate { reason: EscalationReason::AskedForHuman }
+            policy.decide(
+                Tier::Regular,
+                en,
+                "agent, when do you open",
+                Some(&candidate(0.99))
+            ),
+            Decision::Escalate {
+                reason: EscalationReason::AskedForHuman
+            }
         );
         assert_eq!(
             policy.decide(Tier::New, en, "  ", None),
-            Decision::Escalate { reason: EscalationReason::NotText }
+            Decision::Escalate {
+                reason: EscalationReason::NotText
+            }
         );
     }
 

@@ -4,11 +4,11 @@
 //! attempts.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use switchboard_domain::{QueueError, QueueItem, QueueName, QueueProducer, StoreError};
 
-use crate::{unavailable, SqliteStore};
+use crate::{SqliteStore, unavailable};
 
 /// An item handed to a consumer. It stays invisible to others until its lease
 /// runs out; `ack`, `retry` or `dead_letter` settle it.
@@ -42,20 +42,34 @@ impl QueueProducer for SqliteStore {
                 "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
                  VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?5)
                  ON CONFLICT (queue, dedupe_id) DO NOTHING",
-                params![queue.as_str(), item.group, item.dedupe_id, item.body, now_ms],
+                params![
+                    queue.as_str(),
+                    item.group,
+                    item.dedupe_id,
+                    item.body,
+                    now_ms
+                ],
             )
             .map_err(unavailable)?;
             Ok(())
         })
         .await
-        .map_err(|error| QueueError { queue, source: Box::new(error) })
+        .map_err(|error| QueueError {
+            queue,
+            source: Box::new(error),
+        })
     }
 }
 
 impl SqliteStore {
     /// Leases the next deliverable item: the oldest visible one whose group
     /// has nothing older pending, so each conversation is handled in order.
-    pub async fn receive(&self, queue: QueueName, now_ms: i64, visibility_ms: i64) -> Result<Option<Leased>, StoreError> {
+    pub async fn receive(
+        &self,
+        queue: QueueName,
+        now_ms: i64,
+        visibility_ms: i64,
+    ) -> Result<Option<Leased>, StoreError> {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
             let next: Option<(i64, String, Vec<u8>, i64)> = tx
@@ -100,7 +114,13 @@ impl SqliteStore {
     }
 
     /// Makes the item deliverable again after `delay_ms`.
-    pub async fn retry(&self, item: &Leased, now_ms: i64, delay_ms: i64, error: &str) -> Result<(), StoreError> {
+    pub async fn retry(
+        &self,
+        item: &Leased,
+        now_ms: i64,
+        delay_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
         let (id, lease, error) = (item.id, item.lease.clone(), error.to_owned());
         self.with(move |conn| {
             conn.execute(
@@ -146,12 +166,19 @@ impl SqliteStore {
         self.with(|conn| {
             let mut all = Vec::new();
             for queue in QueueName::ALL {
-                let mut stats = QueueStats { queue: queue.as_str().to_owned(), ..Default::default() };
+                let mut stats = QueueStats {
+                    queue: queue.as_str().to_owned(),
+                    ..Default::default()
+                };
                 let mut statement = conn
-                    .prepare_cached("SELECT state, COUNT(*) FROM queue WHERE queue = ?1 GROUP BY state")
+                    .prepare_cached(
+                        "SELECT state, COUNT(*) FROM queue WHERE queue = ?1 GROUP BY state",
+                    )
                     .map_err(unavailable)?;
                 let rows = statement
-                    .query_map([queue.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))
+                    .query_map([queue.as_str()], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+                    })
                     .map_err(unavailable)?;
                 for row in rows {
                     let (state, count) = row.map_err(unavailable)?;

@@ -1,13 +1,13 @@
 //! The store ports on SQLite.
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use switchboard_domain::{
-    Claim, ConversationKey, Customer, CustomerStore, Feedback, FeedbackStore, GapLog, IdempotencyStore, KnowledgeGap,
-    Language, Session, SessionStore, StoreError, Tier,
+    Claim, ConversationKey, Customer, CustomerStore, Feedback, FeedbackStore, GapLog,
+    IdempotencyStore, KnowledgeGap, Language, Session, SessionStore, StoreError, Tier,
 };
 
-use crate::{unavailable, SqliteStore};
+use crate::{SqliteStore, unavailable};
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
@@ -61,8 +61,11 @@ impl IdempotencyStore for SqliteStore {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            conn.execute("DELETE FROM idempotency WHERE key = ?1 AND status = 'in_progress'", [key])
-                .map_err(unavailable)?;
+            conn.execute(
+                "DELETE FROM idempotency WHERE key = ?1 AND status = 'in_progress'",
+                [key],
+            )
+            .map_err(unavailable)?;
             Ok(())
         })
         .await
@@ -75,14 +78,19 @@ impl SessionStore for SqliteStore {
         let key = key.0.clone();
         self.with(move |conn| {
             let row: Option<(i64, String)> = conn
-                .query_row("SELECT version, data FROM sessions WHERE key = ?1", [&key], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
+                .query_row(
+                    "SELECT version, data FROM sessions WHERE key = ?1",
+                    [&key],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
                 .optional()
                 .map_err(unavailable)?;
             row.map(|(version, data)| {
-                let mut session: Session = serde_json::from_str(&data)
-                    .map_err(|e| StoreError::Corrupt { key: key.clone(), source: Box::new(e) })?;
+                let mut session: Session =
+                    serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
+                        key: key.clone(),
+                        source: Box::new(e),
+                    })?;
                 session.version = version as u64;
                 Ok(session)
             })
@@ -98,7 +106,10 @@ impl SessionStore for SqliteStore {
         })?;
         let key = session.key.0.clone();
         let expected = session.version as i64;
-        let status = serde_json::to_value(session.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let status = serde_json::to_value(session.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         let channel = session.channel.clone();
         let updated_at = session.updated_at_ms;
         self.with(move |conn| {
@@ -185,7 +196,12 @@ pub(crate) fn normalize_question(question: &str) -> String {
 
 #[async_trait]
 impl GapLog for SqliteStore {
-    async fn record(&self, question: &str, language: Language, now_ms: i64) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        question: &str,
+        language: Language,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let normalized = normalize_question(question);
         if normalized.is_empty() {
             return Ok(());
@@ -215,7 +231,8 @@ impl GapLog for SqliteStore {
                 .query_map([limit as i64], |row| {
                     Ok(KnowledgeGap {
                         question: row.get(0)?,
-                        language: Language::from_code(&row.get::<_, String>(1)?).unwrap_or_default(),
+                        language: Language::from_code(&row.get::<_, String>(1)?)
+                            .unwrap_or_default(),
                         count: row.get::<_, i64>(2)? as u64,
                         last_seen_ms: row.get(3)?,
                     })
@@ -245,9 +262,11 @@ impl SqliteStore {
     /// The stored knowledge base, if one was imported.
     pub async fn load_knowledge_base(&self) -> Result<Option<String>, StoreError> {
         self.with(|conn| {
-            conn.query_row("SELECT jsonl FROM knowledge_base WHERE id = 1", [], |row| row.get(0))
-                .optional()
-                .map_err(unavailable)
+            conn.query_row("SELECT jsonl FROM knowledge_base WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(unavailable)
         })
         .await
     }
@@ -260,7 +279,10 @@ impl SqliteStore {
                 .map_err(unavailable)?;
             // Done items are kept a day so that the queue's own dedupe still sees them.
             let items = conn
-                .execute("DELETE FROM queue WHERE state = 'done' AND visible_at <= ?1", [now_ms - 86_400_000])
+                .execute(
+                    "DELETE FROM queue WHERE state = 'done' AND visible_at <= ?1",
+                    [now_ms - 86_400_000],
+                )
                 .map_err(unavailable)?;
             Ok(records + items)
         })

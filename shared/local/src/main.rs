@@ -76,6 +76,10 @@ enum FaqCommand {
         #[arg(long)]
         kb: Option<PathBuf>,
     },
+    /// Score the matcher on labelled queries (the metrics of the FAQ benchmark).
+    Eval(switchboard_faq::cli::EvalArgs),
+    /// Rank queries: one JSON line each, with what the product would do.
+    Rank(switchboard_faq::cli::RankArgs),
 }
 
 #[derive(Subcommand)]
@@ -176,6 +180,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Faq(FaqCommand::Eval(args)) => switchboard_faq::cli::run_eval(&args, &mut std::io::stdout().lock())?,
+        Command::Faq(FaqCommand::Rank(args)) => switchboard_faq::cli::run_rank(&args, &mut std::io::stdout().lock())?,
         Command::Queue(QueueCommand::Stats) => {
             let stats = open_store(&config)?.stats().await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);

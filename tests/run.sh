@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every test from a fresh clone: unit tests, adapter tests against real
+# local servers (DynamoDB Local, moto, aiosmtpd), end-to-end tests against
+# `switchboard serve`, the FAQ benchmark figures, the SAM template checks and
+# the Lambda builds. Installs what it needs; stops what it starts.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BENCH="${SWITCHBOARD_FAQ_BENCH:-$ROOT/../shared/faq-bench}"
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+step "Python tools (.venv) and AWS stand-ins"
+tests/services/aws.sh install
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/services/requirements.txt
+tests/services/aws.sh start
+trap 'tests/services/aws.sh stop' EXIT
+# shellcheck disable=SC1091
+. .cache/aws-env
+export SWITCHBOARD_PYTHON="$ROOT/.venv/bin/python"
+export PATH="$ROOT/.venv/bin:$PATH"
+
+step "Build"
+cargo build --workspace --bins --locked
+export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
+
+step "Tests: unit, adapters, end to end"
+cargo test --workspace --locked
+
+if [[ -d "$BENCH" ]]; then
+  step "FAQ benchmark (dev parts of $BENCH)"
+  cargo build --profile eval -p switchboard --locked
+  for set in stackfaq clinc150 banking77 cic cic_open; do
+    [[ -f "$BENCH/$set/dev.jsonl" ]] || continue
+    extra=()
+    [[ "$set" == stackfaq ]] && extra=(--index-answers)
+    echo "--- $set"
+    target/eval/switchboard faq eval --kb "$BENCH/$set/kb.jsonl" --queries "$BENCH/$set/dev.jsonl" "${extra[@]}"
+  done
+else
+  step "FAQ benchmark skipped: no $BENCH"
+fi
+
+if [[ -x tests/services/check-template.sh ]]; then
+  step "SAM template checks"
+  tests/services/check-template.sh
+fi
+
+if [[ -x tests/services/build-lambdas.sh ]] && compgen -G "functions/*/Cargo.toml" >/dev/null; then
+  step "Lambda builds (arm64, release)"
+  tests/services/build-lambdas.sh
+fi
+
+step "All tests passed in $(( $(date +%s) - started )) s"

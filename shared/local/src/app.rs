@@ -13,6 +13,7 @@ use switchboard_domain::{
     AgentNotifier, Clock, QueueError, QueueItem, QueueName, QueueProducer, SystemClock,
 };
 use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::api::HttpApi;
 use switchboard_pipeline::desk::AgentDesk;
 use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::ingress::Ingress;
@@ -30,12 +31,12 @@ pub struct App {
     pub config: Config,
     pub store: SqliteStore,
     pub ingress: Arc<Ingress>,
+    /// Webhooks and the agents' API, as on AWS.
+    pub api: Arc<HttpApi>,
     pub worker: Arc<ConversationWorker>,
     pub notifier: Arc<EscalationNotifier>,
-    pub desk: Arc<AgentDesk>,
     /// Woken whenever something is queued, so workers need not poll hard.
     pub wake: Arc<Notify>,
-    pub admin_token: Option<String>,
 }
 
 /// The embedded queue, waking the in-process workers after each send.
@@ -112,15 +113,19 @@ impl App {
             replies: channels,
             clock,
         });
+        let api = Arc::new(HttpApi {
+            ingress: ingress.clone(),
+            desk: Some(desk),
+            admin_token: admin_token.map(switchboard_domain::Secret::new),
+        });
         Ok(Self {
             config,
             store,
             ingress,
+            api,
             worker,
             notifier,
-            desk,
             wake,
-            admin_token,
         })
     }
 }

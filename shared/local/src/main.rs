@@ -180,8 +180,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::Faq(FaqCommand::Eval(args)) => switchboard_faq::cli::run_eval(&args, &mut std::io::stdout().lock())?,
-        Command::Faq(FaqCommand::Rank(args)) => switchboard_faq::cli::run_rank(&args, &mut std::io::stdout().lock())?,
+        Command::Faq(FaqCommand::Eval(args)) => {
+            switchboard_faq::cli::run_eval(&args, &mut std::io::stdout().lock())?
+        }
+        Command::Faq(FaqCommand::Rank(args)) => {
+            switchboard_faq::cli::run_rank(&args, &mut std::io::stdout().lock())?
+        }
         Command::Queue(QueueCommand::Stats) => {
             let stats = open_store(&config)?.stats().await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);

@@ -14,7 +14,6 @@ use axum::{Json, Router};
 use serde_json::json;
 use switchboard_channels::{HttpReply, WebhookRequest};
 use switchboard_domain::QueueName;
-use switchboard_pipeline::desk::{AgentReply, DeskError, FeedbackInput};
 use switchboard_pipeline::ingress::{IngressError, MAX_BODY_BYTES};
 use tokio::sync::watch;
 use tracing::info;
@@ -28,8 +27,7 @@ type Shared = State<Arc<App>>;
 pub fn router(app: Arc<App>) -> Router {
     let mut router = Router::new()
         .route("/webhooks/{channel}", any(webhook))
-        .route("/api/conversations/{conversation}/reply", post(agent_reply))
-        .route("/api/feedback", post(feedback))
+        .route("/api/{*rest}", any(api))
         .route("/healthz", get(health));
     if app.config.is_development() {
         router = router
@@ -167,6 +165,21 @@ async fn webhook(
     if let Err(error) = app.ingress.check_channel(&channel) {
         return to_response(error.to_reply());
     }
+    forward(&app, method, uri, headers, body).await
+}
+
+async fn api(
+    State(app): Shared,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    forward(&app, method, uri, headers, body).await
+}
+
+/// Reads the body within the size limit and hands the request to the HTTP API.
+async fn forward(app: &App, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let declared = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
@@ -194,69 +207,7 @@ async fn webhook(
             .collect(),
         body,
     };
-    to_response(app.ingress.handle(&channel, &request).await)
-}
-
-fn authorized(app: &App, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(expected) = &app.admin_token else {
-        return Err(error(
-            403,
-            "forbidden",
-            "the agents' API is disabled: set server.admin_token",
-        ));
-    };
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if switchboard_channels::verify::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
-        Ok(())
-    } else {
-        Err(error(401, "unauthorized", "missing or wrong bearer token"))
-    }
-}
-
-fn desk_error(failure: DeskError) -> Response {
-    error(failure.status(), failure.code(), failure.to_string())
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| error(400, "bad_request", format!("invalid JSON body: {e}")))
-}
-
-async fn agent_reply(
-    State(app): Shared,
-    Path(conversation): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Err(response) = authorized(&app, &headers) {
-        return response;
-    }
-    let reply: AgentReply = match parse_json(&body) {
-        Ok(reply) => reply,
-        Err(response) => return response,
-    };
-    match app.desk.reply(&conversation, &reply).await {
-        Ok(()) => Json(json!({ "ok": true })).into_response(),
-        Err(failure) => desk_error(failure),
-    }
-}
-
-async fn feedback(State(app): Shared, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(response) = authorized(&app, &headers) {
-        return response;
-    }
-    let input: FeedbackInput = match parse_json(&body) {
-        Ok(input) => input,
-        Err(response) => return response,
-    };
-    match app.desk.feedback(&input).await {
-        Ok(()) => Json(json!({ "ok": true })).into_response(),
-        Err(failure) => desk_error(failure),
-    }
+    to_response(app.api.handle(uri.path(), &request).await)
 }
 
 async fn health(State(app): Shared) -> Response {

@@ -8,6 +8,7 @@
 //!
 //! The stages meet only through the ports of `switchboard-domain`.
 
+pub mod api;
 pub mod desk;
 pub mod faq;
 pub mod ingress;

@@ -41,6 +41,8 @@ thread_local! {
 struct Scratch {
     doc_score: Vec<f32>,
     touched: Vec<u32>,
+    entry_score: Vec<f32>,
+    entries_touched: Vec<u32>,
 }
 
 /// Lexical scores of the entries a query touches.
@@ -150,17 +152,24 @@ impl LexicalIndex {
                     *slot += w;
                 }
             }
-            // best phrasing per entry; documents are numbered in entry order, so
-            // sorting the touched documents groups them by entry.
-            scratch.touched.sort_unstable();
-            let mut scores: Vec<(u32, f32)> = Vec::new();
+            // best phrasing per entry, collected in an entry-indexed scratch array
+            if scratch.entry_score.len() < self.entries as usize {
+                scratch.entry_score.resize(self.entries as usize, 0.0);
+            }
+            scratch.entries_touched.clear();
             for &d in &scratch.touched {
                 let score = std::mem::take(&mut scratch.doc_score[d as usize]);
                 let entry = self.doc_entry[d as usize];
-                match scores.last_mut() {
-                    Some((e, best)) if *e == entry => *best = best.max(score),
-                    _ => scores.push((entry, score)),
+                let slot = &mut scratch.entry_score[entry as usize];
+                if *slot == 0.0 {
+                    scratch.entries_touched.push(entry);
                 }
+                *slot = slot.max(score);
+            }
+            scratch.entries_touched.sort_unstable();
+            let mut scores: Vec<(u32, f32)> = Vec::with_capacity(scratch.entries_touched.len());
+            for &e in &scratch.entries_touched {
+                scores.push((e, std::mem::take(&mut scratch.entry_score[e as usize])));
             }
             LexicalScores { scores, ceiling }
         })

@@ -19,11 +19,13 @@ use crate::text;
 const EPOCHS: usize = 8;
 /// Initial learning rate (inputs are L2-normalised); it decays as 1/(1 + epoch/2).
 const LEARNING_RATE: f32 = 1.5;
-/// A feature gets class weights only if it occurs in at most this many entries
-/// (or this share of them, whichever is larger). This only bites on large
-/// knowledge bases, where it bounds training and scoring work.
-const MAX_ENTRIES_PER_FEATURE: usize = 512;
-const MAX_SHARE_PER_FEATURE: f32 = 0.05;
+/// A feature gets class weights only if it occurs in at most this many entries.
+/// This only bites on large knowledge bases, where it bounds training and scoring
+/// work (such features are nearly useless for telling entries apart anyway).
+const MAX_ENTRIES_PER_FEATURE: usize = 160;
+/// Training stops after this many weight updates (summed over epochs), so that
+/// compiling a very large knowledge base stays fast; small ones get all epochs.
+const UPDATE_BUDGET: usize = 600_000_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearModel {
@@ -93,7 +95,7 @@ impl LinearModel {
         }
         pairs.sort_unstable();
         pairs.dedup();
-        let cap = MAX_ENTRIES_PER_FEATURE.max((entries as f32 * MAX_SHARE_PER_FEATURE) as usize);
+        let cap = MAX_ENTRIES_PER_FEATURE;
         let mut hashes = Vec::new();
         let mut offsets = Vec::new();
         let mut classes = Vec::new();
@@ -147,7 +149,13 @@ impl LinearModel {
         let mut touched: Vec<u32> = Vec::new();
         let mut order: Vec<usize> = (0..examples.len()).collect();
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        for epoch in 0..EPOCHS {
+        let work_per_epoch: usize = examples
+            .iter()
+            .flat_map(|e| &e.features)
+            .map(|&(f, _)| (self.offsets[f as usize + 1] - self.offsets[f as usize]) as usize)
+            .sum();
+        let epochs = (UPDATE_BUDGET / work_per_epoch.max(1)).clamp(1, EPOCHS);
+        for epoch in 0..epochs {
             // deterministic Fisher-Yates shuffle
             for i in (1..order.len()).rev() {
                 let j = (rng.next() % (i as u64 + 1)) as usize;

@@ -53,7 +53,7 @@ fn vocabulary(rng: &mut Rng, size: usize) -> Vec<String> {
 fn synthetic_kb() -> (KnowledgeBase, Vec<String>) {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let words = vocabulary(&mut rng, 30_000);
-    let mut phrase = |rng: &mut Rng, topic: &[usize]| {
+    let phrase = |rng: &mut Rng, topic: &[usize]| {
         let mut out = Vec::new();
         for _ in 0..4 + rng.below(5) {
             out.push(words[rng.zipf(2_000)].clone());

@@ -7,5 +7,6 @@ mod reply;
 mod transport;
 
 pub use guard::{address_of, auto_reply_block, display_name, domain_of};
+pub use lettre::Message;
 pub use reply::{BuildReplyError, build_reply, message_ids, normalize_message_id, reply_subject};
 pub use transport::{EmailTransport, OutboxTransport, SmtpConfig, SmtpTls, SmtpTransport};

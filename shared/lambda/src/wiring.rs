@@ -42,7 +42,15 @@ pub struct Aws {
 /// the first connection to the services this function uses, and reads the secret.
 pub async fn connect(config: FunctionConfig, warm: WarmUp<'_>) -> anyhow::Result<Aws> {
     let sdk = switchboard_aws::aws_config().await;
-    let clients = Clients::new(&sdk);
+    connect_with(config, Clients::new(&sdk), warm).await
+}
+
+/// [`connect`] with clients made elsewhere (tests point them at local stand-ins).
+pub async fn connect_with(
+    config: FunctionConfig,
+    clients: Clients,
+    warm: WarmUp<'_>,
+) -> anyhow::Result<Aws> {
     let secret = async {
         switchboard_aws::load_json_secret(&clients.secrets, &config.secret_arn)
             .await

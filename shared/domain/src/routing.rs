@@ -134,6 +134,7 @@ impl Default for ConfidenceBands {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RoutingPolicy {
     pub english: ConfidenceBands,
     pub chinese: ConfidenceBands,

@@ -219,6 +219,9 @@ listen = "127.0.0.1:9999"
 admin_token = "let-me-in"
 [routing]
 vip_customers = ["telegram:42"]
+[routing.chinese]
+answer = 0.8
+offer = 0.5
 [email]
 agents = "help@example.com"
 [email.smtp]
@@ -235,6 +238,11 @@ bot_token = "1:abc"
         assert_eq!(config.data_dir, dir.join("state"));
         assert_eq!(config.public_url(), "http://127.0.0.1:9999");
         assert!(config.routing.vip_customers.contains("telegram:42"));
+        assert_eq!(config.routing.routing.chinese.answer, 0.8);
+        assert_eq!(
+            config.routing.routing.english,
+            switchboard_domain::ConfidenceBands::default()
+        );
         assert_eq!(config.email.smtp.as_ref().unwrap().port, Some(2525));
         assert!(!config.is_development());
         let printed = format!("{config:?}");

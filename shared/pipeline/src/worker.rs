@@ -24,6 +24,8 @@ const SAVE_ATTEMPTS: usize = 8;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WorkerSettings {
+    /// Confidence bands per language, as `english` and `chinese` tables.
+    #[serde(flatten)]
     pub routing: RoutingPolicy,
     /// Customers treated as VIP, as `channel:customer_id`.
     pub vip_customers: HashSet<String>,

@@ -106,3 +106,34 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused")]
+    struct Cause;
+
+    #[test]
+    fn domain_errors_keep_the_cause_chain() {
+        let store: StoreError = AwsError::dynamo("PutItem", "sessions", Cause).into();
+        assert!(matches!(store, StoreError::Unavailable(_)));
+        assert_eq!(
+            error_chain(&store),
+            "store unavailable: DynamoDB PutItem on table sessions failed: connection refused"
+        );
+        let corrupt: StoreError = AwsError::Malformed {
+            table: "t".into(),
+            key: "k".into(),
+            detail: "attribute version is missing".into(),
+        }
+        .into();
+        assert!(matches!(corrupt, StoreError::Corrupt { ref key, .. } if key == "k"));
+        let queue = queue_error(QueueName::Inbound, AwsError::sqs("SendMessage", "q", Cause));
+        assert_eq!(
+            error_chain(&queue),
+            "queue Inbound unavailable: SQS SendMessage on q failed: connection refused"
+        );
+    }
+}

@@ -116,4 +116,27 @@ async fn agents_reply_through_the_api_on_the_customers_channel_and_feedback_is_r
     let bad = json!({ "conversation": conversation, "satisfaction": 9 });
     let (status, body) = server.post("/api/feedback", &auth, bad.to_string()).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
+
+    // The business's report reads the same database.
+    let output = std::process::Command::new(switchboard_bin())
+        .arg("--config")
+        .arg(server.config_path())
+        .arg("report")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["conversations"], 1);
+    assert_eq!(report["escalated_conversations"], 1);
+    assert_eq!(report["resolution_rate"], 1.0, "resolved by the agent");
+    assert_eq!(report["agent_response_ms"]["count"], 1);
+    assert_eq!(report["satisfaction"]["average"], 5.0);
+    assert_eq!(
+        report["unanswered_questions"][0]["question"],
+        "Do you sell replacement parts for the 1987 model?"
+    );
 }

@@ -46,6 +46,15 @@ enum Command {
     /// The embedded queues.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Resolution rate, top and unanswered questions, peak hours, response times, satisfaction.
+    Report {
+        /// The period: the last N days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// How many top and unanswered questions to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,6 +194,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Faq(FaqCommand::Rank(args)) => {
             switchboard_faq::cli::run_rank(&args, &mut std::io::stdout().lock())?
+        }
+        Command::Report { days, top } => {
+            let store = open_store(&config)?;
+            let since = SystemClock.now_ms() - i64::from(days) * 86_400_000;
+            let sessions = store.sessions_since(since).await?;
+            let feedback = store.feedback_since(since).await?;
+            let gaps = store.most_frequent(top).await?;
+            let report = switchboard_pipeline::report::build(&sessions, &feedback, gaps, top);
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Queue(QueueCommand::Stats) => {
             let stats = open_store(&config)?.stats().await?;

@@ -13,6 +13,7 @@ pub mod desk;
 pub mod faq;
 pub mod ingress;
 pub mod notifier;
+pub mod report;
 pub mod worker;
 
 use switchboard_domain::StoreError;

@@ -271,6 +271,59 @@ impl SqliteStore {
         .await
     }
 
+    /// Sessions updated since `since_ms`, for reports.
+    pub async fn sessions_since(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
+        self.with(move |conn| {
+            let mut statement = conn
+                .prepare("SELECT key, version, data FROM sessions WHERE updated_at >= ?1")
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([since_ms], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut sessions = Vec::new();
+            for row in rows {
+                let (key, version, data) = row.map_err(unavailable)?;
+                let mut session: Session =
+                    serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
+                        key,
+                        source: Box::new(e),
+                    })?;
+                session.version = version as u64;
+                sessions.push(session);
+            }
+            Ok(sessions)
+        })
+        .await
+    }
+
+    /// Feedback given since `since_ms`, for reports.
+    pub async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
+        self.with(move |conn| {
+            let mut statement = conn
+                .prepare("SELECT conversation, helpful, satisfaction, comment, at FROM feedback WHERE at >= ?1 ORDER BY id")
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([since_ms], |row| {
+                    Ok(Feedback {
+                        conversation: ConversationKey(row.get(0)?),
+                        helpful: row.get(1)?,
+                        satisfaction: row.get(2)?,
+                        comment: row.get(3)?,
+                        at_ms: row.get(4)?,
+                    })
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
     /// Forgets idempotency records and finished queue items past their time.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.with(move |conn| {

@@ -2,14 +2,12 @@
 //! compiled once (at import) and loaded quickly. Little-endian, length-prefixed
 //! arrays behind a magic number and a format version.
 
-use std::collections::HashMap;
-
 use crate::FaqError;
 use crate::lexical::LexicalIndex;
 use crate::matcher::{Matcher, MatcherOptions};
 use crate::model::LinearModel;
 
-const MAGIC: &[u8; 8] = b"SBFAQ\0\0\x01";
+const MAGIC: &[u8; 8] = b"SBFAQ\0\0\x02";
 
 struct Writer(Vec<u8>);
 
@@ -43,12 +41,7 @@ impl Writer {
             .for_each(|x| self.0.extend_from_slice(&x.to_le_bytes()));
     }
     fn lexical(&mut self, index: &LexicalIndex) {
-        let mut terms: Vec<(&String, &u32)> = index.lexicon.iter().collect();
-        terms.sort_unstable_by_key(|t| *t.1);
-        self.len(terms.len());
-        for (term, _) in terms {
-            self.str(term);
-        }
+        self.u64s(&index.terms);
         self.f32s(&index.idf);
         self.u32s(&index.offsets);
         self.u32s(&index.post_doc);
@@ -91,7 +84,7 @@ impl<'a> Reader<'a> {
             .filter(|n| *n <= self.bytes.len())
             .ok_or_else(|| corrupt(what))
     }
-    fn str(&mut self, what: &str) -> Result<String, FaqError> {
+    fn string(&mut self, what: &str) -> Result<String, FaqError> {
         let n = self.len(what)?;
         String::from_utf8(self.take(n, what)?.to_vec()).map_err(|_| corrupt(what))
     }
@@ -125,13 +118,8 @@ impl<'a> Reader<'a> {
             .collect())
     }
     fn lexical(&mut self) -> Result<LexicalIndex, FaqError> {
-        let terms = self.len("lexicon")?;
-        let mut lexicon = HashMap::with_capacity(terms);
-        for id in 0..terms {
-            lexicon.insert(self.str("term")?, id as u32);
-        }
         let index = LexicalIndex {
-            lexicon,
+            terms: self.u64s("terms")?,
             idf: self.f32s("idf")?,
             offsets: self.u32s("offsets")?,
             post_doc: self.u32s("postings")?,
@@ -140,8 +128,10 @@ impl<'a> Reader<'a> {
             entries: self.u32("entries")?,
             unseen_idf: self.f32("idf")?,
         };
+        let terms = index.terms.len();
         let postings = index.post_doc.len();
-        let consistent = index.idf.len() == terms
+        let consistent = index.terms.windows(2).all(|w| w[0] < w[1])
+            && index.idf.len() == terms
             && index.offsets.len() == terms + 1
             && index.post_weight.len() == postings
             && index.offsets.windows(2).all(|w| w[0] <= w[1])
@@ -201,19 +191,20 @@ impl Matcher {
         let n = r.len("ids")?;
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
-            ids.push(r.str("id")?);
+            ids.push(r.string("id")?);
         }
         let lexical = r.lexical()?;
         let answers = match r.u32("answers")? {
             0 => None,
             _ => Some(r.lexical()?),
         };
-        let model = LinearModel {
+        let mut model = LinearModel {
             hashes: r.u64s("features")?,
             offsets: r.u32s("feature offsets")?,
             classes: r.u32s("classes")?,
             weights: r.f32s("weights")?,
             entries: r.u32("entries")?,
+            table: Vec::new(),
         };
         if !r.bytes.is_empty() {
             return Err(FaqError::Corrupt("trailing bytes".into()));
@@ -222,6 +213,7 @@ impl Matcher {
         let consistent = lexical.entries == entries
             && answers.as_ref().is_none_or(|a| a.entries == entries)
             && model.entries == entries
+            && model.hashes.windows(2).all(|w| w[0] < w[1])
             && model.offsets.len() == model.hashes.len() + 1
             && model.classes.len() == model.weights.len()
             && model.offsets.windows(2).all(|w| w[0] <= w[1])
@@ -233,6 +225,7 @@ impl Matcher {
         if !consistent {
             return Err(FaqError::Corrupt("inconsistent model".into()));
         }
+        model.build_table();
         Ok(Matcher {
             options,
             ids,

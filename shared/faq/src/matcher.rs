@@ -4,8 +4,38 @@
 use switchboard_domain::{ConfidenceBands, Language};
 
 use crate::kb::KnowledgeBase;
-use crate::lexical::{Document, LexicalIndex};
+use crate::lexical::LexicalIndex;
 use crate::model::LinearModel;
+use crate::text;
+
+/// The index terms and the model features of each phrasing.
+type Analysed = (Vec<Vec<u64>>, Vec<Vec<(u64, f32)>>);
+
+/// Analyse every phrasing, on two threads for large knowledge bases; the result is
+/// in input order either way: the index terms and the model features of each.
+fn analyse_all(phrasings: &[(u32, &str)]) -> Analysed {
+    fn run(part: &[(u32, &str)]) -> Analysed {
+        let mut analyser = text::Analyser::new();
+        part.iter()
+            .map(|(_, p)| {
+                let a = analyser.analyse(p);
+                (a.terms, a.features)
+            })
+            .unzip()
+    }
+    if phrasings.len() < 2_000 {
+        return run(phrasings);
+    }
+    let (first, second) = phrasings.split_at(phrasings.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| run(second));
+        let (mut terms, mut features) = run(first);
+        let (more_terms, more_features) = other.join().expect("analysis thread");
+        terms.extend(more_terms);
+        features.extend(more_features);
+        (terms, features)
+    })
+}
 
 /// How a knowledge base is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,38 +114,49 @@ impl Matcher {
 
     pub fn build_with(kb: &KnowledgeBase, options: MatcherOptions) -> Matcher {
         let n = kb.entries.len() as u32;
-        let docs = kb.entries.iter().enumerate().flat_map(|(i, e)| {
-            e.phrasings().map(move |text| Document {
-                entry: i as u32,
-                text,
-            })
-        });
-        let lexical = LexicalIndex::build(n, docs);
-        let answer_texts: Vec<String> = kb
-            .entries
-            .iter()
-            .map(|e| {
-                let mut text = e.answer.clone();
-                for other in e.answers.values().filter(|a| **a != e.answer) {
-                    text.push('\n');
-                    text.push_str(other);
-                }
-                text
-            })
-            .collect();
-        let answers = options.index_answers.then(|| {
-            let docs = answer_texts.iter().enumerate().map(|(i, text)| Document {
-                entry: i as u32,
-                text,
-            });
-            LexicalIndex::build(n, docs)
-        });
-        let phrasings = kb
+        let phrasings: Vec<(u32, &str)> = kb
             .entries
             .iter()
             .enumerate()
-            .flat_map(|(i, e)| e.phrasings().map(move |p| (i as u32, p)));
-        let model = LinearModel::train(n, phrasings);
+            .flat_map(|(i, e)| e.phrasings().map(move |p| (i as u32, p)))
+            .collect();
+        let (terms, features) = analyse_all(&phrasings);
+        let answer_terms: Option<Vec<Vec<u64>>> = options.index_answers.then(|| {
+            kb.entries
+                .iter()
+                .map(|e| {
+                    let mut text = e.answer.clone();
+                    for other in e.answers.values().filter(|a| **a != e.answer) {
+                        text.push('\n');
+                        text.push_str(other);
+                    }
+                    text::analyse(&text).terms
+                })
+                .collect()
+        });
+        // the lexical indexes and the model are independent: build them side by side
+        let ((lexical, answers), model) = std::thread::scope(|scope| {
+            let lexical = scope.spawn(|| {
+                let docs = phrasings
+                    .iter()
+                    .zip(&terms)
+                    .map(|((entry, _), t)| (*entry, t.as_slice()));
+                let lexical = LexicalIndex::build(n, docs);
+                let answers = answer_terms.as_ref().map(|terms| {
+                    LexicalIndex::build(
+                        n,
+                        terms
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| (i as u32, t.as_slice())),
+                    )
+                });
+                (lexical, answers)
+            });
+            let model =
+                LinearModel::train(n, phrasings.iter().map(|(entry, _)| *entry).zip(features));
+            (lexical.join().expect("lexical index build"), model)
+        });
         Matcher {
             options,
             ids: kb.entries.iter().map(|e| e.id.clone()).collect(),
@@ -141,13 +182,14 @@ impl Matcher {
     /// The `top` best entries for `query`, with calibrated confidence.
     pub fn rank(&self, query: &str, top: usize) -> Ranking {
         let language = Language::detect(query);
-        let mut lexical = self.lexical.score(query);
+        let analysis = text::analyse(query);
+        let mut lexical = self.lexical.score_terms(&analysis.terms);
         if let Some(answers) = &self.answers {
-            let from_answers = answers.score(query);
+            let from_answers = answers.score_terms(&analysis.terms);
             let weight = ANSWER_WEIGHT * lexical.ceiling / from_answers.ceiling.max(1e-6);
             lexical.scores = merge_sum(&lexical.scores, &from_answers.scores, weight);
         }
-        let model = self.model.score(query);
+        let model = self.model.score_features(&analysis.features);
         let ceiling = lexical.ceiling.max(1e-6);
         let lex_weight = LEXICAL_WEIGHT;
         // merge the two sparse score lists (both sorted by entry)
@@ -172,7 +214,16 @@ impl Matcher {
             };
             combined.push((entry, prob + lex_weight * lex, prob, lex));
         }
-        combined.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        // only the best `top` (and the runner-up, for the lead) need ordering
+        let order = |a: &(u32, f32, f32, f32), b: &(u32, f32, f32, f32)| {
+            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+        };
+        let keep = top.max(2);
+        if combined.len() > keep {
+            combined.select_nth_unstable_by(keep - 1, order);
+            combined.truncate(keep);
+        }
+        combined.sort_unstable_by(order);
         let confidence = match combined.first() {
             None => 0.0,
             Some(first) => {

@@ -10,10 +10,9 @@
 //! Training is plain SGD in a fixed, seeded order: the same knowledge base always
 //! compiles to the same model.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
+use crate::lexical::HashMapU64;
 use crate::text;
+use std::cell::RefCell;
 
 /// Training passes over the phrasings.
 const EPOCHS: usize = 8;
@@ -23,6 +22,12 @@ const LEARNING_RATE: f32 = 1.5;
 /// This only bites on large knowledge bases, where it bounds training and scoring
 /// work (such features are nearly useless for telling entries apart anyway).
 const MAX_ENTRIES_PER_FEATURE: usize = 160;
+/// Training passes are also bounded by examples seen (summed over epochs): a
+/// knowledge base with 30,000 phrasings or fewer gets every epoch, one with
+/// 100,000 gets two.
+const STEP_BUDGET: usize = 240_000;
+/// Gradients below this (classes the model already rules out) are not applied.
+const MIN_GRADIENT: f32 = 1e-5;
 /// Training stops after this many weight updates (summed over epochs), so that
 /// compiling a very large knowledge base stays fast; small ones get all epochs.
 const UPDATE_BUDGET: usize = 600_000_000;
@@ -36,10 +41,13 @@ pub struct LinearModel {
     pub(crate) classes: Vec<u32>,
     pub(crate) weights: Vec<f32>,
     pub(crate) entries: u32,
+    /// Open-addressing table from feature hash to feature index (`u32::MAX` is
+    /// empty); derived from `hashes`, rebuilt on load.
+    pub(crate) table: Vec<u32>,
 }
 
-/// Hashed features of a phrasing and the entries that use it.
-type RawExample = (Vec<(u64, f32)>, Vec<u32>);
+/// A distinct phrasing's (local feature id, value) pairs and the entries using it.
+type RawExample = (Vec<(u32, f32)>, Vec<u32>);
 
 /// One training example: a distinct phrasing and the entries that use it.
 struct Example {
@@ -61,72 +69,121 @@ pub struct ModelScores {
 }
 
 impl LinearModel {
-    /// Train on `(entry, text)` phrasings.
-    pub fn train<'a>(entries: u32, phrasings: impl IntoIterator<Item = (u32, &'a str)>) -> Self {
-        // distinct phrasings, in first-seen order, with every entry that uses them
-        let mut by_text: HashMap<Vec<(u64, u32)>, usize> = HashMap::new();
+    /// Train on phrasings given as `(entry, hashed features)` (see [`text::analyse`]),
+    /// in entry order.
+    pub fn train(
+        entries: u32,
+        phrasings: impl IntoIterator<Item = (u32, Vec<(u64, f32)>)>,
+    ) -> Self {
+        // distinct phrasings in first-seen order, with every entry that uses them;
+        // features get local ids in first-seen order
+        let mut by_content: HashMapU64<u32> = HashMapU64::default();
+        let mut local: HashMapU64<u32> = HashMapU64::default();
+        let mut hashes: Vec<u64> = Vec::new();
         let mut raw: Vec<RawExample> = Vec::new();
-        for (entry, phrasing) in phrasings {
-            let features = text::features(phrasing);
+        let mut uses: Vec<(u32, u32)> = Vec::new(); // (entry, example)
+        for (entry, features) in phrasings {
             if features.is_empty() {
                 continue;
             }
-            let key: Vec<(u64, u32)> = features.iter().map(|(h, v)| (*h, v.to_bits())).collect();
-            match by_text.get(&key) {
-                Some(&i) => {
-                    if !raw[i].1.contains(&entry) {
-                        raw[i].1.push(entry);
+            let mut content = 0x9E37_79B9_7F4A_7C15u64;
+            for (h, v) in &features {
+                content = (content ^ h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3);
+            }
+            let ids: Vec<(u32, f32)> = features
+                .iter()
+                .map(|&(h, v)| {
+                    let next = hashes.len() as u32;
+                    let id = *local.entry(h).or_insert(next);
+                    if id == next {
+                        hashes.push(h);
                     }
+                    (id, v)
+                })
+                .collect();
+            let example = match by_content.get(&content) {
+                Some(&i) if raw[i as usize].0 == ids => i,
+                _ => {
+                    let i = raw.len() as u32;
+                    by_content.entry(content).or_insert(i);
+                    raw.push((ids, Vec::new()));
+                    i
                 }
-                None => {
-                    by_text.insert(key, raw.len());
-                    raw.push((features, vec![entry]));
-                }
+            };
+            let gold = &mut raw[example as usize].1;
+            if !gold.contains(&entry) {
+                gold.push(entry);
+                uses.push((entry, example));
             }
         }
-        drop(by_text);
+        drop(by_content);
+        drop(local);
+        uses.sort_by_key(|u| u.0);
 
-        // support: which entries each feature occurs in
-        let mut pairs: Vec<(u64, u32)> = Vec::new();
-        for (features, gold) in &raw {
-            for (hash, _) in features {
-                pairs.extend(gold.iter().map(|&g| (*hash, g)));
+        // support: in how many entries each feature occurs
+        let n_local = hashes.len();
+        let mut last = vec![u32::MAX; n_local];
+        let mut support = vec![0u32; n_local];
+        for &(entry, example) in &uses {
+            for &(f, _) in &raw[example as usize].0 {
+                if last[f as usize] != entry {
+                    last[f as usize] = entry;
+                    support[f as usize] += 1;
+                }
             }
         }
-        pairs.sort_unstable();
-        pairs.dedup();
-        let cap = MAX_ENTRIES_PER_FEATURE;
-        let mut hashes = Vec::new();
-        let mut offsets = Vec::new();
-        let mut classes = Vec::new();
-        let mut start = 0;
-        while start < pairs.len() {
-            let mut end = start;
-            while end < pairs.len() && pairs[end].0 == pairs[start].0 {
-                end += 1;
-            }
-            if end - start <= cap {
-                hashes.push(pairs[start].0);
-                offsets.push(classes.len() as u32);
-                classes.extend(pairs[start..end].iter().map(|p| p.1));
-            }
-            start = end;
+        // kept features, in hash order
+        let mut kept: Vec<u32> = (0..n_local as u32)
+            .filter(|&f| support[f as usize] as usize <= MAX_ENTRIES_PER_FEATURE)
+            .collect();
+        kept.sort_unstable_by_key(|&f| hashes[f as usize]);
+        let mut final_id = vec![u32::MAX; n_local];
+        let mut offsets = Vec::with_capacity(kept.len() + 1);
+        let mut total = 0u32;
+        for (i, &f) in kept.iter().enumerate() {
+            final_id[f as usize] = i as u32;
+            offsets.push(total);
+            total += support[f as usize];
         }
-        offsets.push(classes.len() as u32);
-        drop(pairs);
+        offsets.push(total);
+        let model_hashes: Vec<u64> = kept.iter().map(|&f| hashes[f as usize]).collect();
+        drop(hashes);
+        drop(support);
+        // classes of each feature, ascending (entries are visited in order)
+        let mut classes = vec![0u32; total as usize];
+        let mut cursor: Vec<u32> = offsets[..kept.len()].to_vec();
+        last.fill(u32::MAX);
+        for &(entry, example) in &uses {
+            for &(f, _) in &raw[example as usize].0 {
+                let id = final_id[f as usize];
+                if id != u32::MAX && last[f as usize] != entry {
+                    last[f as usize] = entry;
+                    classes[cursor[id as usize] as usize] = entry;
+                    cursor[id as usize] += 1;
+                }
+            }
+        }
+        drop(uses);
         let weights = vec![0.0; classes.len()];
         let mut model = LinearModel {
-            hashes,
+            hashes: model_hashes,
             offsets,
             classes,
             weights,
             entries,
+            table: Vec::new(),
         };
-
+        model.build_table();
         let examples: Vec<Example> = raw
             .into_iter()
             .map(|(features, gold)| Example {
-                features: model.lookup(&features),
+                features: features
+                    .into_iter()
+                    .filter_map(|(f, v)| {
+                        let id = final_id[f as usize];
+                        (id != u32::MAX).then_some((id, v))
+                    })
+                    .collect(),
                 gold,
             })
             .filter(|e| !e.features.is_empty())
@@ -135,11 +192,41 @@ impl LinearModel {
         model
     }
 
+    /// (Re)build the hash table over `hashes`.
+    pub(crate) fn build_table(&mut self) {
+        let size = (self.hashes.len() * 2).next_power_of_two().max(16);
+        let mask = size - 1;
+        let mut table = vec![u32::MAX; size];
+        for (f, &h) in self.hashes.iter().enumerate() {
+            let mut i = h as usize & mask;
+            while table[i] != u32::MAX {
+                i = (i + 1) & mask;
+            }
+            table[i] = f as u32;
+        }
+        self.table = table;
+    }
+
+    fn find(&self, hash: u64) -> Option<u32> {
+        let mask = self.table.len().checked_sub(1)?;
+        let mut i = hash as usize & mask;
+        loop {
+            let f = self.table[i];
+            if f == u32::MAX {
+                return None;
+            }
+            if self.hashes[f as usize] == hash {
+                return Some(f);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// Map hashed features to model feature indices, dropping unknown ones.
     fn lookup(&self, features: &[(u64, f32)]) -> Vec<(u32, f32)> {
         features
             .iter()
-            .filter_map(|(h, v)| self.hashes.binary_search(h).ok().map(|i| (i as u32, *v)))
+            .filter_map(|&(h, v)| self.find(h).map(|i| (i, v)))
             .collect()
     }
 
@@ -154,7 +241,9 @@ impl LinearModel {
             .flat_map(|e| &e.features)
             .map(|&(f, _)| (self.offsets[f as usize + 1] - self.offsets[f as usize]) as usize)
             .sum();
-        let epochs = (UPDATE_BUDGET / work_per_epoch.max(1)).clamp(1, EPOCHS);
+        let epochs = (UPDATE_BUDGET / work_per_epoch.max(1))
+            .min(STEP_BUDGET / examples.len().max(1))
+            .clamp(1, EPOCHS);
         for epoch in 0..epochs {
             // deterministic Fisher-Yates shuffle
             for i in (1..order.len()).rev() {
@@ -172,12 +261,15 @@ impl LinearModel {
                         self.offsets[f as usize] as usize..self.offsets[f as usize + 1] as usize;
                     for k in range {
                         let c = self.classes[k];
-                        let y = if example.gold.contains(&c) {
-                            target
+                        let p = scores[c as usize];
+                        let gradient = if example.gold.contains(&c) {
+                            p - target
+                        } else if p < MIN_GRADIENT {
+                            // negligible, and would only make denormal weights
+                            continue;
                         } else {
-                            0.0
+                            p
                         };
-                        let gradient = scores[c as usize] - y;
                         self.weights[k] -= rate * gradient * x;
                     }
                 }
@@ -206,7 +298,12 @@ impl LinearModel {
 
     /// Softmax probabilities for a message.
     pub fn score(&self, query: &str) -> ModelScores {
-        let features = self.lookup(&text::features(query));
+        self.score_features(&text::features(query))
+    }
+
+    /// Softmax probabilities for a message's hashed features.
+    pub fn score_features(&self, features: &[(u64, f32)]) -> ModelScores {
+        let features = self.lookup(features);
         let n = self.entries as usize;
         SCORES.with(|cell| {
             let (scores, touched) = &mut *cell.borrow_mut();

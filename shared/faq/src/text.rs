@@ -127,57 +127,222 @@ pub fn hash_feature(namespace: u8, parts: &[&str]) -> u64 {
     hash
 }
 
-/// Feature namespaces of the learned model.
+/// Feature namespaces of the learned model (and namespace 0 for index terms).
+const NS_TERM: u8 = 0;
 const NS_WORD: u8 = 1;
 const NS_BIGRAM: u8 = 2;
 const NS_CHARS: u8 = 3;
 const NS_HAN: u8 = 4;
 
+/// Streaming FNV-1a with a final avalanche: hashes pieces of text without first
+/// building them as strings.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new(namespace: u8) -> Fnv {
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325 ^ u64::from(namespace));
+        h.0 = h.0.wrapping_mul(0x0100_0000_01b3);
+        h
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn char(&mut self, ch: char) {
+        let mut buf = [0u8; 4];
+        self.bytes(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    fn finish(self) -> u64 {
+        let mut hash = self.0;
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        hash ^= hash >> 33;
+        hash
+    }
+}
+
+/// The hash under which the lexical index knows an index term (see [`terms`]).
+pub fn term_hash(term: &str) -> u64 {
+    let mut h = Fnv::new(NS_TERM);
+    h.bytes(term.as_bytes());
+    h.finish()
+}
+
+/// A message or phrasing analysed once for both scorers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Analysis {
+    /// Hashed index terms for the lexical scorer, in reading order, repeats kept
+    /// (the hashes of [`terms`]).
+    pub terms: Vec<u64>,
+    /// Hashed features for the learned model, as [`features`] returns them.
+    pub features: Vec<(u64, f32)>,
+}
+
+/// Hashes derived from a word's stem: its index term and its model feature.
+#[derive(Clone, Copy)]
+struct StemHashes {
+    term: u64,
+    word: u64,
+}
+
+fn stem_hashes(surface: &str) -> StemHashes {
+    let stem = stemmer().stem(surface);
+    let mut word = Fnv::new(NS_WORD);
+    word.bytes(stem.as_bytes());
+    StemHashes {
+        term: term_hash(&stem),
+        word: word.finish(),
+    }
+}
+
+/// Analyses many texts, remembering each distinct word's stem (compiling a
+/// knowledge base sees the same words over and over).
+#[derive(Default)]
+pub struct Analyser {
+    stems: std::collections::HashMap<String, StemHashes>,
+}
+
+impl Analyser {
+    pub fn new() -> Analyser {
+        Analyser::default()
+    }
+
+    pub fn analyse(&mut self, text: &str) -> Analysis {
+        analyse_with(text, Some(&mut self.stems))
+    }
+}
+
+/// Analyse text for both scorers in one pass.
+pub fn analyse(text: &str) -> Analysis {
+    analyse_with(text, None)
+}
+
+fn analyse_with(
+    text: &str,
+    mut cache: Option<&mut std::collections::HashMap<String, StemHashes>>,
+) -> Analysis {
+    let mut terms = Vec::with_capacity(text.len() / 3);
+    let mut raw: Vec<(u64, f32)> = Vec::with_capacity(text.len() * 3);
+    let mut previous: Option<u64> = None;
+    let mut word = String::new();
+    let mut chars: Vec<char> = Vec::new(); // the current word padded, or Han run
+    let mut word_done = |word: &mut String,
+                         chars: &mut Vec<char>,
+                         previous: &mut Option<u64>,
+                         terms: &mut Vec<u64>,
+                         raw: &mut Vec<(u64, f32)>| {
+        if word.is_empty() {
+            return;
+        }
+        let stem = match cache.as_deref_mut() {
+            Some(cache) => match cache.get(word.as_str()) {
+                Some(h) => *h,
+                None => {
+                    let h = stem_hashes(word);
+                    cache.insert(word.clone(), h);
+                    h
+                }
+            },
+            None => stem_hashes(word),
+        };
+        terms.push(stem.term);
+        raw.push((stem.word, 1.0));
+        if let Some(prev) = *previous {
+            let mut h = Fnv::new(NS_BIGRAM);
+            h.bytes(&prev.to_le_bytes());
+            h.bytes(&stem.word.to_le_bytes());
+            raw.push((h.finish(), 0.8));
+        }
+        *previous = Some(stem.word);
+        chars.clear();
+        chars.push('<');
+        chars.extend(word.chars());
+        chars.push('>');
+        if chars.len() > 4 {
+            for n in 3..=5 {
+                for window in chars.windows(n) {
+                    let mut h = Fnv::new(NS_CHARS);
+                    window.iter().for_each(|&c| h.char(c));
+                    raw.push((h.finish(), 0.35));
+                }
+            }
+        }
+        chars.clear();
+        word.clear();
+    };
+    let han_done = |chars: &mut Vec<char>, terms: &mut Vec<u64>, raw: &mut Vec<(u64, f32)>| {
+        if chars.is_empty() {
+            return;
+        }
+        for (i, &ch) in chars.iter().enumerate() {
+            let mut h = Fnv::new(NS_TERM);
+            h.char(ch);
+            terms.push(h.finish());
+            if let Some(&next) = chars.get(i + 1) {
+                h.char(next);
+                terms.push(h.finish());
+            }
+        }
+        for n in 1..=3 {
+            let weight = [0.6, 1.0, 0.8][n - 1];
+            for window in chars.windows(n) {
+                let mut h = Fnv::new(NS_HAN);
+                window.iter().for_each(|&c| h.char(c));
+                raw.push((h.finish(), weight));
+            }
+        }
+        chars.clear();
+    };
+    let mut in_han = false;
+    for raw_ch in text.chars() {
+        let ch = fold(raw_ch);
+        if is_han(ch) {
+            if !in_han {
+                word_done(&mut word, &mut chars, &mut previous, &mut terms, &mut raw);
+                in_han = true;
+            }
+            previous = None;
+            chars.push(ch);
+        } else if ch.is_alphanumeric() {
+            if in_han {
+                han_done(&mut chars, &mut terms, &mut raw);
+                in_han = false;
+            }
+            word.push(ch);
+        } else if is_apostrophe(ch) && !word.is_empty() {
+            // skip, the word continues
+        } else if in_han {
+            han_done(&mut chars, &mut terms, &mut raw);
+            in_han = false;
+        } else {
+            word_done(&mut word, &mut chars, &mut previous, &mut terms, &mut raw);
+        }
+    }
+    if in_han {
+        han_done(&mut chars, &mut terms, &mut raw);
+    } else {
+        word_done(&mut word, &mut chars, &mut previous, &mut terms, &mut raw);
+    }
+    Analysis {
+        terms,
+        features: normalise(raw),
+    }
+}
+
 /// Hashed features for the learned model, L2-normalised, sorted by hash, distinct:
 /// word stems and stem bigrams, character 3- to 5-grams inside words (so that a
 /// typo still shares most of a word's features), and Han character 1- to 3-grams.
 pub fn features(text: &str) -> Vec<(u64, f32)> {
-    let mut raw: Vec<(u64, f32)> = Vec::new();
-    let mut previous: Option<String> = None;
-    for piece in pieces(text) {
-        match piece {
-            Piece::Word { surface, stem } => {
-                raw.push((hash_feature(NS_WORD, &[&stem]), 1.0));
-                if let Some(prev) = &previous {
-                    raw.push((hash_feature(NS_BIGRAM, &[prev, &stem]), 0.8));
-                }
-                let padded: Vec<char> = std::iter::once('<')
-                    .chain(surface.chars())
-                    .chain(std::iter::once('>'))
-                    .collect();
-                if padded.len() > 4 {
-                    let mut buf = String::new();
-                    for n in 3..=5 {
-                        for window in padded.windows(n) {
-                            buf.clear();
-                            buf.extend(window);
-                            raw.push((hash_feature(NS_CHARS, &[&buf]), 0.35));
-                        }
-                    }
-                }
-                previous = Some(stem);
-            }
-            Piece::Han(chars) => {
-                previous = None;
-                let mut buf = String::new();
-                for n in 1..=3 {
-                    let weight = [0.6, 1.0, 0.8][n - 1];
-                    for window in chars.windows(n) {
-                        buf.clear();
-                        buf.extend(window);
-                        raw.push((hash_feature(NS_HAN, &[&buf]), weight));
-                    }
-                }
-            }
-        }
-    }
+    analyse(text).features
+}
+
+/// Sort, keep each feature once with its largest weight (presence, not counts),
+/// and scale to unit L2 norm.
+fn normalise(mut raw: Vec<(u64, f32)>) -> Vec<(u64, f32)> {
     raw.sort_unstable_by_key(|f| f.0);
-    // repeated features: keep the largest weight (presence, not counts)
     raw.dedup_by(|later, kept| {
         if later.0 == kept.0 {
             kept.1 = kept.1.max(later.1);
@@ -217,6 +382,18 @@ mod tests {
         assert_eq!(terms("退款"), vec!["退", "退款", "款"]);
         let mixed = terms("iPhone退货");
         assert_eq!(mixed, vec!["iphon", "退", "退货", "货"]);
+    }
+
+    #[test]
+    fn analysis_hashes_the_index_terms() {
+        for text in [
+            "Refunds REFUNDED, don't!",
+            "iPhone退货了吗",
+            "ＡＣＭＥ　Ｓｈｏｐ",
+        ] {
+            let expected: Vec<u64> = terms(text).iter().map(|t| term_hash(t)).collect();
+            assert_eq!(analyse(text).terms, expected, "{text}");
+        }
     }
 
     #[test]

@@ -181,3 +181,39 @@ fn matcher_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Matcher>();
 }
+
+#[test]
+fn sample_kb_answers_and_hands_over() {
+    let matcher = sample();
+    for (query, expected) in [
+        ("What are your opening hours?", "opening-hours"),
+        ("你们几点开门？", "opening-hours"),
+        ("How long does shipping take?", "shipping-time"),
+        ("How do I return an item?", "returns"),
+        (
+            "Hello, how do I return an item I bought last week?",
+            "returns",
+        ),
+    ] {
+        let ranking = matcher.rank(query, 3);
+        assert_eq!(ranking.candidates[0].id, expected, "{query}");
+        let answer = switchboard_faq::bands(ranking.language).answer;
+        assert!(
+            ranking.confidence >= answer,
+            "{query}: {}",
+            ranking.confidence
+        );
+    }
+    for query in [
+        "Do you sell replacement parts for the 1987 model?",
+        "My parrot ate the warranty card of the blender, what now",
+    ] {
+        let ranking = matcher.rank(query, 3);
+        let offer = switchboard_faq::bands(ranking.language).offer.min(0.45);
+        assert!(
+            ranking.confidence < offer,
+            "{query}: {}",
+            ranking.confidence
+        );
+    }
+}

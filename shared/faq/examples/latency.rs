@@ -16,6 +16,8 @@ mod synthetic;
 
 /// Each query is ranked this many times; every run counts towards the percentiles.
 const ROUNDS: usize = 5;
+/// The knowledge base is compiled this many times.
+const COMPILES: usize = 3;
 
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -27,9 +29,21 @@ fn peak_rss_mb() -> Option<f64> {
 fn main() {
     let (kb, queries) = synthetic::synthetic_kb();
     let before = peak_rss_mb();
-    let started = Instant::now();
-    let matcher = Matcher::build(&kb);
-    let compile = started.elapsed();
+    // compile a few times: the machine may be shared, the best run is the work itself
+    let mut compiles = Vec::new();
+    let mut built = None;
+    for _ in 0..COMPILES {
+        let started = Instant::now();
+        let matcher = Matcher::build(&kb);
+        compiles.push(started.elapsed());
+        if let Some(previous) = &built {
+            assert_eq!(previous, &matcher, "compiling is deterministic");
+        }
+        built = Some(matcher);
+    }
+    let matcher = built.expect("compiled at least once");
+    compiles.sort();
+    let compile = compiles[0];
     let after_compile = peak_rss_mb();
     let bytes = matcher.to_bytes();
     let started = Instant::now();
@@ -69,10 +83,12 @@ fn main() {
         .count();
     let mb = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.0} MB"));
     println!(
-        "synthetic KB {} x {}: compile {:.0} ms, load {:.1} ms, compiled size {:.1} MB",
+        "synthetic KB {} x {}: compile {:.0} ms (best of {COMPILES}; all {:?} ms), load {:.1} ms, \
+         compiled size {:.1} MB",
         synthetic::ENTRIES,
         synthetic::PHRASINGS,
         compile.as_secs_f64() * 1e3,
+        compiles.iter().map(|d| d.as_millis()).collect::<Vec<_>>(),
         load.as_secs_f64() * 1e3,
         bytes.len() as f64 / 1e6,
     );

@@ -18,7 +18,7 @@ fn analyse_all(phrasings: &[(u32, &str)]) -> Analysed {
         let mut analyser = text::Analyser::new();
         part.iter()
             .map(|(_, p)| {
-                let a = analyser.analyse(p);
+                let a = analyser.analyse_raw(p);
                 (a.terms, a.features)
             })
             .unzip()

@@ -22,10 +22,10 @@ const LEARNING_RATE: f32 = 1.5;
 /// This only bites on large knowledge bases, where it bounds training and scoring
 /// work (such features are nearly useless for telling entries apart anyway).
 const MAX_ENTRIES_PER_FEATURE: usize = 160;
-/// Training passes are also bounded by examples seen (summed over epochs): a
-/// knowledge base with 30,000 phrasings or fewer gets every epoch, one with
-/// 100,000 gets two.
-const STEP_BUDGET: usize = 240_000;
+/// Training is also bounded by examples seen (summed over epochs): a knowledge
+/// base with 20,000 distinct phrasings or fewer gets every epoch, one with 100,000
+/// gets one and a half (but every example is seen at least once).
+const STEP_BUDGET: usize = 160_000;
 /// Gradients below this (classes the model already rules out) are not applied.
 const MIN_GRADIENT: f32 = 1e-5;
 /// Training stops after this many weight updates (summed over epochs), so that
@@ -70,7 +70,9 @@ pub struct ModelScores {
 
 impl LinearModel {
     /// Train on phrasings given as `(entry, hashed features)` (see [`text::analyse`]),
-    /// in entry order.
+    /// in entry order. Features may come unsorted and repeated (as
+    /// [`text::Analyser::analyse_raw`] gives them): a repeated feature keeps its
+    /// largest value, and each phrasing is scaled to unit L2 norm.
     pub fn train(
         entries: u32,
         phrasings: impl IntoIterator<Item = (u32, Vec<(u64, f32)>)>,
@@ -82,25 +84,40 @@ impl LinearModel {
         let mut hashes: Vec<u64> = Vec::new();
         let mut raw: Vec<RawExample> = Vec::new();
         let mut uses: Vec<(u32, u32)> = Vec::new(); // (entry, example)
+        let mut position: Vec<u32> = Vec::new(); // per local id, scratch
         for (entry, features) in phrasings {
             if features.is_empty() {
                 continue;
             }
-            let mut content = 0x9E37_79B9_7F4A_7C15u64;
-            for (h, v) in &features {
-                content = (content ^ h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3);
-            }
-            let ids: Vec<(u32, f32)> = features
-                .iter()
-                .map(|&(h, v)| {
-                    let next = hashes.len() as u32;
-                    let id = *local.entry(h).or_insert(next);
-                    if id == next {
-                        hashes.push(h);
+            // local ids; a repeated feature keeps its largest value; unit L2 norm
+            let mut ids: Vec<(u32, f32)> = Vec::with_capacity(features.len());
+            for &(h, v) in &features {
+                let next = hashes.len() as u32;
+                let id = *local.entry(h).or_insert(next);
+                if id == next {
+                    hashes.push(h);
+                    position.push(u32::MAX);
+                }
+                match position[id as usize] {
+                    u32::MAX => {
+                        position[id as usize] = ids.len() as u32;
+                        ids.push((id, v));
                     }
-                    (id, v)
-                })
-                .collect();
+                    at => ids[at as usize].1 = ids[at as usize].1.max(v),
+                }
+            }
+            for &(id, _) in &ids {
+                position[id as usize] = u32::MAX;
+            }
+            let norm = ids.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                ids.iter_mut().for_each(|(_, v)| *v /= norm);
+            }
+            let mut content = 0x9E37_79B9_7F4A_7C15u64;
+            for &(id, v) in &ids {
+                content = (content ^ u64::from(id) ^ (u64::from(v.to_bits()) << 32))
+                    .wrapping_mul(0x0100_0000_01b3);
+            }
             let example = match by_content.get(&content) {
                 Some(&i) if raw[i as usize].0 == ids => i,
                 _ => {
@@ -241,9 +258,19 @@ impl LinearModel {
             .flat_map(|e| &e.features)
             .map(|&(f, _)| (self.offsets[f as usize + 1] - self.offsets[f as usize]) as usize)
             .sum();
-        let epochs = (UPDATE_BUDGET / work_per_epoch.max(1))
-            .min(STEP_BUDGET / examples.len().max(1))
-            .clamp(1, EPOCHS);
+        // whole epochs within the update budget, and at most STEP_BUDGET examples
+        // seen in all (the last epoch may then stop part-way through its order)
+        let epochs = (UPDATE_BUDGET / work_per_epoch.max(1)).clamp(1, EPOCHS);
+        let mut steps_left = (epochs * examples.len()).min(STEP_BUDGET.max(examples.len()));
+        // (class, weight) side by side while training: one cache line serves both
+        let mut pairs: Vec<(u32, f32)> = self
+            .classes
+            .iter()
+            .copied()
+            .zip(self.weights.iter().copied())
+            .collect();
+        let offsets = &self.offsets;
+        let span = |f: u32| offsets[f as usize] as usize..offsets[f as usize + 1] as usize;
         for epoch in 0..epochs {
             // deterministic Fisher-Yates shuffle
             for i in (1..order.len()).rev() {
@@ -251,18 +278,33 @@ impl LinearModel {
                 order.swap(i, j);
             }
             let rate = LEARNING_RATE / (1.0 + epoch as f32 / 2.0);
-            for &i in &order {
+            let take = steps_left.min(order.len());
+            steps_left -= take;
+            for &i in &order[..take] {
                 let example = &examples[i];
-                self.accumulate(&example.features, &mut scores, &mut touched);
+                touched.clear();
+                for &(f, x) in &example.features {
+                    for &(c, w) in &pairs[span(f)] {
+                        let slot = &mut scores[c as usize];
+                        if *slot == 0.0 {
+                            touched.push(c);
+                        }
+                        // keep touched slots non-zero so that they are recorded once
+                        *slot += w * x + f32::MIN_POSITIVE;
+                    }
+                }
                 softmax_in_place(&mut scores, &touched, n);
                 let target = 1.0 / example.gold.len() as f32;
+                let single = (example.gold.len() == 1).then(|| example.gold[0]);
                 for &(f, x) in &example.features {
-                    let range =
-                        self.offsets[f as usize] as usize..self.offsets[f as usize + 1] as usize;
-                    for k in range {
-                        let c = self.classes[k];
-                        let p = scores[c as usize];
-                        let gradient = if example.gold.contains(&c) {
+                    let step = rate * x;
+                    for (c, w) in &mut pairs[span(f)] {
+                        let p = scores[*c as usize];
+                        let is_gold = match single {
+                            Some(g) => *c == g,
+                            None => example.gold.contains(c),
+                        };
+                        let gradient = if is_gold {
                             p - target
                         } else if p < MIN_GRADIENT {
                             // negligible, and would only make denormal weights
@@ -270,13 +312,16 @@ impl LinearModel {
                         } else {
                             p
                         };
-                        self.weights[k] -= rate * gradient * x;
+                        *w -= step * gradient;
                     }
                 }
                 for &c in &touched {
                     scores[c as usize] = 0.0;
                 }
             }
+        }
+        for (w, (_, trained)) in self.weights.iter_mut().zip(pairs) {
+            *w = trained;
         }
     }
 

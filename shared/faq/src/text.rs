@@ -198,11 +198,47 @@ fn stem_hashes(surface: &str) -> StemHashes {
     }
 }
 
-/// Analyses many texts, remembering each distinct word's stem (compiling a
-/// knowledge base sees the same words over and over).
+/// What a word contributes, whatever its neighbours: stem hashes and the hashes
+/// of its character n-grams (a range of `WordCache::grams`).
+#[derive(Clone)]
+struct WordHashes {
+    stem: StemHashes,
+    grams: std::ops::Range<usize>,
+}
+
+#[derive(Default)]
+struct WordCache {
+    words: std::collections::HashMap<String, WordHashes>,
+    grams: Vec<u64>,
+}
+
+/// Weight of a character n-gram feature (before normalisation; a word is 1).
+const GRAM_WEIGHT: f32 = 0.35;
+
+/// Hashes of the character 3- to 5-grams of a word padded with `<` and `>`
+/// (none for words of one or two characters); `chars` is scratch space.
+fn char_grams(word: &str, chars: &mut Vec<char>, out: &mut Vec<u64>) {
+    chars.clear();
+    chars.push('<');
+    chars.extend(word.chars());
+    chars.push('>');
+    if chars.len() > 4 {
+        for n in 3..=5 {
+            for window in chars.windows(n) {
+                let mut h = Fnv::new(NS_CHARS);
+                window.iter().for_each(|&c| h.char(c));
+                out.push(h.finish());
+            }
+        }
+    }
+    chars.clear();
+}
+
+/// Analyses many texts, remembering what each distinct word contributes
+/// (compiling a knowledge base sees the same words over and over).
 #[derive(Default)]
 pub struct Analyser {
-    stems: std::collections::HashMap<String, StemHashes>,
+    cache: WordCache,
 }
 
 impl Analyser {
@@ -211,19 +247,27 @@ impl Analyser {
     }
 
     pub fn analyse(&mut self, text: &str) -> Analysis {
-        analyse_with(text, Some(&mut self.stems))
+        let mut analysis = self.analyse_raw(text);
+        analysis.features = normalise(analysis.features);
+        analysis
+    }
+
+    /// Like [`Analyser::analyse`], but the features are left in reading order,
+    /// repeats included, not normalised ([`crate::model::LinearModel::train`]
+    /// does that more cheaply itself).
+    pub fn analyse_raw(&mut self, text: &str) -> Analysis {
+        analyse_with(text, Some(&mut self.cache))
     }
 }
 
 /// Analyse text for both scorers in one pass.
 pub fn analyse(text: &str) -> Analysis {
-    analyse_with(text, None)
+    let mut analysis = analyse_with(text, None);
+    analysis.features = normalise(analysis.features);
+    analysis
 }
 
-fn analyse_with(
-    text: &str,
-    mut cache: Option<&mut std::collections::HashMap<String, StemHashes>>,
-) -> Analysis {
+fn analyse_with(text: &str, mut cache: Option<&mut WordCache>) -> Analysis {
     let mut terms = Vec::with_capacity(text.len() / 3);
     let mut raw: Vec<(u64, f32)> = Vec::with_capacity(text.len() * 3);
     let mut previous: Option<u64> = None;
@@ -237,16 +281,31 @@ fn analyse_with(
         if word.is_empty() {
             return;
         }
-        let stem = match cache.as_deref_mut() {
-            Some(cache) => match cache.get(word.as_str()) {
-                Some(h) => *h,
+        let cached = cache.as_deref_mut().map(|cache| {
+            let hashes = match cache.words.get(word.as_str()) {
+                Some(h) => h.clone(),
                 None => {
-                    let h = stem_hashes(word);
-                    cache.insert(word.clone(), h);
+                    let start = cache.grams.len();
+                    char_grams(word, chars, &mut cache.grams);
+                    let h = WordHashes {
+                        stem: stem_hashes(word),
+                        grams: start..cache.grams.len(),
+                    };
+                    cache.words.insert(word.clone(), h.clone());
                     h
                 }
-            },
-            None => stem_hashes(word),
+            };
+            raw.extend(cache.grams[hashes.grams].iter().map(|&g| (g, GRAM_WEIGHT)));
+            hashes.stem
+        });
+        let stem = match cached {
+            Some(stem) => stem,
+            None => {
+                let mut grams = Vec::new();
+                char_grams(word, chars, &mut grams);
+                raw.extend(grams.into_iter().map(|g| (g, GRAM_WEIGHT)));
+                stem_hashes(word)
+            }
         };
         terms.push(stem.term);
         raw.push((stem.word, 1.0));
@@ -257,20 +316,6 @@ fn analyse_with(
             raw.push((h.finish(), 0.8));
         }
         *previous = Some(stem.word);
-        chars.clear();
-        chars.push('<');
-        chars.extend(word.chars());
-        chars.push('>');
-        if chars.len() > 4 {
-            for n in 3..=5 {
-                for window in chars.windows(n) {
-                    let mut h = Fnv::new(NS_CHARS);
-                    window.iter().for_each(|&c| h.char(c));
-                    raw.push((h.finish(), 0.35));
-                }
-            }
-        }
-        chars.clear();
         word.clear();
     };
     let han_done = |chars: &mut Vec<char>, terms: &mut Vec<u64>, raw: &mut Vec<(u64, f32)>| {
@@ -328,7 +373,7 @@ fn analyse_with(
     }
     Analysis {
         terms,
-        features: normalise(raw),
+        features: raw,
     }
 }
 

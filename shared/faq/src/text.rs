@@ -84,12 +84,17 @@ pub fn pieces(text: &str) -> Vec<Piece> {
     out
 }
 
-/// Index terms for the lexical scorer: word stems, Han unigrams and bigrams.
+/// Index terms for the lexical scorer: word stems (but not of stop words), Han
+/// unigrams and bigrams.
 pub fn terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for piece in pieces(text) {
         match piece {
-            Piece::Word { stem, .. } => out.push(stem),
+            Piece::Word { surface, stem } => {
+                if !is_stop_word(&surface) {
+                    out.push(stem)
+                }
+            }
             Piece::Han(chars) => {
                 for (i, ch) in chars.iter().enumerate() {
                     out.push(ch.to_string());
@@ -212,6 +217,25 @@ struct WordCache {
     grams: Vec<u64>,
 }
 
+/// Common English function words: they say little about which entry a message is
+/// about, and in a lexical score they reward phrasings for sharing the message's
+/// grammar rather than its topic. Only the lexical scorer skips them; the learned
+/// model still sees them (there they can carry intent, e.g. "how" vs "why").
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "am", "an", "and", "any", "are", "as", "at", "be", "been", "being", "but", "by",
+    "can", "could", "d", "did", "do", "does", "doing", "for", "from", "had", "has", "have",
+    "having", "he", "her", "here", "hers", "him", "his", "how", "i", "id", "if", "ill", "im", "in",
+    "into", "is", "it", "its", "ive", "just", "ll", "me", "might", "my", "myself", "of", "on",
+    "or", "our", "ours", "possible", "s", "shall", "she", "should", "so", "some", "such", "t",
+    "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
+    "to", "too", "very", "was", "way", "we", "were", "what", "when", "where", "which", "while",
+    "who", "whom", "why", "will", "with", "would", "you", "your", "youre", "yours",
+];
+
+fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.binary_search(&word).is_ok()
+}
+
 /// Weight of a character n-gram feature (before normalisation; a word is 1).
 const GRAM_WEIGHT: f32 = 0.35;
 
@@ -307,7 +331,9 @@ fn analyse_with(text: &str, mut cache: Option<&mut WordCache>) -> Analysis {
                 stem_hashes(word)
             }
         };
-        terms.push(stem.term);
+        if !is_stop_word(word) {
+            terms.push(stem.term);
+        }
         raw.push((stem.word, 1.0));
         if let Some(prev) = *previous {
             let mut h = Fnv::new(NS_BIGRAM);
@@ -439,6 +465,11 @@ mod tests {
             let expected: Vec<u64> = terms(text).iter().map(|t| term_hash(t)).collect();
             assert_eq!(analyse(text).terms, expected, "{text}");
         }
+    }
+
+    #[test]
+    fn stop_words_are_sorted() {
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -4,10 +4,10 @@
 
 use crate::FaqError;
 use crate::lexical::LexicalIndex;
-use crate::matcher::{Matcher, MatcherOptions};
+use crate::matcher::{Matcher, MatcherOptions, class_index};
 use crate::model::LinearModel;
 
-const MAGIC: &[u8; 8] = b"SBFAQ\0\0\x02";
+const MAGIC: &[u8; 8] = b"SBFAQ\0\0\x03";
 
 struct Writer(Vec<u8>);
 
@@ -174,6 +174,7 @@ impl Matcher {
         w.u32s(&self.model.classes);
         w.f32s(&self.model.weights);
         w.u32(self.model.entries);
+        w.u32s(&self.entry_class);
         w.0
     }
 
@@ -206,13 +207,16 @@ impl Matcher {
             entries: r.u32("entries")?,
             table: Vec::new(),
         };
+        let entry_class = r.u32s("entry classes")?;
         if !r.bytes.is_empty() {
             return Err(FaqError::Corrupt("trailing bytes".into()));
         }
         let entries = ids.len() as u32;
         let consistent = lexical.entries == entries
             && answers.as_ref().is_none_or(|a| a.entries == entries)
-            && model.entries == entries
+            && entry_class.len() == ids.len()
+            && entry_class.iter().all(|&c| c < model.entries)
+            && model.entries as usize <= ids.len()
             && model.hashes.windows(2).all(|w| w[0] < w[1])
             && model.offsets.len() == model.hashes.len() + 1
             && model.classes.len() == model.weights.len()
@@ -221,17 +225,26 @@ impl Matcher {
                 .offsets
                 .last()
                 .is_some_and(|&o| o as usize == model.classes.len())
-            && model.classes.iter().all(|&c| c < entries);
+            && model.classes.iter().all(|&c| c < model.entries);
         if !consistent {
             return Err(FaqError::Corrupt("inconsistent model".into()));
         }
         model.build_table();
+        let (class_offsets, class_entries) = class_index(&entry_class, model.entries);
+        if class_entries.is_empty() != (model.entries as usize == ids.len())
+            || class_offsets.windows(2).any(|w| w[0] == w[1])
+        {
+            return Err(FaqError::Corrupt("inconsistent entry classes".into()));
+        }
         Ok(Matcher {
             options,
             ids,
             lexical,
             answers,
             model,
+            entry_class,
+            class_offsets,
+            class_entries,
         })
     }
 }

@@ -40,8 +40,9 @@ fn analyse_all(phrasings: &[(u32, &str)]) -> Analysed {
 /// How a knowledge base is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MatcherOptions {
-    /// Also match against the answer text (useful when entries have few or no
-    /// paraphrases and long answers, as in community Q&A).
+    /// Also match against the whole entry, question and answer text together
+    /// (useful when entries have few or no paraphrases and long answers, as in
+    /// community Q&A).
     pub index_answers: bool,
 }
 
@@ -73,9 +74,57 @@ pub struct Matcher {
     pub(crate) options: MatcherOptions,
     pub(crate) ids: Vec<String>,
     pub(crate) lexical: LexicalIndex,
-    /// With `index_answers`: one document per entry holding its answers.
+    /// With `index_answers`: one document per entry holding its question and answers.
     pub(crate) answers: Option<LexicalIndex>,
     pub(crate) model: LinearModel,
+    /// The model's class for each entry. Entries with exactly the same phrasings
+    /// (say, several answers to one question) cannot be told apart by the model,
+    /// so they share a class, and each gets the class's probability.
+    pub(crate) entry_class: Vec<u32>,
+    /// Derived from `entry_class`: the entries of class c are
+    /// `class_entries[class_offsets[c]..class_offsets[c + 1]]`; empty when every
+    /// entry has a class of its own.
+    pub(crate) class_offsets: Vec<u32>,
+    pub(crate) class_entries: Vec<u32>,
+}
+
+/// Entries with the same phrasings (question and paraphrases) share one class;
+/// classes are numbered in order of first appearance.
+fn entry_classes(kb: &KnowledgeBase) -> (Vec<u32>, u32) {
+    let mut seen: std::collections::HashMap<Vec<&str>, u32> = std::collections::HashMap::new();
+    let classes = kb
+        .entries
+        .iter()
+        .map(|e| {
+            let next = seen.len() as u32;
+            *seen
+                .entry(e.phrasings().map(str::trim).collect())
+                .or_insert(next)
+        })
+        .collect();
+    (classes, seen.len() as u32)
+}
+
+/// The entries of each class (see [`Matcher::class_entries`]); empty vectors when
+/// every entry is its own class.
+pub(crate) fn class_index(entry_class: &[u32], classes: u32) -> (Vec<u32>, Vec<u32>) {
+    if classes as usize == entry_class.len() {
+        return (Vec::new(), Vec::new());
+    }
+    let mut counts = vec![0u32; classes as usize + 1];
+    for &c in entry_class {
+        counts[c as usize + 1] += 1;
+    }
+    for c in 1..counts.len() {
+        counts[c] += counts[c - 1];
+    }
+    let mut cursor = counts.clone();
+    let mut entries = vec![0u32; entry_class.len()];
+    for (e, &c) in entry_class.iter().enumerate() {
+        entries[cursor[c as usize] as usize] = e as u32;
+        cursor[c as usize] += 1;
+    }
+    (counts, entries)
 }
 
 /// The ranked entries for one message.
@@ -121,11 +170,14 @@ impl Matcher {
             .flat_map(|(i, e)| e.phrasings().map(move |p| (i as u32, p)))
             .collect();
         let (terms, features) = analyse_all(&phrasings);
+        let (entry_class, classes) = entry_classes(kb);
         let answer_terms: Option<Vec<Vec<u64>>> = options.index_answers.then(|| {
             kb.entries
                 .iter()
                 .map(|e| {
-                    let mut text = e.answer.clone();
+                    // the whole entry, question and answers, as one document: a
+                    // message that shares words with both scores once, saturated
+                    let mut text = format!("{}\n{}", e.question, e.answer);
                     for other in e.answers.values().filter(|a| **a != e.answer) {
                         text.push('\n');
                         text.push_str(other);
@@ -153,16 +205,25 @@ impl Matcher {
                 });
                 (lexical, answers)
             });
-            let model =
-                LinearModel::train(n, phrasings.iter().map(|(entry, _)| *entry).zip(features));
+            let model = LinearModel::train(
+                classes,
+                phrasings
+                    .iter()
+                    .map(|(entry, _)| entry_class[*entry as usize])
+                    .zip(features),
+            );
             (lexical.join().expect("lexical index build"), model)
         });
+        let (class_offsets, class_entries) = class_index(&entry_class, classes);
         Matcher {
             options,
             ids: kb.entries.iter().map(|e| e.id.clone()).collect(),
             lexical,
             answers,
             model,
+            class_offsets,
+            class_entries,
+            entry_class,
         }
     }
 
@@ -189,7 +250,18 @@ impl Matcher {
             let weight = ANSWER_WEIGHT * lexical.ceiling / from_answers.ceiling.max(1e-6);
             lexical.scores = merge_sum(&lexical.scores, &from_answers.scores, weight);
         }
-        let model = self.model.score_features(&analysis.features);
+        let mut model = self.model.score_features(&analysis.features);
+        if !self.class_offsets.is_empty() {
+            // class probabilities to entry probabilities
+            let mut by_entry = Vec::with_capacity(model.probabilities.len());
+            for &(c, p) in &model.probabilities {
+                let members = self.class_offsets[c as usize] as usize
+                    ..self.class_offsets[c as usize + 1] as usize;
+                by_entry.extend(self.class_entries[members].iter().map(|&e| (e, p)));
+            }
+            by_entry.sort_unstable_by_key(|x| x.0);
+            model.probabilities = by_entry;
+        }
         let ceiling = lexical.ceiling.max(1e-6);
         let lex_weight = LEXICAL_WEIGHT;
         // merge the two sparse score lists (both sorted by entry)

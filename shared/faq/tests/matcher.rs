@@ -217,3 +217,30 @@ fn sample_kb_answers_and_hands_over() {
         );
     }
 }
+
+#[test]
+fn answers_to_the_same_question_share_the_model_and_split_on_answer_text() {
+    let kb = KnowledgeBase::from_jsonl(
+        "{\"id\":\"a1\",\"question\":\"How do I strike through text?\",\"answer\":\"Wrap the words in double tildes.\"}\n\
+         {\"id\":\"a2\",\"question\":\"How do I strike through text?\",\"answer\":\"Use the del element of HTML.\"}\n\
+         {\"id\":\"b\",\"question\":\"How do I make text bold?\",\"answer\":\"Wrap the words in double asterisks.\"}\n",
+    )
+    .unwrap();
+    let options = MatcherOptions {
+        index_answers: true,
+    };
+    let matcher = Matcher::build_with(&kb, options);
+    assert_eq!(
+        top_id(&matcher, "strike through with the del element"),
+        "a2"
+    );
+    assert_eq!(top_id(&matcher, "strike through text with tildes"), "a1");
+    // without answer words the tie goes to the earlier entry
+    assert_eq!(top_id(&matcher, "strike through text"), "a1");
+    let loaded = Matcher::from_bytes(&matcher.to_bytes()).unwrap();
+    assert_eq!(loaded, matcher);
+    assert_eq!(
+        loaded.rank("strike through", 3),
+        matcher.rank("strike through", 3)
+    );
+}

@@ -300,7 +300,7 @@ impl Matcher {
             None => 0.0,
             Some(first) => {
                 let second = combined.get(1).map_or((0, 0.0, 0.0, 0.0), |s| *s);
-                calibrate(first.2, first.3, first.1 - second.1)
+                calibrate(language, first.2, first.3, first.1 - second.1)
             }
         };
         let candidates = combined
@@ -314,7 +314,7 @@ impl Matcher {
                 confidence: if rank == 0 {
                     confidence
                 } else {
-                    calibrate(prob, lex, 0.0).min(confidence)
+                    calibrate(language, prob, lex, 0.0).min(confidence)
                 },
             })
             .collect();
@@ -355,8 +355,17 @@ fn merge_sum(a: &[(u32, f32)], b: &[(u32, f32)], weight: f32) -> Vec<(u32, f32)>
 
 /// Confidence that the top entry is right, from the model's probability for it,
 /// the share of the message its best phrasing covers lexically, and its lead.
-fn calibrate(prob: f32, lex: f32, lead: f32) -> f32 {
-    let z = 5.0 * prob + 3.0 * lex.min(1.5) + 3.0 * lead - 4.0;
+///
+/// Lexical coverage counts for less in Chinese: there it is measured with single
+/// characters and character pairs, and a message about something else entirely
+/// still shares many common characters with some phrasing, so coverage separates
+/// in-scope from out-of-scope messages less well than English word coverage does.
+fn calibrate(language: Language, prob: f32, lex: f32, lead: f32) -> f32 {
+    let (lex_weight, bias) = match language {
+        Language::En => (3.0, 4.0),
+        Language::Zh => (1.0, 3.0),
+    };
+    let z = 5.0 * prob + lex_weight * lex.min(1.5) + 3.0 * lead - bias;
     sigmoid(z)
 }
 

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Cross-compiles every Lambda function binary (the bin targets of the crates
+# under functions/) for arm64 with cargo-lambda (from the venv of
+# `tests/services/aws.sh install`, which brings zig as the linker), then prints
+# each bootstrap's size. Honours CARGO_TARGET_DIR (default: target/).
+#
+#   tests/services/build-lambdas.sh            # all function binaries
+#   tests/services/build-lambdas.sh ingress-im # only these
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+TARGET=aarch64-unknown-linux-gnu
+
+die() {
+  echo "build-lambdas.sh: $*" >&2
+  exit 1
+}
+
+[[ -x "$VENV/bin/cargo-lambda" ]] || die "run tests/services/aws.sh install first"
+export PATH="$VENV/bin:$PATH"
+cd "$ROOT"
+
+# The standard library for the target; rustup is the toolchain's own client.
+if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+  rustup target add "$TARGET" >/dev/null 2>&1 || die "could not add the $TARGET target with rustup"
+fi
+
+# Bin targets of the packages under functions/.
+mapfile -t ALL_BINS < <(
+  cargo metadata --no-deps --format-version 1 | "$VENV/bin/python" -c '
+import json, os, sys
+root = os.path.realpath(sys.argv[1])
+for package in json.load(sys.stdin)["packages"]:
+    manifest = os.path.realpath(package["manifest_path"])
+    if not manifest.startswith(os.path.join(root, "functions") + os.sep):
+        continue
+    for target in package["targets"]:
+        if "bin" in target["kind"]:
+            print(target["name"])
+' "$ROOT"
+)
+if [[ $# -gt 0 ]]; then
+  BINS=("$@")
+else
+  BINS=("${ALL_BINS[@]}")
+fi
+[[ ${#BINS[@]} -gt 0 ]] || die "no function binaries under functions/ (no workspace crate there has a bin target)"
+
+args=()
+for bin in "${BINS[@]}"; do
+  args+=(--bin "$bin")
+done
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+if ! cargo lambda build --release --arm64 "${args[@]}" >"$log" 2>&1; then
+  tail -n 60 "$log" >&2
+  die "cargo lambda build failed"
+fi
+
+target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+printf '%-22s %12s %9s\n' binary bytes MiB
+for bin in "${BINS[@]}"; do
+  bootstrap="$target_dir/lambda/$bin/bootstrap"
+  [[ -f "$bootstrap" ]] || die "missing $bootstrap after the build"
+  bytes="$(wc -c <"$bootstrap" | tr -d ' ')"
+  printf '%-22s %12s %9s\n' "$bin" "$bytes" "$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')"
+done

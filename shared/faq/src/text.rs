@@ -239,7 +239,7 @@ fn is_stop_word(word: &str) -> bool {
 /// Weight of a character n-gram feature (before normalisation; a word is 1).
 const GRAM_WEIGHT: f32 = 0.35;
 
-/// Hashes of the character 3- to 5-grams of a word padded with `<` and `>`
+/// Hashes of the character 3- and 4-grams of a word padded with `<` and `>`
 /// (none for words of one or two characters); `chars` is scratch space.
 fn char_grams(word: &str, chars: &mut Vec<char>, out: &mut Vec<u64>) {
     chars.clear();
@@ -247,7 +247,7 @@ fn char_grams(word: &str, chars: &mut Vec<char>, out: &mut Vec<u64>) {
     chars.extend(word.chars());
     chars.push('>');
     if chars.len() > 4 {
-        for n in 3..=5 {
+        for n in 3..=4 {
             for window in chars.windows(n) {
                 let mut h = Fnv::new(NS_CHARS);
                 window.iter().for_each(|&c| h.char(c));
@@ -404,7 +404,7 @@ fn analyse_with(text: &str, mut cache: Option<&mut WordCache>) -> Analysis {
 }
 
 /// Hashed features for the learned model, L2-normalised, sorted by hash, distinct:
-/// word stems and stem bigrams, character 3- to 5-grams inside words (so that a
+/// word stems and stem bigrams, character 3- and 4-grams inside words (so that a
 /// typo still shares most of a word's features), and Han character 1- to 3-grams.
 pub fn features(text: &str) -> Vec<(u64, f32)> {
     analyse(text).features

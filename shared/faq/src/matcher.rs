@@ -5,35 +5,55 @@ use switchboard_domain::{ConfidenceBands, Language};
 
 use crate::kb::KnowledgeBase;
 use crate::lexical::LexicalIndex;
-use crate::model::LinearModel;
+use crate::model::{Interner, LinearModel};
 use crate::text;
 
-/// The index terms and the model features of each phrasing.
-type Analysed = (Vec<Vec<u64>>, Vec<Vec<(u64, f32)>>);
+/// The analysed phrasings: each one's index terms and interned model features,
+/// and the interner that numbered the features.
+struct Analysed {
+    terms: Vec<Vec<u64>>,
+    features: Vec<Vec<(u32, f32)>>,
+    interner: Interner,
+}
+
+fn analyse_part(part: &[(u32, &str)]) -> Analysed {
+    let mut analyser = text::Analyser::new();
+    let mut interner = Interner::default();
+    let (terms, features) = part
+        .iter()
+        .map(|(_, p)| {
+            let a = analyser.analyse_raw(p);
+            let features = interner.intern(&a.features);
+            (a.terms, features)
+        })
+        .unzip();
+    Analysed {
+        terms,
+        features,
+        interner,
+    }
+}
 
 /// Analyse every phrasing, on two threads for large knowledge bases; the result is
-/// in input order either way: the index terms and the model features of each.
+/// the same either way (the second half's feature ids are renumbered as if one
+/// interner had seen every phrasing in order).
 fn analyse_all(phrasings: &[(u32, &str)]) -> Analysed {
-    fn run(part: &[(u32, &str)]) -> Analysed {
-        let mut analyser = text::Analyser::new();
-        part.iter()
-            .map(|(_, p)| {
-                let a = analyser.analyse_raw(p);
-                (a.terms, a.features)
-            })
-            .unzip()
-    }
     if phrasings.len() < 2_000 {
-        return run(phrasings);
+        return analyse_part(phrasings);
     }
     let (first, second) = phrasings.split_at(phrasings.len() / 2);
     std::thread::scope(|scope| {
-        let other = scope.spawn(|| run(second));
-        let (mut terms, mut features) = run(first);
-        let (more_terms, more_features) = other.join().expect("analysis thread");
-        terms.extend(more_terms);
-        features.extend(more_features);
-        (terms, features)
+        let other = scope.spawn(|| analyse_part(second));
+        let mut all = analyse_part(first);
+        let more = other.join().expect("analysis thread");
+        let renumber = all.interner.absorb(more.interner);
+        all.terms.extend(more.terms);
+        all.features.extend(more.features.into_iter().map(|mut f| {
+            f.iter_mut()
+                .for_each(|(id, _)| *id = renumber[*id as usize]);
+            f
+        }));
+        all
     })
 }
 
@@ -169,7 +189,11 @@ impl Matcher {
             .enumerate()
             .flat_map(|(i, e)| e.phrasings().map(move |p| (i as u32, p)))
             .collect();
-        let (terms, features) = analyse_all(&phrasings);
+        let Analysed {
+            terms,
+            features,
+            interner,
+        } = analyse_all(&phrasings);
         let (entry_class, classes) = entry_classes(kb);
         let answer_terms: Option<Vec<Vec<u64>>> = options.index_answers.then(|| {
             kb.entries
@@ -205,8 +229,9 @@ impl Matcher {
                 });
                 (lexical, answers)
             });
-            let model = LinearModel::train(
+            let model = LinearModel::train_interned(
                 classes,
+                interner.hashes,
                 phrasings
                     .iter()
                     .map(|(entry, _)| entry_class[*entry as usize])

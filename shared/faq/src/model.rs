@@ -46,6 +46,66 @@ pub struct LinearModel {
     pub(crate) table: Vec<u32>,
 }
 
+/// Gives feature hashes small ids in first-seen order, and turns a phrasing's raw
+/// features into `(id, value)` pairs: a repeated feature keeps its largest value,
+/// and the phrasing is scaled to unit L2 norm.
+#[derive(Default)]
+pub struct Interner {
+    ids: HashMapU64<u32>,
+    /// The hash of each id.
+    pub hashes: Vec<u64>,
+    /// Per id, scratch: where it sits in the phrasing being interned.
+    position: Vec<u32>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, features: &[(u64, f32)]) -> Vec<(u32, f32)> {
+        let mut ids: Vec<(u32, f32)> = Vec::with_capacity(features.len());
+        for &(h, v) in features {
+            let next = self.hashes.len() as u32;
+            let id = *self.ids.entry(h).or_insert(next);
+            if id == next {
+                self.hashes.push(h);
+                self.position.push(u32::MAX);
+            }
+            match self.position[id as usize] {
+                u32::MAX => {
+                    self.position[id as usize] = ids.len() as u32;
+                    ids.push((id, v));
+                }
+                at => ids[at as usize].1 = ids[at as usize].1.max(v),
+            }
+        }
+        for &(id, _) in &ids {
+            self.position[id as usize] = u32::MAX;
+        }
+        let norm = ids.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            ids.iter_mut().for_each(|(_, v)| *v /= norm);
+        }
+        ids
+    }
+
+    /// Append the ids of `other` (interned separately, on texts that come after
+    /// this interner's): returns, for each of `other`'s ids, its id here. Ids end
+    /// up exactly as if every text had been interned here, in order.
+    pub fn absorb(&mut self, other: Interner) -> Vec<u32> {
+        other
+            .hashes
+            .into_iter()
+            .map(|h| {
+                let next = self.hashes.len() as u32;
+                let id = *self.ids.entry(h).or_insert(next);
+                if id == next {
+                    self.hashes.push(h);
+                    self.position.push(u32::MAX);
+                }
+                id
+            })
+            .collect()
+    }
+}
+
 /// A distinct phrasing's (local feature id, value) pairs and the entries using it.
 type RawExample = (Vec<(u32, f32)>, Vec<u32>);
 
@@ -77,41 +137,28 @@ impl LinearModel {
         entries: u32,
         phrasings: impl IntoIterator<Item = (u32, Vec<(u64, f32)>)>,
     ) -> Self {
-        // distinct phrasings in first-seen order, with every entry that uses them;
-        // features get local ids in first-seen order
+        let mut interner = Interner::default();
+        let interned: Vec<(u32, Vec<(u32, f32)>)> = phrasings
+            .into_iter()
+            .map(|(entry, features)| (entry, interner.intern(&features)))
+            .collect();
+        Self::train_interned(entries, interner.hashes, interned)
+    }
+
+    /// Train on phrasings whose features were interned by an [`Interner`]:
+    /// `hashes[id]` is the hash of feature `id`.
+    pub fn train_interned(
+        entries: u32,
+        hashes: Vec<u64>,
+        phrasings: impl IntoIterator<Item = (u32, Vec<(u32, f32)>)>,
+    ) -> Self {
+        // distinct phrasings in first-seen order, with every entry that uses them
         let mut by_content: HashMapU64<u32> = HashMapU64::default();
-        let mut local: HashMapU64<u32> = HashMapU64::default();
-        let mut hashes: Vec<u64> = Vec::new();
         let mut raw: Vec<RawExample> = Vec::new();
         let mut uses: Vec<(u32, u32)> = Vec::new(); // (entry, example)
-        let mut position: Vec<u32> = Vec::new(); // per local id, scratch
-        for (entry, features) in phrasings {
-            if features.is_empty() {
+        for (entry, ids) in phrasings {
+            if ids.is_empty() {
                 continue;
-            }
-            // local ids; a repeated feature keeps its largest value; unit L2 norm
-            let mut ids: Vec<(u32, f32)> = Vec::with_capacity(features.len());
-            for &(h, v) in &features {
-                let next = hashes.len() as u32;
-                let id = *local.entry(h).or_insert(next);
-                if id == next {
-                    hashes.push(h);
-                    position.push(u32::MAX);
-                }
-                match position[id as usize] {
-                    u32::MAX => {
-                        position[id as usize] = ids.len() as u32;
-                        ids.push((id, v));
-                    }
-                    at => ids[at as usize].1 = ids[at as usize].1.max(v),
-                }
-            }
-            for &(id, _) in &ids {
-                position[id as usize] = u32::MAX;
-            }
-            let norm = ids.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                ids.iter_mut().for_each(|(_, v)| *v /= norm);
             }
             let mut content = 0x9E37_79B9_7F4A_7C15u64;
             for &(id, v) in &ids {
@@ -134,7 +181,6 @@ impl LinearModel {
             }
         }
         drop(by_content);
-        drop(local);
         uses.sort_by_key(|u| u.0);
 
         // support: in how many entries each feature occurs

@@ -88,34 +88,28 @@ impl<'a> Reader<'a> {
         let n = self.len(what)?;
         String::from_utf8(self.take(n, what)?.to_vec()).map_err(|_| corrupt(what))
     }
-    fn array<const N: usize>(&mut self, what: &str) -> Result<Vec<[u8; N]>, FaqError> {
+    /// A length-prefixed array of `N`-byte little-endian values, decoded in one
+    /// pass into one allocation.
+    fn array<const N: usize, T>(
+        &mut self,
+        what: &str,
+        decode: impl Fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, FaqError> {
         let n = self.len(what)?;
         let bytes = self.take(n.checked_mul(N).ok_or_else(|| corrupt(what))?, what)?;
         Ok(bytes
             .chunks_exact(N)
-            .map(|c| c.try_into().unwrap_or([0; N]))
+            .map(|c| decode(c.try_into().unwrap_or([0; N])))
             .collect())
     }
     fn u32s(&mut self, what: &str) -> Result<Vec<u32>, FaqError> {
-        Ok(self
-            .array::<4>(what)?
-            .into_iter()
-            .map(u32::from_le_bytes)
-            .collect())
+        self.array(what, u32::from_le_bytes)
     }
     fn f32s(&mut self, what: &str) -> Result<Vec<f32>, FaqError> {
-        Ok(self
-            .array::<4>(what)?
-            .into_iter()
-            .map(f32::from_le_bytes)
-            .collect())
+        self.array(what, f32::from_le_bytes)
     }
     fn u64s(&mut self, what: &str) -> Result<Vec<u64>, FaqError> {
-        Ok(self
-            .array::<8>(what)?
-            .into_iter()
-            .map(u64::from_le_bytes)
-            .collect())
+        self.array(what, u64::from_le_bytes)
     }
     fn lexical(&mut self) -> Result<LexicalIndex, FaqError> {
         let index = LexicalIndex {

@@ -453,3 +453,41 @@ impl XorShift {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_in_two_parts_numbers_features_as_one_pass_does() {
+        let texts = [
+            "where is my parcel",
+            "parcel tracking number",
+            "退款多久到账",
+            "where is my refund",
+            "refund refund",
+        ];
+        let raw: Vec<Vec<(u64, f32)>> = texts
+            .iter()
+            .map(|t| text::Analyser::new().analyse_raw(t).features)
+            .collect();
+        let mut one = Interner::default();
+        let whole: Vec<Vec<(u32, f32)>> = raw.iter().map(|f| one.intern(f)).collect();
+        let (mut first, mut second) = (Interner::default(), Interner::default());
+        let mut split: Vec<Vec<(u32, f32)>> = raw[..2].iter().map(|f| first.intern(f)).collect();
+        let later: Vec<Vec<(u32, f32)>> = raw[2..].iter().map(|f| second.intern(f)).collect();
+        let renumber = first.absorb(second);
+        split.extend(later.into_iter().map(|mut f| {
+            f.iter_mut()
+                .for_each(|(id, _)| *id = renumber[*id as usize]);
+            f
+        }));
+        assert_eq!(split, whole);
+        assert_eq!(first.hashes, one.hashes);
+        // a repeated word counts once, and every phrasing has unit norm
+        for f in &whole {
+            let norm: f32 = f.iter().map(|(_, v)| v * v).sum();
+            assert!((norm - 1.0).abs() < 1e-5);
+        }
+    }
+}

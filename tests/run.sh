@@ -28,6 +28,8 @@ export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
 
 step "Tests: unit, adapters, end to end"
 cargo test --workspace --locked
+# The AWS-enabled build of the command: `kb import --dynamodb-table`.
+cargo test -p switchboard --features aws --locked --test kb_dynamodb
 
 if [[ -d "$BENCH" ]]; then
   step "FAQ benchmark (dev parts of $BENCH)"

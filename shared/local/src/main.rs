@@ -66,7 +66,14 @@ enum WebhookCommand {
 #[derive(Subcommand)]
 enum KbCommand {
     /// Import a knowledge base (JSONL or YAML); `serve` uses it from its next start.
-    Import { file: PathBuf },
+    Import {
+        file: PathBuf,
+        /// Put it in this DynamoDB knowledge-base table instead (the stack's
+        /// `KnowledgeBaseTableName` output); the workers use it from their next cold start.
+        #[cfg(feature = "aws")]
+        #[arg(long, value_name = "TABLE")]
+        dynamodb_table: Option<String>,
+    },
     /// Print the knowledge base in use as JSONL.
     Export,
     /// Customer questions the FAQ could not answer, most frequent first.
@@ -228,12 +235,34 @@ fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
 }
 
 async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
-    let store = open_store(config)?;
     match command {
-        KbCommand::Import { file } => {
+        #[cfg(feature = "aws")]
+        KbCommand::Import {
+            file,
+            dynamodb_table: Some(table),
+        } => {
             let knowledge_base = KnowledgeBase::load(&file)
                 .with_context(|| format!("loading {}", file.display()))?;
-            store
+            let entries: Vec<String> = knowledge_base
+                .to_jsonl()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let clients = switchboard_aws::Clients::new(&switchboard_aws::aws_config().await);
+            let generation =
+                switchboard_aws::DynamoKnowledgeBase::new(clients.dynamodb, table.clone())
+                    .put_raw_entries(&entries, SystemClock.now_ms())
+                    .await
+                    .with_context(|| format!("writing to the DynamoDB table {table}"))?;
+            println!(
+                "imported {} entries into {table} (generation {generation})",
+                entries.len()
+            );
+        }
+        KbCommand::Import { file, .. } => {
+            let knowledge_base = KnowledgeBase::load(&file)
+                .with_context(|| format!("loading {}", file.display()))?;
+            open_store(config)?
                 .save_knowledge_base(knowledge_base.to_jsonl(), SystemClock.now_ms())
                 .await?;
             println!(
@@ -241,9 +270,14 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
                 knowledge_base.entries.len()
             );
         }
-        KbCommand::Export => print!("{}", load_knowledge_base(config, &store).await?.to_jsonl()),
+        KbCommand::Export => print!(
+            "{}",
+            load_knowledge_base(config, &open_store(config)?)
+                .await?
+                .to_jsonl()
+        ),
         KbCommand::Gaps { limit } => {
-            for gap in store.most_frequent(limit).await? {
+            for gap in open_store(config)?.most_frequent(limit).await? {
                 println!("{}", serde_json::to_string(&gap)?);
             }
         }

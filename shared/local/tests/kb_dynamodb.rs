@@ -1,0 +1,69 @@
+//! `switchboard kb import --dynamodb-table` against DynamoDB Local (started by
+//! `tests/services/aws.sh start`). Built only with `--features aws`.
+#![cfg(feature = "aws")]
+
+use std::path::Path;
+use std::process::Command;
+
+fn dynamodb_endpoint() -> String {
+    const VAR: &str = "SWITCHBOARD_TEST_DYNAMODB_ENDPOINT";
+    if let Ok(value) = std::env::var(VAR) {
+        return value;
+    }
+    let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/aws-env");
+    std::fs::read_to_string(env_file)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {VAR}=")).map(str::to_owned))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{VAR} unset: run `tests/services/aws.sh install && tests/services/aws.sh start`"
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imports_a_knowledge_base_into_the_stacks_table() {
+    let endpoint = dynamodb_endpoint();
+    let clients = switchboard_aws::Clients::local(&endpoint, &endpoint).await;
+    let table = format!("kbimport{}-kb", std::process::id());
+    switchboard_aws::setup::create_table(
+        &clients.dynamodb,
+        &table,
+        &switchboard_aws::setup::kb_table(),
+    )
+    .await
+    .unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../faq/sample/kb.yaml");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["kb", "import"])
+        .arg(&sample)
+        .args(["--dynamodb-table", &table])
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("imported 12 entries"), "{stdout}");
+
+    // What the conversation worker loads at its next cold start.
+    let stored = switchboard_aws::DynamoKnowledgeBase::new(clients.dynamodb.clone(), table)
+        .load_jsonl()
+        .await
+        .unwrap()
+        .expect("a knowledge base was put");
+    let kb = switchboard_faq::KnowledgeBase::from_jsonl(&stored).unwrap();
+    assert_eq!(kb.entries.len(), 12);
+    assert_eq!(kb.entries[0].id, "opening-hours");
+}

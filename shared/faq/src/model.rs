@@ -1,12 +1,13 @@
 //! A learned linear model: multinomial logistic regression over hashed word, word
-//! bigram and character n-gram features, one class per entry, trained on the
-//! entry's phrasings when the knowledge base is compiled.
+//! bigram and character n-gram features, one class per entry (or per group of
+//! entries with identical phrasings, see `Matcher`), trained on the phrasings
+//! when the knowledge base is compiled.
 //!
-//! Weights exist only for (feature, entry) pairs where the feature occurs in one
-//! of the entry's phrasings, so the model is sparse (it scales with the size of
-//! the knowledge base, not with features × entries) and scoring a message is a
+//! Weights exist only for (feature, class) pairs where the feature occurs in one
+//! of the class's phrasings, so the model is sparse (it scales with the size of
+//! the knowledge base, not with features × classes) and scoring a message is a
 //! walk over short posting lists. Features that occur in a large share of the
-//! entries carry no class-specific weight (they are left to the lexical scorer).
+//! classes carry no class-specific weight (they are left to the lexical scorer).
 //! Training is plain SGD in a fixed, seeded order: the same knowledge base always
 //! compiles to the same model.
 

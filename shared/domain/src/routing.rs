@@ -141,10 +141,18 @@ pub struct RoutingPolicy {
 }
 
 impl Default for RoutingPolicy {
+    /// The bands shipped with the FAQ matcher (see shared/faq/README.md): where
+    /// about 96% of the messages answered outright get the right entry.
     fn default() -> Self {
         Self {
-            english: ConfidenceBands::default(),
-            chinese: ConfidenceBands::default(),
+            english: ConfidenceBands {
+                answer: 0.70,
+                offer: 0.45,
+            },
+            chinese: ConfidenceBands {
+                answer: 0.65,
+                offer: 0.45,
+            },
         }
     }
 }

@@ -409,16 +409,8 @@ pub(crate) fn sigmoid(z: f32) -> f32 {
 /// messages answered outright get the right entry (0.70 in English, 0.65 in
 /// Chinese).
 pub fn bands(language: Language) -> ConfidenceBands {
-    match language {
-        Language::En => ConfidenceBands {
-            answer: 0.70,
-            offer: 0.45,
-        },
-        Language::Zh => ConfidenceBands {
-            answer: 0.65,
-            offer: 0.45,
-        },
-    }
+    // One source of truth: the routing policy's defaults are the shipped bands.
+    switchboard_domain::RoutingPolicy::default().bands(language)
 }
 
 /// The shipped decision threshold: below it the product hands over to a person.

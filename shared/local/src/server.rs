@@ -263,8 +263,3 @@ async fn dev_replies(State(app): Shared) -> Response {
         .collect();
     Json(json!({ "replies": replies })).into_response()
 }
-
-/// For `switchboard simulate`: the public URL of a config's server.
-pub fn base_url(config: &Config) -> String {
-    config.public_url()
-}

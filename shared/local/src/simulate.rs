@@ -200,15 +200,9 @@ pub fn sample_request(
 }
 
 fn form_encode(pairs: &[(&str, &str)]) -> String {
-    let mut serializer = form_urlencoded_serializer();
-    for (key, value) in pairs {
-        serializer.append_pair(key, value);
-    }
-    serializer.finish()
-}
-
-fn form_urlencoded_serializer() -> form_urlencoded::Serializer<'static, String> {
     form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// Posts the sample and, in development mode, waits for and prints the reply.

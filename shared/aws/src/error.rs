@@ -91,21 +91,7 @@ pub(crate) fn queue_error(queue: QueueName, error: AwsError) -> QueueError {
     }
 }
 
-/// Renders an error with its whole cause chain on one line, for logs.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Smithy's errors often repeat their source's message; skip exact repeats.
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use switchboard_domain::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -125,14 +125,4 @@ pub fn check(args: &CheckArgs) -> Result<(Value, bool), UsageError> {
     })
 }
 
-/// An error and its causes, on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use switchboard_domain::error_chain;

@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
-use switchboard_domain::{QueueError, QueueItem, QueueName, QueueProducer, StoreError};
+use switchboard_domain::{
+    Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
+};
 
 use crate::{SqliteStore, unavailable};
 
@@ -35,7 +37,7 @@ pub struct QueueStats {
 #[async_trait]
 impl QueueProducer for SqliteStore {
     async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError> {
-        let now_ms = now_ms();
+        let now_ms = SystemClock.now_ms();
         self.with(move |conn| {
             // A repeated dedupe id is dropped, as SQS FIFO does.
             conn.execute(
@@ -196,11 +198,4 @@ impl SqliteStore {
         })
         .await
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

@@ -43,6 +43,27 @@ pub fn switchboard_bin() -> PathBuf {
     path
 }
 
+/// An AWS stand-in's endpoint for tests: `SWITCHBOARD_TEST_DYNAMODB_ENDPOINT` or
+/// `SWITCHBOARD_TEST_MOTO_ENDPOINT` from the environment, else from the file
+/// `tests/services/aws.sh start` writes. Panics with instructions without one.
+pub fn aws_test_endpoint(var: &str) -> String {
+    if let Ok(value) = std::env::var(var) {
+        return value;
+    }
+    let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/aws-env");
+    std::fs::read_to_string(env_file)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {var}=")).map(str::to_owned))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{var} unset: run `tests/services/aws.sh install && tests/services/aws.sh start`"
+            )
+        })
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -2,37 +2,16 @@
 //! send, against DynamoDB Local and moto (started by `tests/services/aws.sh`),
 //! with a stand-in Telegram API and a real SMTP server.
 
-use std::path::Path;
-
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use switchboard_aws::{Clients, EventSourcePoller, QueueRef, WarmUp};
 use switchboard_e2e::{
-    SmtpSink, StandIn, TELEGRAM_BOT_TOKEN, TELEGRAM_SECRET, mail_header, mail_text, telegram_update,
+    SmtpSink, StandIn, TELEGRAM_BOT_TOKEN, TELEGRAM_SECRET, aws_test_endpoint, mail_header,
+    mail_text, telegram_update,
 };
 use switchboard_lambda::{FunctionConfig, handlers, wiring};
-
-fn endpoint(var: &str) -> String {
-    if let Ok(value) = std::env::var(var) {
-        return value;
-    }
-    let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/aws-env");
-    std::fs::read_to_string(env_file)
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|line| {
-                line.strip_prefix(&format!("export {var}="))
-                    .map(str::to_owned)
-            })
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{var} unset: run `tests/services/aws.sh install && tests/services/aws.sh start`"
-            )
-        })
-}
 
 /// An HTTP API v2 event for `POST /webhooks/telegram` with a signed update.
 fn api_gateway_event(body: &str) -> ApiGatewayV2httpRequest {
@@ -94,8 +73,8 @@ async fn next_batch(poller: &EventSourcePoller) -> SqsEvent {
 async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an_escalation_email()
 {
     let clients = Clients::local(
-        &endpoint("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT"),
-        &endpoint("SWITCHBOARD_TEST_MOTO_ENDPOINT"),
+        &aws_test_endpoint("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT"),
+        &aws_test_endpoint("SWITCHBOARD_TEST_MOTO_ENDPOINT"),
     )
     .await;
     let prefix = format!("e2e{}", std::process::id());

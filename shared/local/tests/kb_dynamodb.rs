@@ -5,28 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-fn dynamodb_endpoint() -> String {
-    const VAR: &str = "SWITCHBOARD_TEST_DYNAMODB_ENDPOINT";
-    if let Ok(value) = std::env::var(VAR) {
-        return value;
-    }
-    let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/aws-env");
-    std::fs::read_to_string(env_file)
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("export {VAR}=")).map(str::to_owned))
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{VAR} unset: run `tests/services/aws.sh install && tests/services/aws.sh start`"
-            )
-        })
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn imports_a_knowledge_base_into_the_stacks_table() {
-    let endpoint = dynamodb_endpoint();
+    let endpoint = switchboard_e2e::aws_test_endpoint("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT");
     let clients = switchboard_aws::Clients::local(&endpoint, &endpoint).await;
     let table = format!("kbimport{}-kb", std::process::id());
     switchboard_aws::setup::create_table(

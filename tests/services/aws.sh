@@ -7,8 +7,11 @@
 #   tests/services/aws.sh start     # start both, write .cache/aws-env
 #   tests/services/aws.sh stop      # stop what `start` started
 #
-# After `start`:  . .cache/aws-env   (exports SWITCHBOARD_TEST_DYNAMODB_ENDPOINT
-# and SWITCHBOARD_TEST_MOTO_ENDPOINT). Quiet on success; logs go to .cache/logs.
+# After `start`:  . .cache/aws-env   (exports SWITCHBOARD_TEST_DYNAMODB_ENDPOINT,
+# SWITCHBOARD_TEST_MOTO_ENDPOINT, and SWITCHBOARD_TEST_AWS_PROXY with
+# SWITCHBOARD_TEST_AWS_CALLS: a recording proxy in front of both, whose call log
+# `permissions.py check` compares with template.yaml). Quiet on success; logs go
+# to .cache/logs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -101,7 +104,7 @@ start() {
   local ddb_dir
   ddb_dir="$(dynamodb_dir)" || die "run tests/services/aws.sh install first"
   command -v java >/dev/null || die "java not found (DynamoDB Local needs Java 17+)"
-  if alive dynamodb && alive moto && [[ -f "$ENV_FILE" ]]; then
+  if alive dynamodb && alive moto && alive aws-proxy && [[ -f "$ENV_FILE" ]]; then
     return 0 # already running
   fi
   stop
@@ -125,9 +128,28 @@ start() {
   wait_for dynamodb "http://127.0.0.1:$ddb_port/"
   wait_for moto "http://127.0.0.1:$moto_port/moto-api/"
 
+  # Every AWS call the functions make in the tests goes through this proxy,
+  # which records who called what, for the permissions check.
+  local calls="$CACHE/aws-calls.jsonl" port_file="$RUN_DIR/aws-proxy.port"
+  rm -f "$calls" "$port_file"
+  : >"$calls"
+  "$VENV/bin/python" "$ROOT/tests/services/permissions.py" proxy \
+    --dynamodb "http://127.0.0.1:$ddb_port" --other "http://127.0.0.1:$moto_port" \
+    --log "$calls" --port-file "$port_file" </dev/null >"$LOG_DIR/aws-proxy.log" 2>&1 &
+  echo $! >"$RUN_DIR/aws-proxy.pid"
+  local i
+  for i in $(seq 1 100); do
+    [[ -s "$port_file" ]] && break
+    alive aws-proxy || { tail -n 20 "$LOG_DIR/aws-proxy.log" >&2; die "the recording proxy exited during start-up"; }
+    sleep 0.1
+  done
+  [[ -s "$port_file" ]] || die "the recording proxy did not start"
+
   cat >"$ENV_FILE" <<ENV
 export SWITCHBOARD_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:$ddb_port
 export SWITCHBOARD_TEST_MOTO_ENDPOINT=http://127.0.0.1:$moto_port
+export SWITCHBOARD_TEST_AWS_PROXY=http://127.0.0.1:$(cat "$port_file")
+export SWITCHBOARD_TEST_AWS_CALLS=$calls
 ENV
 }
 
@@ -147,6 +169,7 @@ stop_one() {
 }
 
 stop() {
+  stop_one aws-proxy
   stop_one dynamodb
   stop_one moto
   rm -f "$ENV_FILE"

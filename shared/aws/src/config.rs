@@ -117,8 +117,19 @@ pub async fn aws_config() -> SdkConfig {
 /// An SDK configuration for a local stand-in (DynamoDB Local, moto): fixed
 /// region and dummy credentials, every service at `endpoint`.
 pub async fn local_config(endpoint: &str) -> SdkConfig {
-    let credentials =
-        aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "switchboard-local");
+    local_config_as("test", endpoint).await
+}
+
+/// [`local_config`] signing as `access_key_id`: the tests' recording proxy
+/// attributes each call to the function whose logical id signs it.
+pub async fn local_config_as(access_key_id: &str, endpoint: &str) -> SdkConfig {
+    let credentials = aws_sdk_dynamodb::config::Credentials::new(
+        access_key_id,
+        "test",
+        None,
+        None,
+        "switchboard-local",
+    );
     aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
@@ -154,6 +165,12 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(&other),
             secrets: aws_sdk_secretsmanager::Client::new(&other),
         }
+    }
+
+    /// Clients of one function, identified by its template logical id, through
+    /// one endpoint for every service (the tests' recording proxy).
+    pub async fn local_as(function_logical_id: &str, endpoint: &str) -> Self {
+        Self::new(&local_config_as(function_logical_id, endpoint).await)
     }
 }
 

@@ -59,6 +59,24 @@ async fn queue_ref(clients: &Clients, url: &str) -> QueueRef {
     }
 }
 
+/// AWS clients of one function (its template logical id signs the calls),
+/// through the recording proxy; the environment it got is written beside the
+/// recorded calls so that the permissions check can map the template's
+/// resources to this test's tables and queues.
+async fn function_clients(
+    logical_id: &str,
+    env: &std::collections::HashMap<&str, String>,
+) -> Clients {
+    let calls = aws_test_endpoint("SWITCHBOARD_TEST_AWS_CALLS");
+    let context = json!({ "context": logical_id, "region": "us-east-1", "env": env });
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&calls)
+        .unwrap_or_else(|e| panic!("the recording proxy's call log {calls}: {e}"));
+    std::io::Write::write_all(&mut log, format!("{context}\n").as_bytes()).unwrap();
+    Clients::local_as(logical_id, &aws_test_endpoint("SWITCHBOARD_TEST_AWS_PROXY")).await
+}
+
 /// Receives one batch as Lambda's event source would, waiting for it.
 async fn next_batch(poller: &EventSourcePoller) -> SqsEvent {
     for _ in 0..20 {
@@ -113,19 +131,53 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
     env.insert("SWITCHBOARD_SMTP_TLS", "none".into());
     let config = FunctionConfig::from_lookup(|name| env.get(name).cloned()).unwrap();
 
-    // The three functions, wired as their main.rs do.
-    let aws = wiring::connect_with(config, clients.clone(), WarmUp::default())
-        .await
-        .unwrap();
-    let api = wiring::http_api(&aws, true).unwrap();
-    let worker = wiring::conversation_worker(&aws).await.unwrap();
-    let notifier = wiring::escalation_notifier(&aws).unwrap();
+    // The three functions, wired and warmed up as their main.rs do, each
+    // signing its AWS calls as itself so that the recording proxy can check
+    // them against the template (tests/services/permissions.py).
+    let ingress_clients = function_clients("IngressImFunction", &env).await;
+    let worker_clients = function_clients("ConversationWorkerFunction", &env).await;
+    let notifier_clients = function_clients("EscalationNotifierFunction", &env).await;
+    let r = &config.resources;
+    let ingress_aws = wiring::connect_with(
+        config.clone(),
+        ingress_clients,
+        WarmUp {
+            dynamodb_table: Some(&r.idempotency_table),
+            sqs_queue_url: Some(&r.inbound_queue_url),
+        },
+    )
+    .await
+    .unwrap();
+    let worker_aws = wiring::connect_with(
+        config.clone(),
+        worker_clients.clone(),
+        WarmUp {
+            dynamodb_table: Some(&r.sessions_table),
+            sqs_queue_url: Some(&r.escalation_standard_queue_url),
+        },
+    )
+    .await
+    .unwrap();
+    let notifier_aws = wiring::connect_with(
+        config.clone(),
+        notifier_clients.clone(),
+        WarmUp {
+            dynamodb_table: Some(&r.idempotency_table),
+            sqs_queue_url: None,
+        },
+    )
+    .await
+    .unwrap();
+    let api = wiring::http_api(&ingress_aws, true).unwrap();
+    let worker = wiring::conversation_worker(&worker_aws).await.unwrap();
+    let notifier = wiring::escalation_notifier(&notifier_aws).unwrap();
+    // Lambda's event source mappings poll with the consuming function's role.
     let inbound = EventSourcePoller::new(
-        clients.sqs.clone(),
+        worker_clients.sqs.clone(),
         queue_ref(&clients, &resources.inbound_queue_url).await,
     );
     let escalations = EventSourcePoller::new(
-        clients.sqs.clone(),
+        notifier_clients.sqs.clone(),
         queue_ref(&clients, &resources.escalation_standard_queue_url).await,
     );
 

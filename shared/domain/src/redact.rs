@@ -129,7 +129,7 @@ fn luhn_valid(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A mainland China resident identity number (GB 11643-1999): 17 digits, a

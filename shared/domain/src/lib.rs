@@ -8,6 +8,7 @@ pub mod model;
 pub mod ports;
 pub mod routing;
 pub mod secret;
+pub mod sentiment;
 pub mod session;
 
 pub use model::*;

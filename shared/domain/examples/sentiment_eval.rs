@@ -71,8 +71,8 @@ fn main() -> ExitCode {
                 println!(
                     "    threshold {t:+.2}: flagged {:5}  clear_neg P {} R {}  any-neg P {} R {}",
                     r.any_negative.predicted,
-                    p(r.clearly_negative.precision()),
-                    p(r.clearly_negative.recall()),
+                    strict(r.clearly_negative.precision()),
+                    strict(r.clearly_negative.recall()),
                     p(r.any_negative.precision()),
                     p(r.any_negative.recall()),
                 );

@@ -24,9 +24,10 @@ use std::sync::OnceLock;
 pub mod evaluation;
 
 /// A message whose score is at or below this is "clearly negative": routing hands
-/// it to a person. Tuned on our labelled support sets for precision (see
-/// `sentiment-data/README.md` for the figures).
-pub const CLEARLY_NEGATIVE: f32 = -0.6;
+/// it to a person. Tuned on our labelled support sets: one strong anger word
+/// ("garbage", 垃圾) or a milder one with emphasis ("terrible!!", 太差了！) is
+/// enough, a calm complaint is not (figures in `sentiment-data/README.md`).
+pub const CLEARLY_NEGATIVE: f32 = -0.55;
 
 /// Only the first this many characters are read: a bounded cost per message
 /// (anger shows at the start; a long email's tail is usually quoted history).
@@ -114,6 +115,9 @@ enum Negation {
     Full,
     /// 不太, 不怎么, 不是很: "not very", a softer flip.
     Weak,
+    /// 别, 不要再: "stop doing it". Flips a positive word; a negative one stays
+    /// negative (别再骗我了 is an accusation, not praise).
+    Imperative,
 }
 
 const NEGATORS_EN: &[&str] = &[
@@ -129,6 +133,7 @@ const DEGREE_EN: &[(&str, f32)] = &[
     ("completely", 0.3),
     ("totally", 0.3),
     ("utterly", 0.35),
+    ("beyond", 0.35),
     ("entirely", 0.3),
     ("extremely", 0.35),
     ("incredibly", 0.35),
@@ -184,7 +189,7 @@ const NEGATORS_ZH: &[(&str, Negation)] = &[
     ("不", Negation::Full),
     ("没", Negation::Full),
     ("没有", Negation::Full),
-    ("别", Negation::Full),
+    ("别", Negation::Imperative),
     ("无", Negation::Full),
     ("非", Negation::Full),
     ("未", Negation::Full),
@@ -214,6 +219,11 @@ const NEGATORS_ZH: &[(&str, Negation)] = &[
     ("也没", Negation::Full),
     ("也没有", Negation::Full),
     ("也不", Negation::Full),
+    ("别再", Negation::Imperative),
+    ("不要", Negation::Imperative),
+    ("不要再", Negation::Imperative),
+    ("少", Negation::Imperative),
+    ("不许", Negation::Imperative),
     ("不太", Negation::Weak),
     ("不怎么", Negation::Weak),
     ("不是很", Negation::Weak),
@@ -580,19 +590,15 @@ fn lookup_english(key: &str, single: bool, tables: &Tables) -> Option<Entry> {
     if !single {
         return None;
     }
-    // "don't" → "dont" for the negators; "sooooo" → "so", "baaad" → "bad".
-    if key.contains('\'') {
-        let bare: String = key.chars().filter(|&c| c != '\'').collect();
-        if let Some(entry) = tables.english.get(&bare) {
-            return Some(*entry);
-        }
-        if bare.ends_with("nt") && key.ends_with("n't") {
-            return Some(Entry {
-                negation: Some(Negation::Full),
-                ..Entry::default()
-            });
-        }
+    // Every "-n't" is a negator ("don't", "shouldn't"); other apostrophes are
+    // kept ("i'll" is not "ill").
+    if key.ends_with("n't") {
+        return Some(Entry {
+            negation: Some(Negation::Full),
+            ..Entry::default()
+        });
     }
+    // "sooooo" → "so", "baaad" → "bad".
     if has_triple_letter(key) {
         for keep in [1, 2] {
             let squeezed = squeeze_repeats(key, keep);
@@ -760,6 +766,9 @@ fn modified(units: &[Unit], i: usize, valence: f32) -> (f32, bool) {
     let sign = valence.signum();
     let value = match negation {
         None => valence + sign * (inner_degree + outer_degree),
+        Some(Negation::Imperative) if valence < 0.0 => {
+            valence + sign * (inner_degree + outer_degree)
+        }
         Some(kind) => {
             let weak = kind == Negation::Weak || inner_degree > 0.0;
             let mut flipped = if valence > 0.0 {

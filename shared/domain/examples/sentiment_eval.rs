@@ -68,6 +68,9 @@ fn main() -> ExitCode {
                 let p = |v: Option<f64>| {
                     v.map_or_else(|| "    -".into(), |v| format!("{:5.1}", v * 100.0))
                 };
+                // Sets without clear_neg labels have no strict figures.
+                let graded = r.clearly_negative.actual > 0;
+                let strict = |v: Option<f64>| p(v.filter(|_| graded));
                 println!(
                     "    threshold {t:+.2}: flagged {:5}  clear_neg P {} R {}  any-neg P {} R {}",
                     r.any_negative.predicted,

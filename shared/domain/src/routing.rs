@@ -185,7 +185,7 @@ impl RoutingPolicy {
                 reason: EscalationReason::AskedForHuman,
             };
         }
-        if sentiment(text) <= NEGATIVE_SENTIMENT {
+        if crate::sentiment::is_clearly_negative(text) {
             return Decision::Escalate {
                 reason: EscalationReason::NegativeSentiment,
             };
@@ -212,9 +212,6 @@ impl RoutingPolicy {
         }
     }
 }
-
-/// Sentiment at or below this is "clearly negative".
-pub const NEGATIVE_SENTIMENT: f32 = -0.5;
 
 const HUMAN_WORDS_EN: &[&str] = &[
     "human",
@@ -257,74 +254,6 @@ pub fn asks_for_human(text: &str) -> bool {
             || joined.ends_with(&format!(" {phrase}"))
             || joined.contains(&format!(" {phrase} "))
     })
-}
-
-const NEGATIVE_EN: &[&str] = &[
-    "angry",
-    "furious",
-    "terrible",
-    "awful",
-    "horrible",
-    "worst",
-    "useless",
-    "ridiculous",
-    "unacceptable",
-    "disgusting",
-    "pathetic",
-    "scam",
-    "fraud",
-    "hate",
-    "garbage",
-    "rubbish",
-    "incompetent",
-    "disappointed",
-    "outrageous",
-    "lawyer",
-    "sue",
-    "complaint",
-    "cheated",
-];
-const NEGATIVE_ZH: &[&str] = &[
-    "垃圾",
-    "差评",
-    "投诉",
-    "骗子",
-    "骗人",
-    "太差",
-    "气死",
-    "恶心",
-    "坑人",
-    "无语",
-    "退钱",
-    "什么破",
-    "生气",
-    "愤怒",
-    "失望",
-    "忽悠",
-    "欺骗",
-    "举报",
-];
-
-/// A small lexicon score in [-1, 0]: 0 is neutral, -1 furious. Only negative
-/// signals matter for routing, so positive words are not scored.
-pub fn sentiment(text: &str) -> f32 {
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut hits = words.iter().filter(|w| NEGATIVE_EN.contains(w)).count();
-    hits += NEGATIVE_ZH.iter().filter(|w| text.contains(*w)).count();
-    let shouting = text.contains("!!") || text.contains("！！") || is_shouting(text);
-    let score = hits as f32 * 0.35 + if shouting && hits > 0 { 0.3 } else { 0.0 };
-    -(score.min(1.0))
-}
-
-/// Mostly capital letters over a sentence-sized message.
-fn is_shouting(text: &str) -> bool {
-    let letters: Vec<char> = text.chars().filter(|c| c.is_ascii_alphabetic()).collect();
-    letters.len() >= 12
-        && letters.iter().filter(|c| c.is_ascii_uppercase()).count() * 10 >= letters.len() * 8
 }
 
 /// Customer-facing texts, per language.
@@ -406,13 +335,23 @@ mod tests {
     }
 
     #[test]
-    fn clearly_negative_messages_score_low() {
-        assert!(
-            sentiment("This is the worst service, absolutely unacceptable!!") <= NEGATIVE_SENTIMENT
-        );
-        assert!(sentiment("垃圾商家，我要投诉") <= NEGATIVE_SENTIMENT);
-        assert!(sentiment("How do I reset my password?") > NEGATIVE_SENTIMENT);
-        assert!(sentiment("I'm a bit disappointed") > NEGATIVE_SENTIMENT);
+    fn clearly_negative_messages_go_to_a_person() {
+        let policy = RoutingPolicy::default();
+        let angry = Decision::Escalate {
+            reason: EscalationReason::NegativeSentiment,
+        };
+        for text in [
+            "This is the worst service, absolutely unacceptable!!",
+            "垃圾商家，我要投诉",
+        ] {
+            let language = Language::detect(text);
+            let decision = policy.decide(Tier::Regular, language, text, Some(&candidate(0.99)));
+            assert_eq!(decision, angry, "{text}");
+        }
+        for text in ["How do I reset my password?", "I'm a bit disappointed"] {
+            let decision = policy.decide(Tier::Regular, Language::En, text, Some(&candidate(0.99)));
+            assert_ne!(decision, angry, "{text}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ fn check(dir: &std::path::Path, body: &str, extra: &[&str]) -> (i32, Value, Stri
             "--channel",
             "slack",
             "--secret",
-            &format!("signing_secret={SLACK_SECRET}"),
+            &format!("signing_secret={}", setting("slack", "signing_secret")),
         ])
         .arg("--body-file")
         .arg(&file)
@@ -37,7 +37,7 @@ fn webhook_check_verifies_and_normalises_a_captured_request() {
     let signature = format!(
         "v0={}",
         hmac_hex(
-            SLACK_SECRET,
+            &setting("slack", "signing_secret"),
             &[b"v0:", ts.as_bytes(), b":", body.as_bytes()]
         )
     );

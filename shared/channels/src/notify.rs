@@ -26,7 +26,7 @@ use switchboard_domain::{AgentNotifier, EscalationTicket, Role, SendError, Tier,
 
 use crate::ConfigError;
 use crate::email::{EmailTransport, domain_of};
-use crate::outbound::{self, permanent};
+use crate::kit::sender::{self as outbound, STATUS_ONLY, Sender, permanent};
 
 const EMAIL: &str = "agent-email";
 const WEBHOOK: &str = "agent-webhook";
@@ -170,7 +170,10 @@ pub struct ChatWebhookNotifier {
 
 impl ChatWebhookNotifier {
     pub fn new(config: ChatWebhookConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
-        outbound::http_url("notify", "url", config.url.expose())?;
+        outbound::http_url("url", config.url.expose()).map_err(|error| ConfigError::Unusable {
+            channel: "notify".into(),
+            detail: error.0,
+        })?;
         Ok(Self {
             url: config.url.expose().trim().into(),
             http,
@@ -209,26 +212,9 @@ impl ChatWebhookNotifier {
 impl AgentNotifier for ChatWebhookNotifier {
     async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError> {
         let body = json!({ "text": Self::summary(ticket) });
-        let response =
-            outbound::send(WEBHOOK, self.http.post(self.url.expose()).json(&body)).await?;
-        let outcome = outbound::check_status(
-            WEBHOOK,
-            response.status,
-            format!("HTTP {}", response.status.as_u16()),
-        );
-        match &outcome {
-            Ok(()) => {
-                tracing::info!(notifier = WEBHOOK, ticket = %ticket.ticket_id, "agents notified")
-            }
-            Err(error) => tracing::warn!(
-                notifier = WEBHOOK,
-                ticket = %ticket.ticket_id,
-                status = response.status.as_u16(),
-                transient = error.is_transient(),
-                "agent notification failed"
-            ),
-        }
-        outcome
+        let sender = Sender::new(WEBHOOK, self.http.clone(), STATUS_ONLY);
+        let call = self.http.post(self.url.expose()).json(&body);
+        sender.call(&ticket.ticket_id, call).await.map(|_| ())
     }
 }
 
@@ -643,7 +629,13 @@ mod tests {
     async fn multi_notifier_tries_all_and_prefers_transient_failures() {
         let ok = fake(|| Ok(()));
         let broken = fake(|| Err(permanent("x", "gone")));
-        let flaky = fake(|| Err(outbound::transient("y", "later")));
+        let flaky = fake(|| {
+            Err(SendError::Transient {
+                channel: "y".into(),
+                detail: "later".into(),
+                source: None,
+            })
+        });
         let all_ok = MultiNotifier::new(vec![ok.clone(), ok.clone()]);
         all_ok.notify(&ticket(Tier::New, false)).await.unwrap();
         assert_eq!(ok.calls.load(Ordering::SeqCst), 2);

@@ -5,6 +5,7 @@
 //! message. The ranking carries a confidence in [0, 1] that the routing policy
 //! turns into answer / answer and offer a person / hand over.
 
+#[cfg(feature = "cli")]
 pub mod cli;
 mod codec;
 pub mod eval;

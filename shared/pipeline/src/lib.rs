@@ -8,9 +8,9 @@
 //!
 //! The stages meet only through the ports of `switchboard-domain`.
 
-pub mod api;
 pub mod desk;
 pub mod faq;
+pub mod http;
 pub mod ingress;
 pub mod notifier;
 pub mod report;

@@ -13,43 +13,28 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_domain::{
-    Attachment, AttachmentKind, EmailThread, InboundMessage, MessageKind, OutboundReply,
-    ReplyContext, Secret, SendError,
+    InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
 };
 
-use crate::email::{self, EmailTransport, address_of, auto_reply_block, display_name, message_ids};
+use crate::email::{EmailTransport, Identity, Threading, address_of, display_name, header};
 use crate::kit::descriptor::build;
 use crate::kit::json::invalid;
 use crate::kit::{
-    ChannelDeps, ChannelSpec, Form, Function, Inbound, Key, Outbound, ParseError, Scheme, Setting,
-    SettingsOf, SignError, SigningKey, Unusable, Verified, VerifyError, WebhookRequest,
-    build_request, kind_for_mime, permanent, random_token, read_form, schemes, unusable,
+    ChannelDeps, ChannelSpec, Function, Inbound, Outbound, ParseError, Parsed, SettingsOf,
+    Signature, Unusable, Verified, WebhookRequest, build_request, read_form, schemes,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
     name: "mailgun",
     title: "Email via Mailgun",
     function: Function::IngressEmail,
-    settings: &[
-        Setting::verify(
-            "signing_key",
-            "Mailgun's HTTP webhook signing key; `signature = hex(HMAC-SHA256(key, timestamp + token))`, timestamp within 15 minutes, each token accepted once",
-        ),
-        Setting::send(
-            "from_address",
-            "support@example.invalid",
-            "your support address; automated replies come from it",
-        ),
-        Setting::optional(
-            "our_addresses",
-            "further addresses of ours, never answered automatically",
-        ),
-        Setting::optional("replay_window_secs", "default 900"),
-        Setting::optional(
-            "message_id_domain",
-            "domain of our replies' `Message-ID`s; default: that of `from_address`",
-        ),
-    ],
+    settings: crate::settings! {
+        signing_key: verify => "Mailgun's HTTP webhook signing key; `signature = hex(HMAC-SHA256(key, timestamp + token))`, timestamp within 15 minutes, each token accepted once",
+        from_address: send("support@example.invalid") => "your support address; automated replies come from it",
+        our_addresses: optional => "further addresses of ours, never answered automatically",
+        replay_window_secs: optional => "default 900",
+        message_id_domain: optional => "domain of our replies' `Message-ID`s; default: that of `from_address`",
+    },
     build: build::<Mailgun>,
     dev: |ctx| json!({ "signing_key": ctx.secret("signing_key"), "from_address": ctx.from_address }),
 };
@@ -67,11 +52,8 @@ pub struct MailgunConfig {
 }
 
 pub struct Mailgun {
-    signing_key: Secret,
-    from_address: String,
-    our_addresses: Vec<String>,
-    scheme: Scheme,
-    message_id_domain: String,
+    signature: Signature,
+    identity: Identity,
     email: Arc<dyn EmailTransport>,
 }
 
@@ -80,59 +62,22 @@ impl SettingsOf for Mailgun {
     type Settings = MailgunConfig;
 
     fn new(config: MailgunConfig, deps: &ChannelDeps) -> Result<Self, Unusable> {
-        if config.signing_key.is_empty() {
-            return Err(unusable("signing_key is empty"));
-        }
-        let from_address = config.from_address.trim().to_owned();
-        if address_of(&from_address).is_none()
-            || from_address.parse::<lettre::message::Mailbox>().is_err()
-        {
-            return Err(unusable("from_address is not an email address"));
-        }
-        if config
-            .our_addresses
-            .iter()
-            .any(|address| address_of(address).is_none())
-        {
-            return Err(unusable(
-                "our_addresses holds something that is not an email address",
-            ));
-        }
-        let window_secs = config.replay_window_secs.unwrap_or(900);
-        if window_secs <= 0 {
-            return Err(unusable("replay_window_secs must be positive"));
-        }
-        let message_id_domain = match config.message_id_domain {
-            Some(domain) => domain.trim().to_owned(),
-            None => email::domain_of(&from_address).unwrap_or_default(),
-        };
-        if message_id_domain.is_empty() {
-            return Err(unusable("message_id_domain is empty"));
-        }
-        let mut our_addresses = config.our_addresses;
-        our_addresses.push(from_address.clone());
+        let signature = Signature::shared(schemes::MAILGUN, "signing_key", &config.signing_key)?;
+        let domain = config.message_id_domain.as_deref();
         Ok(Self {
-            signing_key: config.signing_key,
-            from_address,
-            our_addresses,
-            scheme: schemes::MAILGUN.with_max_age(window_secs),
-            message_id_domain,
+            signature: signature.window(config.replay_window_secs)?,
+            identity: Identity::new(&config.from_address, &config.our_addresses, domain)?,
             email: deps.email.clone(),
         })
     }
 }
 
 impl Inbound for Mailgun {
-    fn verify(&self, request: &WebhookRequest, now_ms: i64) -> Result<Verified, VerifyError> {
-        self.scheme
-            .verify(&Key::Secret(&self.signing_key), request, &[], now_ms)
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
-    fn parse(
-        &self,
-        request: &WebhookRequest,
-        verified: &Verified,
-    ) -> Result<Vec<InboundMessage>, ParseError> {
+    fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
         let form = match &verified.form {
             Some(form) => form.clone(),
             None => read_form(request)?,
@@ -141,48 +86,32 @@ impl Inbound for Mailgun {
             Some(raw) => parse_headers(raw)?,
             None => Vec::new(),
         };
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
+        let header = |name: &str| header(&headers, name);
         let from = form.non_empty("from").or_else(|| header("From"));
         let envelope_sender = form.get("sender");
         let customer_id = from
             .and_then(address_of)
-            .or_else(|| envelope_sender.and_then(address_of))
-            .ok_or_else(|| invalid("mail without a sender address"))?;
+            .or_else(|| envelope_sender.and_then(address_of));
+        let customer_id = customer_id.ok_or_else(|| invalid("mail without a sender address"))?;
         let recipient = form
             .non_empty("recipient")
             .or_else(|| header("To"))
             .and_then(address_of);
         let recipient = recipient.ok_or_else(|| invalid("mail without a recipient address"))?;
-        // Never answer a machine: check the headers with the From mailbox, and the
-        // envelope sender on its own (bounces come from `<>` or mailer-daemon).
-        let blocked = auto_reply_block(&headers, from.unwrap_or(&customer_id), &self.our_addresses)
-            .or_else(|| match envelope_sender.map(str::trim) {
-                Some("" | "<>") => Some("null-return-path"),
-                Some(sender) => auto_reply_block(&[], sender, &self.our_addresses),
-                None => None,
-            });
-        if let Some(reason) = blocked {
+        if let Some(reason) =
+            self.identity
+                .automated(&headers, from.unwrap_or(&customer_id), envelope_sender)
+        {
             tracing::info!(channel = Self::NAME, reason, "not answering automated mail");
             return Ok(Vec::new());
         }
-        let message_id = header("Message-Id").and_then(email::normalize_message_id);
-        let references: Vec<String> = header("References").map(message_ids).unwrap_or_default();
-        let in_reply_to =
-            header("In-Reply-To").and_then(|value| message_ids(value).into_iter().next());
-        let token = form.non_empty("token").unwrap_or_default();
-        // The thread's root: the first mail of the thread is the first reference
-        // of every later one, so a customer's follow-ups share one conversation.
-        let root = references
-            .first()
-            .or(in_reply_to.as_ref())
-            .or(message_id.as_ref());
-        let root = root.map_or_else(|| token.to_owned(), |id| bare_id(id).to_owned());
-        let provider_message_id = message_id.as_deref().map_or(token, bare_id).to_owned();
+        let threading = Threading::of(header);
+        // Without a Message-Id, Mailgun's token identifies the delivery.
+        let token = form.non_empty("token").unwrap_or_default().to_owned();
+        let provider_message_id = threading
+            .message_id
+            .as_deref()
+            .map_or(token.clone(), |id| crate::email::bare_id(id).to_owned());
         if provider_message_id.is_empty() {
             return Err(invalid("mail without a Message-Id or token"));
         }
@@ -212,9 +141,9 @@ impl Inbound for Mailgun {
         Ok(vec![InboundMessage {
             channel: Self::NAME.into(),
             account_id: recipient.clone(),
-            customer_id,
             customer_name: from.and_then(display_name),
-            conversation_id: root,
+            customer_id,
+            conversation_id: threading.root.clone().unwrap_or(token),
             provider_message_id,
             sent_at_ms: seconds.unwrap_or_default().saturating_mul(1000),
             kind: if text.is_empty() {
@@ -223,15 +152,9 @@ impl Inbound for Mailgun {
                 MessageKind::Text
             },
             text,
-            attachments: attachments(&form),
+            attachments: form.attachments(),
             reply: ReplyContext {
-                email: Some(EmailThread {
-                    message_id: message_id.unwrap_or_default(),
-                    references,
-                    subject,
-                    reply_to,
-                    to: recipient,
-                }),
+                email: Some(threading.reply_thread(&subject, reply_to, recipient)),
                 ..ReplyContext::default()
             },
         }])
@@ -239,22 +162,24 @@ impl Inbound for Mailgun {
 
     fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
         let message_id = format!("<sample-{now_ms}@customer.example>");
+        let to = &self.identity.from_address;
         let headers = json!([
             ["From", customer],
-            ["To", self.from_address],
+            ["To", to],
             ["Subject", "Question"],
             ["Message-Id", message_id]
         ]);
+        let fields = [
+            ("sender", customer),
+            ("from", customer),
+            ("recipient", to),
+            ("subject", "Question"),
+            ("body-plain", text),
+            ("stripped-text", text),
+            ("message-headers", &headers.to_string()),
+        ];
         let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs([
-                ("sender", customer),
-                ("from", customer),
-                ("recipient", self.from_address.as_str()),
-                ("subject", "Question"),
-                ("body-plain", text),
-                ("stripped-text", text),
-                ("message-headers", &headers.to_string()),
-            ])
+            .extend_pairs(fields)
             .finish();
         let content_type = [(
             "content-type".to_owned(),
@@ -262,47 +187,14 @@ impl Inbound for Mailgun {
         )];
         build_request("POST", "/webhooks", &content_type, body).expect("a valid request")
     }
-
-    fn sign(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), SignError> {
-        // Mailgun's tokens are 50 characters.
-        let token = format!("{}{}", random_token(), random_token())[..50].to_owned();
-        self.scheme.sign(
-            &SigningKey::Secret(&self.signing_key),
-            request,
-            &[],
-            now_ms,
-            &token,
-        )
-    }
-
-    fn scheme(&self) -> Scheme {
-        self.scheme
-    }
 }
 
 #[async_trait]
 impl Outbound for Mailgun {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        let thread = reply.reply.email.as_ref();
-        let thread =
-            thread.ok_or_else(|| permanent(Self::NAME, "reply without email threading data"))?;
-        let message = email::build_reply(
-            thread,
-            &self.from_address,
-            &reply.text,
-            &self.message_id_domain,
-        )
-        .map_err(|error| permanent(Self::NAME, error.to_string()))?;
-        let outcome = self.email.send(message).await;
-        match &outcome {
-            Ok(()) => {
-                tracing::info!(channel = Self::NAME, reply_id = %reply.reply_id, "reply mailed")
-            }
-            Err(error) => {
-                tracing::warn!(channel = Self::NAME, reply_id = %reply.reply_id, transient = error.is_transient(), "reply not mailed")
-            }
-        }
-        outcome
+        self.identity
+            .send_reply(Self::NAME, self.email.as_ref(), reply)
+            .await
     }
 }
 
@@ -317,27 +209,12 @@ fn parse_headers(raw: &str) -> Result<Vec<(String, String)>, ParseError> {
     Ok(pairs.iter().filter_map(pair).collect())
 }
 
-fn attachments(form: &Form) -> Vec<Attachment> {
-    let attachment = |file: &crate::kit::form::FilePart| Attachment {
-        kind: file
-            .content_type
-            .as_deref()
-            .map_or(AttachmentKind::File, kind_for_mime),
-        provider_id: None,
-        url: None,
-        mime_type: file.content_type.clone(),
-        name: Some(file.filename.clone()).filter(|name| !name.is_empty()),
-    };
-    form.files.iter().map(attachment).collect()
-}
-
-fn bare_id(id: &str) -> &str {
-    id.trim_start_matches('<').trim_end_matches('>')
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+
+    use crate::kit::VerifyError;
+    use switchboard_domain::AttachmentKind;
 
     use serde_json::json;
 
@@ -739,7 +616,7 @@ mod tests {
             .is_err()
         );
         let ok = make(json!({ "signing_key": "k", "from_address": "a@b.example" })).unwrap();
-        assert_eq!(ok.message_id_domain, "b.example");
-        assert_eq!(ok.scheme.window().map(|w| w.max_age_secs), Some(900));
+        assert_eq!(ok.identity.message_id_domain, "b.example");
+        assert_eq!(ok.scheme().window().map(|w| w.max_age_secs), Some(900));
     }
 }

@@ -1,73 +1,53 @@
-//! Slack Events API.
-//!
-//! Every request is signed (`X-Slack-Signature`, see [`schemes::SLACK`]) and
-//! its timestamp must lie within the replay window. The `url_verification`
-//! handshake is signed like any other request; the `ssl_check` probe of slash
-//! commands is not. A message is identified by its channel and `ts` (Slack:
-//! "ts is unique per channel"), so retries and the same message delivered as
-//! both `message` and `app_mention` are queued once.
+//! Slack Events API: every request is signed ([`schemes::SLACK`]), the
+//! `url_verification` handshake too; the `ssl_check` probe of slash commands is
+//! not. A message is identified by its channel and `ts` ("ts is unique per
+//! channel"), so a retry, or one message sent as both `message` and
+//! `app_mention`, is queued once.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_domain::{
-    Attachment, InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
+    InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
 };
 
 use crate::kit::descriptor::build;
-use crate::kit::json::{MediaFields, compact, int, invalid, json_request, media, text};
-use crate::kit::sender::base_url;
+use crate::kit::json::{
+    MediaFields, first_text, fractional_seconds_ms, int, invalid, json_request, media_list, text,
+};
+use crate::kit::sender::base_url_or;
 use crate::kit::{
-    ApiErrors, ChannelDeps, ChannelSpec, Function, HttpReply, Inbound, Key, Outbound, ParseError,
-    RequestExt, Scheme, Sender, Setting, SettingsOf, SignError, SigningKey, TextUnit, Unusable,
-    Verified, VerifyError, WebhookRequest, reply, schemes, unusable,
+    ApiErrors, ChannelDeps, ChannelSpec, Function, Handshake, HttpReply, Inbound, Outbound, Parsed,
+    RequestExt, Sender, SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, reply,
+    required, schemes,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
     name: "slack",
     title: "Slack (Events API)",
     function: Function::IngressIm,
-    settings: &[
-        Setting::verify(
-            "signing_secret",
-            "Basic Information → App Credentials; requests are checked with `X-Slack-Signature` over the raw body, within 5 minutes",
-        ),
-        Setting::send(
-            "bot_token",
-            "xoxb-not-needed-to-check",
-            "`xoxb-...`, with `chat:write`; replies go through `chat.postMessage`, in the thread when the message was threaded",
-        ),
-        Setting::optional("api_base", "default `https://slack.com/api`"),
-        Setting::optional("replay_window_secs", "default 300"),
-    ],
+    settings: crate::settings! {
+        signing_secret: verify => "Basic Information → App Credentials; requests are checked with `X-Slack-Signature` over the raw body, within 5 minutes",
+        bot_token: send("xoxb-not-needed-to-check") => "`xoxb-...`, with `chat:write`; replies go through `chat.postMessage`, in the thread when the message was threaded",
+        api_base: optional => "default `https://slack.com/api`",
+        replay_window_secs: optional => "default 300",
+    },
     build: build::<Slack>,
     dev: |ctx| {
-        json!({ "signing_secret": ctx.secret("signing_secret"), "bot_token": "xoxb-development",
-                "api_base": ctx.stand_in })
+        json!({ "signing_secret": ctx.secret("signing_secret"),
+                       "bot_token": "xoxb-development", "api_base": ctx.stand_in })
     },
 };
 
 /// Message subtypes that carry something a person wrote (or changed).
-const CUSTOMER_SUBTYPES: &[&str] = &[
-    "file_share",
-    "message_changed",
-    "message_deleted",
-    "thread_broadcast",
-];
-/// Slack truncates `chat.postMessage` text after 40,000 characters.
-const MAX_TEXT_CHARS: usize = 40_000;
+const CUSTOMER_SUBTYPES: &str = "file_share message_changed message_deleted thread_broadcast";
+const MAX_TEXT_CHARS: usize = 40_000; // Slack truncates `chat.postMessage` text after it.
 /// Slack answers most failures with HTTP 200 and `{"ok": false, "error": "…"}`.
 const ERRORS: ApiErrors = ApiErrors {
     ok: Some("/ok"),
     code: "/error",
-    transient: &[
-        "ratelimited",
-        "internal_error",
-        "fatal_error",
-        "service_unavailable",
-        "request_timeout",
-    ],
-    stale_token: &[],
+    transient: "ratelimited internal_error fatal_error service_unavailable request_timeout",
+    stale_token: "",
     retry_after: None,
 };
 
@@ -75,17 +55,15 @@ const ERRORS: ApiErrors = ApiErrors {
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
     pub signing_secret: Secret,
-    /// The bot user OAuth token, `xoxb-…`.
     pub bot_token: Secret,
     pub api_base: Option<String>,
     pub replay_window_secs: Option<i64>,
 }
 
 pub struct Slack {
-    signing_secret: Secret,
+    signature: Signature,
     bot_token: Secret,
     api_base: String,
-    scheme: crate::kit::Scheme,
     sender: Sender,
 }
 
@@ -94,33 +72,21 @@ impl SettingsOf for Slack {
     type Settings = SlackConfig;
 
     fn new(config: SlackConfig, deps: &ChannelDeps) -> Result<Self, Unusable> {
-        if config.signing_secret.is_empty() || config.bot_token.is_empty() {
-            return Err(unusable("signing_secret and bot_token must not be empty"));
-        }
-        let window_secs = config.replay_window_secs.unwrap_or(300);
-        if window_secs <= 0 {
-            return Err(unusable("replay_window_secs must be positive"));
-        }
-        let api_base = config
-            .api_base
-            .as_deref()
-            .unwrap_or("https://slack.com/api");
+        required("bot_token", &config.bot_token)?;
+        let signature =
+            Signature::shared(schemes::SLACK, "signing_secret", &config.signing_secret)?;
+        let api_base = config.api_base.as_deref();
         Ok(Self {
-            signing_secret: config.signing_secret,
+            signature: signature.window(config.replay_window_secs)?,
             bot_token: config.bot_token,
-            api_base: base_url("api_base", api_base)?,
-            scheme: schemes::SLACK.with_max_age(window_secs),
+            api_base: base_url_or("api_base", api_base, "https://slack.com/api")?,
             sender: Sender::new(Self::NAME, deps.http.clone(), ERRORS),
         })
     }
 }
 
 impl Inbound for Slack {
-    fn handshake(
-        &self,
-        request: &WebhookRequest,
-        now_ms: i64,
-    ) -> Result<Option<HttpReply>, VerifyError> {
+    fn handshake(&self, request: &WebhookRequest, now_ms: i64) -> Handshake {
         if request.content_type() == "application/x-www-form-urlencoded" {
             let mut fields = request.form_fields().into_iter();
             let ssl_check = request.query_param("ssl_check").as_deref() == Some("1")
@@ -128,9 +94,7 @@ impl Inbound for Slack {
             // Slack's certificate probe for slash commands is unsigned and only wants a 200.
             return Ok(ssl_check.then(|| reply::empty(200)));
         }
-        let Ok(body) = serde_json::from_slice::<Value>(request.body()) else {
-            return Ok(None);
-        };
+        let body = serde_json::from_slice::<Value>(request.body()).unwrap_or_default();
         if text(&body, "/type").as_deref() != Some("url_verification") {
             return Ok(None);
         }
@@ -139,29 +103,19 @@ impl Inbound for Slack {
             .map(|challenge| reply::json(200, &json!({ "challenge": challenge }))))
     }
 
-    fn verify(&self, request: &WebhookRequest, now_ms: i64) -> Result<Verified, VerifyError> {
-        self.scheme
-            .verify(&Key::Secret(&self.signing_secret), request, &[], now_ms)
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
-    fn parse(
-        &self,
-        request: &WebhookRequest,
-        verified: &Verified,
-    ) -> Result<Vec<InboundMessage>, ParseError> {
+    fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
         if request.content_type() == "application/x-www-form-urlencoded" {
             // Slash commands (`command`) and interactivity (`payload`) are signed
             // Slack requests but not customer messages of this channel.
-            let fields = request.form_fields();
-            if fields
-                .iter()
-                .any(|(key, _)| key == "command" || key == "payload")
-            {
-                return Ok(Vec::new());
-            }
-            return Err(invalid(
-                "form body is neither a slash command nor an interaction",
-            ));
+            let interactive = |(key, _): &(String, String)| key == "command" || key == "payload";
+            return match request.form_fields().iter().any(interactive) {
+                true => Ok(Vec::new()),
+                false => Err(invalid("a form that is not a slash command or interaction")),
+            };
         }
         let envelope: Value = serde_json::from_slice(&verified.body)?;
         let kind = text(&envelope, "/type").ok_or_else(|| invalid("body has no type"))?;
@@ -178,30 +132,12 @@ impl Inbound for Slack {
     }
 
     fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
-        let ts = format!(
-            "{}.{:06}",
-            now_ms / 1000,
-            (now_ms % 1000) * 1000 + now_ms % 997
-        );
+        let ts = format!("{}.{:06}", now_ms / 1000, now_ms % 1_000_000);
         json_request(&json!({
             "token": "sample", "team_id": "T0SAMPLE", "api_app_id": "A0SAMPLE", "type": "event_callback",
             "event_id": format!("Ev{now_ms}"), "event_time": now_ms / 1000,
             "event": { "type": "message", "channel": format!("D{customer}"), "channel_type": "im",
                        "user": customer, "text": text, "ts": ts } }))
-    }
-
-    fn sign(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), SignError> {
-        self.scheme.sign(
-            &SigningKey::Secret(&self.signing_secret),
-            request,
-            &[],
-            now_ms,
-            "",
-        )
-    }
-
-    fn scheme(&self) -> Scheme {
-        self.scheme
     }
 }
 
@@ -209,18 +145,14 @@ impl Inbound for Slack {
 impl Outbound for Slack {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
         let url = format!("{}/chat.postMessage", self.api_base);
-        let thread = &reply.reply.thread_id;
-        self.sender
-            .send_text(reply, MAX_TEXT_CHARS, TextUnit::Chars, |_, part| {
-                let body =
-                    json!({ "channel": reply.conversation_id, "text": part, "thread_ts": thread });
-                self.sender
-                    .http()
-                    .post(&url)
-                    .bearer_auth(self.bot_token.expose())
-                    .json(&compact(body))
-            })
-            .await
+        let (channel, thread) = (&reply.conversation_id, &reply.reply.thread_id);
+        let token = Some(self.bot_token.expose());
+        let call = |_: usize, text: &str| {
+            let body = json!({ "channel": channel, "text": text, "thread_ts": thread });
+            self.sender.post_json(&url, token, body)
+        };
+        let limit = (MAX_TEXT_CHARS, TextUnit::Chars);
+        self.sender.send_text(reply, limit.0, limit.1, call).await
     }
 }
 
@@ -228,9 +160,8 @@ impl Outbound for Slack {
 fn normalise(envelope: &Value, event: &Value) -> Option<InboundMessage> {
     let kind = text(event, "/type")?;
     let subtype = text(event, "/subtype");
-    let other_subtype = subtype
-        .as_deref()
-        .is_some_and(|subtype| !CUSTOMER_SUBTYPES.contains(&subtype));
+    let other = |subtype: &str| !CUSTOMER_SUBTYPES.split(' ').any(|s| s == subtype);
+    let other_subtype = subtype.as_deref().is_some_and(other);
     if (kind != "message" && kind != "app_mention") || other_subtype || is_bot(event) {
         return None;
     }
@@ -242,9 +173,8 @@ fn normalise(envelope: &Value, event: &Value) -> Option<InboundMessage> {
             // Slack also reports link unfurls and attachment updates as changes;
             // only a change of the text is an edit by the customer.
             let previous = event.get("previous_message");
-            if is_bot(current)
-                || previous.is_some_and(|p| text(p, "/text") == text(current, "/text"))
-            {
+            let same_text = previous.is_some_and(|p| text(p, "/text") == text(current, "/text"));
+            if is_bot(current) || same_text {
                 return None;
             }
             // The edited message keeps its `ts`; the envelope's `event_id` tells
@@ -254,59 +184,46 @@ fn normalise(envelope: &Value, event: &Value) -> Option<InboundMessage> {
             (current, MessageKind::Edit, key)
         }
         Some("message_deleted") => {
-            let previous = event
-                .get("previous_message")
-                .filter(|previous| !is_bot(previous))?;
+            let previous = event.get("previous_message").filter(|p| !is_bot(p))?;
             let ts = text(event, "/deleted_ts").or_else(|| text(previous, "/ts"))?;
             // A message is deleted once, so its `ts` alone identifies the deletion.
-            (
-                previous,
-                MessageKind::Delete,
-                format!("{channel}:{ts}:delete"),
-            )
+            let key = format!("{channel}:{ts}:delete");
+            (previous, MessageKind::Delete, key)
         }
-        _ => (
-            event,
-            MessageKind::Text,
-            format!("{channel}:{}", text(event, "/ts")?),
-        ),
+        _ => {
+            let key = format!("{channel}:{}", text(event, "/ts")?);
+            (event, MessageKind::Text, key)
+        }
     };
     let authorizations = envelope.get("authorizations").and_then(Value::as_array);
     let bot_user = authorizations.and_then(|list| text(list.first()?, "/user_id"));
-    let attachments = files(body);
+    let attachments = media_list(body, "/files", None, &FILE);
+    // Mentions of our own bot (`<@U0BOT>`) say nothing about the question.
+    let mention = format!("<@{}>", bot_user.unwrap_or_default());
     let message_text = match message_kind {
         MessageKind::Delete => String::new(),
-        _ => strip_mention(
-            &text(body, "/text").unwrap_or_default(),
-            bot_user.as_deref(),
-        ),
+        _ => text(body, "/text").unwrap_or_default(),
     };
+    let message_text = message_text.replace(&mention, "");
+    let message_text = message_text.trim().to_owned();
     let message_kind = match message_kind {
         MessageKind::Text if message_text.is_empty() && attachments.is_empty() => return None,
         MessageKind::Text if message_text.is_empty() => MessageKind::Media,
         other => other,
     };
     let team = authorizations.and_then(|list| list.iter().find_map(|a| text(a, "/team_id")));
-    let account_id = text(envelope, "/team_id")
-        .or(team)
-        .or_else(|| text(event, "/team"))?;
+    let account_id = text(envelope, "/team_id").or(team);
     let event_time = int(envelope, "/event_time").map(|seconds| seconds.saturating_mul(1000));
-    let sent_at_ms = text(event, "/ts")
-        .and_then(|ts| ts_to_ms(&ts))
-        .or(event_time)
-        .unwrap_or_default();
-    let profile = body.get("user_profile");
-    let customer_name = ["/display_name", "/real_name"]
-        .into_iter()
-        .find_map(|key| text(profile?, key).filter(|name| !name.trim().is_empty()));
+    let sent_at_ms = text(event, "/ts").and_then(|ts| fractional_seconds_ms(&ts));
+    let names = ["/user_profile/display_name", "/user_profile/real_name"];
     Some(InboundMessage {
         channel: "slack".into(),
-        account_id,
+        account_id: account_id.or(text(event, "/team"))?,
         customer_id: text(body, "/user")?,
-        customer_name,
+        customer_name: first_text(body, &names),
         conversation_id: channel,
         provider_message_id,
-        sent_at_ms,
+        sent_at_ms: sent_at_ms.or(event_time).unwrap_or_default(),
         kind: message_kind,
         text: message_text,
         attachments,
@@ -330,38 +247,11 @@ const FILE: MediaFields = MediaFields {
     name: "/name",
 };
 
-fn files(message: &Value) -> Vec<Attachment> {
-    let files = message
-        .get("files")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
-    files.filter_map(|file| media(file, None, &FILE)).collect()
-}
-
-/// Drops mentions of our own bot (`<@U0BOT>`), which say nothing about the question.
-fn strip_mention(text: &str, bot_user: Option<&str>) -> String {
-    match bot_user {
-        Some(user) => text.replace(&format!("<@{user}>"), "").trim().to_owned(),
-        None => text.trim().to_owned(),
-    }
-}
-
-/// Slack's `ts` ("1355517523.000005", seconds with a fraction) in unix milliseconds.
-pub fn ts_to_ms(ts: &str) -> Option<i64> {
-    let (seconds, fraction) = ts.split_once('.').unwrap_or((ts, ""));
-    let seconds: i64 = seconds.parse().ok()?;
-    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
-    seconds.checked_mul(1000)?.checked_add(millis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kit::build_request;
+    use crate::kit::{ParseError, VerifyError};
 
     const SECRET: &str = "slack-test-signing-secret-0001";
     const NOW_MS: i64 = 1_700_000_100_000;
@@ -683,6 +573,7 @@ mod tests {
 
     #[test]
     fn slack_timestamps_convert_to_millis() {
+        let ts_to_ms = fractional_seconds_ms;
         assert_eq!(ts_to_ms("1355517523.000005"), Some(1_355_517_523_000));
         assert_eq!(ts_to_ms("1355517523.9"), Some(1_355_517_523_900));
         assert_eq!(ts_to_ms("1355517523"), Some(1_355_517_523_000));

@@ -15,34 +15,28 @@ use switchboard_domain::{
 };
 
 use crate::kit::descriptor::build;
-use crate::kit::json::{MediaFields, compact, int, invalid, json_request, media, text};
-use crate::kit::sender::base_url;
+use crate::kit::json::{
+    MediaFields, first_text, id_value, int, invalid, json_request, location, media, parse_int, text,
+};
+use crate::kit::sender::base_url_or;
 use crate::kit::{
-    ApiErrors, ChannelDeps, ChannelSpec, Function, Inbound, Key, Outbound, ParseError, STATUS_ONLY,
-    Scheme, Sender, Setting, SettingsOf, SignError, SigningKey, TextUnit, Unusable, Verified,
-    VerifyError, WebhookRequest, kind_for_mime, schemes, unusable,
+    ApiErrors, ChannelDeps, ChannelSpec, Function, Inbound, Outbound, Parsed, STATUS_ONLY, Sender,
+    SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, schemes, unusable,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
     name: "telegram",
     title: "Telegram",
     function: Function::IngressIm,
-    settings: &[
-        Setting::verify(
-            "secret_token",
-            "the `secret_token` you pass to `setWebhook` (1-256 of `A-Z a-z 0-9 _ -`); checked against `X-Telegram-Bot-Api-Secret-Token`",
-        ),
-        Setting::send(
-            "bot_token",
-            "0:not-needed-to-check",
-            "from BotFather; replies go through `sendMessage`",
-        ),
-        Setting::optional("api_base", "default `https://api.telegram.org`"),
-    ],
+    settings: crate::settings! {
+        secret_token: verify => "the `secret_token` you pass to `setWebhook` (1-256 of `A-Z a-z 0-9 _ -`); checked against `X-Telegram-Bot-Api-Secret-Token`",
+        bot_token: send("0:not-needed-to-check") => "from BotFather; replies go through `sendMessage`",
+        api_base: optional => "default `https://api.telegram.org`",
+    },
     build: build::<Telegram>,
     dev: |ctx| {
         json!({ "secret_token": ctx.secret("secret_token"), "api_base": ctx.stand_in,
-                "bot_token": format!("1000001:{}", ctx.secret("bot_token")) })
+                       "bot_token": format!("1000001:{}", ctx.secret("bot_token")) })
     },
 };
 
@@ -64,7 +58,7 @@ pub struct TelegramConfig {
 }
 
 pub struct Telegram {
-    secret_token: Secret,
+    signature: Signature,
     bot_token: Secret,
     bot_id: String,
     api_base: String,
@@ -84,40 +78,29 @@ impl SettingsOf for Telegram {
             ));
         }
         let bot_id = match config.bot_token.expose().split_once(':') {
-            Some((id, rest))
-                if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty() =>
-            {
-                id.to_owned()
-            }
+            Some((id, rest)) if id.parse::<u64>().is_ok() && !rest.is_empty() => id.to_owned(),
             _ => return Err(unusable("bot_token must look like <bot id>:<secret>")),
         };
-        let api_base = config
-            .api_base
-            .as_deref()
-            .unwrap_or("https://api.telegram.org");
+        let api_base = config.api_base.as_deref();
         Ok(Self {
-            secret_token: config.secret_token,
+            signature: Signature::shared(schemes::TELEGRAM, "secret_token", &config.secret_token)?,
             bot_token: config.bot_token,
             bot_id,
-            api_base: base_url("api_base", api_base)?,
+            api_base: base_url_or("api_base", api_base, "https://api.telegram.org")?,
             sender: Sender::new(Self::NAME, deps.http.clone(), ERRORS),
         })
     }
 }
 
 impl Inbound for Telegram {
-    fn verify(&self, request: &WebhookRequest, now_ms: i64) -> Result<Verified, VerifyError> {
-        schemes::TELEGRAM.verify(&Key::Secret(&self.secret_token), request, &[], now_ms)
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
-    fn parse(
-        &self,
-        _: &WebhookRequest,
-        verified: &Verified,
-    ) -> Result<Vec<InboundMessage>, ParseError> {
+    fn parse(&self, _: &WebhookRequest, verified: &Verified) -> Parsed {
         let update: Value = serde_json::from_slice(&verified.body)?;
-        let update_id =
-            int(&update, "/update_id").ok_or_else(|| invalid("update without an update_id"))?;
+        let update_id = int(&update, "/update_id");
+        let update_id = update_id.ok_or_else(|| invalid("update without an update_id"))?;
         // callback_query, my_chat_member, channel_post, …: not customer messages.
         let (message, edited) = match (update.get("message"), update.get("edited_message")) {
             (Some(message), _) => (message, false),
@@ -127,15 +110,11 @@ impl Inbound for Telegram {
         let (Some(date), Some(chat)) = (int(message, "/date"), int(message, "/chat/id")) else {
             return Err(invalid("message without a date or chat"));
         };
-        if message.pointer("/from/is_bot") == Some(&Value::Bool(true)) {
-            return Ok(Vec::new());
-        }
-        let text = text(message, "/text")
-            .or_else(|| text(message, "/caption"))
-            .unwrap_or_default();
+        let text = first_text(message, &["/text", "/caption"]).unwrap_or_default();
         let attachments = attachments(message);
-        // Service messages (members joining, pins, …) carry nothing a person wrote.
-        if text.is_empty() && attachments.is_empty() {
+        // Bots (ourselves) and service messages (members joining, pins, …) carry nothing a customer wrote.
+        let bot = message.pointer("/from/is_bot") == Some(&Value::Bool(true));
+        if bot || (text.is_empty() && attachments.is_empty()) {
             return Ok(Vec::new());
         }
         let kind = match (edited, text.is_empty()) {
@@ -143,15 +122,11 @@ impl Inbound for Telegram {
             (false, true) => MessageKind::Media,
             (false, false) => MessageKind::Text,
         };
-        let customer = ["/from/id", "/sender_chat/id"]
-            .into_iter()
-            .find_map(|at| int(message, at));
+        let customer = int(message, "/from/id").or(int(message, "/sender_chat/id"));
         // An edit is dated by the edit, so the transcript shows when it happened.
-        let seconds = if edited {
-            int(message, "/edit_date").unwrap_or(date)
-        } else {
-            date
-        };
+        let seconds = int(message, "/edit_date")
+            .filter(|_| edited)
+            .unwrap_or(date);
         let topic = message.get("is_topic_message") == Some(&Value::Bool(true));
         let id = |at| int(message, at).map(|id| id.to_string());
         Ok(vec![InboundMessage {
@@ -175,48 +150,26 @@ impl Inbound for Telegram {
 
     fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
         let id = now_ms.rem_euclid(1 << 40);
-        let chat = customer
-            .parse::<i64>()
-            .map_or_else(|_| json!(customer), |id| json!(id));
-        let body = json!({ "update_id": id, "message": {
+        let chat = id_value(customer);
+        json_request(&json!({ "update_id": id, "message": {
             "message_id": id % 1_000_000, "date": now_ms / 1000, "text": text,
             "from": { "id": chat, "is_bot": false, "first_name": "Sam" },
-            "chat": { "id": chat, "type": "private", "first_name": "Sam" } } });
-        json_request(&body)
-    }
-
-    fn sign(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), SignError> {
-        let key = SigningKey::Secret(&self.secret_token);
-        schemes::TELEGRAM.sign(&key, request, &[], now_ms, "")
-    }
-
-    fn scheme(&self) -> Scheme {
-        schemes::TELEGRAM
+            "chat": { "id": chat, "type": "private", "first_name": "Sam" } } }))
     }
 }
 
 #[async_trait]
 impl Outbound for Telegram {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        let chat_id = reply
-            .conversation_id
-            .parse::<i64>()
-            .map_or_else(|_| json!(reply.conversation_id), |id| json!(id));
-        let thread_id = reply
-            .reply
-            .thread_id
-            .as_deref()
-            .and_then(|id| id.parse::<i64>().ok());
+        let chat_id = id_value(&reply.conversation_id);
+        let context = &reply.reply;
+        let thread_id = parse_int(context.thread_id.as_deref());
         // In a group, the answer quotes the question it answers.
-        let quoted = (chat_id.as_i64().is_some_and(|id| id < 0))
-            .then(|| reply.reply.message_id.as_deref()?.parse::<i64>().ok())
-            .flatten();
+        let group = chat_id.as_i64().is_some_and(|id| id < 0);
+        let quoted = parse_int(context.message_id.as_deref()).filter(|_| group);
         // The URL holds the bot token; the sender never logs URLs.
-        let url = format!(
-            "{}/bot{}/sendMessage",
-            self.api_base,
-            self.bot_token.expose()
-        );
+        let (base, token) = (&self.api_base, self.bot_token.expose());
+        let url = format!("{base}/bot{token}/sendMessage");
         self.sender
             .send_text(reply, MAX_TEXT_UNITS, TextUnit::Utf16, |index, part| {
                 let mut body =
@@ -225,7 +178,7 @@ impl Outbound for Telegram {
                     body["reply_parameters"] =
                         json!({ "message_id": message_id, "allow_sending_without_reply": true });
                 }
-                self.sender.http().post(&url).json(&compact(body))
+                self.sender.post_json(&url, None, body)
             })
             .await
     }
@@ -245,13 +198,13 @@ fn attachments(message: &Value) -> Vec<Attachment> {
     let photos = message.get("photo").and_then(Value::as_array);
     out.extend(photos.and_then(|sizes| file(AttachmentKind::Image, sizes.last()?)));
     // Telegram sends a GIF both as `animation` and as `document`; keep one.
-    let document = message
-        .get("document")
-        .filter(|_| message.get("animation").is_none());
-    let document_kind = document
-        .and_then(|doc| text(doc, "/mime_type"))
-        .map_or(AttachmentKind::File, |m| kind_for_mime(&m));
-    out.extend(document.and_then(|doc| file(document_kind, doc)));
+    if message.get("animation").is_none() {
+        out.extend(
+            message
+                .get("document")
+                .and_then(|doc| media(doc, None, &FILE)),
+        );
+    }
     for (key, kind) in [
         ("animation", AttachmentKind::Video),
         ("voice", AttachmentKind::Audio),
@@ -263,22 +216,10 @@ fn attachments(message: &Value) -> Vec<Attachment> {
         out.extend(message.get(key).and_then(|media| file(kind, media)));
     }
     let venue = message.get("venue");
-    let location = venue
-        .and_then(|venue| venue.get("location"))
-        .or(message.get("location"));
-    if let Some(location) = location {
-        let (latitude, longitude) = (location.get("latitude"), location.get("longitude"));
-        out.push(Attachment {
-            kind: AttachmentKind::Location,
-            provider_id: None,
-            url: Some(format!(
-                "geo:{},{}",
-                latitude.unwrap_or(&json!(0)),
-                longitude.unwrap_or(&json!(0))
-            )), // RFC 5870
-            mime_type: None,
-            name: venue.and_then(|venue| text(venue, "/title")),
-        });
+    let place = venue.and_then(|venue| venue.get("location"));
+    if let Some(at) = place.or(message.get("location")) {
+        let name = venue.and_then(|venue| text(venue, "/title"));
+        out.push(location(&at["latitude"], &at["longitude"], name));
     }
     if let Some(contact) = message.get("contact") {
         out.push(Attachment {
@@ -309,6 +250,7 @@ fn display_name(user: Option<&Value>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::{ParseError, VerifyError};
 
     use crate::kit::build_request;
 

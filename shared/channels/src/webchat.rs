@@ -6,38 +6,30 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use switchboard_domain::Clock;
 use switchboard_domain::{
-    Attachment, AttachmentKind, InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret,
-    SendError,
+    Attachment, AttachmentKind, Clock, InboundMessage, MessageKind, OutboundReply, ReplyContext,
+    Secret, SendError,
 };
 
 use crate::kit::descriptor::build;
 use crate::kit::json::{invalid, json_request, text};
 use crate::kit::sender::http_url;
 use crate::kit::{
-    ChannelDeps, ChannelSpec, Function, Inbound, Key, Outbound, ParseError, RequestExt,
-    STATUS_ONLY, Scheme, Sender, Setting, SettingsOf, SignError, SigningKey, Unusable, Verified,
-    VerifyError, WebhookRequest, build_request, kind_for_mime, permanent, schemes, unusable,
+    ChannelDeps, ChannelSpec, Function, Inbound, Outbound, ParseError, Parsed, RequestExt,
+    STATUS_ONLY, Sender, SettingsOf, Signature, Unusable, Verified, WebhookRequest, build_request,
+    kind_for_mime, nonce, permanent, schemes, unusable,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
     name: "webchat",
     title: "Web chat or your own app",
     function: Function::IngressIm,
-    settings: &[
-        Setting::verify(
-            "signing_secret",
-            "at least 16 characters; signs both directions",
-        ),
-        Setting::send(
-            "reply_url",
-            "https://example.invalid/not-needed-to-check",
-            "where we POST replies",
-        ),
-        Setting::optional("account_id", "default `default`"),
-        Setting::optional("replay_window_secs", "default 300"),
-    ],
+    settings: crate::settings! {
+        signing_secret: verify => "at least 16 characters; signs both directions",
+        reply_url: send("https://example.invalid/not-needed-to-check") => "where we POST replies",
+        account_id: optional => "default `default`",
+        replay_window_secs: optional => "default 300",
+    },
     build: build::<Webchat>,
     dev: |ctx| json!({ "signing_secret": ctx.secret("signing_secret"), "reply_url": ctx.stand_in }),
 };
@@ -55,10 +47,9 @@ pub struct WebchatConfig {
 }
 
 pub struct Webchat {
-    signing_secret: Secret,
+    signature: Signature,
     reply_url: String,
     account_id: String,
-    scheme: Scheme,
     sender: Sender,
 }
 
@@ -70,35 +61,27 @@ impl SettingsOf for Webchat {
         if config.signing_secret.expose().len() < 16 {
             return Err(unusable("signing_secret must be at least 16 characters"));
         }
-        let window_secs = config.replay_window_secs.unwrap_or(300);
-        if window_secs <= 0 {
-            return Err(unusable("replay_window_secs must be positive"));
-        }
         let account_id = config.account_id.unwrap_or_else(|| "default".into());
         if account_id.trim().is_empty() {
             return Err(unusable("account_id is empty"));
         }
+        let signature =
+            Signature::shared(schemes::WEBCHAT, "signing_secret", &config.signing_secret)?;
         Ok(Self {
-            signing_secret: config.signing_secret,
+            signature: signature.window(config.replay_window_secs)?,
             reply_url: http_url("reply_url", &config.reply_url)?,
             account_id,
-            scheme: schemes::WEBCHAT.with_max_age(window_secs),
             sender: Sender::new(Self::NAME, deps.http.clone(), STATUS_ONLY),
         })
     }
 }
 
 impl Inbound for Webchat {
-    fn verify(&self, request: &WebhookRequest, now_ms: i64) -> Result<Verified, VerifyError> {
-        self.scheme
-            .verify(&Key::Secret(&self.signing_secret), request, &[], now_ms)
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
-    fn parse(
-        &self,
-        request: &WebhookRequest,
-        verified: &Verified,
-    ) -> Result<Vec<InboundMessage>, ParseError> {
+    fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
         let items = match serde_json::from_slice(&verified.body)? {
             Value::Object(mut object) => match object.remove("messages") {
                 Some(Value::Array(items)) => items,
@@ -128,25 +111,13 @@ impl Inbound for Webchat {
                               "message_id": format!("m-{now_ms}"), "text": text }),
         )
     }
-
-    fn sign(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), SignError> {
-        self.scheme.sign(
-            &SigningKey::Secret(&self.signing_secret),
-            request,
-            &[],
-            now_ms,
-            "",
-        )
-    }
-
-    fn scheme(&self) -> Scheme {
-        self.scheme
-    }
 }
 
 #[async_trait]
 impl Outbound for Webchat {
+    /// POSTs the reply to `reply_url`, signed like the customers' messages.
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        let failed = |what: &str| permanent(Self::NAME, format!("reply could not be {what}"));
         let body = serde_json::to_vec(&WireReply {
             reply_id: &reply.reply_id,
             account_id: &reply.account_id,
@@ -154,26 +125,18 @@ impl Outbound for Webchat {
             customer_id: &reply.customer_id,
             text: &reply.text,
         })
-        .map_err(|_| permanent(Self::NAME, "reply could not be serialised"))?;
+        .map_err(|_| failed("serialised"))?;
         let headers = [
             ("content-type".to_owned(), "application/json".to_owned()),
             ("idempotency-key".to_owned(), reply.reply_id.clone()),
         ];
-        let unusable = |_| permanent(Self::NAME, "reply could not be signed");
         let mut request =
-            build_request("POST", &self.reply_url, &headers, body).map_err(unusable)?;
+            build_request("POST", &self.reply_url, &headers, body).map_err(|_| failed("built"))?;
         let now_ms = switchboard_domain::SystemClock.now_ms();
-        self.scheme
-            .sign(
-                &SigningKey::Secret(&self.signing_secret),
-                &mut request,
-                &[],
-                now_ms,
-                "",
-            )
-            .map_err(|_| permanent(Self::NAME, "reply could not be signed"))?;
-        let request = reqwest::Request::try_from(request)
-            .map_err(|_| permanent(Self::NAME, "bad reply_url"))?;
+        self.signature
+            .sign(&mut request, &[], now_ms, &nonce())
+            .map_err(|_| failed("signed"))?;
+        let request = reqwest::Request::try_from(request).map_err(|_| failed("built"))?;
         let call = reqwest::RequestBuilder::from_parts(self.sender.http().clone(), request);
         self.sender.call(&reply.reply_id, call).await.map(|_| ())
     }
@@ -268,6 +231,7 @@ struct WireReply<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::VerifyError;
 
     const SECRET: &str = "webchat-test-secret";
     const NOW_MS: i64 = 1_700_000_030_000;

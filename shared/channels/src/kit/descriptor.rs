@@ -183,3 +183,20 @@ where
     })?;
     Ok(Arc::new(channel))
 }
+
+/// A channel's settings table, one line each:
+/// `name: verify => "doc"`, `name: send("placeholder") => "doc"`,
+/// `name: optional => "doc"`.
+#[macro_export]
+macro_rules! settings {
+    ($($name:ident : $need:ident $(($placeholder:literal))? => $doc:literal),* $(,)?) => {
+        &[$($crate::kit::Setting {
+            name: stringify!($name),
+            need: $crate::settings!(@need $need $($placeholder)?),
+            doc: $doc,
+        }),*]
+    };
+    (@need verify) => { $crate::kit::Need::Verify };
+    (@need optional) => { $crate::kit::Need::Optional };
+    (@need send $placeholder:literal) => { $crate::kit::Need::Send($placeholder) };
+}

@@ -68,6 +68,21 @@ impl Form {
     pub fn non_empty(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|value| !value.trim().is_empty())
     }
+
+    /// The uploaded files, described as attachments.
+    pub fn attachments(&self) -> Vec<switchboard_domain::Attachment> {
+        let attachment = |file: &FilePart| switchboard_domain::Attachment {
+            kind: file.content_type.as_deref().map_or(
+                switchboard_domain::AttachmentKind::File,
+                super::kind_for_mime,
+            ),
+            provider_id: None,
+            url: None,
+            mime_type: file.content_type.clone(),
+            name: Some(file.filename.clone()).filter(|name| !name.is_empty()),
+        };
+        self.files.iter().map(attachment).collect()
+    }
 }
 
 /// Reads the request body as a form according to its `Content-Type`.

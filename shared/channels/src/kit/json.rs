@@ -15,6 +15,24 @@ pub fn text(value: &Value, pointer: &str) -> Option<String> {
     value.pointer(pointer)?.as_str().map(str::to_owned)
 }
 
+/// The first string among the pointers that is not blank.
+pub fn first_text(value: &Value, pointers: &[&str]) -> Option<String> {
+    let present = |pointer: &&str| text(value, pointer).filter(|t| !t.trim().is_empty());
+    pointers.iter().find_map(present)
+}
+
+/// Seconds with a fraction, as text (Slack's `ts`: "1355517523.000005"), in
+/// unix milliseconds.
+pub fn fractional_seconds_ms(text: &str) -> Option<i64> {
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let seconds: i64 = seconds.parse().ok()?;
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
+    seconds.checked_mul(1000)?.checked_add(millis)
+}
+
 /// A [`ParseError`] in our own words (never quote the body).
 pub fn invalid(detail: &str) -> ParseError {
     ParseError::Invalid(detail.to_owned())
@@ -70,4 +88,46 @@ pub fn compact(mut value: Value) -> Value {
         map.retain(|_, field| !field.is_null());
     }
     value
+}
+
+/// Every attachment in the provider's list at `pointer`.
+pub fn media_list(
+    value: &Value,
+    pointer: &str,
+    kind: Option<switchboard_domain::AttachmentKind>,
+    fields: &MediaFields,
+) -> Vec<switchboard_domain::Attachment> {
+    let list = value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    list.filter_map(|item| media(item, kind, fields)).collect()
+}
+
+/// A location as an attachment: an RFC 5870 `geo:` URI, and a place name.
+pub fn location(
+    latitude: &Value,
+    longitude: &Value,
+    name: Option<String>,
+) -> switchboard_domain::Attachment {
+    switchboard_domain::Attachment {
+        kind: switchboard_domain::AttachmentKind::Location,
+        provider_id: None,
+        url: Some(format!("geo:{latitude},{longitude}")),
+        mime_type: None,
+        name,
+    }
+}
+
+/// An id as the provider's API wants it: a JSON number when it is one
+/// (Telegram's chat ids), else a string.
+pub fn id_value(id: &str) -> Value {
+    id.parse::<i64>()
+        .map_or_else(|_| Value::from(id), Value::from)
+}
+
+/// The integer in an optional text (ids we stored as text).
+pub fn parse_int(text: Option<&str>) -> Option<i64> {
+    text?.trim().parse().ok()
 }

@@ -27,7 +27,7 @@ pub use descriptor::{ChannelDeps, ChannelSpec, DevContext, Function, Need, Setti
 pub use form::{Form, FormError, read_form};
 pub use request::{HttpReply, PublicUrl, RequestExt, WebhookRequest, build_request, reply};
 pub use sender::{ApiErrors, ApiResponse, STATUS_ONLY, Sender, TextUnit, permanent, split_text};
-pub use signature::{Key, Scheme, SignError, SigningKey};
+pub use signature::{Key, Scheme, SignError, Signature, SigningKey};
 
 /// Why a request is not accepted as coming from the provider. Maps to 401.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +103,14 @@ pub fn unusable(detail: impl Into<String>) -> Unusable {
     Unusable(detail.into())
 }
 
+/// A secret setting that must not be empty.
+pub fn required(name: &str, value: &switchboard_domain::Secret) -> Result<(), Unusable> {
+    match value.expose().trim().is_empty() {
+        true => Err(unusable(format!("{name} is empty"))),
+        false => Ok(()),
+    }
+}
+
 /// A request that passed verification.
 #[derive(Debug, Clone, Default)]
 pub struct Verified {
@@ -126,29 +134,34 @@ impl Verified {
     }
 }
 
+/// What [`Inbound::parse`] returns.
+pub type Parsed = Result<Vec<InboundMessage>, ParseError>;
+
+/// What [`Inbound::handshake`] returns: an answer when the request is a handshake.
+pub type Handshake = Result<Option<HttpReply>, VerifyError>;
+
 /// The receiving half of a channel.
 pub trait Inbound: Send + Sync {
     /// Answers a set-up handshake (URL verification, challenge) when the
     /// request is one. A handshake the provider signs is verified here too.
-    fn handshake(
-        &self,
-        _request: &WebhookRequest,
-        _now_ms: i64,
-    ) -> Result<Option<HttpReply>, VerifyError> {
+    fn handshake(&self, _request: &WebhookRequest, _now_ms: i64) -> Handshake {
         Ok(None)
     }
 
+    /// The scheme and key requests are verified with (the main one, where a
+    /// provider has several), with this channel's window.
+    fn signature(&self) -> &Signature;
+
     /// Checks that the request comes from the provider (constant-time, replay
-    /// window where a timestamp is signed) and returns the verified bytes.
-    fn verify(&self, request: &WebhookRequest, now_ms: i64) -> Result<Verified, VerifyError>;
+    /// window where a timestamp is signed) and returns the verified bytes,
+    /// decrypted where the provider encrypts.
+    fn verify(&self, request: &WebhookRequest, now_ms: i64) -> Result<Verified, VerifyError> {
+        self.signature().verify(request, &[], now_ms)
+    }
 
     /// The customer messages in an authentic request. Events that are not
     /// customer messages (receipts, typing, our own bot's posts) yield nothing.
-    fn parse(
-        &self,
-        request: &WebhookRequest,
-        verified: &Verified,
-    ) -> Result<Vec<InboundMessage>, ParseError>;
+    fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed;
 
     /// The 2xx the provider expects once the messages are durably queued.
     fn acknowledge(&self) -> HttpReply {
@@ -160,11 +173,14 @@ pub trait Inbound: Send + Sync {
     fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest;
 
     /// Signs a request as the provider would.
-    fn sign(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), SignError>;
+    fn sign(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), SignError> {
+        self.signature().sign(request, &[], now_ms, &nonce())
+    }
 
-    /// The scheme requests are verified with (the main one, where a provider
-    /// has several), with this channel's window.
-    fn scheme(&self) -> Scheme;
+    /// The scheme requests are verified with.
+    fn scheme(&self) -> Scheme {
+        self.signature().scheme
+    }
 }
 
 /// The sending half of a channel.
@@ -195,9 +211,14 @@ pub fn kind_for_mime(mime: &str) -> AttachmentKind {
     }
 }
 
-/// A random token for nonces and development secrets.
+/// A random token for development secrets.
 pub fn random_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A fresh 50-character nonce (the length of Mailgun's tokens).
+pub fn nonce() -> String {
+    format!("{}{}", random_token(), random_token())[..50].to_owned()
 }
 
 #[cfg(test)]

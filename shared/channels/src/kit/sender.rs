@@ -24,10 +24,10 @@ pub struct ApiErrors {
     pub ok: Option<&'static str>,
     /// JSON pointer of the error code or description, for details.
     pub code: &'static str,
-    /// Error codes worth another attempt later.
-    pub transient: &'static [&'static str],
-    /// Error codes that mean our access token is no longer valid.
-    pub stale_token: &'static [&'static str],
+    /// Error codes worth another attempt later, separated by spaces.
+    pub transient: &'static str,
+    /// Error codes that mean our access token is no longer valid, separated by spaces.
+    pub stale_token: &'static str,
     /// JSON pointer of a wait in seconds the provider asks for (Telegram).
     pub retry_after: Option<&'static str>,
 }
@@ -36,8 +36,8 @@ pub struct ApiErrors {
 pub const STATUS_ONLY: ApiErrors = ApiErrors {
     ok: None,
     code: "",
-    transient: &[],
-    stale_token: &[],
+    transient: "",
+    stale_token: "",
     retry_after: None,
 };
 
@@ -79,6 +79,21 @@ impl Sender {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// A JSON POST, with a bearer token where the provider wants one; fields
+    /// that are `null` are left out rather than sent as `null`.
+    pub fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: Value,
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.post(url).json(&super::json::compact(body));
+        match bearer {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Sends one call and classifies the answer. A short `Retry-After` is
@@ -197,11 +212,12 @@ impl Sender {
         if answer.status.is_success() && !failed_in_body {
             return Ok(());
         }
-        if self.errors.stale_token.contains(&code.as_str()) {
+        let listed = |codes: &str| !code.is_empty() && codes.split_whitespace().any(|c| c == code);
+        if listed(self.errors.stale_token) {
             return Err(self.transient(detail, Some(Box::new(StaleToken))));
         }
-        let transient = status_is_transient(answer.status)
-            || (failed_in_body && self.errors.transient.contains(&code.as_str()));
+        let transient =
+            status_is_transient(answer.status) || (failed_in_body && listed(self.errors.transient));
         if transient {
             let source = wait.map(|wait| Box::new(RetryAfter(wait)) as _);
             Err(self.transient(detail, source))
@@ -330,6 +346,15 @@ pub fn base_url(key: &str, value: &str) -> Result<String, super::Unusable> {
     http_url(key, value.trim().trim_end_matches('/'))
 }
 
+/// The configured base URL, else the provider's.
+pub fn base_url_or(
+    key: &str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<String, super::Unusable> {
+    base_url(key, value.unwrap_or(default))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,8 +369,8 @@ mod tests {
     const SLACK_LIKE: ApiErrors = ApiErrors {
         ok: Some("/ok"),
         code: "/error",
-        transient: &["ratelimited"],
-        stale_token: &["token_expired"],
+        transient: "ratelimited",
+        stale_token: "token_expired",
         retry_after: None,
     };
 
@@ -416,7 +441,7 @@ mod tests {
         let wechat_like = ApiErrors {
             ok: Some("/errcode"),
             code: "/errcode",
-            transient: &["-1"],
+            transient: "-1",
             ..STATUS_ONLY
         };
         let wechat = Sender::new("w", reqwest::Client::new(), wechat_like);

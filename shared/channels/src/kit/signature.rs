@@ -690,6 +690,136 @@ fn place(request: &mut WebhookRequest, at: At, value: &str) -> Result<(), SignEr
     Ok(())
 }
 
+/// A channel's scheme with its key material: what it verifies with, and
+/// what it signs with where it can (a public-key channel signs only when it
+/// holds the private key, in development mode and tests).
+#[derive(Clone)]
+pub struct Signature {
+    pub scheme: Scheme,
+    key: Material,
+}
+
+#[derive(Clone)]
+enum Material {
+    Secret(Secret),
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    Ed25519 {
+        public: ed25519_dalek::VerifyingKey,
+        private: Option<ed25519_dalek::SigningKey>,
+    },
+    P256 {
+        public: p256::ecdsa::VerifyingKey,
+        private: Option<p256::ecdsa::SigningKey>,
+    },
+}
+
+impl Signature {
+    /// A scheme keyed with the shared secret from the setting `name`.
+    pub fn shared(scheme: Scheme, name: &str, secret: &Secret) -> Result<Self, super::Unusable> {
+        if secret.expose().trim().is_empty() {
+            return Err(super::unusable(format!("{name} is empty")));
+        }
+        Ok(Self {
+            scheme,
+            key: Material::Secret(secret.clone()),
+        })
+    }
+
+    /// HTTP basic authentication with these credentials.
+    pub fn basic(username: &str, password: &Secret) -> Result<Self, super::Unusable> {
+        if username.is_empty() || username.contains(':') || password.is_empty() {
+            return Err(super::unusable(
+                "basic auth needs a user name without `:` and a password",
+            ));
+        }
+        let key = Material::Basic {
+            username: username.to_owned(),
+            password: password.clone(),
+        };
+        Ok(Self {
+            scheme: Scheme::BasicAuth,
+            key,
+        })
+    }
+
+    /// An Ed25519 scheme with the public key, and the private one to sign with.
+    pub fn ed25519(
+        scheme: Scheme,
+        public: ed25519_dalek::VerifyingKey,
+        private: Option<ed25519_dalek::SigningKey>,
+    ) -> Self {
+        Self {
+            scheme,
+            key: Material::Ed25519 { public, private },
+        }
+    }
+
+    /// An ECDSA P-256 scheme with the public key, and the private one to sign with.
+    pub fn p256(
+        scheme: Scheme,
+        public: p256::ecdsa::VerifyingKey,
+        private: Option<p256::ecdsa::SigningKey>,
+    ) -> Self {
+        Self {
+            scheme,
+            key: Material::P256 { public, private },
+        }
+    }
+
+    /// The replay window from a setting (seconds, positive), else the scheme's.
+    pub fn window(mut self, max_age_secs: Option<i64>) -> Result<Self, super::Unusable> {
+        match max_age_secs {
+            Some(secs) if secs <= 0 => Err(super::unusable("replay_window_secs must be positive")),
+            Some(secs) => {
+                self.scheme = self.scheme.with_max_age(secs);
+                Ok(self)
+            }
+            None => Ok(self),
+        }
+    }
+
+    pub fn verify(
+        &self,
+        request: &WebhookRequest,
+        fields: &[(&str, &str)],
+        now_ms: i64,
+    ) -> Result<Verified, VerifyError> {
+        let key = match &self.key {
+            Material::Secret(secret) => Key::Secret(secret),
+            Material::Basic { username, password } => Key::Basic { username, password },
+            Material::Ed25519 { public, .. } => Key::Ed25519(public),
+            Material::P256 { public, .. } => Key::P256(public),
+        };
+        self.scheme.verify(&key, request, fields, now_ms)
+    }
+
+    pub fn sign(
+        &self,
+        request: &mut WebhookRequest,
+        fields: &[(&str, &str)],
+        now_ms: i64,
+        nonce: &str,
+    ) -> Result<(), SignError> {
+        let key = match &self.key {
+            Material::Secret(secret) => SigningKey::Secret(secret),
+            Material::Basic { username, password } => SigningKey::Basic { username, password },
+            Material::Ed25519 {
+                private: Some(private),
+                ..
+            } => SigningKey::Ed25519(private),
+            Material::P256 {
+                private: Some(private),
+                ..
+            } => SigningKey::P256(private),
+            Material::Ed25519 { .. } | Material::P256 { .. } => return Err(SignError::WrongKey),
+        };
+        self.scheme.sign(&key, request, fields, now_ms, nonce)
+    }
+}
+
 /// An Ed25519 public key from its hex form (Discord's `public_key`).
 pub fn ed25519_public_key(hex_key: &str) -> Option<ed25519_dalek::VerifyingKey> {
     let bytes: [u8; 32] = hex::decode(hex_key.trim()).ok()?.try_into().ok()?;

@@ -147,6 +147,20 @@ async fn telegram_posts_send_message() {
         json!({ "chat_id": -100777, "text": "Your order ships tomorrow. 明天发货。", "message_thread_id": 12 })
     );
 
+    // In a group, the answer quotes the customer's message (its message_id,
+    // not the update_id that deduplicates it); in a private chat it does not.
+    let mut quoting = reply("telegram", "-100777", None);
+    quoting.reply.message_id = Some("55".into());
+    telegram.send(&quoting).await.unwrap();
+    let body = server.take()[0].json();
+    assert_eq!(
+        body["reply_parameters"],
+        json!({ "message_id": 55, "allow_sending_without_reply": true })
+    );
+    quoting.conversation_id = "4242".into();
+    telegram.send(&quoting).await.unwrap();
+    assert_eq!(server.take()[0].json().get("reply_parameters"), None);
+
     // A username-style chat id goes as a string.
     telegram
         .send(&reply("telegram", "@shopchannel", None))

@@ -13,17 +13,14 @@ use crate::session::{EscalationTicket, Session};
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Renders an error with its whole cause chain on one line, for logs and CLI
-/// messages. Causes that merely repeat the text before them are skipped (SDK
-/// errors often wrap their source's message).
+/// messages. Every error either prints its cause or exposes it as `source`,
+/// never both, so each cause appears once.
 pub fn error_chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
     text

@@ -32,7 +32,7 @@ pub enum FaqError {
     /// A knowledge base or query file could not be parsed; `location` is e.g. "line 3".
     #[error("{location}: {message}")]
     Parse { location: String, message: String },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]
@@ -42,6 +42,6 @@ pub enum FaqError {
     UnknownFormat(String),
     #[error("compiled matcher: {0}")]
     Corrupt(String),
-    #[error("cannot write output: {0}")]
+    #[error("cannot write output")]
     Write(#[from] std::io::Error),
 }

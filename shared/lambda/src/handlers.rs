@@ -51,7 +51,11 @@ pub async fn escalations(
 
 fn log_permanent(failure: JobError) -> JobError {
     if !failure.is_retryable() {
-        error!(error = %failure, "job cannot be processed; it goes to the dead-letter queue");
+        let error = switchboard_domain::error_chain(&failure);
+        error!(
+            error,
+            "job cannot be processed; it goes to the dead-letter queue"
+        );
     }
     failure
 }

@@ -163,7 +163,13 @@ impl Ingress {
                 let reply = error.to_reply();
                 // The error names what failed (a kind and a position for
                 // unreadable bodies), never the body's text.
-                warn!(channel = channel_name, status = reply.status().as_u16(), error = %error, "webhook rejected");
+                let error = switchboard_domain::error_chain(&error);
+                warn!(
+                    channel = channel_name,
+                    status = reply.status().as_u16(),
+                    error,
+                    "webhook rejected"
+                );
                 reply
             }
         };

@@ -88,7 +88,7 @@ impl Identity {
             &reply.text,
             &self.message_id_domain,
         )
-        .map_err(|error| permanent(channel, error.to_string()))?;
+        .map_err(|error| permanent(channel, switchboard_domain::error_chain(&error)))?;
         let outcome = transport.send(message).await;
         match &outcome {
             Ok(()) => tracing::info!(channel, reply_id = %reply.reply_id, "reply mailed"),

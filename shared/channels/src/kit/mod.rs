@@ -82,8 +82,8 @@ impl From<serde_json::Error> for ParseError {
 /// A channel's configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// Serde's message names the field; it does not repeat values.
-    #[error("channel {channel}: {source}")]
+    /// The source (serde's message) names the field.
+    #[error("channel {channel}: invalid settings")]
     Invalid {
         channel: String,
         #[source]

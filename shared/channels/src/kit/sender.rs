@@ -126,7 +126,7 @@ impl Sender {
                 reply_id,
                 transient = error.is_transient(),
                 elapsed_ms,
-                error = %error,
+                error = %switchboard_domain::error_chain(error),
                 "reply not sent"
             ),
         }

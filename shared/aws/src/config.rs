@@ -38,7 +38,17 @@ impl AwsResources {
 /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` when set), with the latest behaviour
 /// defaults. Call once during a function's init.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    loader().load().await
+}
+
+/// The SDK's defaults, with its HTTPS client on rustls with ring, the TLS
+/// stack the rest of the product uses.
+fn loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
 /// An SDK configuration for a local stand-in (DynamoDB Local, moto): fixed
@@ -46,7 +56,7 @@ pub async fn aws_config() -> SdkConfig {
 pub async fn local_config(endpoint: &str) -> SdkConfig {
     let credentials =
         aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "switchboard-local");
-    aws_config::defaults(BehaviorVersion::latest())
+    loader()
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(credentials)

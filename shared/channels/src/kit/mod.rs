@@ -25,7 +25,9 @@ use switchboard_domain::{AttachmentKind, InboundMessage, OutboundReply, SendErro
 pub use credentials::{Fresh, TokenCache, call_with_token};
 pub use descriptor::{ChannelDeps, ChannelSpec, DevContext, Function, Need, Setting, SettingsOf};
 pub use form::{Form, FormError, read_form};
-pub use request::{HttpReply, PublicUrl, RequestExt, WebhookRequest, build_request, reply};
+pub use request::{
+    HttpReply, PublicUrl, RequestExt, WebhookRequest, at_public_base, build_request, reply,
+};
 pub use sender::{ApiErrors, ApiResponse, STATUS_ONLY, Sender, TextUnit, permanent, split_text};
 pub use signature::{Key, Scheme, SignError, Signature, SigningKey};
 

@@ -68,6 +68,17 @@ impl RequestExt for WebhookRequest {
     }
 }
 
+/// The request as the provider called it at `base` (a channel's own
+/// `public_url` setting, e.g. Twilio's, when a proxy or API Gateway stage
+/// changes the URL on the way): `base` plus the request's path and query.
+pub fn at_public_base(request: &WebhookRequest, base: &str) -> WebhookRequest {
+    let mut request = request.clone();
+    let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+    request.extensions_mut().insert(PublicUrl(url));
+    request
+}
+
 /// A request from parts, for tools and tests: `url` may be absolute or a path.
 /// Header lines that `http` refuses are reported by name.
 pub fn build_request(
@@ -148,6 +159,11 @@ mod tests {
         let absolute = build_request("GET", "https://h.test/w?q=1", &[], "").unwrap();
         assert_eq!(absolute.public_url(), "https://h.test/w?q=1");
         assert!(build_request("POST", "/", &[("bad name".into(), "v".into())], "").is_err());
+        let behind_a_proxy = at_public_base(&request, "https://support.example.com/prod/");
+        assert_eq!(
+            behind_a_proxy.public_url(),
+            "https://support.example.com/prod/x?a=1&hub.challenge=x%20y"
+        );
     }
 
     #[test]

@@ -375,6 +375,7 @@ bot_token = "1:abc"
     /// Lambda reaches everything the file does: routing bands, the chat
     /// webhook, SMTP with its password, channels, the agents' token.
     #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own error
     fn the_environment_and_the_secret_make_the_same_config_as_a_file() {
         Jail::expect_with(|jail| {
             for (key, value) in [

@@ -60,6 +60,7 @@ async fn not_found() -> Response {
 }
 
 /// The body within the size limit and time limit.
+#[allow(clippy::result_large_err)] // the error is the answer itself
 async fn read_body(request: Request) -> Result<http::Request<Bytes>, HttpReply> {
     let declared = request
         .headers()
@@ -142,6 +143,7 @@ async fn feedback(State(api): State<Arc<HttpApi>>, request: Request) -> Response
 }
 
 /// The desk and the body, once the bearer token checks out.
+#[allow(clippy::result_large_err)] // the error is the answer itself
 async fn desk_request(api: &HttpApi, request: Request) -> Result<(&AgentDesk, Bytes), HttpReply> {
     let (Some(desk), Some(expected)) = (&api.desk, &api.admin_token) else {
         return Err(reply::error(
@@ -169,6 +171,7 @@ async fn desk_request(api: &HttpApi, request: Request) -> Result<(&AgentDesk, By
 
 /// The body as `T`. The reason names the problem and its position, or the
 /// field serde names, never the body's text.
+#[allow(clippy::result_large_err)] // the error is the answer itself
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpReply> {
     serde_json::from_slice(body).map_err(|error| {
         let text = error.to_string();

@@ -708,11 +708,11 @@ enum Material {
     },
     Ed25519 {
         public: ed25519_dalek::VerifyingKey,
-        private: Option<ed25519_dalek::SigningKey>,
+        private: Option<Box<ed25519_dalek::SigningKey>>,
     },
     P256 {
-        public: p256::ecdsa::VerifyingKey,
-        private: Option<p256::ecdsa::SigningKey>,
+        public: Box<p256::ecdsa::VerifyingKey>,
+        private: Option<Box<p256::ecdsa::SigningKey>>,
     },
 }
 
@@ -751,6 +751,7 @@ impl Signature {
         public: ed25519_dalek::VerifyingKey,
         private: Option<ed25519_dalek::SigningKey>,
     ) -> Self {
+        let private = private.map(Box::new);
         Self {
             scheme,
             key: Material::Ed25519 { public, private },
@@ -763,6 +764,7 @@ impl Signature {
         public: p256::ecdsa::VerifyingKey,
         private: Option<p256::ecdsa::SigningKey>,
     ) -> Self {
+        let (public, private) = (Box::new(public), private.map(Box::new));
         Self {
             scheme,
             key: Material::P256 { public, private },

@@ -14,6 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BENCH="${SWITCHBOARD_FAQ_BENCH:-$ROOT/../shared/faq-bench}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 FEATURES=(--features switchboard/aws)
 
 started=$(date +%s)
@@ -31,7 +32,7 @@ export PATH="$ROOT/.venv/bin:$PATH"
 
 step "Build (debug): every crate and binary"
 cargo build --workspace --bins --locked "${FEATURES[@]}"
-export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
+export SWITCHBOARD_BIN="$TARGET_DIR/debug/switchboard"
 
 step "Tests: unit, adapters, end to end"
 cargo test --workspace --locked "${FEATURES[@]}"

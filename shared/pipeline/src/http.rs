@@ -59,21 +59,47 @@ async fn not_found() -> Response {
     respond(reply::error(404, "not_found", "no such route"))
 }
 
+/// A body over the limit is still read, up to this much, and dropped, so that
+/// the client receives the 413 rather than a connection reset mid-upload.
+const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
+
 /// The body within the size limit and time limit.
 #[allow(clippy::result_large_err)] // the error is the answer itself
 async fn read_body(request: Request) -> Result<http::Request<Bytes>, HttpReply> {
+    use http_body_util::BodyExt;
     let declared = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if let Some(length) = declared.filter(|length| *length > MAX_BODY_BYTES) {
-        return Err(IngressError::TooLarge(length).to_reply());
-    }
-    let (parts, body) = request.into_parts();
-    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Ok(Ok(bytes)) => Ok(http::Request::from_parts(parts, bytes)),
-        Ok(Err(_)) => Err(IngressError::TooLarge(MAX_BODY_BYTES + 1).to_reply()),
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or_default();
+    let (parts, mut body) = request.into_parts();
+    let reading = async {
+        let mut kept = bytes::BytesMut::new();
+        let mut seen = declared.min(DRAIN_BYTES + 1);
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| ())?.into_data() else {
+                continue;
+            };
+            read = read.saturating_add(data.len());
+            seen = seen.max(read);
+            if seen <= MAX_BODY_BYTES {
+                kept.extend_from_slice(&data);
+            } else if read > DRAIN_BYTES {
+                break;
+            }
+        }
+        Ok::<_, ()>((kept.freeze(), seen))
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, reading).await {
+        Ok(Ok((_, seen))) if seen > MAX_BODY_BYTES => Err(IngressError::TooLarge(seen).to_reply()),
+        Ok(Ok((bytes, _))) => Ok(http::Request::from_parts(parts, bytes)),
+        Ok(Err(())) => Err(reply::error(
+            400,
+            "bad_request",
+            "the request body was cut off",
+        )),
         Err(_) => Err(reply::error(
             408,
             "timeout",

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh clone: unit tests, adapter tests against real
 # local servers (DynamoDB Local, moto, aiosmtpd), end-to-end tests against
-# `switchboard serve`, the FAQ benchmark figures, the sentiment accuracy
-# figures, the SAM template checks and the Lambda builds. Installs what it
-# needs; stops what it starts.
+# `switchboard serve`, the FAQ benchmark and sentiment figures, the SAM
+# template checks and the Lambda builds. Installs what it needs; stops what it starts.
+#
+# Each crate compiles once per profile: one feature set for the whole debug
+# build and test run (the CLI's `aws` feature included, so its DynamoDB test
+# needs no second build), the FAQ benchmark on that same debug binary (the
+# matcher is optimised in debug builds), and the five Lambda binaries in one
+# release build.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BENCH="${SWITCHBOARD_FAQ_BENCH:-$ROOT/../shared/faq-bench}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+FEATURES=(--features switchboard/aws)
 
-step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
+step() { printf '\n==> [%4d s] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 
 step "Python tools (.venv) and AWS stand-ins"
 tests/services/aws.sh install
@@ -23,24 +30,21 @@ trap 'tests/services/aws.sh stop' EXIT
 export SWITCHBOARD_PYTHON="$ROOT/.venv/bin/python"
 export PATH="$ROOT/.venv/bin:$PATH"
 
-step "Build"
-cargo build --workspace --bins --locked
-export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
+step "Build (debug): every crate and binary"
+cargo build --workspace --bins --locked "${FEATURES[@]}"
+export SWITCHBOARD_BIN="$TARGET_DIR/debug/switchboard"
 
 step "Tests: unit, adapters, end to end"
-cargo test --workspace --locked
-# The AWS-enabled build of the command: `kb import --dynamodb-table`.
-cargo test -p switchboard --features aws --locked --test kb_dynamodb
+cargo test --workspace --locked "${FEATURES[@]}"
 
 if [[ -d "$BENCH" ]]; then
   step "FAQ benchmark (dev parts of $BENCH)"
-  cargo build --profile eval -p switchboard --locked
   for set in stackfaq clinc150 banking77 cic cic_open; do
     [[ -f "$BENCH/$set/dev.jsonl" ]] || continue
     extra=()
     [[ "$set" == stackfaq ]] && extra=(--index-answers)
     echo "--- $set"
-    target/eval/switchboard faq eval --kb "$BENCH/$set/kb.jsonl" --queries "$BENCH/$set/dev.jsonl" "${extra[@]}"
+    "$SWITCHBOARD_BIN" faq eval --kb "$BENCH/$set/kb.jsonl" --queries "$BENCH/$set/dev.jsonl" "${extra[@]}"
   done
 else
   step "FAQ benchmark skipped: no $BENCH"
@@ -58,8 +62,8 @@ if [[ -x tests/services/check-template.sh ]]; then
 fi
 
 if [[ -x tests/services/build-lambdas.sh ]] && compgen -G "functions/*/Cargo.toml" >/dev/null; then
-  step "Lambda builds (arm64, release)"
+  step "Lambda builds (arm64, release, one cargo invocation)"
   tests/services/build-lambdas.sh
 fi
 
-step "All tests passed in $(( $(date +%s) - started )) s"
+step "All tests passed"

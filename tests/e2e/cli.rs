@@ -14,7 +14,7 @@ fn check(dir: &std::path::Path, body: &str, extra: &[&str]) -> (i32, Value, Stri
             "--channel",
             "slack",
             "--secret",
-            &format!("signing_secret={SLACK_SECRET}"),
+            &format!("signing_secret={}", setting("slack", "signing_secret")),
         ])
         .arg("--body-file")
         .arg(&file)
@@ -37,7 +37,7 @@ fn webhook_check_verifies_and_normalises_a_captured_request() {
     let signature = format!(
         "v0={}",
         hmac_hex(
-            SLACK_SECRET,
+            &setting("slack", "signing_secret"),
             &[b"v0:", ts.as_bytes(), b":", body.as_bytes()]
         )
     );
@@ -99,24 +99,69 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
     })
     .await;
     let _ = &base;
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(switchboard_bin())
-            .arg("--config")
-            .arg(&config)
-            .args([
-                "simulate",
-                "--channel",
-                "telegram",
-                "--text",
-                "How long does shipping take?",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let simulate = |channel: &'static str, text: &'static str| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(switchboard_bin())
+                .arg("--config")
+                .arg(&config)
+                .args([
+                    "simulate",
+                    "--channel",
+                    channel,
+                    "--text",
+                    text,
+                    "--wait",
+                    "5",
+                ])
+                .output()
+                .unwrap()
+        })
+    };
+    let output = simulate("telegram", "How long does shipping take?")
+        .await
+        .unwrap();
+    // Every channel of the registry works in development mode.
+    let mut others = Vec::new();
+    for channel in ["slack", "webchat", "mailgun"] {
+        others.push((
+            channel,
+            simulate(channel, "What are your opening hours?")
+                .await
+                .unwrap(),
+        ));
+    }
+    // A question for a person, then a follow-up while a person has the conversation.
+    let handed_over = simulate("webchat", "Do you repair 1987 blenders?")
+        .await
+        .unwrap();
+    let follow_up = simulate("webchat", "Hello, anyone there?").await.unwrap();
     server.kill().unwrap();
     server.wait().unwrap();
+    for (channel, output) in others {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{channel}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("webhook answered 200"),
+            "{channel}: {stdout}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&handed_over.stdout);
+    assert!(
+        stdout.contains("passed your message to our support team"),
+        "{stdout}"
+    );
+    let stdout = String::from_utf8_lossy(&follow_up.stdout);
+    assert!(
+        follow_up.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&follow_up.stderr)
+    );
+    assert!(stdout.contains("is with a person"), "{stdout}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

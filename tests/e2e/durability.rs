@@ -65,7 +65,7 @@ async fn agents_reply_through_the_api_on_the_customers_channel_and_feedback_is_r
     server.smtp.wait_for(1).await;
     let conversation = format!(
         "telegram:{}:666",
-        TELEGRAM_BOT_TOKEN.split(':').next().unwrap()
+        telegram_bot_token().split(':').next().unwrap()
     );
     let path = format!("/api/conversations/{conversation}/reply");
     let auth = [

@@ -18,7 +18,7 @@ async fn telegram_question_matching_the_faq_is_answered_on_telegram() {
     .await;
     assert_eq!(
         replies[0].path,
-        format!("/telegram/bot{TELEGRAM_BOT_TOKEN}/sendMessage")
+        format!("/telegram/bot{}/sendMessage", telegram_bot_token())
     );
     let text = replies[0].body["text"].as_str().unwrap();
     assert!(
@@ -65,7 +65,10 @@ async fn slack_question_matching_the_faq_is_answered_on_slack() {
     })
     .await;
     assert_eq!(replies[0].body["channel"], "D456");
-    assert_eq!(replies[0].header("authorization"), Some("Bearer xoxb-test"));
+    assert_eq!(
+        replies[0].header("authorization"),
+        Some("Bearer xoxb-development")
+    );
     assert!(
         replies[0].body["text"]
             .as_str()
@@ -226,7 +229,10 @@ async fn bad_requests_are_refused_with_a_reason_and_nothing_is_stored() {
     let (status, body) = server
         .post(
             "/webhooks/telegram",
-            &[("x-telegram-bot-api-secret-token", TELEGRAM_SECRET.into())],
+            &[(
+                "x-telegram-bot-api-secret-token",
+                setting("telegram", "secret_token"),
+            )],
             "{not json",
         )
         .await;
@@ -241,7 +247,10 @@ async fn bad_requests_are_refused_with_a_reason_and_nothing_is_stored() {
     let (status, body) = server
         .post(
             "/webhooks/telegram",
-            &[("x-telegram-bot-api-secret-token", TELEGRAM_SECRET.into())],
+            &[(
+                "x-telegram-bot-api-secret-token",
+                setting("telegram", "secret_token"),
+            )],
             huge,
         )
         .await;

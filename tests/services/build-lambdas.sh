@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Cross-compiles every Lambda function binary (the bin targets of the crates
 # under functions/) for arm64 with cargo-lambda (from the venv of
-# `tests/services/aws.sh install`, which brings zig as the linker), then prints
-# each bootstrap's size. Honours CARGO_TARGET_DIR (default: target/).
+# `tests/services/aws.sh install`, which brings zig as the linker), in one
+# cargo invocation so that every dependency compiles once, then prints each
+# bootstrap's size and fails if one is larger than the budget
+# (SWITCHBOARD_LAMBDA_MAX_MIB, default 10.3). Honours CARGO_TARGET_DIR
+# (default: target/).
 #
 #   tests/services/build-lambdas.sh            # all function binaries
 #   tests/services/build-lambdas.sh ingress-im # only these
@@ -51,18 +54,21 @@ args=()
 for bin in "${BINS[@]}"; do
   args+=(--bin "$bin")
 done
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-if ! cargo lambda build --release --arm64 "${args[@]}" >"$log" 2>&1; then
-  tail -n 60 "$log" >&2
-  die "cargo lambda build failed"
-fi
+# Cargo's own lines ("Compiling ...") are the progress of this long step.
+started=$(date +%s)
+cargo lambda build --release --arm64 --locked "${args[@]}" || die "cargo lambda build failed"
+echo "built in $(( $(date +%s) - started )) s"
 
 target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+max_mib="${SWITCHBOARD_LAMBDA_MAX_MIB:-10.3}"
+max_bytes="$(awk -v m="$max_mib" 'BEGIN { printf "%d", m * 1048576 }')"
 printf '%-22s %12s %9s\n' binary bytes MiB
+too_large=()
 for bin in "${BINS[@]}"; do
   bootstrap="$target_dir/lambda/$bin/bootstrap"
   [[ -f "$bootstrap" ]] || die "missing $bootstrap after the build"
   bytes="$(wc -c <"$bootstrap" | tr -d ' ')"
-  printf '%-22s %12s %9s\n' "$bin" "$bytes" "$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')"
+  printf '%-22s %12s %9s\n' "$bin" "$bytes" "$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1048576 }')"
+  (( bytes <= max_bytes )) || too_large+=("$bin")
 done
+[[ ${#too_large[@]} -eq 0 ]] || die "larger than $max_mib MiB: ${too_large[*]}"

@@ -1,6 +1,11 @@
 //! Harness for the end-to-end tests: the real `switchboard serve` process,
-//! stand-in provider APIs that record what they receive, a real SMTP server
-//! (aiosmtpd), and request signing written independently of the product.
+//! stand-in provider APIs that record what they receive, and a real SMTP
+//! server (aiosmtpd). Every channel of the registry is configured, with its
+//! development-mode settings (secrets derived from [`SEED`]), and requests
+//! are signed with the channel's own scheme, as `simulate` signs them.
+//!
+//! Message texts the tests send are remembered, and a server's log is
+//! scanned for them when it is dropped: message bodies never reach logs.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -15,13 +20,62 @@ use axum::response::IntoResponse;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use switchboard_channels::kit::build_request;
+use switchboard_channels::{ChannelDeps, ChannelSettings, SharedChannel, WebhookRequest, registry};
 
-pub const TELEGRAM_SECRET: &str = "tg-secret-token";
-pub const TELEGRAM_BOT_TOKEN: &str = "4242:test-bot-token";
-pub const SLACK_SECRET: &str = "slack-signing-secret";
-pub const MAILGUN_KEY: &str = "mailgun-signing-key";
+/// Every channel's secrets derive from this seed (see `DevContext::secret`).
+pub const SEED: &str = "e2e-seed-not-a-secret";
 pub const SUPPORT_ADDRESS: &str = "support@shop.test";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Every registered channel's settings, replies going to `stand_in/<channel>`.
+pub fn channel_settings(stand_in: &str) -> ChannelSettings {
+    registry::dev_settings(SEED, SUPPORT_ADDRESS, |name| format!("{stand_in}/{name}"))
+}
+
+/// One setting of a channel, e.g. `setting("slack", "signing_secret")`.
+pub fn setting(channel: &str, key: &str) -> String {
+    channel_settings("http://127.0.0.1:9")[channel][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{channel} has no setting {key}"))
+        .to_owned()
+}
+
+pub fn telegram_bot_token() -> String {
+    setting("telegram", "bot_token")
+}
+
+/// The channel as the server runs it (for signing requests).
+pub fn channel(name: &str) -> SharedChannel {
+    let settings = channel_settings("http://127.0.0.1:9");
+    registry::build(name, &settings[name], &ChannelDeps::offline()).unwrap()
+}
+
+/// A request to `/webhooks/<channel>`, signed by the channel at `now_ms`.
+pub fn signed_request(
+    name: &str,
+    content_type: &str,
+    headers: &[(&str, String)],
+    body: impl Into<Vec<u8>>,
+    now_ms: i64,
+) -> WebhookRequest {
+    let mut all = vec![("content-type".to_owned(), content_type.to_owned())];
+    all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let path = format!("/webhooks/{name}");
+    let mut request = build_request("POST", &path, &all, body.into()).unwrap();
+    channel(name).sign(&mut request, now_ms).unwrap();
+    request
+}
+
+/// Message texts the tests sent; no server log may contain one.
+static SENT_TEXTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Remembers a message text, to check that no log repeats it.
+pub fn remember_text(text: &str) {
+    if text.chars().count() >= 12 {
+        SENT_TEXTS.lock().unwrap().push(text.to_owned());
+    }
+}
 
 /// The `switchboard` binary under test: `$SWITCHBOARD_BIN`, else the debug build.
 pub fn switchboard_bin() -> PathBuf {
@@ -320,6 +374,18 @@ impl Default for Options {
     }
 }
 
+/// The channel settings as TOML tables (JSON strings and arrays are TOML too).
+fn channels_toml(settings: &ChannelSettings) -> String {
+    let mut toml = String::new();
+    for (name, values) in settings {
+        toml.push_str(&format!("\n[channels.{name}]\n"));
+        for (key, value) in values.as_object().unwrap() {
+            toml.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    toml
+}
+
 /// `switchboard serve` with its own data folder, stand-in APIs and SMTP server.
 pub struct Server {
     pub base: String,
@@ -387,26 +453,13 @@ concurrency = 2
 max_attempts = 3
 visibility_secs = 5
 
-[channels.telegram]
-secret_token = "{TELEGRAM_SECRET}"
-bot_token = "{TELEGRAM_BOT_TOKEN}"
-api_base = "{standin}/telegram"
-
-[channels.slack]
-signing_secret = "{SLACK_SECRET}"
-bot_token = "xoxb-test"
-api_base = "{standin}/slack"
-
-[channels.mailgun]
-signing_key = "{MAILGUN_KEY}"
-from_address = "{SUPPORT_ADDRESS}"
-"#,
+{channels}"#,
             port = self.port,
             vip = vip.join(", "),
             smtp = self.smtp.port,
             conversation = options.conversation_workers,
             notifier = options.notifier,
-            standin = self.standin.base,
+            channels = channels_toml(&channel_settings(&self.standin.base)),
         );
         std::fs::write(self.config_path(), config).unwrap();
     }
@@ -524,24 +577,19 @@ from_address = "{SUPPORT_ADDRESS}"
     }
 
     pub async fn post_slack(&self, body: &str, timestamp: i64) -> (u16, Value) {
-        let ts = timestamp.to_string();
-        let signature = format!(
-            "v0={}",
-            hmac_hex(
-                SLACK_SECRET,
-                &[b"v0:", ts.as_bytes(), b":", body.as_bytes()]
-            )
-        );
-        self.post(
-            "/webhooks/slack",
-            &[
-                ("content-type", "application/json".into()),
-                ("x-slack-request-timestamp", ts),
-                ("x-slack-signature", signature),
-            ],
-            body.to_owned(),
-        )
-        .await
+        let request = signed_request("slack", "application/json", &[], body, timestamp * 1000);
+        self.post_request(&request).await
+    }
+
+    /// Posts a request as it is (path, headers, body).
+    pub async fn post_request(&self, request: &WebhookRequest) -> (u16, Value) {
+        let headers: Vec<(&str, String)> = request
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let path = request.uri().path_and_query().unwrap().as_str();
+        post_to(&self.base, path, &headers, request.body().to_vec()).await
     }
 
     /// Telegram `sendMessage` calls received for one chat.
@@ -556,6 +604,14 @@ from_address = "{SUPPORT_ADDRESS}"
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            return;
+        }
+        let log = self.log();
+        let texts = SENT_TEXTS.lock().unwrap().clone();
+        if let Some(text) = texts.iter().find(|text| log.contains(text.as_str())) {
+            panic!("the server log repeats a message text ({text:?}):\n{log}");
+        }
     }
 }
 
@@ -582,24 +638,30 @@ pub async fn post_to(
 }
 
 pub async fn post_telegram_to(base: &str, update: &Value) -> (u16, Value) {
-    let headers = [
-        ("content-type", "application/json".to_owned()),
-        (
-            "x-telegram-bot-api-secret-token",
-            TELEGRAM_SECRET.to_owned(),
-        ),
-    ];
+    let request = signed_request(
+        "telegram",
+        "application/json",
+        &[],
+        update.to_string(),
+        now_secs() * 1000,
+    );
+    let headers: Vec<(&str, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.to_str().unwrap().to_owned()))
+        .collect();
     post_to(
         base,
         "/webhooks/telegram",
         &headers,
-        update.to_string().into_bytes(),
+        request.body().to_vec(),
     )
     .await
 }
 
 /// A Telegram update with a private text message from `chat_id`.
 pub fn telegram_update(update_id: i64, chat_id: i64, text: &str) -> Value {
+    remember_text(text);
     json!({
         "update_id": update_id,
         "message": {
@@ -614,6 +676,7 @@ pub fn telegram_update(update_id: i64, chat_id: i64, text: &str) -> Value {
 
 /// A Slack Events API message event.
 pub fn slack_event(event_id: &str, user: &str, channel: &str, ts: &str, text: &str) -> String {
+    remember_text(text);
     json!({
         "token": "legacy",
         "team_id": "T0SHOP",
@@ -626,7 +689,7 @@ pub fn slack_event(event_id: &str, user: &str, channel: &str, ts: &str, text: &s
     .to_string()
 }
 
-/// A Mailgun inbound-route post, signed.
+/// A Mailgun inbound-route post (urlencoded), signed now with a fresh token.
 pub fn mailgun_form(
     from: &str,
     subject: &str,
@@ -634,12 +697,7 @@ pub fn mailgun_form(
     message_id: &str,
     extra_headers: &[(&str, &str)],
 ) -> String {
-    let timestamp = now_secs().to_string();
-    let token = format!(
-        "{:0>50}",
-        message_id.len() as u64 * 7919 + now_secs() as u64
-    );
-    let signature = hmac_hex(MAILGUN_KEY, &[timestamp.as_bytes(), token.as_bytes()]);
+    remember_text(text);
     let mut headers = vec![
         json!(["From", from]),
         json!(["To", SUPPORT_ADDRESS]),
@@ -655,9 +713,14 @@ pub fn mailgun_form(
         .append_pair("subject", subject)
         .append_pair("body-plain", text)
         .append_pair("stripped-text", text)
-        .append_pair("message-headers", &message_headers)
-        .append_pair("timestamp", &timestamp)
-        .append_pair("token", &token)
-        .append_pair("signature", &signature);
-    form.finish()
+        .append_pair("message-headers", &message_headers);
+    let content_type = "application/x-www-form-urlencoded";
+    let request = signed_request(
+        "mailgun",
+        content_type,
+        &[],
+        form.finish(),
+        now_secs() * 1000,
+    );
+    String::from_utf8(request.body().to_vec()).unwrap()
 }

@@ -1,18 +1,11 @@
 //! Ingress for inbound email (`/webhooks/{channel}` for the email providers).
 
-use lambda_runtime::{Error, run, service_fn};
-use switchboard_aws::WarmUp;
-use switchboard_lambda::{FunctionConfig, handlers, init_tracing, wiring};
+use switchboard_app::aws::{Role, from_environment};
+use switchboard_lambda::{Error, init_tracing, serve_http};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let config = FunctionConfig::from_env()?;
-    let warm = WarmUp {
-        dynamodb_table: Some(&config.resources.idempotency_table),
-        sqs_queue_url: Some(&config.resources.inbound_queue_url),
-    };
-    let aws = wiring::connect(config.clone(), warm).await?;
-    let api = wiring::http_api(&aws, false)?;
-    run(service_fn(|event| handlers::http(&api, event))).await
+    let aws = from_environment(Role::Ingress).await?;
+    serve_http(aws.app.router(false)).await
 }

@@ -6,11 +6,10 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::QueueName;
 
-use crate::error::AwsError;
-
-/// Names of the tables and URLs of the queues, as the SAM template passes them
-/// to every function.
+/// Names of the tables and URLs of the queues, as the SAM template passes
+/// them to every function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AwsResources {
     pub sessions_table: String,
     pub customers_table: String,
@@ -18,85 +17,13 @@ pub struct AwsResources {
     pub feedback_table: String,
     pub gaps_table: String,
     pub kb_table: String,
+    pub credentials_table: String,
     pub inbound_queue_url: String,
     pub escalation_priority_queue_url: String,
     pub escalation_standard_queue_url: String,
 }
 
 impl AwsResources {
-    /// The environment variable behind each field, in field order.
-    pub const ENV_VARS: [&'static str; 9] = [
-        "SWITCHBOARD_SESSIONS_TABLE",
-        "SWITCHBOARD_CUSTOMERS_TABLE",
-        "SWITCHBOARD_IDEMPOTENCY_TABLE",
-        "SWITCHBOARD_FEEDBACK_TABLE",
-        "SWITCHBOARD_GAPS_TABLE",
-        "SWITCHBOARD_KB_TABLE",
-        "SWITCHBOARD_INBOUND_QUEUE_URL",
-        "SWITCHBOARD_ESCALATION_PRIORITY_QUEUE_URL",
-        "SWITCHBOARD_ESCALATION_STANDARD_QUEUE_URL",
-    ];
-
-    /// Reads every name from the environment; all are required. The error
-    /// names every missing variable at once.
-    pub fn from_env() -> Result<Self, AwsError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Like [`AwsResources::from_env`], with any lookup (tests, config files).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AwsError> {
-        let mut values = Vec::with_capacity(Self::ENV_VARS.len());
-        let mut missing = Vec::new();
-        for name in Self::ENV_VARS {
-            match lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-            {
-                Some(value) => values.push(value),
-                None => missing.push(name),
-            }
-        }
-        if !missing.is_empty() {
-            return Err(AwsError::Config(format!(
-                "missing environment variables: {}",
-                missing.join(", ")
-            )));
-        }
-        let mut values = values.into_iter();
-        let mut next = || values.next().unwrap_or_default();
-        Ok(Self {
-            sessions_table: next(),
-            customers_table: next(),
-            idempotency_table: next(),
-            feedback_table: next(),
-            gaps_table: next(),
-            kb_table: next(),
-            inbound_queue_url: next(),
-            escalation_priority_queue_url: next(),
-            escalation_standard_queue_url: next(),
-        })
-    }
-
-    /// `(variable, value)` pairs, e.g. to hand the names to a child process.
-    pub fn to_env(&self) -> Vec<(&'static str, String)> {
-        let values = [
-            &self.sessions_table,
-            &self.customers_table,
-            &self.idempotency_table,
-            &self.feedback_table,
-            &self.gaps_table,
-            &self.kb_table,
-            &self.inbound_queue_url,
-            &self.escalation_priority_queue_url,
-            &self.escalation_standard_queue_url,
-        ];
-        Self::ENV_VARS
-            .iter()
-            .zip(values)
-            .map(|(name, value)| (*name, value.clone()))
-            .collect()
-    }
-
     pub fn queue_url(&self, queue: QueueName) -> &str {
         match queue {
             QueueName::Inbound => &self.inbound_queue_url,
@@ -111,7 +38,17 @@ impl AwsResources {
 /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` when set), with the latest behaviour
 /// defaults. Call once during a function's init.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    loader().load().await
+}
+
+/// The SDK's defaults, with its HTTPS client on rustls with ring, the TLS
+/// stack the rest of the product uses.
+fn loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
 /// An SDK configuration for a local stand-in (DynamoDB Local, moto): fixed
@@ -130,7 +67,7 @@ pub async fn local_config_as(access_key_id: &str, endpoint: &str) -> SdkConfig {
         None,
         "switchboard-local",
     );
-    aws_config::defaults(BehaviorVersion::latest())
+    loader()
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(credentials)
@@ -223,51 +160,5 @@ pub async fn warm_up(clients: &Clients, targets: WarmUp<'_>, timeout: Duration) 
             timeout_ms = timeout.as_millis() as u64,
             "AWS warm-up timed out"
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn from_lookup_names_every_missing_variable() {
-        let error = AwsResources::from_lookup(|name| {
-            (name != "SWITCHBOARD_GAPS_TABLE" && name != "SWITCHBOARD_INBOUND_QUEUE_URL")
-                .then(|| format!("v-{name}"))
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(error.contains("SWITCHBOARD_GAPS_TABLE"), "{error}");
-        assert!(error.contains("SWITCHBOARD_INBOUND_QUEUE_URL"), "{error}");
-        assert!(!error.contains("SWITCHBOARD_KB_TABLE"), "{error}");
-    }
-
-    #[test]
-    fn from_lookup_maps_each_variable_to_its_field() {
-        let resources = AwsResources::from_lookup(|name| Some(format!("v-{name}"))).unwrap();
-        assert_eq!(resources.sessions_table, "v-SWITCHBOARD_SESSIONS_TABLE");
-        assert_eq!(resources.kb_table, "v-SWITCHBOARD_KB_TABLE");
-        assert_eq!(
-            resources.queue_url(QueueName::Inbound),
-            "v-SWITCHBOARD_INBOUND_QUEUE_URL"
-        );
-        assert_eq!(
-            resources.queue_url(QueueName::EscalationPriority),
-            "v-SWITCHBOARD_ESCALATION_PRIORITY_QUEUE_URL"
-        );
-        assert_eq!(
-            resources.queue_url(QueueName::EscalationStandard),
-            "v-SWITCHBOARD_ESCALATION_STANDARD_QUEUE_URL"
-        );
-        let round_trip = AwsResources::from_lookup(|name| {
-            resources
-                .to_env()
-                .into_iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v)
-        })
-        .unwrap();
-        assert_eq!(round_trip, resources);
     }
 }

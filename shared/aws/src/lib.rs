@@ -4,7 +4,7 @@
 //!
 //! Build the SDK configuration and [`Clients`] once during a function's init,
 //! call [`warm_up`] there too, then construct the adapters from
-//! [`AwsResources::from_env`]. Nothing here leaks AWS types into the domain:
+//! [`AwsResources`] (from the function's configuration). Nothing here leaks AWS types into the domain:
 //! every adapter implements a port of `switchboard-domain` and maps its errors
 //! into the domain's `StoreError` / `QueueError` with the SDK error as source.
 
@@ -21,8 +21,8 @@ pub use aws_lambda_events;
 pub use batch::{is_fifo_record, message_group, process_sqs_batch, receive_count};
 pub use config::{AwsResources, Clients, WarmUp, aws_config, local_config, warm_up};
 pub use dynamo::{
-    DynamoCustomerStore, DynamoFeedbackStore, DynamoGapLog, DynamoIdempotencyStore,
-    DynamoKnowledgeBase, DynamoSessionStore, Retention, TTL_ATTRIBUTE,
+    DynamoCredentialStore, DynamoCustomerStore, DynamoFeedbackStore, DynamoGapLog,
+    DynamoIdempotencyStore, DynamoKnowledgeBase, DynamoSessionStore, Retention, TTL_ATTRIBUTE,
 };
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;
@@ -39,6 +39,7 @@ pub struct DynamoStores {
     pub feedback: DynamoFeedbackStore,
     pub gaps: DynamoGapLog,
     pub kb: DynamoKnowledgeBase,
+    pub credentials: DynamoCredentialStore,
 }
 
 impl DynamoStores {
@@ -50,6 +51,7 @@ impl DynamoStores {
             feedback: DynamoFeedbackStore::new(client.clone(), &resources.feedback_table),
             gaps: DynamoGapLog::new(client.clone(), &resources.gaps_table),
             kb: DynamoKnowledgeBase::new(client.clone(), &resources.kb_table),
+            credentials: DynamoCredentialStore::new(client.clone(), &resources.credentials_table),
         }
     }
 }

@@ -69,6 +69,13 @@ pub fn gaps_table() -> TableSpec {
         )),
     }
 }
+pub fn credentials_table() -> TableSpec {
+    TableSpec {
+        hash: string("credential"),
+        range: None,
+        index: None,
+    }
+}
 pub fn kb_table() -> TableSpec {
     TableSpec {
         hash: string("kb"),
@@ -307,6 +314,7 @@ pub async fn create_tables_and_queues(
         ("feedback", feedback_table()),
         ("gaps", gaps_table()),
         ("kb", kb_table()),
+        ("credentials", credentials_table()),
     ];
     for (suffix, spec) in &tables {
         create_table(&clients.dynamodb, &format!("{prefix}-{suffix}"), spec).await?;
@@ -336,6 +344,7 @@ pub async fn create_tables_and_queues(
         feedback_table: format!("{prefix}-feedback"),
         gaps_table: format!("{prefix}-gaps"),
         kb_table: format!("{prefix}-kb"),
+        credentials_table: format!("{prefix}-credentials"),
         inbound_queue_url: inbound.url,
         escalation_priority_queue_url: priority.url,
         escalation_standard_queue_url: standard.url,

@@ -26,7 +26,7 @@ use switchboard_domain::{AgentNotifier, EscalationTicket, Role, SendError, Tier,
 
 use crate::ConfigError;
 use crate::email::{EmailTransport, domain_of};
-use crate::outbound::{self, permanent};
+use crate::kit::sender::{self as outbound, STATUS_ONLY, Sender, permanent};
 
 const EMAIL: &str = "agent-email";
 const WEBHOOK: &str = "agent-webhook";
@@ -170,7 +170,10 @@ pub struct ChatWebhookNotifier {
 
 impl ChatWebhookNotifier {
     pub fn new(config: ChatWebhookConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
-        outbound::http_url("notify", "url", config.url.expose())?;
+        outbound::http_url("url", config.url.expose()).map_err(|error| ConfigError::Unusable {
+            channel: "notify".into(),
+            detail: error.0,
+        })?;
         Ok(Self {
             url: config.url.expose().trim().into(),
             http,
@@ -209,26 +212,9 @@ impl ChatWebhookNotifier {
 impl AgentNotifier for ChatWebhookNotifier {
     async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError> {
         let body = json!({ "text": Self::summary(ticket) });
-        let response =
-            outbound::send(WEBHOOK, self.http.post(self.url.expose()).json(&body)).await?;
-        let outcome = outbound::check_status(
-            WEBHOOK,
-            response.status,
-            format!("HTTP {}", response.status.as_u16()),
-        );
-        match &outcome {
-            Ok(()) => {
-                tracing::info!(notifier = WEBHOOK, ticket = %ticket.ticket_id, "agents notified")
-            }
-            Err(error) => tracing::warn!(
-                notifier = WEBHOOK,
-                ticket = %ticket.ticket_id,
-                status = response.status.as_u16(),
-                transient = error.is_transient(),
-                "agent notification failed"
-            ),
-        }
-        outcome
+        let sender = Sender::new(WEBHOOK, self.http.clone(), STATUS_ONLY);
+        let call = self.http.post(self.url.expose()).json(&body);
+        sender.call(&ticket.ticket_id, call).await.map(|_| ())
     }
 }
 
@@ -377,25 +363,12 @@ fn one_line(value: &str) -> String {
 
 /// `2023-11-14 22:13:20 UTC` for unix milliseconds.
 fn format_utc(ms: i64) -> String {
-    let seconds = ms.div_euclid(1000);
-    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|at| at.format(&format).ok())
+        .unwrap_or_else(|| "(an impossible time) UTC".into())
 }
 
 #[cfg(test)]
@@ -643,7 +616,13 @@ mod tests {
     async fn multi_notifier_tries_all_and_prefers_transient_failures() {
         let ok = fake(|| Ok(()));
         let broken = fake(|| Err(permanent("x", "gone")));
-        let flaky = fake(|| Err(outbound::transient("y", "later")));
+        let flaky = fake(|| {
+            Err(SendError::Transient {
+                channel: "y".into(),
+                detail: "later".into(),
+                source: None,
+            })
+        });
         let all_ok = MultiNotifier::new(vec![ok.clone(), ok.clone()]);
         all_ok.notify(&ticket(Tier::New, false)).await.unwrap();
         assert_eq!(ok.calls.load(Ordering::SeqCst), 2);

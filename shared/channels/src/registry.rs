@@ -1,48 +1,84 @@
 //! The channel registry: one line per channel.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::email::EmailTransport;
-use crate::{ChannelSettings, ConfigError, SharedChannel};
+use async_trait::async_trait;
+use switchboard_domain::{OutboundReply, ReplySender, SendError};
 
-/// What channels need from outside to send replies.
-#[derive(Clone)]
-pub struct ChannelDeps {
-    pub http: reqwest::Client,
-    /// Outgoing mail, for the email channels' automated replies.
-    pub email: Arc<dyn EmailTransport>,
+use crate::kit::{ChannelDeps, ChannelSpec, ConfigError, DevContext, Need, SharedChannel};
+
+/// Every channel Switchboard supports.
+pub const CHANNELS: &[ChannelSpec] = &[
+    crate::telegram::SPEC,
+    crate::slack::SPEC,
+    crate::webchat::SPEC,
+    crate::mailgun::SPEC,
+];
+
+/// Channel configuration as loaded from the config file or secret: one JSON
+/// object per channel name, holding that channel's secrets and settings.
+pub type ChannelSettings = BTreeMap<String, serde_json::Value>;
+
+/// The description of a supported channel.
+pub fn spec(name: &str) -> Option<&'static ChannelSpec> {
+    CHANNELS.iter().find(|spec| spec.name == name)
 }
 
-type Build = fn(&serde_json::Value, &ChannelDeps) -> Result<SharedChannel, ConfigError>;
+/// Names of every channel Switchboard supports.
+pub fn known_channels() -> impl Iterator<Item = &'static str> {
+    CHANNELS.iter().map(|spec| spec.name)
+}
 
-/// Settings a channel needs only to send, filled in when a request is merely
-/// checked (`switchboard webhook check` takes the verification secrets alone).
-type CheckPlaceholders = &'static [(&'static str, &'static str)];
+/// Builds one channel from its settings.
+pub fn build(
+    name: &str,
+    settings: &serde_json::Value,
+    deps: &ChannelDeps,
+) -> Result<SharedChannel, ConfigError> {
+    let spec = spec(name).ok_or_else(|| ConfigError::UnknownChannel(name.to_owned()))?;
+    (spec.build)(settings, deps)
+}
 
-/// Every channel Switchboard knows, by webhook path name.
-const CHANNELS: &[(&str, Build, CheckPlaceholders)] = &[
-    (
-        "telegram",
-        crate::telegram::build,
-        crate::telegram::CHECK_PLACEHOLDERS,
-    ),
-    (
-        "slack",
-        crate::slack::build,
-        crate::slack::CHECK_PLACEHOLDERS,
-    ),
-    (
-        "webchat",
-        crate::webchat::build,
-        crate::webchat::CHECK_PLACEHOLDERS,
-    ),
-    (
-        "mailgun",
-        crate::mailgun::build,
-        crate::mailgun::CHECK_PLACEHOLDERS,
-    ),
-];
+/// Builds one channel for checking requests only: settings that only sending
+/// needs get placeholders unless given.
+pub fn build_for_check(
+    name: &str,
+    settings: &serde_json::Map<String, serde_json::Value>,
+    deps: &ChannelDeps,
+) -> Result<SharedChannel, ConfigError> {
+    let spec = spec(name).ok_or_else(|| ConfigError::UnknownChannel(name.to_owned()))?;
+    let mut merged = settings.clone();
+    for setting in spec.settings {
+        if let Need::Send(placeholder) = setting.need {
+            merged
+                .entry(setting.name)
+                .or_insert_with(|| placeholder.into());
+        }
+    }
+    (spec.build)(&serde_json::Value::Object(merged), deps)
+}
+
+/// Development-mode settings of every channel; `stand_in` gives the base URL
+/// that receives a channel's replies.
+pub fn dev_settings(
+    seed: &str,
+    from_address: &str,
+    stand_in: impl Fn(&str) -> String,
+) -> ChannelSettings {
+    CHANNELS
+        .iter()
+        .map(|spec| {
+            let stand_in = stand_in(spec.name);
+            let context = DevContext {
+                channel: spec.name,
+                stand_in: &stand_in,
+                from_address,
+                seed,
+            };
+            (spec.name.to_owned(), (spec.dev)(&context))
+        })
+        .collect()
+}
 
 /// The configured channels.
 #[derive(Clone, Default)]
@@ -58,8 +94,8 @@ impl Registry {
     ) -> Result<Self, ConfigError> {
         let mut channels = HashMap::new();
         for (name, value) in settings {
-            let channel = build(name, value, deps)?;
-            channels.insert(channel.name(), channel);
+            let spec = spec(name).ok_or_else(|| ConfigError::UnknownChannel(name.clone()))?;
+            channels.insert(spec.name, (spec.build)(value, deps)?);
         }
         Ok(Self { channels })
     }
@@ -76,53 +112,19 @@ impl Registry {
     }
 }
 
-/// Builds one channel from its settings.
-pub fn build(
-    name: &str,
-    settings: &serde_json::Value,
-    deps: &ChannelDeps,
-) -> Result<SharedChannel, ConfigError> {
-    let (_, build, _) = CHANNELS
-        .iter()
-        .find(|(known, _, _)| *known == name)
-        .ok_or_else(|| ConfigError::UnknownChannel(name.to_owned()))?;
-    build(settings, deps)
-}
-
-/// Builds one channel for checking requests only: settings that only sending
-/// needs get placeholders unless given.
-pub fn build_for_check(
-    name: &str,
-    settings: &serde_json::Map<String, serde_json::Value>,
-    deps: &ChannelDeps,
-) -> Result<SharedChannel, ConfigError> {
-    let (_, _, placeholders) = CHANNELS
-        .iter()
-        .find(|(known, _, _)| *known == name)
-        .ok_or_else(|| ConfigError::UnknownChannel(name.to_owned()))?;
-    let mut merged = settings.clone();
-    for (key, value) in *placeholders {
-        merged
-            .entry(*key)
-            .or_insert_with(|| serde_json::Value::String((*value).to_owned()));
+/// Routes replies to the channel they belong to.
+#[async_trait]
+impl ReplySender for Registry {
+    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        match self.get(&reply.channel) {
+            Some(channel) => channel.send(reply).await,
+            None => Err(SendError::Permanent {
+                channel: reply.channel.clone(),
+                detail: "channel is not configured".into(),
+                source: None,
+            }),
+        }
     }
-    build(name, &serde_json::Value::Object(merged), deps)
-}
-
-/// Names of every channel Switchboard supports.
-pub fn known_channels() -> impl Iterator<Item = &'static str> {
-    CHANNELS.iter().map(|(name, _, _)| *name)
-}
-
-/// Deserialises a channel's settings into its typed config.
-pub fn settings<T: serde::de::DeserializeOwned>(
-    channel: &str,
-    value: &serde_json::Value,
-) -> Result<T, ConfigError> {
-    serde_json::from_value(value.clone()).map_err(|source| ConfigError::Invalid {
-        channel: channel.to_owned(),
-        source,
-    })
 }
 
 impl std::fmt::Debug for Registry {

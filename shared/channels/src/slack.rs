@@ -1,369 +1,235 @@
-//! Slack Events API.
-//!
-//! Every request is signed: `X-Slack-Signature: v0=<hex HMAC-SHA256(signing
-//! secret, "v0:{X-Slack-Request-Timestamp}:{raw body}")>`, and the timestamp
-//! must lie within the replay window on either side of now. The
-//! `url_verification` handshake is signed like any other request; the
-//! `ssl_check` probe of slash commands is not.
-//!
-//! Settings:
-//!
-//! ```json
-//! { "signing_secret": "…", "bot_token": "xoxb-…", "api_base": "https://slack.com/api", "replay_window_secs": 300 }
-//! ```
+//! Slack Events API: every request is signed ([`schemes::SLACK`]), the
+//! `url_verification` handshake too; the `ssl_check` probe of slash commands is
+//! not. A message is identified by its channel and `ts` ("ts is unique per
+//! channel"), so a retry, or one message sent as both `message` and
+//! `app_mention`, is queued once.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_domain::{
-    Attachment, InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
+    InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
 };
 
-use crate::outbound::{self, permanent, transient};
-use crate::registry::{ChannelDeps, settings};
-use crate::verify::{check_replay_window, hex_signature_matches, hmac_sha256};
-use crate::{
-    Channel, ConfigError, HttpReply, ParseError, SharedChannel, VerifyError, WebhookRequest,
-    kind_for_mime,
+use crate::kit::descriptor::build;
+use crate::kit::json::{
+    MediaFields, first_text, fractional_seconds_ms, int, invalid, json_request, media_list, text,
+};
+use crate::kit::sender::base_url_or;
+use crate::kit::{
+    ApiErrors, ChannelDeps, ChannelSpec, Function, Handshake, HttpReply, Inbound, Outbound, Parsed,
+    RequestExt, Sender, SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, reply,
+    required, schemes,
 };
 
-const NAME: &str = "slack";
-const SIGNATURE_HEADER: &str = "X-Slack-Signature";
-const TIMESTAMP_HEADER: &str = "X-Slack-Request-Timestamp";
-const DEFAULT_API_BASE: &str = "https://slack.com/api";
-const DEFAULT_WINDOW_SECS: i64 = 300;
+pub const SPEC: ChannelSpec = ChannelSpec {
+    name: "slack",
+    title: "Slack (Events API)",
+    function: Function::IngressIm,
+    settings: crate::settings! {
+        signing_secret: verify => "Basic Information → App Credentials; requests are checked with `X-Slack-Signature` over the raw body, within 5 minutes",
+        bot_token: send("xoxb-not-needed-to-check") => "`xoxb-...`, with `chat:write`; replies go through `chat.postMessage`, in the thread when the message was threaded",
+        api_base: optional => "default `https://slack.com/api`",
+        replay_window_secs: optional => "default 300",
+    },
+    build: build::<Slack>,
+    dev: |ctx| {
+        json!({ "signing_secret": ctx.secret("signing_secret"),
+                       "bot_token": "xoxb-development", "api_base": ctx.stand_in })
+    },
+};
 
 /// Message subtypes that carry something a person wrote (or changed).
-const CUSTOMER_SUBTYPES: &[&str] = &[
-    "file_share",
-    "message_changed",
-    "message_deleted",
-    "thread_broadcast",
-];
-
-/// `chat.postMessage` errors that may succeed on a later attempt.
-const TRANSIENT_ERRORS: &[&str] = &[
-    "ratelimited",
-    "internal_error",
-    "fatal_error",
-    "service_unavailable",
-    "request_timeout",
-];
+const CUSTOMER_SUBTYPES: &str = "file_share message_changed message_deleted thread_broadcast";
+const MAX_TEXT_CHARS: usize = 40_000; // Slack truncates `chat.postMessage` text after it.
+/// Slack answers most failures with HTTP 200 and `{"ok": false, "error": "…"}`.
+const ERRORS: ApiErrors = ApiErrors {
+    ok: Some("/ok"),
+    code: "/error",
+    transient: "ratelimited internal_error fatal_error service_unavailable request_timeout",
+    stale_token: "",
+    retry_after: None,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
-    /// The app's signing secret (Basic Information → App Credentials).
     pub signing_secret: Secret,
-    /// The bot user OAuth token, `xoxb-…`.
     pub bot_token: Secret,
-    #[serde(default)]
     pub api_base: Option<String>,
-    #[serde(default)]
     pub replay_window_secs: Option<i64>,
 }
 
 pub struct Slack {
-    signing_secret: Secret,
+    signature: Signature,
     bot_token: Secret,
     api_base: String,
-    window_secs: i64,
-    http: reqwest::Client,
+    sender: Sender,
 }
 
-/// Send-only settings, for checking requests without them.
-pub const CHECK_PLACEHOLDERS: &[(&str, &str)] = &[("bot_token", "xoxb-not-needed-to-check")];
+impl SettingsOf for Slack {
+    const NAME: &'static str = "slack";
+    type Settings = SlackConfig;
 
-pub fn build(value: &serde_json::Value, deps: &ChannelDeps) -> Result<SharedChannel, ConfigError> {
-    let config: SlackConfig = settings(NAME, value)?;
-    Ok(std::sync::Arc::new(Slack::new(config, deps.http.clone())?))
-}
-
-impl Slack {
-    pub fn new(config: SlackConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
-        let unusable = |detail: &str| ConfigError::Unusable {
-            channel: NAME.into(),
-            detail: detail.into(),
-        };
-        if config.signing_secret.is_empty() {
-            return Err(unusable("signing_secret is empty"));
-        }
-        if config.bot_token.is_empty() {
-            return Err(unusable("bot_token is empty"));
-        }
-        let window_secs = config.replay_window_secs.unwrap_or(DEFAULT_WINDOW_SECS);
-        if window_secs <= 0 {
-            return Err(unusable("replay_window_secs must be positive"));
-        }
-        let api_base = outbound::base_url(
-            NAME,
-            "api_base",
-            config.api_base.as_deref().unwrap_or(DEFAULT_API_BASE),
-        )?;
+    fn new(config: SlackConfig, deps: &ChannelDeps) -> Result<Self, Unusable> {
+        required("bot_token", &config.bot_token)?;
+        let signature =
+            Signature::shared(schemes::SLACK, "signing_secret", &config.signing_secret)?;
+        let api_base = config.api_base.as_deref();
         Ok(Self {
-            signing_secret: config.signing_secret,
+            signature: signature.window(config.replay_window_secs)?,
             bot_token: config.bot_token,
-            api_base,
-            window_secs,
-            http,
+            api_base: base_url_or("api_base", api_base, "https://slack.com/api")?,
+            sender: Sender::new(Self::NAME, deps.http.clone(), ERRORS),
         })
     }
 }
 
-#[async_trait]
-impl Channel for Slack {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn handshake(
-        &self,
-        request: &WebhookRequest,
-        now_ms: i64,
-    ) -> Result<Option<HttpReply>, VerifyError> {
+impl Inbound for Slack {
+    fn handshake(&self, request: &WebhookRequest, now_ms: i64) -> Handshake {
         if request.content_type() == "application/x-www-form-urlencoded" {
+            let mut fields = request.form_fields().into_iter();
             let ssl_check = request.query_param("ssl_check").as_deref() == Some("1")
-                || request
-                    .form_fields()
-                    .iter()
-                    .any(|(k, v)| k == "ssl_check" && v == "1");
-            // Slack's certificate probe for slash commands is unsigned and only
-            // wants a 200.
-            return Ok(ssl_check.then(|| HttpReply::empty(200)));
+                || fields.any(|(key, value)| key == "ssl_check" && value == "1");
+            // Slack's certificate probe for slash commands is unsigned and only wants a 200.
+            return Ok(ssl_check.then(|| reply::empty(200)));
         }
-        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
-            return Ok(None);
-        };
-        if text(&body, "type") != Some("url_verification") {
+        let body = serde_json::from_slice::<Value>(request.body()).unwrap_or_default();
+        if text(&body, "/type").as_deref() != Some("url_verification") {
             return Ok(None);
         }
         self.verify(request, now_ms)?;
-        Ok(text(&body, "challenge")
-            .map(|challenge| HttpReply::json(200, &json!({ "challenge": challenge }))))
+        Ok(text(&body, "/challenge")
+            .map(|challenge| reply::json(200, &json!({ "challenge": challenge }))))
     }
 
-    fn verify(&self, request: &WebhookRequest, now_ms: i64) -> Result<(), VerifyError> {
-        let signature = request
-            .header(SIGNATURE_HEADER)
-            .ok_or(VerifyError::Missing(SIGNATURE_HEADER))?;
-        let timestamp = request
-            .header(TIMESTAMP_HEADER)
-            .ok_or(VerifyError::Missing(TIMESTAMP_HEADER))?;
-        let seconds: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| VerifyError::Malformed(TIMESTAMP_HEADER))?;
-        let presented = signature
-            .trim()
-            .strip_prefix("v0=")
-            .ok_or(VerifyError::Malformed(SIGNATURE_HEADER))?;
-        let expected = hmac_sha256(
-            self.signing_secret.expose().as_bytes(),
-            &[b"v0:", timestamp.trim().as_bytes(), b":", &request.body],
-        );
-        if !hex_signature_matches(&expected, presented) {
-            return Err(VerifyError::BadSignature);
-        }
-        check_replay_window(seconds, now_ms, self.window_secs)
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
-    fn parse(&self, request: &WebhookRequest) -> Result<Vec<InboundMessage>, ParseError> {
+    fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
         if request.content_type() == "application/x-www-form-urlencoded" {
             // Slash commands (`command`) and interactivity (`payload`) are signed
             // Slack requests but not customer messages of this channel.
-            let fields = request.form_fields();
-            if fields
-                .iter()
-                .any(|(key, _)| key == "command" || key == "payload")
-            {
-                tracing::debug!(channel = NAME, "slash command or interaction ignored");
-                return Ok(Vec::new());
-            }
-            return Err(ParseError::Invalid(
-                "form body is neither a slash command nor an interaction".into(),
-            ));
+            let interactive = |(key, _): &(String, String)| key == "command" || key == "payload";
+            return match request.form_fields().iter().any(interactive) {
+                true => Ok(Vec::new()),
+                false => Err(invalid("a form that is not a slash command or interaction")),
+            };
         }
-        let envelope: Value = serde_json::from_slice(&request.body)?;
-        let kind = text(&envelope, "type")
-            .ok_or_else(|| ParseError::Invalid("body has no type".into()))?;
+        let envelope: Value = serde_json::from_slice(&verified.body)?;
+        let kind = text(&envelope, "/type").ok_or_else(|| invalid("body has no type"))?;
         if kind != "event_callback" {
             return Ok(Vec::new());
         }
-        let event = envelope
-            .get("event")
-            .filter(|event| event.is_object())
-            .ok_or_else(|| ParseError::Invalid("event_callback without an event".into()))?;
-        let event_id = text(&envelope, "event_id").unwrap_or_default();
-        let messages: Vec<_> = normalise(&envelope, event).into_iter().collect();
-        if messages.is_empty() {
-            tracing::debug!(channel = NAME, event_id, "event without a customer message");
-        }
-        Ok(messages)
+        let event = envelope.get("event").filter(|event| event.is_object());
+        let event = event.ok_or_else(|| invalid("event_callback without an event"))?;
+        Ok(normalise(&envelope, event).into_iter().collect())
     }
 
     fn acknowledge(&self) -> HttpReply {
-        HttpReply::empty(200)
+        reply::empty(200)
     }
 
-    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        if reply.text.trim().is_empty() {
-            return Err(permanent(NAME, "empty reply text"));
-        }
-        let mut body = json!({ "channel": reply.conversation_id, "text": reply.text });
-        if let Some(thread) = &reply.reply.thread_id {
-            body["thread_ts"] = json!(thread);
-        }
-        let request = self
-            .http
-            .post(format!("{}/chat.postMessage", self.api_base))
-            .bearer_auth(self.bot_token.expose())
-            .json(&body);
-        let response = outbound::send(NAME, request).await?;
-        let outcome = classify(&response);
-        match &outcome {
-            Ok(()) => tracing::info!(channel = NAME, reply_id = %reply.reply_id, "reply sent"),
-            Err(error) => tracing::warn!(
-                channel = NAME,
-                reply_id = %reply.reply_id,
-                status = response.status.as_u16(),
-                transient = error.is_transient(),
-                "chat.postMessage failed"
-            ),
-        }
-        outcome
+    fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
+        let ts = format!("{}.{:06}", now_ms / 1000, now_ms % 1_000_000);
+        json_request(&json!({
+            "token": "sample", "team_id": "T0SAMPLE", "api_app_id": "A0SAMPLE", "type": "event_callback",
+            "event_id": format!("Ev{now_ms}"), "event_time": now_ms / 1000,
+            "event": { "type": "message", "channel": format!("D{customer}"), "channel_type": "im",
+                       "user": customer, "text": text, "ts": ts } }))
     }
 }
 
-/// Slack answers most failures with HTTP 200 and `{"ok": false, "error": "…"}`.
-fn classify(response: &outbound::ApiResponse) -> Result<(), SendError> {
-    outbound::check_status(
-        NAME,
-        response.status,
-        format!("HTTP {}", response.status.as_u16()),
-    )?;
-    #[derive(Deserialize)]
-    struct Answer {
-        ok: bool,
-        #[serde(default)]
-        error: Option<String>,
-    }
-    let answer: Answer = serde_json::from_slice(&response.body)
-        .map_err(|_| transient(NAME, "unreadable chat.postMessage answer"))?;
-    if answer.ok {
-        return Ok(());
-    }
-    let error = answer.error.unwrap_or_else(|| "unknown_error".into());
-    let detail = outbound::clip(&error, 100);
-    if TRANSIENT_ERRORS.contains(&error.as_str()) {
-        Err(transient(NAME, detail))
-    } else {
-        Err(permanent(NAME, detail))
+#[async_trait]
+impl Outbound for Slack {
+    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        let url = format!("{}/chat.postMessage", self.api_base);
+        let (channel, thread) = (&reply.conversation_id, &reply.reply.thread_id);
+        let token = Some(self.bot_token.expose());
+        let call = |_: usize, text: &str| {
+            let body = json!({ "channel": channel, "text": text, "thread_ts": thread });
+            self.sender.post_json(&url, token, body)
+        };
+        let limit = (MAX_TEXT_CHARS, TextUnit::Chars);
+        self.sender.send_text(reply, limit.0, limit.1, call).await
     }
 }
 
 /// The customer message in one `event_callback`, if there is one.
 fn normalise(envelope: &Value, event: &Value) -> Option<InboundMessage> {
-    let kind = text(event, "type")?;
-    if kind != "message" && kind != "app_mention" {
+    let kind = text(event, "/type")?;
+    let subtype = text(event, "/subtype");
+    let other = |subtype: &str| !CUSTOMER_SUBTYPES.split(' ').any(|s| s == subtype);
+    let other_subtype = subtype.as_deref().is_some_and(other);
+    if (kind != "message" && kind != "app_mention") || other_subtype || is_bot(event) {
         return None;
     }
-    let subtype = text(event, "subtype");
-    if subtype.is_some_and(|subtype| !CUSTOMER_SUBTYPES.contains(&subtype)) || is_bot(event) {
-        return None;
-    }
-    let event_id = text(envelope, "event_id");
+    let channel = text(event, "/channel")?;
     // `body` is the message as it now stands, `message_kind` what happened to it.
-    let (body, message_kind, provider_message_id) = match subtype {
+    let (body, message_kind, provider_message_id) = match subtype.as_deref() {
         Some("message_changed") => {
             let current = event.get("message")?;
-            let previous = event.get("previous_message");
-            if is_bot(current) {
-                return None;
-            }
             // Slack also reports link unfurls and attachment updates as changes;
             // only a change of the text is an edit by the customer.
-            if previous.is_some_and(|previous| text(previous, "text") == text(current, "text")) {
+            let previous = event.get("previous_message");
+            let same_text = previous.is_some_and(|p| text(p, "/text") == text(current, "/text"));
+            if is_bot(current) || same_text {
                 return None;
             }
-            let ts = text(current, "ts")?;
-            // The edited message keeps its `ts`, so the dedupe key must tell this
-            // edit apart from the original and from later edits, yet stay the same
-            // when Slack redelivers the same event: the envelope's `event_id`
-            // does both (the change event's own `ts` is the fallback).
-            let edit = event_id.or_else(|| text(event, "ts"))?;
-            (current, MessageKind::Edit, format!("{ts}:edit:{edit}"))
+            // The edited message keeps its `ts`; the envelope's `event_id` tells
+            // this edit from others yet stays the same when Slack redelivers it.
+            let edit = text(envelope, "/event_id").or_else(|| text(event, "/ts"))?;
+            let key = format!("{channel}:{}:edit:{edit}", text(current, "/ts")?);
+            (current, MessageKind::Edit, key)
         }
         Some("message_deleted") => {
-            let previous = event.get("previous_message")?;
-            if is_bot(previous) {
-                return None;
-            }
-            let ts = text(event, "deleted_ts").or_else(|| text(previous, "ts"))?;
+            let previous = event.get("previous_message").filter(|p| !is_bot(p))?;
+            let ts = text(event, "/deleted_ts").or_else(|| text(previous, "/ts"))?;
             // A message is deleted once, so its `ts` alone identifies the deletion.
-            (previous, MessageKind::Delete, format!("{ts}:delete"))
+            let key = format!("{channel}:{ts}:delete");
+            (previous, MessageKind::Delete, key)
         }
-        _ => (event, MessageKind::Text, text(event, "ts")?.to_owned()),
+        _ => {
+            let key = format!("{channel}:{}", text(event, "/ts")?);
+            (event, MessageKind::Text, key)
+        }
     };
-
-    let customer_id = text(body, "user")?.to_owned();
-    let conversation_id = text(event, "channel")?.to_owned();
-    let bot_user = envelope
-        .get("authorizations")
-        .and_then(Value::as_array)
-        .and_then(|list| list.first())
-        .and_then(|authorization| text(authorization, "user_id"));
-    let attachments = files(body);
+    let authorizations = envelope.get("authorizations").and_then(Value::as_array);
+    let bot_user = authorizations.and_then(|list| text(list.first()?, "/user_id"));
+    let attachments = media_list(body, "/files", None, &FILE);
+    // Mentions of our own bot (`<@U0BOT>`) say nothing about the question.
+    let mention = format!("<@{}>", bot_user.unwrap_or_default());
     let message_text = match message_kind {
         MessageKind::Delete => String::new(),
-        _ => strip_mention(text(body, "text").unwrap_or_default(), bot_user),
+        _ => text(body, "/text").unwrap_or_default(),
     };
+    let message_text = message_text.replace(&mention, "");
+    let message_text = message_text.trim().to_owned();
     let message_kind = match message_kind {
-        MessageKind::Text if message_text.is_empty() && !attachments.is_empty() => {
-            MessageKind::Media
-        }
-        MessageKind::Text if message_text.is_empty() => return None,
+        MessageKind::Text if message_text.is_empty() && attachments.is_empty() => return None,
+        MessageKind::Text if message_text.is_empty() => MessageKind::Media,
         other => other,
     };
-    let account_id = text(envelope, "team_id")
-        .or_else(|| {
-            envelope
-                .get("authorizations")
-                .and_then(Value::as_array)
-                .and_then(|list| {
-                    list.iter()
-                        .find_map(|authorization| text(authorization, "team_id"))
-                })
-        })
-        .or_else(|| text(event, "team"))?
-        .to_owned();
-    let sent_at_ms = text(event, "ts")
-        .and_then(ts_to_ms)
-        .or_else(|| {
-            envelope
-                .get("event_time")
-                .and_then(Value::as_i64)
-                .map(|s| s.saturating_mul(1000))
-        })
-        .unwrap_or_default();
-    let customer_name = body.get("user_profile").and_then(|profile| {
-        ["display_name", "real_name"]
-            .into_iter()
-            .find_map(|key| text(profile, key).filter(|name| !name.trim().is_empty()))
-            .map(str::to_owned)
-    });
+    let team = authorizations.and_then(|list| list.iter().find_map(|a| text(a, "/team_id")));
+    let account_id = text(envelope, "/team_id").or(team);
+    let event_time = int(envelope, "/event_time").map(|seconds| seconds.saturating_mul(1000));
+    let sent_at_ms = text(event, "/ts").and_then(|ts| fractional_seconds_ms(&ts));
+    let names = ["/user_profile/display_name", "/user_profile/real_name"];
     Some(InboundMessage {
-        channel: NAME.into(),
-        account_id,
-        customer_id,
-        customer_name,
-        conversation_id,
+        channel: "slack".into(),
+        account_id: account_id.or(text(event, "/team"))?,
+        customer_id: text(body, "/user")?,
+        customer_name: first_text(body, &names),
+        conversation_id: channel,
         provider_message_id,
-        sent_at_ms,
+        sent_at_ms: sent_at_ms.or(event_time).unwrap_or_default(),
         kind: message_kind,
         text: message_text,
         attachments,
         reply: ReplyContext {
-            thread_id: text(body, "thread_ts").map(str::to_owned),
+            thread_id: text(body, "/thread_ts"),
+            message_id: text(body, "/ts"),
             ..ReplyContext::default()
         },
     })
@@ -371,59 +237,21 @@ fn normalise(envelope: &Value, event: &Value) -> Option<InboundMessage> {
 
 fn is_bot(message: &Value) -> bool {
     message.get("bot_id").is_some_and(|id| !id.is_null())
-        || text(message, "subtype") == Some("bot_message")
+        || text(message, "/subtype").as_deref() == Some("bot_message")
 }
 
-fn files(message: &Value) -> Vec<Attachment> {
-    let Some(files) = message.get("files").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    files
-        .iter()
-        .filter(|file| file.is_object())
-        .map(|file| {
-            let mime_type = text(file, "mimetype")
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned);
-            Attachment {
-                kind: mime_type
-                    .as_deref()
-                    .map_or(switchboard_domain::AttachmentKind::File, kind_for_mime),
-                provider_id: text(file, "id").map(str::to_owned),
-                url: text(file, "url_private").map(str::to_owned),
-                mime_type,
-                name: text(file, "name").map(str::to_owned),
-            }
-        })
-        .collect()
-}
-
-/// Drops mentions of our own bot (`<@U0BOT>`), which say nothing about the question.
-fn strip_mention(text: &str, bot_user: Option<&str>) -> String {
-    match bot_user {
-        Some(user) => text.replace(&format!("<@{user}>"), "").trim().to_owned(),
-        None => text.trim().to_owned(),
-    }
-}
-
-/// Slack's `ts` ("1355517523.000005", seconds with a fraction) in unix milliseconds.
-pub fn ts_to_ms(ts: &str) -> Option<i64> {
-    let (seconds, fraction) = ts.split_once('.').unwrap_or((ts, ""));
-    let seconds: i64 = seconds.parse().ok()?;
-    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
-    seconds.checked_mul(1000)?.checked_add(millis)
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
-    value.get(key).and_then(Value::as_str)
-}
+const FILE: MediaFields = MediaFields {
+    id: "/id",
+    url: "/url_private",
+    mime: "/mimetype",
+    name: "/name",
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::build_request;
+    use crate::kit::{ParseError, VerifyError};
 
     const SECRET: &str = "slack-test-signing-secret-0001";
     const NOW_MS: i64 = 1_700_000_100_000;
@@ -435,37 +263,31 @@ mod tests {
         "v0=32c9b8976f57336c9c1668237cd853005f87f638a07f1c0c49febe14897756fa";
 
     fn channel() -> Slack {
-        Slack::new(
-            SlackConfig {
-                signing_secret: SECRET.into(),
-                bot_token: "xoxb-test".into(),
-                api_base: None,
-                replay_window_secs: None,
-            },
-            reqwest::Client::new(),
-        )
-        .unwrap()
+        let config = SlackConfig {
+            signing_secret: SECRET.into(),
+            bot_token: "xoxb-test".into(),
+            api_base: None,
+            replay_window_secs: None,
+        };
+        Slack::new(config, &ChannelDeps::offline()).unwrap()
     }
 
+    fn request(content_type: &str, headers: &[(&str, &str)], body: &str) -> WebhookRequest {
+        let mut all = vec![("content-type".to_owned(), content_type.to_owned())];
+        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        build_request("POST", "/webhooks/slack", &all, body.to_owned()).unwrap()
+    }
+
+    /// Signed with the scheme the channel verifies with.
     fn signed(body: &str, timestamp: i64) -> WebhookRequest {
-        let ts = timestamp.to_string();
-        let mac = hmac_sha256(
-            SECRET.as_bytes(),
-            &[b"v0:", ts.as_bytes(), b":", body.as_bytes()],
-        );
-        WebhookRequest {
-            method: "POST".into(),
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                ("x-slack-request-timestamp".into(), ts),
-                (
-                    "x-slack-signature".into(),
-                    format!("v0={}", hex::encode(mac)),
-                ),
-            ],
-            body: body.as_bytes().to_vec(),
-            ..Default::default()
-        }
+        let mut request = request("application/json", &[], body);
+        channel().sign(&mut request, timestamp * 1000).unwrap();
+        request
+    }
+
+    fn with_header(mut request: WebhookRequest, name: &'static str, value: &str) -> WebhookRequest {
+        request.headers_mut().insert(name, value.parse().unwrap());
+        request
     }
 
     fn event(event: Value) -> String {
@@ -480,35 +302,40 @@ mod tests {
         .to_string()
     }
 
+    fn parse(slack: &Slack, request: &WebhookRequest) -> Result<Vec<InboundMessage>, ParseError> {
+        slack.parse(request, &Verified::assume(request))
+    }
+
     fn parse_one(body: &str) -> Option<InboundMessage> {
-        let mut messages = channel().parse(&signed(body, 1_700_000_000)).unwrap();
+        let mut messages = parse(&channel(), &signed(body, 1_700_000_000)).unwrap();
         assert!(messages.len() <= 1);
         messages.pop()
     }
 
     #[test]
     fn known_answer_signature_verifies() {
-        let request = WebhookRequest {
-            headers: vec![
-                ("X-Slack-Request-Timestamp".into(), "1700000000".into()),
-                ("X-Slack-Signature".into(), KNOWN_SIGNATURE.into()),
-            ],
-            body: KNOWN_BODY.as_bytes().to_vec(),
-            ..Default::default()
-        };
-        channel().verify(&request, NOW_MS).unwrap();
-        let message = &channel().parse(&request).unwrap()[0];
+        let headers = [
+            ("X-Slack-Request-Timestamp", "1700000000"),
+            ("X-Slack-Signature", KNOWN_SIGNATURE),
+        ];
+        let request = request("application/json", &headers, KNOWN_BODY);
+        let verified = channel().verify(&request, NOW_MS).unwrap();
+        let message = &channel().parse(&request, &verified).unwrap()[0];
         assert_eq!(message.text, "Où est ma commande ? 我的订单");
+        assert_eq!(
+            signed(KNOWN_BODY, 1_700_000_000).headers()["x-slack-signature"],
+            KNOWN_SIGNATURE
+        );
     }
 
     #[test]
-    fn tampered_stale_and_missing_are_rejected() {
+    fn tampered_stale_future_and_missing_are_rejected() {
         let slack = channel();
         let good = signed(KNOWN_BODY, 1_700_000_000);
         slack.verify(&good, NOW_MS).unwrap();
 
         let mut tampered = good.clone();
-        tampered.body.push(b' ');
+        *tampered.body_mut() = format!("{KNOWN_BODY} ").into();
         assert!(matches!(
             slack.verify(&tampered, NOW_MS),
             Err(VerifyError::BadSignature)
@@ -519,28 +346,34 @@ mod tests {
             slack.verify(&stale, NOW_MS),
             Err(VerifyError::Stale { window_secs: 300 })
         ));
-        let future = signed(KNOWN_BODY, 1_700_000_100 + 301);
+        // More than a minute ahead of our clock is refused (issue 16.3).
+        let ahead = signed(KNOWN_BODY, 1_700_000_100 + 61);
         assert!(matches!(
-            slack.verify(&future, NOW_MS),
-            Err(VerifyError::Stale { .. })
+            slack.verify(&ahead, NOW_MS),
+            Err(VerifyError::Future { .. })
         ));
+        assert!(
+            slack
+                .verify(&signed(KNOWN_BODY, 1_700_000_100 + 60), NOW_MS)
+                .is_ok()
+        );
 
         let mut unsigned = good.clone();
-        unsigned
-            .headers
-            .retain(|(name, _)| name != "x-slack-signature");
+        unsigned.headers_mut().remove("x-slack-signature");
         assert!(matches!(
             slack.verify(&unsigned, NOW_MS),
             Err(VerifyError::Missing(_))
         ));
-        let mut no_prefix = good.clone();
-        no_prefix.headers[2].1 = no_prefix.headers[2].1.replace("v0=", "v1=");
+        let signature = good.headers()["x-slack-signature"]
+            .to_str()
+            .unwrap()
+            .replace("v0=", "v1=");
+        let no_prefix = with_header(good.clone(), "x-slack-signature", &signature);
         assert!(matches!(
             slack.verify(&no_prefix, NOW_MS),
             Err(VerifyError::Malformed(_))
         ));
-        let mut bad_ts = good;
-        bad_ts.headers[1].1 = "soon".into();
+        let bad_ts = with_header(good, "x-slack-request-timestamp", "soon");
         assert!(matches!(
             slack.verify(&bad_ts, NOW_MS),
             Err(VerifyError::Malformed(_))
@@ -555,16 +388,16 @@ mod tests {
             .handshake(&signed(body, 1_700_000_000), NOW_MS)
             .unwrap()
             .unwrap();
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.content_type, "application/json");
-        let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(reply.status(), 200);
+        assert_eq!(reply.headers()["content-type"], "application/json");
+        let answer: Value = serde_json::from_slice(reply.body()).unwrap();
         assert_eq!(
             answer,
             json!({ "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" })
         );
 
         let mut forged = signed(body, 1_700_000_000);
-        forged.body = body.replace("3eZ", "4eZ").into_bytes();
+        *forged.body_mut() = body.replace("3eZ", "4eZ").into();
         assert!(slack.handshake(&forged, NOW_MS).is_err());
         assert!(
             slack
@@ -576,17 +409,24 @@ mod tests {
 
     #[test]
     fn ssl_check_is_answered_without_a_signature() {
-        let request = WebhookRequest {
-            method: "POST".into(),
-            headers: vec![(
-                "Content-Type".into(),
-                "application/x-www-form-urlencoded".into(),
-            )],
-            body: b"ssl_check=1&token=abc".to_vec(),
-            ..Default::default()
-        };
+        let request = request(
+            "application/x-www-form-urlencoded",
+            &[],
+            "ssl_check=1&token=abc",
+        );
         let reply = channel().handshake(&request, NOW_MS).unwrap().unwrap();
-        assert_eq!((reply.status, reply.body.len()), (200, 0));
+        assert_eq!((reply.status().as_u16(), reply.body().len()), (200, 0));
+    }
+
+    #[test]
+    fn the_same_ts_in_two_channels_is_two_messages() {
+        let one = parse_one(&event(
+            json!({ "type": "message", "channel": "D1", "user": "U1", "text": "a", "ts": "5.1" }),
+        ));
+        let two = parse_one(&event(
+            json!({ "type": "message", "channel": "D2", "user": "U2", "text": "b", "ts": "5.1" }),
+        ));
+        assert_ne!(one.unwrap().dedupe_key(), two.unwrap().dedupe_key());
     }
 
     #[test]
@@ -602,7 +442,7 @@ mod tests {
         assert_eq!(message.conversation_id, "D0CHAN");
         assert_eq!(message.customer_id, "U0CUST");
         assert_eq!(message.customer_name.as_deref(), Some("Cleo Customer"));
-        assert_eq!(message.provider_message_id, "1700000000.000200");
+        assert_eq!(message.provider_message_id, "D0CHAN:1700000000.000200");
         assert_eq!(message.sent_at_ms, 1_700_000_000_000);
         assert_eq!(message.kind, MessageKind::Text);
         assert_eq!(message.text, "Where is my order?");
@@ -656,7 +496,7 @@ mod tests {
         assert_eq!(edit.customer_id, "U0CUST");
         assert_eq!(
             edit.provider_message_id,
-            "1700000000.000200:edit:Ev0PV52K21"
+            "C1:1700000000.000200:edit:Ev0PV52K21"
         );
         assert_eq!(edit.sent_at_ms, 1_700_000_050_000);
 
@@ -675,7 +515,7 @@ mod tests {
         let delete = parse_one(&event(deleted)).unwrap();
         assert_eq!(delete.kind, MessageKind::Delete);
         assert_eq!(delete.text, "");
-        assert_eq!(delete.provider_message_id, "1700000000.000200:delete");
+        assert_eq!(delete.provider_message_id, "C1:1700000000.000200:delete");
     }
 
     #[test]
@@ -718,15 +558,22 @@ mod tests {
             "[1,2]",
             r#"{"type":"event_callback"}"#,
         ] {
-            assert!(slack.parse(&signed(body, 1_700_000_000)).is_err(), "{body}");
+            assert!(
+                parse(&slack, &signed(body, 1_700_000_000)).is_err(),
+                "{body}"
+            );
         }
-        let mut command = signed("command=%2Fhelp&text=hi&user_id=U1", 1_700_000_000);
-        command.headers[0].1 = "application/x-www-form-urlencoded".into();
-        assert!(slack.parse(&command).unwrap().is_empty());
+        let command = request(
+            "application/x-www-form-urlencoded",
+            &[],
+            "command=%2Fhelp&text=hi&user_id=U1",
+        );
+        assert!(parse(&slack, &command).unwrap().is_empty());
     }
 
     #[test]
     fn slack_timestamps_convert_to_millis() {
+        let ts_to_ms = fractional_seconds_ms;
         assert_eq!(ts_to_ms("1355517523.000005"), Some(1_355_517_523_000));
         assert_eq!(ts_to_ms("1355517523.9"), Some(1_355_517_523_900));
         assert_eq!(ts_to_ms("1355517523"), Some(1_355_517_523_000));

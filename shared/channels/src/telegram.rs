@@ -4,508 +4,268 @@
 //! `setWebhook` and a `secret_token`, every delivery carries that token in the
 //! `X-Telegram-Bot-Api-Secret-Token` header; it is the only proof of origin, so
 //! it is required here. Each request holds one `Update`; its `update_id` is the
-//! dedupe key.
-//!
-//! Settings:
-//!
-//! ```json
-//! { "secret_token": "…", "bot_token": "123456:ABC…", "api_base": "https://api.telegram.org" }
-//! ```
+//! dedupe key, and the message's own `message_id` is what a reply quotes.
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use switchboard_domain::{
     Attachment, AttachmentKind, InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret,
     SendError,
 };
 
-use crate::outbound::{self, permanent};
-use crate::registry::{ChannelDeps, settings};
-use crate::verify::{constant_time_eq, hmac_sha256};
-use crate::{
-    Channel, ConfigError, ParseError, SharedChannel, VerifyError, WebhookRequest, kind_for_mime,
+use crate::kit::descriptor::build;
+use crate::kit::json::{
+    MediaFields, first_text, id_value, int, invalid, json_request, location, media, parse_int, text,
+};
+use crate::kit::sender::base_url_or;
+use crate::kit::{
+    ApiErrors, ChannelDeps, ChannelSpec, Function, Inbound, Outbound, Parsed, STATUS_ONLY, Sender,
+    SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, schemes, unusable,
 };
 
-const NAME: &str = "telegram";
-const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
-const DEFAULT_API_BASE: &str = "https://api.telegram.org";
-/// `sendMessage` accepts at most 4096 characters (UTF-16 code units); longer
-/// replies go out in parts.
+pub const SPEC: ChannelSpec = ChannelSpec {
+    name: "telegram",
+    title: "Telegram",
+    function: Function::IngressIm,
+    settings: crate::settings! {
+        secret_token: verify => "the `secret_token` you pass to `setWebhook` (1-256 of `A-Z a-z 0-9 _ -`); checked against `X-Telegram-Bot-Api-Secret-Token`",
+        bot_token: send("0:not-needed-to-check") => "from BotFather; replies go through `sendMessage`",
+        api_base: optional => "default `https://api.telegram.org`",
+    },
+    build: build::<Telegram>,
+    dev: |ctx| {
+        json!({ "secret_token": ctx.secret("secret_token"), "api_base": ctx.stand_in,
+                       "bot_token": format!("1000001:{}", ctx.secret("bot_token")) })
+    },
+};
+
+/// `sendMessage` takes at most 4096 UTF-16 code units; longer replies go in parts.
 const MAX_TEXT_UNITS: usize = 4096;
+const ERRORS: ApiErrors = ApiErrors {
+    code: "/description",
+    retry_after: Some("/parameters/retry_after"),
+    ..STATUS_ONLY
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramConfig {
-    /// The `secret_token` given to `setWebhook`.
     pub secret_token: Secret,
-    /// The bot's token from BotFather, `<bot id>:<secret>`.
+    /// `<bot id>:<secret>`.
     pub bot_token: Secret,
-    #[serde(default)]
     pub api_base: Option<String>,
 }
 
 pub struct Telegram {
-    secret_token: Secret,
+    signature: Signature,
     bot_token: Secret,
     bot_id: String,
     api_base: String,
-    http: reqwest::Client,
+    sender: Sender,
 }
 
-/// Send-only settings, for checking requests without them.
-pub const CHECK_PLACEHOLDERS: &[(&str, &str)] = &[("bot_token", "0:not-needed-to-check")];
+impl SettingsOf for Telegram {
+    const NAME: &'static str = "telegram";
+    type Settings = TelegramConfig;
 
-pub fn build(value: &serde_json::Value, deps: &ChannelDeps) -> Result<SharedChannel, ConfigError> {
-    let config: TelegramConfig = settings(NAME, value)?;
-    Ok(std::sync::Arc::new(Telegram::new(
-        config,
-        deps.http.clone(),
-    )?))
-}
-
-impl Telegram {
-    pub fn new(config: TelegramConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
-        let unusable = |detail: &str| ConfigError::Unusable {
-            channel: NAME.into(),
-            detail: detail.into(),
-        };
+    fn new(config: TelegramConfig, deps: &ChannelDeps) -> Result<Self, Unusable> {
         let token = config.secret_token.expose();
-        // setWebhook allows 1-256 characters from A-Z, a-z, 0-9, `_` and `-`.
-        if token.is_empty()
-            || token.len() > 256
-            || !token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        if token.is_empty() || token.len() > 256 || !token.bytes().all(allowed) {
             return Err(unusable(
                 "secret_token must be 1-256 characters of A-Z a-z 0-9 _ -",
             ));
         }
         let bot_id = match config.bot_token.expose().split_once(':') {
-            Some((id, rest))
-                if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty() =>
-            {
-                id.to_owned()
-            }
+            Some((id, rest)) if id.parse::<u64>().is_ok() && !rest.is_empty() => id.to_owned(),
             _ => return Err(unusable("bot_token must look like <bot id>:<secret>")),
         };
-        let api_base = outbound::base_url(
-            NAME,
-            "api_base",
-            config.api_base.as_deref().unwrap_or(DEFAULT_API_BASE),
-        )?;
+        let api_base = config.api_base.as_deref();
         Ok(Self {
-            secret_token: config.secret_token,
+            signature: Signature::shared(schemes::TELEGRAM, "secret_token", &config.secret_token)?,
             bot_token: config.bot_token,
             bot_id,
-            api_base,
-            http,
+            api_base: base_url_or("api_base", api_base, "https://api.telegram.org")?,
+            sender: Sender::new(Self::NAME, deps.http.clone(), ERRORS),
         })
     }
-
-    /// The bot id, the numeric part of the bot token before `:`.
-    pub fn bot_id(&self) -> &str {
-        &self.bot_id
-    }
 }
 
-#[async_trait]
-impl Channel for Telegram {
-    fn name(&self) -> &'static str {
-        NAME
+impl Inbound for Telegram {
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
-    fn verify(&self, request: &WebhookRequest, _now_ms: i64) -> Result<(), VerifyError> {
-        let presented = request
-            .header(SECRET_HEADER)
-            .ok_or(VerifyError::Missing(SECRET_HEADER))?;
-        // Compare MACs of both values so that the comparison does not even leak
-        // the token's length.
-        let key = b"switchboard telegram secret token";
-        let expected = hmac_sha256(key, &[self.secret_token.expose().as_bytes()]);
-        let presented = hmac_sha256(key, &[presented.as_bytes()]);
-        if constant_time_eq(&expected, &presented) {
-            Ok(())
-        } else {
-            Err(VerifyError::BadSignature)
-        }
-    }
-
-    fn parse(&self, request: &WebhookRequest) -> Result<Vec<InboundMessage>, ParseError> {
-        let update: Update = serde_json::from_slice(&request.body)?;
-        let (message, edited) = match (update.message, update.edited_message) {
+    fn parse(&self, _: &WebhookRequest, verified: &Verified) -> Parsed {
+        let update: Value = serde_json::from_slice(&verified.body)?;
+        let update_id = int(&update, "/update_id");
+        let update_id = update_id.ok_or_else(|| invalid("update without an update_id"))?;
+        // callback_query, my_chat_member, channel_post, …: not customer messages.
+        let (message, edited) = match (update.get("message"), update.get("edited_message")) {
             (Some(message), _) => (message, false),
             (None, Some(message)) => (message, true),
-            // callback_query, my_chat_member, channel_post, …: not customer messages.
-            _ => {
-                tracing::debug!(
-                    channel = NAME,
-                    update_id = update.update_id,
-                    "update without a customer message"
-                );
-                return Ok(Vec::new());
-            }
+            _ => return Ok(Vec::new()),
         };
-        if message.from.as_ref().is_some_and(|from| from.is_bot) {
-            tracing::debug!(
-                channel = NAME,
-                update_id = update.update_id,
-                "dropped a bot's message"
-            );
+        let (Some(date), Some(chat)) = (int(message, "/date"), int(message, "/chat/id")) else {
+            return Err(invalid("message without a date or chat"));
+        };
+        let text = first_text(message, &["/text", "/caption"]).unwrap_or_default();
+        let attachments = attachments(message);
+        // Bots (ourselves) and service messages (members joining, pins, …) carry nothing a customer wrote.
+        let bot = message.pointer("/from/is_bot") == Some(&Value::Bool(true));
+        if bot || (text.is_empty() && attachments.is_empty()) {
             return Ok(Vec::new());
         }
-        Ok(self
-            .normalise(update.update_id, message, edited)
-            .into_iter()
-            .collect())
-    }
-
-    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        if reply.text.trim().is_empty() {
-            return Err(permanent(NAME, "empty reply text"));
-        }
-        let chat_id = match reply.conversation_id.parse::<i64>() {
-            Ok(id) => json!(id),
-            Err(_) => json!(reply.conversation_id),
+        let kind = match (edited, text.is_empty()) {
+            (true, _) => MessageKind::Edit,
+            (false, true) => MessageKind::Media,
+            (false, false) => MessageKind::Text,
         };
-        let thread_id = reply
-            .reply
-            .thread_id
-            .as_deref()
-            .and_then(|id| id.parse::<i64>().ok());
-        // The URL holds the bot token: it is never logged, and network errors
-        // are stripped of it (see `outbound::network_error`).
-        let url = format!(
-            "{}/bot{}/sendMessage",
-            self.api_base,
-            self.bot_token.expose()
-        );
-        for part in split_text(&reply.text, MAX_TEXT_UNITS) {
-            let mut body = json!({ "chat_id": chat_id, "text": part });
-            if let Some(thread_id) = thread_id {
-                body["message_thread_id"] = json!(thread_id);
-            }
-            let response = outbound::send(NAME, self.http.post(&url).json(&body)).await?;
-            let description = serde_json::from_slice::<ApiAnswer>(&response.body)
-                .ok()
-                .and_then(|answer| answer.description)
-                .unwrap_or_default();
-            let detail = format!(
-                "HTTP {} {}",
-                response.status.as_u16(),
-                outbound::clip(&description, 200)
-            );
-            if let Err(error) = outbound::check_status(NAME, response.status, detail.trim_end()) {
-                tracing::warn!(
-                    channel = NAME,
-                    reply_id = %reply.reply_id,
-                    status = response.status.as_u16(),
-                    transient = error.is_transient(),
-                    "sendMessage failed"
-                );
-                return Err(error);
-            }
-        }
-        tracing::info!(channel = NAME, reply_id = %reply.reply_id, "reply sent");
-        Ok(())
-    }
-}
-
-impl Telegram {
-    fn normalise(&self, update_id: i64, message: Message, edited: bool) -> Option<InboundMessage> {
-        let text = message
-            .text
-            .clone()
-            .or_else(|| message.caption.clone())
-            .unwrap_or_default();
-        let attachments = attachments(&message);
-        if text.is_empty() && attachments.is_empty() {
-            // Service messages (members joining, pinned messages, …) and content
-            // this module does not know carry nothing a person wrote.
-            tracing::debug!(
-                channel = NAME,
-                update_id,
-                "message without text or known media"
-            );
-            return None;
-        }
-        let kind = if edited {
-            MessageKind::Edit
-        } else if text.is_empty() {
-            MessageKind::Media
-        } else {
-            MessageKind::Text
-        };
-        let customer_id = match (&message.from, &message.sender_chat) {
-            (Some(from), _) => from.id.to_string(),
-            (None, Some(chat)) => chat.id.to_string(),
-            (None, None) => message.chat.id.to_string(),
-        };
+        let customer = int(message, "/from/id").or(int(message, "/sender_chat/id"));
         // An edit is dated by the edit, so the transcript shows when it happened.
-        let seconds = if edited {
-            message.edit_date.unwrap_or(message.date)
-        } else {
-            message.date
-        };
-        let thread_id = if message.is_topic_message {
-            message.message_thread_id.map(|id| id.to_string())
-        } else {
-            None
-        };
-        Some(InboundMessage {
-            channel: NAME.into(),
+        let seconds = int(message, "/edit_date")
+            .filter(|_| edited)
+            .unwrap_or(date);
+        let topic = message.get("is_topic_message") == Some(&Value::Bool(true));
+        let id = |at| int(message, at).map(|id| id.to_string());
+        Ok(vec![InboundMessage {
+            channel: Self::NAME.into(),
             account_id: self.bot_id.clone(),
-            customer_id,
-            customer_name: message.from.as_ref().and_then(User::display_name),
-            conversation_id: message.chat.id.to_string(),
+            customer_id: customer.unwrap_or(chat).to_string(),
+            customer_name: display_name(message.get("from")),
+            conversation_id: chat.to_string(),
             provider_message_id: update_id.to_string(),
             sent_at_ms: seconds.saturating_mul(1000),
             kind,
             text,
             attachments,
             reply: ReplyContext {
-                thread_id,
+                thread_id: id("/message_thread_id").filter(|_| topic),
+                message_id: id("/message_id"),
                 ..ReplyContext::default()
             },
-        })
+        }])
+    }
+
+    fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
+        let id = now_ms.rem_euclid(1 << 40);
+        let chat = id_value(customer);
+        json_request(&json!({ "update_id": id, "message": {
+            "message_id": id % 1_000_000, "date": now_ms / 1000, "text": text,
+            "from": { "id": chat, "is_bot": false, "first_name": "Sam" },
+            "chat": { "id": chat, "type": "private", "first_name": "Sam" } } }))
     }
 }
 
-fn attachments(message: &Message) -> Vec<Attachment> {
+#[async_trait]
+impl Outbound for Telegram {
+    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        let chat_id = id_value(&reply.conversation_id);
+        let context = &reply.reply;
+        let thread_id = parse_int(context.thread_id.as_deref());
+        // In a group, the answer quotes the question it answers.
+        let group = chat_id.as_i64().is_some_and(|id| id < 0);
+        let quoted = parse_int(context.message_id.as_deref()).filter(|_| group);
+        // The URL holds the bot token; the sender never logs URLs.
+        let (base, token) = (&self.api_base, self.bot_token.expose());
+        let url = format!("{base}/bot{token}/sendMessage");
+        self.sender
+            .send_text(reply, MAX_TEXT_UNITS, TextUnit::Utf16, |index, part| {
+                let mut body =
+                    json!({ "chat_id": chat_id, "text": part, "message_thread_id": thread_id });
+                if let (0, Some(message_id)) = (index, quoted) {
+                    body["reply_parameters"] =
+                        json!({ "message_id": message_id, "allow_sending_without_reply": true });
+                }
+                self.sender.post_json(&url, None, body)
+            })
+            .await
+    }
+}
+
+const FILE: MediaFields = MediaFields {
+    id: "/file_id",
+    url: "",
+    mime: "/mime_type",
+    name: "/file_name",
+};
+
+fn attachments(message: &Value) -> Vec<Attachment> {
+    let file = |kind, file: &Value| media(file, Some(kind), &FILE);
     let mut out = Vec::new();
-    let file = |kind, file: &File| Attachment {
-        kind,
-        provider_id: Some(file.file_id.clone()),
-        url: None,
-        mime_type: file.mime_type.clone(),
-        name: file.file_name.clone(),
-    };
     // Photos come in several sizes, smallest first; the largest is the one to look at.
-    if let Some(photo) = message.photo.last() {
-        out.push(file(AttachmentKind::Image, photo));
-    }
+    let photos = message.get("photo").and_then(Value::as_array);
+    out.extend(photos.and_then(|sizes| file(AttachmentKind::Image, sizes.last()?)));
     // Telegram sends a GIF both as `animation` and as `document`; keep one.
-    match (&message.animation, &message.document) {
-        (Some(animation), _) => out.push(file(AttachmentKind::Video, animation)),
-        (None, Some(document)) => {
-            let kind = document
-                .mime_type
-                .as_deref()
-                .map_or(AttachmentKind::File, kind_for_mime);
-            out.push(file(kind, document));
-        }
-        (None, None) => {}
+    if message.get("animation").is_none() {
+        out.extend(
+            message
+                .get("document")
+                .and_then(|doc| media(doc, None, &FILE)),
+        );
     }
-    for (kind, media) in [
-        (AttachmentKind::Audio, &message.voice),
-        (AttachmentKind::Audio, &message.audio),
-        (AttachmentKind::Video, &message.video),
-        (AttachmentKind::Video, &message.video_note),
-        (AttachmentKind::Sticker, &message.sticker),
+    for (key, kind) in [
+        ("animation", AttachmentKind::Video),
+        ("voice", AttachmentKind::Audio),
+        ("audio", AttachmentKind::Audio),
+        ("video", AttachmentKind::Video),
+        ("video_note", AttachmentKind::Video),
+        ("sticker", AttachmentKind::Sticker),
     ] {
-        if let Some(media) = media {
-            out.push(file(kind, media));
-        }
+        out.extend(message.get(key).and_then(|media| file(kind, media)));
     }
-    if let Some(location) = message
-        .venue
-        .as_ref()
-        .map(|venue| &venue.location)
-        .or(message.location.as_ref())
-    {
-        out.push(Attachment {
-            kind: AttachmentKind::Location,
-            provider_id: None,
-            // RFC 5870 geo URI.
-            url: Some(format!("geo:{},{}", location.latitude, location.longitude)),
-            mime_type: None,
-            name: message.venue.as_ref().map(|venue| venue.title.clone()),
-        });
+    let venue = message.get("venue");
+    let place = venue.and_then(|venue| venue.get("location"));
+    if let Some(at) = place.or(message.get("location")) {
+        let name = venue.and_then(|venue| text(venue, "/title"));
+        out.push(location(&at["latitude"], &at["longitude"], name));
     }
-    if let Some(contact) = &message.contact {
+    if let Some(contact) = message.get("contact") {
         out.push(Attachment {
             kind: AttachmentKind::Other,
             provider_id: None,
-            url: contact
-                .phone_number
-                .as_ref()
-                .map(|phone| format!("tel:{phone}")),
+            url: text(contact, "/phone_number").map(|phone| format!("tel:{phone}")),
             mime_type: Some("text/vcard".into()),
-            name: Some(contact.first_name.clone()),
+            name: text(contact, "/first_name"),
         });
     }
     out
 }
 
-/// Splits `text` into pieces of at most `max` UTF-16 code units (the unit in
-/// which Telegram measures a message), preferring to break after a newline or
-/// a space in the second half of a piece.
-fn split_text(text: &str, max: usize) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut rest = text;
-    loop {
-        let mut units = 0;
-        let mut hard = None;
-        for (at, ch) in rest.char_indices() {
-            units += ch.len_utf16();
-            if units > max {
-                // Always move on by at least one character.
-                hard = Some(if at == 0 { ch.len_utf8() } else { at });
-                break;
-            }
-        }
-        let Some(hard) = hard else { break };
-        let window = &rest[..hard];
-        let soft = window
-            .rfind('\n')
-            .or_else(|| window.rfind(' '))
-            .filter(|at| *at >= hard / 2)
-            .map(|at| at + 1);
-        let cut = soft.unwrap_or(hard);
-        parts.push(&rest[..cut]);
-        rest = &rest[cut..];
-    }
-    if !rest.is_empty() {
-        parts.push(rest);
-    }
-    parts
-}
-
-#[derive(Deserialize)]
-struct Update {
-    update_id: i64,
-    #[serde(default)]
-    message: Option<Message>,
-    #[serde(default)]
-    edited_message: Option<Message>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    date: i64,
-    #[serde(default)]
-    edit_date: Option<i64>,
-    chat: Chat,
-    #[serde(default)]
-    from: Option<User>,
-    #[serde(default)]
-    sender_chat: Option<Chat>,
-    #[serde(default)]
-    message_thread_id: Option<i64>,
-    #[serde(default)]
-    is_topic_message: bool,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    caption: Option<String>,
-    #[serde(default)]
-    photo: Vec<File>,
-    #[serde(default)]
-    document: Option<File>,
-    #[serde(default)]
-    animation: Option<File>,
-    #[serde(default)]
-    voice: Option<File>,
-    #[serde(default)]
-    audio: Option<File>,
-    #[serde(default)]
-    video: Option<File>,
-    #[serde(default)]
-    video_note: Option<File>,
-    #[serde(default)]
-    sticker: Option<File>,
-    #[serde(default)]
-    location: Option<Location>,
-    #[serde(default)]
-    venue: Option<Venue>,
-    #[serde(default)]
-    contact: Option<Contact>,
-}
-
-#[derive(Deserialize)]
-struct Chat {
-    id: i64,
-}
-
-#[derive(Deserialize)]
-struct User {
-    id: i64,
-    #[serde(default)]
-    is_bot: bool,
-    #[serde(default)]
-    first_name: Option<String>,
-    #[serde(default)]
-    last_name: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-}
-
-impl User {
-    fn display_name(&self) -> Option<String> {
-        let full = [self.first_name.as_deref(), self.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if !full.is_empty() {
-            return Some(full);
-        }
-        self.username
-            .as_deref()
-            .filter(|name| !name.is_empty())
-            .map(str::to_owned)
-    }
-}
-
-#[derive(Deserialize)]
-struct File {
-    file_id: String,
-    #[serde(default)]
-    mime_type: Option<String>,
-    #[serde(default)]
-    file_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Location {
-    latitude: f64,
-    longitude: f64,
-}
-
-#[derive(Deserialize)]
-struct Venue {
-    location: Location,
-    title: String,
-}
-
-#[derive(Deserialize)]
-struct Contact {
-    first_name: String,
-    #[serde(default)]
-    phone_number: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ApiAnswer {
-    #[serde(default)]
-    description: Option<String>,
+/// "First Last", else the username.
+fn display_name(user: Option<&Value>) -> Option<String> {
+    let user = user?;
+    let names = [text(user, "/first_name"), text(user, "/last_name")];
+    let full: Vec<String> = names
+        .into_iter()
+        .flatten()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let username = text(user, "/username").filter(|name| !name.is_empty());
+    (!full.is_empty()).then(|| full.join(" ")).or(username)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::{ParseError, VerifyError};
+
+    use crate::kit::build_request;
+
+    fn config(secret_token: &str, bot_token: &str) -> TelegramConfig {
+        TelegramConfig {
+            secret_token: secret_token.into(),
+            bot_token: bot_token.into(),
+            api_base: None,
+        }
+    }
 
     fn channel() -> Telegram {
         Telegram::new(
-            TelegramConfig {
-                secret_token: "s3cr3t_T0ken-x".into(),
-                bot_token: "123456789:AAE-example".into(),
-                api_base: None,
-            },
-            reqwest::Client::new(),
+            config("s3cr3t_T0ken-x", "123456789:AAE-example"),
+            &ChannelDeps::offline(),
         )
         .unwrap()
     }
@@ -518,11 +278,12 @@ mod tests {
                 token.to_owned(),
             ));
         }
-        WebhookRequest {
-            method: "POST".into(),
-            headers,
-            body: body.as_bytes().to_vec(),
-            ..Default::default()
+        build_request("POST", "/webhooks/telegram", &headers, body.to_owned()).unwrap()
+    }
+
+    impl Telegram {
+        fn parse_body(&self, request: &WebhookRequest) -> Result<Vec<InboundMessage>, ParseError> {
+            self.parse(request, &Verified::assume(request))
         }
     }
 
@@ -555,7 +316,7 @@ mod tests {
 
     #[test]
     fn text_message_is_normalised() {
-        let messages = channel().parse(&request(TEXT_UPDATE, None)).unwrap();
+        let messages = channel().parse_body(&request(TEXT_UPDATE, None)).unwrap();
         assert_eq!(messages.len(), 1);
         let message = &messages[0];
         assert_eq!(message.channel, "telegram");
@@ -571,7 +332,8 @@ mod tests {
         assert_eq!(message.kind, MessageKind::Text);
         assert_eq!(message.text, "/start");
         assert!(message.attachments.is_empty());
-        assert_eq!(message.reply, ReplyContext::default());
+        assert_eq!(message.reply.message_id.as_deref(), Some("1365"));
+        assert_eq!(message.reply.thread_id, None);
     }
 
     #[test]
@@ -579,7 +341,7 @@ mod tests {
         let body = r#"{"update_id":10001,"edited_message":{"date":1441645532,"edit_date":1441646600,
             "chat":{"id":-1001234,"type":"supergroup"},"message_id":1365,
             "from":{"id":42,"is_bot":false,"username":"only_username"},"text":"Edited text"}}"#;
-        let message = &channel().parse(&request(body, None)).unwrap()[0];
+        let message = &channel().parse_body(&request(body, None)).unwrap()[0];
         assert_eq!(message.kind, MessageKind::Edit);
         assert_eq!(message.text, "Edited text");
         assert_eq!(message.conversation_id, "-1001234");
@@ -596,7 +358,7 @@ mod tests {
             "document":{"file_id":"doc1","file_name":"invoice.pdf","mime_type":"application/pdf"},
             "voice":{"file_id":"voice1","mime_type":"audio/ogg","duration":3},
             "location":{"latitude":51.5,"longitude":-0.12}}}"#;
-        let message = &channel().parse(&request(body, None)).unwrap()[0];
+        let message = &channel().parse_body(&request(body, None)).unwrap()[0];
         assert_eq!(message.kind, MessageKind::Media);
         assert_eq!(message.text, "");
         let kinds: Vec<_> = message.attachments.iter().map(|a| a.kind).collect();
@@ -629,7 +391,7 @@ mod tests {
     fn caption_counts_as_text_and_stickers_are_kept() {
         let body = r#"{"update_id":8,"message":{"date":1,"chat":{"id":5},"from":{"id":5,"is_bot":false},
             "video":{"file_id":"v1","mime_type":"video/mp4","file_name":"clip.mp4"},"caption":"is this broken?"}}"#;
-        let message = &channel().parse(&request(body, None)).unwrap()[0];
+        let message = &channel().parse_body(&request(body, None)).unwrap()[0];
         assert_eq!(message.kind, MessageKind::Text);
         assert_eq!(message.text, "is this broken?");
         assert_eq!(message.attachments[0].kind, AttachmentKind::Video);
@@ -637,7 +399,7 @@ mod tests {
 
         let sticker = r#"{"update_id":9,"message":{"date":1,"chat":{"id":5},"from":{"id":5,"is_bot":false},
             "sticker":{"file_id":"st1","width":512,"height":512,"emoji":"👍"}}}"#;
-        let message = &channel().parse(&request(sticker, None)).unwrap()[0];
+        let message = &channel().parse_body(&request(sticker, None)).unwrap()[0];
         assert_eq!(message.kind, MessageKind::Media);
         assert_eq!(message.attachments[0].kind, AttachmentKind::Sticker);
         assert_eq!(message.attachments[0].provider_id.as_deref(), Some("st1"));
@@ -647,7 +409,7 @@ mod tests {
     fn topic_messages_keep_their_thread() {
         let body = r#"{"update_id":11,"message":{"date":1,"chat":{"id":-100},"from":{"id":5,"is_bot":false},
             "message_thread_id":77,"is_topic_message":true,"text":"hi"}}"#;
-        let message = &channel().parse(&request(body, None)).unwrap()[0];
+        let message = &channel().parse_body(&request(body, None)).unwrap()[0];
         assert_eq!(message.reply.thread_id.as_deref(), Some("77"));
     }
 
@@ -662,7 +424,10 @@ mod tests {
             r#"{"update_id":5,"message":{"date":1,"chat":{"id":1},"from":{"id":9,"is_bot":false},"new_chat_members":[]}}"#,
         ] {
             assert!(
-                telegram.parse(&request(body, None)).unwrap().is_empty(),
+                telegram
+                    .parse_body(&request(body, None))
+                    .unwrap()
+                    .is_empty(),
                 "{body}"
             );
         }
@@ -679,69 +444,43 @@ mod tests {
             r#"{"update_id":"x"}"#,
             r#"{"update_id":1,"message":{"date":1}}"#,
         ] {
-            assert!(telegram.parse(&request(body, None)).is_err(), "{body}");
+            assert!(telegram.parse_body(&request(body, None)).is_err(), "{body}");
         }
     }
 
     #[test]
     fn config_is_checked_without_echoing_secrets() {
-        let bad_token = Telegram::new(
-            TelegramConfig {
-                secret_token: "has space".into(),
-                bot_token: "1:a".into(),
-                api_base: None,
-            },
-            reqwest::Client::new(),
-        );
-        let bad_bot = Telegram::new(
-            TelegramConfig {
-                secret_token: "ok".into(),
-                bot_token: "nocolon-supersecret".into(),
-                api_base: None,
-            },
-            reqwest::Client::new(),
-        );
-        for error in [bad_token.err().unwrap(), bad_bot.err().unwrap()] {
-            let text = error.to_string();
+        let deps = ChannelDeps::offline();
+        let bad_token = Telegram::new(config("has space", "1:a"), &deps);
+        let bad_bot = Telegram::new(config("ok", "nocolon-supersecret"), &deps);
+        for Unusable(text) in [bad_token.err().unwrap(), bad_bot.err().unwrap()] {
             assert!(
                 !text.contains("supersecret") && !text.contains("has space"),
                 "{text}"
             );
         }
-        let deps_value = json!({ "secret_token": "ok", "bot_token": "1:a", "unknown": 1 });
-        assert!(settings::<TelegramConfig>(NAME, &deps_value).is_err());
+        let unknown = json!({ "secret_token": "ok", "bot_token": "1:a", "unknown": 1 });
+        assert!(serde_json::from_value::<TelegramConfig>(unknown).is_err());
     }
 
     #[test]
-    fn long_replies_are_split_on_spaces() {
-        let text = "word ".repeat(2000);
-        let parts = split_text(&text, MAX_TEXT_UNITS);
-        assert_eq!(parts.len(), 3);
-        assert!(
-            parts
-                .iter()
-                .all(|part| part.encode_utf16().count() <= MAX_TEXT_UNITS)
-        );
-        assert_eq!(parts.concat(), text);
-        assert_eq!(split_text("短", 1), ["短"]);
-        assert_eq!(split_text("长长长", 2), ["长长", "长"]);
-        assert!(split_text("", 10).is_empty());
+    fn the_message_id_is_kept_for_replies_beside_the_update_id() {
+        let message = &channel().parse_body(&request(TEXT_UPDATE, None)).unwrap()[0];
+        assert_eq!(message.provider_message_id, "10000");
+        assert_eq!(message.reply.message_id.as_deref(), Some("1365"));
     }
 
     #[test]
-    fn split_counts_utf16_units_like_telegram() {
-        // Each emoji is two UTF-16 units: 3000 of them need two messages.
-        let text = "😀".repeat(3000);
-        let parts = split_text(&text, MAX_TEXT_UNITS);
+    fn samples_are_signed_with_the_secret_token() {
+        let telegram = channel();
+        let mut sample = telegram.sample("42", "hello", 1_700_000_000_000);
+        assert!(telegram.verify(&sample, 0).is_err());
+        telegram.sign(&mut sample, 0).unwrap();
+        let verified = telegram.verify(&sample, 0).unwrap();
+        let message = &telegram.parse(&sample, &verified).unwrap()[0];
         assert_eq!(
-            parts
-                .iter()
-                .map(|part| part.encode_utf16().count())
-                .collect::<Vec<_>>(),
-            [4096, 1904]
+            (message.customer_id.as_str(), message.text.as_str()),
+            ("42", "hello")
         );
-        assert_eq!(parts.concat(), text);
-        // A character wider than the limit still goes out rather than looping.
-        assert_eq!(split_text("😀😀", 1), ["😀", "😀"]);
     }
 }

@@ -1,80 +1,39 @@
-//! Webchat: a generic signed JSON channel for a business's own web chat widget
-//! or app backend.
-//!
-//! # Integrating
-//!
-//! **Settings** (the `webchat` entry of the channel configuration):
-//!
-//! ```json
-//! { "signing_secret": "a long random string", "reply_url": "https://chat.example.com/switchboard/replies",
-//!   "account_id": "default", "replay_window_secs": 300 }
-//! ```
-//!
-//! `account_id` (default `"default"`) and `replay_window_secs` (default 300) are optional.
-//!
-//! **Sending customer messages.** Your backend (never the browser: the secret
-//! must stay on your server) POSTs JSON to `/webhooks/webchat` with:
-//!
-//! * `Content-Type: application/json`
-//! * `X-Switchboard-Timestamp`: the current unix time in seconds;
-//! * `X-Switchboard-Signature`: `v1=` followed by the lowercase hex
-//!   HMAC-SHA256, keyed with `signing_secret`, of the string
-//!   `"{timestamp}.{raw body}"`: the timestamp header's value, a dot, and the
-//!   body bytes exactly as sent.
-//!
-//! Requests more than `replay_window_secs` away from our clock (either way) are
-//! refused with 401, as are missing or wrong signatures.
-//!
-//! The body is one message, or `{"messages": [ … ]}` with up to 100:
-//!
-//! | field | required | meaning |
-//! |---|---|---|
-//! | `conversation_id` | yes | your chat or thread id; our replies name it |
-//! | `customer_id` | yes | your id for the customer |
-//! | `message_id` | yes | your unique id for this message; a resend with the same id is ignored |
-//! | `text` | yes | what the customer wrote (may be `""` when there are attachments) |
-//! | `customer_name` | no | display name for the agents |
-//! | `account_id` | no | your brand or site, when one deployment serves several; default from the settings |
-//! | `sent_at` | no | unix seconds; default: the timestamp header |
-//! | `attachments` | no | `[{"kind", "url", "mime_type", "name"}]`, every field optional; `kind` is one of `image`, `video`, `audio`, `file`, `sticker`, `location`, `other` (else guessed from `mime_type`) |
-//!
-//! A body that is not JSON or lacks a required field is answered with 400; an
-//! accepted one with `200 {"ok": true}`, once the messages are queued.
-//!
-//! **Receiving replies.** Switchboard POSTs each reply to `reply_url` as JSON
-//! `{"reply_id", "account_id", "conversation_id", "customer_id", "text"}`, signed
-//! exactly as above with the same secret and headers, so verify it the same way
-//! (and dedupe on `reply_id`, also sent as the `Idempotency-Key` header).
-//! Answer 2xx when you have it; a 429 or 5xx (or no answer within 15 s) is
-//! retried later, any other status is treated as a permanent refusal.
-//!
-//! In Python, signing and checking both come down to:
-//!
-//! ```text
-//! mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-//! hmac.compare_digest(header_value, "v1=" + mac)   # and abs(time.time() - timestamp) <= 300
-//! ```
+//! Webchat: a signed JSON channel for a business's own web chat widget or app
+//! backend. The integration guide (request and reply formats, signing) is the
+//! README's section "Web chat or your own app"; the scheme is
+//! [`schemes::WEBCHAT`], the same for customer messages and our replies.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use switchboard_domain::{
-    Attachment, AttachmentKind, InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret,
-    SendError,
+    Attachment, AttachmentKind, Clock, InboundMessage, MessageKind, OutboundReply, ReplyContext,
+    Secret, SendError,
 };
 
-use crate::outbound::{self, permanent};
-use crate::registry::{ChannelDeps, settings};
-use crate::verify::{check_replay_window, hex_signature_matches, hmac_sha256};
-use crate::{
-    Channel, ConfigError, ParseError, SharedChannel, VerifyError, WebhookRequest, kind_for_mime,
+use crate::kit::descriptor::build;
+use crate::kit::json::{invalid, json_request, text};
+use crate::kit::sender::http_url;
+use crate::kit::{
+    ChannelDeps, ChannelSpec, Function, Inbound, Outbound, ParseError, Parsed, RequestExt,
+    STATUS_ONLY, Sender, SettingsOf, Signature, Unusable, Verified, WebhookRequest, build_request,
+    kind_for_mime, nonce, permanent, schemes, unusable,
 };
 
-const NAME: &str = "webchat";
-pub const TIMESTAMP_HEADER: &str = "X-Switchboard-Timestamp";
-pub const SIGNATURE_HEADER: &str = "X-Switchboard-Signature";
-const DEFAULT_WINDOW_SECS: i64 = 300;
-const DEFAULT_ACCOUNT: &str = "default";
+pub const SPEC: ChannelSpec = ChannelSpec {
+    name: "webchat",
+    title: "Web chat or your own app",
+    function: Function::IngressIm,
+    settings: crate::settings! {
+        signing_secret: verify => "at least 16 characters; signs both directions",
+        reply_url: send("https://example.invalid/not-needed-to-check") => "where we POST replies",
+        account_id: optional => "default `default`",
+        replay_window_secs: optional => "default 300",
+    },
+    build: build::<Webchat>,
+    dev: |ctx| json!({ "signing_secret": ctx.secret("signing_secret"), "reply_url": ctx.stand_in }),
+};
+
 /// Most messages one request may carry.
 pub const MAX_BATCH: usize = 100;
 
@@ -82,138 +41,83 @@ pub const MAX_BATCH: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct WebchatConfig {
     pub signing_secret: Secret,
-    /// Where replies are POSTed.
     pub reply_url: String,
-    #[serde(default)]
     pub account_id: Option<String>,
-    #[serde(default)]
     pub replay_window_secs: Option<i64>,
 }
 
 pub struct Webchat {
-    signing_secret: Secret,
+    signature: Signature,
     reply_url: String,
     account_id: String,
-    window_secs: i64,
-    http: reqwest::Client,
+    sender: Sender,
 }
 
-/// Send-only settings, for checking requests without them.
-pub const CHECK_PLACEHOLDERS: &[(&str, &str)] =
-    &[("reply_url", "https://example.invalid/not-needed-to-check")];
+impl SettingsOf for Webchat {
+    const NAME: &'static str = "webchat";
+    type Settings = WebchatConfig;
 
-pub fn build(value: &serde_json::Value, deps: &ChannelDeps) -> Result<SharedChannel, ConfigError> {
-    let config: WebchatConfig = settings(NAME, value)?;
-    Ok(std::sync::Arc::new(Webchat::new(
-        config,
-        deps.http.clone(),
-    )?))
-}
-
-/// The signature header value for a body sent at `timestamp` (unix seconds):
-/// `v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`.
-pub fn sign(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
-    let timestamp = timestamp.to_string();
-    format!("v1={}", hex::encode(mac(secret, &timestamp, body)))
-}
-
-fn mac(secret: &Secret, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    hmac_sha256(
-        secret.expose().as_bytes(),
-        &[timestamp.as_bytes(), b".", body],
-    )
-}
-
-impl Webchat {
-    pub fn new(config: WebchatConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
-        let unusable = |detail: &str| ConfigError::Unusable {
-            channel: NAME.into(),
-            detail: detail.into(),
-        };
+    fn new(config: WebchatConfig, deps: &ChannelDeps) -> Result<Self, Unusable> {
         if config.signing_secret.expose().len() < 16 {
             return Err(unusable("signing_secret must be at least 16 characters"));
         }
-        let window_secs = config.replay_window_secs.unwrap_or(DEFAULT_WINDOW_SECS);
-        if window_secs <= 0 {
-            return Err(unusable("replay_window_secs must be positive"));
-        }
-        let account_id = config.account_id.unwrap_or_else(|| DEFAULT_ACCOUNT.into());
+        let account_id = config.account_id.unwrap_or_else(|| "default".into());
         if account_id.trim().is_empty() {
             return Err(unusable("account_id is empty"));
         }
-        let reply_url = outbound::http_url(NAME, "reply_url", &config.reply_url)?;
+        let signature =
+            Signature::shared(schemes::WEBCHAT, "signing_secret", &config.signing_secret)?;
         Ok(Self {
-            signing_secret: config.signing_secret,
-            reply_url,
+            signature: signature.window(config.replay_window_secs)?,
+            reply_url: http_url("reply_url", &config.reply_url)?,
             account_id,
-            window_secs,
-            http,
+            sender: Sender::new(Self::NAME, deps.http.clone(), STATUS_ONLY),
         })
     }
 }
 
-#[async_trait]
-impl Channel for Webchat {
-    fn name(&self) -> &'static str {
-        NAME
+impl Inbound for Webchat {
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
-    fn verify(&self, request: &WebhookRequest, now_ms: i64) -> Result<(), VerifyError> {
-        let signature = request
-            .header(SIGNATURE_HEADER)
-            .ok_or(VerifyError::Missing(SIGNATURE_HEADER))?;
-        let timestamp = request
-            .header(TIMESTAMP_HEADER)
-            .ok_or(VerifyError::Missing(TIMESTAMP_HEADER))?
-            .trim();
-        let seconds: i64 = timestamp
-            .parse()
-            .map_err(|_| VerifyError::Malformed(TIMESTAMP_HEADER))?;
-        let presented = signature
-            .trim()
-            .strip_prefix("v1=")
-            .ok_or(VerifyError::Malformed(SIGNATURE_HEADER))?;
-        if !hex_signature_matches(
-            &mac(&self.signing_secret, timestamp, &request.body),
-            presented,
-        ) {
-            return Err(VerifyError::BadSignature);
-        }
-        check_replay_window(seconds, now_ms, self.window_secs)
-    }
-
-    fn parse(&self, request: &WebhookRequest) -> Result<Vec<InboundMessage>, ParseError> {
-        let body: Value = serde_json::from_slice(&request.body)?;
-        let items = match body {
+    fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
+        let items = match serde_json::from_slice(&verified.body)? {
             Value::Object(mut object) => match object.remove("messages") {
                 Some(Value::Array(items)) => items,
-                Some(_) => return Err(ParseError::Invalid("messages must be an array".into())),
+                Some(_) => return Err(invalid("messages must be an array")),
                 None => vec![Value::Object(object)],
             },
-            _ => return Err(ParseError::Invalid("body must be a JSON object".into())),
+            _ => return Err(invalid("body must be a JSON object")),
         };
         if items.len() > MAX_BATCH {
-            return Err(ParseError::Invalid(format!(
+            return Err(invalid(&format!(
                 "at most {MAX_BATCH} messages per request"
             )));
         }
-        let header_seconds = request
-            .header(TIMESTAMP_HEADER)
-            .and_then(|value| value.trim().parse::<i64>().ok())
-            .unwrap_or_default();
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| {
-                let wire: WireMessage = serde_json::from_value(item)
-                    .map_err(|error| ParseError::Invalid(format!("message {index}: {error}")))?;
-                self.normalise(wire, header_seconds)
-                    .map_err(|detail| ParseError::Invalid(format!("message {index}: {detail}")))
-            })
-            .collect()
+        let timestamp = request
+            .header("X-Switchboard-Timestamp")
+            .and_then(|t| t.trim().parse::<i64>().ok());
+        let normalise = |(index, item): (usize, Value)| {
+            self.normalise(&item, timestamp.unwrap_or_default())
+                .map_err(|detail| ParseError::Invalid(format!("message {index}: {detail}")))
+        };
+        items.into_iter().enumerate().map(normalise).collect()
     }
 
+    fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
+        json_request(
+            &json!({ "conversation_id": format!("chat-{customer}"), "customer_id": customer,
+                              "message_id": format!("m-{now_ms}"), "text": text }),
+        )
+    }
+}
+
+#[async_trait]
+impl Outbound for Webchat {
+    /// POSTs the reply to `reply_url`, signed like the customers' messages.
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        let failed = |what: &str| permanent(Self::NAME, format!("reply could not be {what}"));
         let body = serde_json::to_vec(&WireReply {
             reply_id: &reply.reply_id,
             account_id: &reply.account_id,
@@ -221,137 +125,97 @@ impl Channel for Webchat {
             customer_id: &reply.customer_id,
             text: &reply.text,
         })
-        .map_err(|_| permanent(NAME, "reply could not be serialised"))?;
-        let timestamp = outbound::now_ms().div_euclid(1000);
-        let request = self
-            .http
-            .post(&self.reply_url)
-            .header("content-type", "application/json")
-            .header(TIMESTAMP_HEADER, timestamp.to_string())
-            .header(
-                SIGNATURE_HEADER,
-                sign(&self.signing_secret, timestamp, &body),
-            )
-            .header("idempotency-key", &reply.reply_id)
-            .body(body);
-        let response = outbound::send(NAME, request).await?;
-        let status = response.status;
-        match outbound::check_status(NAME, status, format!("HTTP {}", status.as_u16())) {
-            Ok(()) => {
-                tracing::info!(channel = NAME, reply_id = %reply.reply_id, "reply sent");
-                Ok(())
-            }
-            Err(error) => {
-                tracing::warn!(
-                    channel = NAME,
-                    reply_id = %reply.reply_id,
-                    status = status.as_u16(),
-                    transient = error.is_transient(),
-                    "reply_url refused the reply"
-                );
-                Err(error)
-            }
-        }
+        .map_err(|_| failed("serialised"))?;
+        let headers = [
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("idempotency-key".to_owned(), reply.reply_id.clone()),
+        ];
+        let mut request =
+            build_request("POST", &self.reply_url, &headers, body).map_err(|_| failed("built"))?;
+        let now_ms = switchboard_domain::SystemClock.now_ms();
+        self.signature
+            .sign(&mut request, &[], now_ms, &nonce())
+            .map_err(|_| failed("signed"))?;
+        let request = reqwest::Request::try_from(request).map_err(|_| failed("built"))?;
+        let call = reqwest::RequestBuilder::from_parts(self.sender.http().clone(), request);
+        self.sender.call(&reply.reply_id, call).await.map(|_| ())
     }
 }
 
 impl Webchat {
-    fn normalise(
-        &self,
-        wire: WireMessage,
-        header_seconds: i64,
-    ) -> Result<InboundMessage, &'static str> {
-        let required = |value: String, what: &'static str| {
-            if value.trim().is_empty() {
-                Err(what)
-            } else {
-                Ok(value)
-            }
+    fn normalise(&self, item: &Value, header_seconds: i64) -> Result<InboundMessage, String> {
+        let empty = Map::new();
+        let object = item.as_object().unwrap_or(&empty);
+        let field = |name: &str| match object.get(name) {
+            Some(Value::String(value)) => Ok(Some(value.clone())),
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => Err(format!("{name} must be a string")),
         };
-        let conversation_id = required(wire.conversation_id, "conversation_id is empty")?;
-        let customer_id = required(wire.customer_id, "customer_id is empty")?;
-        let message_id = required(wire.message_id, "message_id is empty")?;
-        let account_id = match wire.account_id {
-            Some(account) if !account.trim().is_empty() => account,
-            Some(_) => return Err("account_id is empty"),
-            None => self.account_id.clone(),
+        let required = |name: &str| match field(name)? {
+            Some(value) if !value.trim().is_empty() => Ok(value),
+            _ => Err(format!("{name} is missing or empty")),
         };
-        let attachments: Vec<Attachment> = wire
-            .attachments
-            .into_iter()
-            .map(WireAttachment::into_attachment)
-            .collect();
-        let kind = match (wire.text.trim().is_empty(), attachments.is_empty()) {
+        let (conversation_id, customer_id) =
+            (required("conversation_id")?, required("customer_id")?);
+        let message_id = required("message_id")?;
+        let text = field("text")?.ok_or("text is missing")?;
+        let account_id = match field("account_id")? {
+            Some(account) if account.trim().is_empty() => return Err("account_id is empty".into()),
+            account => account.unwrap_or_else(|| self.account_id.clone()),
+        };
+        let sent_at = match object.get("sent_at") {
+            None | Some(Value::Null) => header_seconds,
+            Some(value) => value.as_i64().ok_or("sent_at must be unix seconds")?,
+        };
+        let attachments: Vec<Attachment> = match object.get("attachments") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list.iter().map(attachment).collect(),
+            Some(_) => return Err("attachments must be an array".into()),
+        };
+        let kind = match (text.trim().is_empty(), attachments.is_empty()) {
             (false, _) => MessageKind::Text,
             (true, false) => MessageKind::Media,
-            (true, true) => return Err("message has neither text nor attachments"),
+            (true, true) => return Err("message has neither text nor attachments".into()),
         };
         Ok(InboundMessage {
-            channel: NAME.into(),
+            channel: Self::NAME.into(),
             account_id,
             customer_id,
-            customer_name: wire.customer_name.filter(|name| !name.trim().is_empty()),
+            customer_name: field("customer_name")?.filter(|name| !name.trim().is_empty()),
             conversation_id,
             provider_message_id: message_id,
-            sent_at_ms: wire.sent_at.unwrap_or(header_seconds).saturating_mul(1000),
+            sent_at_ms: sent_at.saturating_mul(1000),
             kind,
-            text: wire.text,
+            text,
             attachments,
             reply: ReplyContext::default(),
         })
     }
 }
 
-#[derive(Deserialize)]
-struct WireMessage {
-    #[serde(default)]
-    account_id: Option<String>,
-    conversation_id: String,
-    customer_id: String,
-    #[serde(default)]
-    customer_name: Option<String>,
-    message_id: String,
-    text: String,
-    #[serde(default)]
-    sent_at: Option<i64>,
-    #[serde(default)]
-    attachments: Vec<WireAttachment>,
-}
-
-#[derive(Deserialize)]
-struct WireAttachment {
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    mime_type: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-impl WireAttachment {
-    fn into_attachment(self) -> Attachment {
-        let named = match self.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            Some("image") => Some(AttachmentKind::Image),
-            Some("video") => Some(AttachmentKind::Video),
-            Some("audio") => Some(AttachmentKind::Audio),
-            Some("file") => Some(AttachmentKind::File),
-            Some("sticker") => Some(AttachmentKind::Sticker),
-            Some("location") => Some(AttachmentKind::Location),
-            Some("other") => Some(AttachmentKind::Other),
-            _ => None,
-        };
-        let kind = named
-            .or_else(|| self.mime_type.as_deref().map(kind_for_mime))
-            .unwrap_or(AttachmentKind::Other);
-        Attachment {
-            kind,
-            provider_id: None,
-            url: self.url,
-            mime_type: self.mime_type,
-            name: self.name,
-        }
+/// `{"kind", "url", "mime_type", "name"}`, every field optional.
+fn attachment(item: &Value) -> Attachment {
+    let named = match text(item, "/kind")
+        .map(|kind| kind.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("image") => Some(AttachmentKind::Image),
+        Some("video") => Some(AttachmentKind::Video),
+        Some("audio") => Some(AttachmentKind::Audio),
+        Some("file") => Some(AttachmentKind::File),
+        Some("sticker") => Some(AttachmentKind::Sticker),
+        Some("location") => Some(AttachmentKind::Location),
+        Some("other") => Some(AttachmentKind::Other),
+        _ => None,
+    };
+    let mime_type = text(item, "/mime_type");
+    let guessed = mime_type.as_deref().map(kind_for_mime);
+    Attachment {
+        kind: named.or(guessed).unwrap_or(AttachmentKind::Other),
+        provider_id: None,
+        url: text(item, "/url"),
+        mime_type,
+        name: text(item, "/name"),
     }
 }
 
@@ -366,9 +230,8 @@ struct WireReply<'a> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::kit::VerifyError;
 
     const SECRET: &str = "webchat-test-secret";
     const NOW_MS: i64 = 1_700_000_030_000;
@@ -378,44 +241,50 @@ mod tests {
     const KNOWN_SIGNATURE: &str =
         "v1=90b2970ce9cd2cbec04c3d59733e633588a4b5891a5795e21912eddacb7483b0";
 
+    fn config(secret: &str, url: &str) -> WebchatConfig {
+        WebchatConfig {
+            signing_secret: secret.into(),
+            reply_url: url.into(),
+            account_id: None,
+            replay_window_secs: None,
+        }
+    }
+
     fn channel() -> Webchat {
         Webchat::new(
-            WebchatConfig {
-                signing_secret: SECRET.into(),
-                reply_url: "https://chat.example.com/replies".into(),
-                account_id: None,
-                replay_window_secs: None,
-            },
-            reqwest::Client::new(),
+            config(SECRET, "https://chat.example.com/replies"),
+            &ChannelDeps::offline(),
         )
         .unwrap()
     }
 
     fn signed(body: &str, timestamp: i64) -> WebhookRequest {
-        WebhookRequest {
-            method: "POST".into(),
-            headers: vec![
-                ("Content-Type".into(), "application/json".into()),
-                ("X-Switchboard-Timestamp".into(), timestamp.to_string()),
-                (
-                    "X-Switchboard-Signature".into(),
-                    sign(&SECRET.into(), timestamp, body.as_bytes()),
-                ),
-            ],
-            body: body.as_bytes().to_vec(),
-            ..Default::default()
-        }
+        let mut request = json_request(&serde_json::from_str::<Value>(body).unwrap_or(Value::Null));
+        *request.body_mut() = body.to_owned().into();
+        channel().sign(&mut request, timestamp * 1000).unwrap();
+        request
+    }
+
+    fn parse(request: &WebhookRequest) -> Result<Vec<InboundMessage>, ParseError> {
+        channel().parse(request, &Verified::assume(request))
+    }
+
+    fn with_signature(mut request: WebhookRequest, value: &str) -> WebhookRequest {
+        request
+            .headers_mut()
+            .insert("x-switchboard-signature", value.parse().unwrap());
+        request
     }
 
     #[test]
     fn known_answer_vector() {
+        let request = signed(KNOWN_BODY, 1_700_000_000);
         assert_eq!(
-            sign(&SECRET.into(), 1_700_000_000, KNOWN_BODY.as_bytes()),
+            request.headers()["x-switchboard-signature"],
             KNOWN_SIGNATURE
         );
-        let request = signed(KNOWN_BODY, 1_700_000_000);
-        channel().verify(&request, NOW_MS).unwrap();
-        let messages = channel().parse(&request).unwrap();
+        let verified = channel().verify(&request, NOW_MS).unwrap();
+        let messages = channel().parse(&request, &verified).unwrap();
         assert_eq!(messages.len(), 1);
         let message = &messages[0];
         assert_eq!(message.channel, "webchat");
@@ -433,7 +302,9 @@ mod tests {
     fn bad_requests_are_refused() {
         let webchat = channel();
         let mut tampered = signed(KNOWN_BODY, 1_700_000_000);
-        tampered.body[5] ^= 1;
+        let mut bytes = tampered.body().to_vec();
+        bytes[5] ^= 1;
+        *tampered.body_mut() = bytes.into();
         assert!(matches!(
             webchat.verify(&tampered, NOW_MS),
             Err(VerifyError::BadSignature)
@@ -444,35 +315,38 @@ mod tests {
         ));
         assert!(
             webchat
-                .verify(&signed(KNOWN_BODY, 1_700_000_030 + 300), NOW_MS)
+                .verify(&signed(KNOWN_BODY, 1_700_000_030 + 60), NOW_MS)
                 .is_ok()
         );
-        assert!(
-            webchat
-                .verify(&signed(KNOWN_BODY, 1_700_000_030 + 301), NOW_MS)
-                .is_err()
-        );
+        assert!(matches!(
+            webchat.verify(&signed(KNOWN_BODY, 1_700_000_030 + 61), NOW_MS),
+            Err(VerifyError::Future { skew_secs: 60 })
+        ));
         let mut missing = signed(KNOWN_BODY, 1_700_000_000);
-        missing.headers.truncate(2);
+        missing.headers_mut().remove("x-switchboard-signature");
         assert!(matches!(
             webchat.verify(&missing, NOW_MS),
-            Err(VerifyError::Missing(SIGNATURE_HEADER))
+            Err(VerifyError::Missing("X-Switchboard-Signature"))
         ));
-        let mut wrong_version = signed(KNOWN_BODY, 1_700_000_000);
-        wrong_version.headers[2].1 = wrong_version.headers[2].1.replace("v1=", "v0=");
+        let good = signed(KNOWN_BODY, 1_700_000_000);
+        let v0 = good.headers()["x-switchboard-signature"]
+            .to_str()
+            .unwrap()
+            .replace("v1=", "v0=");
         assert!(matches!(
-            webchat.verify(&wrong_version, NOW_MS),
+            webchat.verify(&with_signature(good.clone(), &v0), NOW_MS),
             Err(VerifyError::Malformed(_))
         ));
         // A signature made with another secret.
-        let mut other = signed(KNOWN_BODY, 1_700_000_000);
-        other.headers[2].1 = sign(
-            &"another-secret-of-16".into(),
-            1_700_000_000,
-            KNOWN_BODY.as_bytes(),
-        );
+        let other = Webchat::new(
+            config("another-secret-of-16", "https://x.test"),
+            &ChannelDeps::offline(),
+        )
+        .unwrap();
+        let mut foreign = signed(KNOWN_BODY, 1_700_000_000);
+        other.sign(&mut foreign, 1_700_000_000_000).unwrap();
         assert!(matches!(
-            webchat.verify(&other, NOW_MS),
+            webchat.verify(&foreign, NOW_MS),
             Err(VerifyError::BadSignature)
         ));
     }
@@ -489,7 +363,7 @@ mod tests {
               ] }
         ]})
         .to_string();
-        let messages = channel().parse(&signed(&body, 1_700_000_000)).unwrap();
+        let messages = parse(&signed(&body, 1_700_000_000)).unwrap();
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].account_id, "shop-2");
         assert_eq!(messages[0].sent_at_ms, 1_700_000_000_000);
@@ -513,12 +387,7 @@ mod tests {
             Some("invoice.pdf")
         );
 
-        assert!(
-            channel()
-                .parse(&signed(r#"{"messages":[]}"#, 1))
-                .unwrap()
-                .is_empty()
-        );
+        assert!(parse(&signed(r#"{"messages":[]}"#, 1)).unwrap().is_empty());
     }
 
     #[test]
@@ -542,7 +411,12 @@ mod tests {
             too_many.as_str(),
         ] {
             assert!(
-                webchat.parse(&signed(body, 1_700_000_000)).is_err(),
+                webchat
+                    .parse(
+                        &signed(body, 1_700_000_000),
+                        &Verified::assume(&signed(body, 1))
+                    )
+                    .is_err(),
                 "{body}"
             );
         }
@@ -550,20 +424,19 @@ mod tests {
 
     #[test]
     fn config_is_checked() {
-        let config = |secret: &str, url: &str| WebchatConfig {
-            signing_secret: secret.into(),
-            reply_url: url.into(),
-            account_id: None,
-            replay_window_secs: None,
-        };
-        assert!(Webchat::new(config("short", "https://x.test"), reqwest::Client::new()).is_err());
-        assert!(Webchat::new(config(SECRET, "x.test/replies"), reqwest::Client::new()).is_err());
+        let deps = ChannelDeps::offline();
+        assert!(Webchat::new(config("short", "https://x.test"), &deps).is_err());
+        assert!(Webchat::new(config(SECRET, "x.test/replies"), &deps).is_err());
+        assert!(Webchat::new(config(SECRET, "https://x.test/replies"), &deps).is_ok());
+    }
+
+    #[test]
+    fn field_errors_name_the_field_not_its_value() {
+        let body = r#"{"conversation_id":"c","customer_id":"u","message_id":"m","text":"hi","sent_at":"my password is hunter2"}"#;
+        let error = parse(&signed(body, 1)).unwrap_err().to_string();
         assert!(
-            Webchat::new(
-                config(SECRET, "https://x.test/replies"),
-                reqwest::Client::new()
-            )
-            .is_ok()
+            error.contains("sent_at") && !error.contains("hunter2"),
+            "{error}"
         );
     }
 }

@@ -9,9 +9,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
-use switchboard_channels::email::OutboxTransport;
+use switchboard_channels::kit::build_request;
 use switchboard_channels::notify::{ChatWebhookConfig, ChatWebhookNotifier};
-use switchboard_channels::{ChannelDeps, SharedChannel, registry, webchat};
+use switchboard_channels::{ChannelDeps, SharedChannel, registry};
 use switchboard_domain::{
     AgentNotifier, ConversationKey, EscalationReason, EscalationTicket, Language, OutboundReply,
     ReplyContext, Secret, SendError, Tier,
@@ -94,17 +94,8 @@ async fn record(
     (status, [("content-type", "application/json")], answer)
 }
 
-fn deps() -> ChannelDeps {
-    ChannelDeps {
-        http: reqwest::Client::new(),
-        email: Arc::new(OutboxTransport::new(
-            std::env::temp_dir().join("switchboard-senders-unused"),
-        )),
-    }
-}
-
 fn channel(name: &str, settings: Value) -> SharedChannel {
-    registry::build(name, &settings, &deps()).unwrap()
+    registry::build(name, &settings, &ChannelDeps::offline()).unwrap()
 }
 
 fn reply(channel: &str, conversation: &str, thread: Option<&str>) -> OutboundReply {
@@ -155,6 +146,20 @@ async fn telegram_posts_send_message() {
         request.json(),
         json!({ "chat_id": -100777, "text": "Your order ships tomorrow. 明天发货。", "message_thread_id": 12 })
     );
+
+    // In a group, the answer quotes the customer's message (its message_id,
+    // not the update_id that deduplicates it); in a private chat it does not.
+    let mut quoting = reply("telegram", "-100777", None);
+    quoting.reply.message_id = Some("55".into());
+    telegram.send(&quoting).await.unwrap();
+    let body = server.take()[0].json();
+    assert_eq!(
+        body["reply_parameters"],
+        json!({ "message_id": 55, "allow_sending_without_reply": true })
+    );
+    quoting.conversation_id = "4242".into();
+    telegram.send(&quoting).await.unwrap();
+    assert_eq!(server.take()[0].json().get("reply_parameters"), None);
 
     // A username-style chat id goes as a string.
     telegram
@@ -299,10 +304,13 @@ async fn webchat_posts_signed_replies() {
         .parse()
         .unwrap();
     assert!((before..=before + 5).contains(&timestamp));
-    assert_eq!(
-        request.header("x-switchboard-signature").unwrap(),
-        webchat::sign(&Secret::new(secret), timestamp, &request.body)
-    );
+    let headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    let echoed = build_request("POST", "/", &headers, request.body.clone()).unwrap();
+    webchat.verify(&echoed, timestamp * 1000).unwrap();
 
     for (status, transient) in [
         (500, true),

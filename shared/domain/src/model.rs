@@ -92,6 +92,10 @@ pub struct ReplyContext {
     /// Thread to reply in (Slack `thread_ts`), when the message was threaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    /// The provider's own id of the customer's message (Telegram `message_id`),
+    /// which a reply can quote; the dedupe key may be another id (`update_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
     /// Email threading data; present for email channels only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailThread>,

@@ -13,17 +13,14 @@ use crate::session::{EscalationTicket, Session};
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Renders an error with its whole cause chain on one line, for logs and CLI
-/// messages. Causes that merely repeat the text before them are skipped (SDK
-/// errors often wrap their source's message).
+/// messages. Every error either prints its cause or exposes it as `source`,
+/// never both, so each cause appears once.
 pub fn error_chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
     text
@@ -201,12 +198,63 @@ impl SendError {
     pub fn is_transient(&self) -> bool {
         matches!(self, SendError::Transient { .. })
     }
+
+    /// How long the provider asked us to wait, when it said (`Retry-After`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        let SendError::Transient {
+            source: Some(source),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        source.downcast_ref::<RetryAfter>().map(|wait| wait.0)
+    }
 }
+
+/// The source of a transient [`SendError`] when the provider named a time to
+/// wait (HTTP `Retry-After`, Telegram's `retry_after`): queues may honour it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the provider asked to wait {} s", .0.as_secs())]
+pub struct RetryAfter(pub std::time::Duration);
 
 /// Sends a reply on the customer's channel.
 #[async_trait]
 pub trait ReplySender: Send + Sync {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError>;
+}
+
+/// An access token a provider issued and will expire (WeChat, WeCom, Feishu,
+/// DingTalk, X), shared by every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub value: crate::Secret,
+    /// Unix milliseconds after which the provider no longer accepts it.
+    pub expires_at_ms: i64,
+    /// Grows by one with every refresh; 0 before the first.
+    pub version: u64,
+}
+
+/// Shared storage of provider credentials, with a refresh lease so that one
+/// instance at a time asks the provider for a new token: some providers
+/// (WeChat) invalidate the previous token on every refresh.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<Credential>, StoreError>;
+    /// Takes the refresh lease for `key` as `owner` if the stored version is
+    /// still `seen_version` (0: nothing stored) and no other owner holds an
+    /// unexpired lease. `false`: someone else refreshes, or already did.
+    async fn lease_refresh(
+        &self,
+        key: &str,
+        owner: &str,
+        seen_version: u64,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Stores the new credential (its version is `seen_version + 1`) and ends
+    /// the lease, if `owner` still holds it; `Conflict` otherwise.
+    async fn put(&self, key: &str, owner: &str, credential: &Credential) -> Result<(), StoreError>;
 }
 
 /// Tells the agents about an escalation (email, chat webhook).

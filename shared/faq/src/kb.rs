@@ -80,7 +80,7 @@ impl KnowledgeBase {
     /// Parse the YAML format (see `sample/kb.yaml`): a list of entries, each with
     /// `id`, `question`, `answer` and/or `answers: {en: .., zh: ..}`, and `paraphrases`.
     pub fn from_yaml(text: &str) -> Result<Self, FaqError> {
-        let yaml_error = |err: serde_yaml::Error| {
+        let yaml_error = |err: serde_norway::Error| {
             let location = match err.location() {
                 Some(at) => format!("line {}", at.line()),
                 None => "yaml".to_string(),
@@ -91,15 +91,15 @@ impl KnowledgeBase {
             }
         };
         // Look at the shape first so that errors inside entries keep their line.
-        let shape: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
+        let shape: serde_norway::Value = serde_norway::from_str(text).map_err(yaml_error)?;
         let entries = match shape {
-            serde_yaml::Value::Mapping(_) => {
-                serde_yaml::from_str::<YamlDocument>(text)
+            serde_norway::Value::Mapping(_) => {
+                serde_norway::from_str::<YamlDocument>(text)
                     .map_err(yaml_error)?
                     .entries
             }
-            serde_yaml::Value::Null => Vec::new(),
-            _ => serde_yaml::from_str::<Vec<KbEntry>>(text).map_err(yaml_error)?,
+            serde_norway::Value::Null => Vec::new(),
+            _ => serde_norway::from_str::<Vec<KbEntry>>(text).map_err(yaml_error)?,
         };
         let mut kb = KnowledgeBase { entries };
         let ids: Vec<String> = kb.entries.iter().map(|e| e.id.clone()).collect();

@@ -5,6 +5,7 @@
 //! message. The ranking carries a confidence in [0, 1] that the routing policy
 //! turns into answer / answer and offer a person / hand over.
 
+#[cfg(feature = "cli")]
 pub mod cli;
 mod codec;
 pub mod eval;
@@ -31,7 +32,7 @@ pub enum FaqError {
     /// A knowledge base or query file could not be parsed; `location` is e.g. "line 3".
     #[error("{location}: {message}")]
     Parse { location: String, message: String },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]
@@ -41,6 +42,6 @@ pub enum FaqError {
     UnknownFormat(String),
     #[error("compiled matcher: {0}")]
     Corrupt(String),
-    #[error("cannot write output: {0}")]
+    #[error("cannot write output")]
     Write(#[from] std::io::Error),
 }

@@ -424,7 +424,8 @@ impl LinearModel {
 /// Turn the touched entries' scores into probabilities in place; every untouched
 /// entry has score 0. Returns the untouched entries' probability.
 fn softmax_in_place(scores: &mut [f32], touched: &[u32], entries: usize) -> f32 {
-    let untouched = (entries - touched.len()) as f32;
+    // Saturating: a slot whose score cancels back to exactly 0.0 is recorded twice.
+    let untouched = entries.saturating_sub(touched.len()) as f32;
     let mut max = if untouched > 0.0 { 0.0f32 } else { f32::MIN };
     for &c in touched {
         max = max.max(scores[c as usize]);

@@ -1,31 +1,14 @@
-//! One handler per kind of event, each a thin call into the pipeline.
+//! The queue consumers' handlers, each a thin call into the pipeline. (HTTP
+//! events go to the router, through `lambda_http`.)
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use switchboard_aws::message_body;
-use switchboard_channels::HttpReply;
 use switchboard_domain::BoxError;
 use switchboard_pipeline::JobError;
-use switchboard_pipeline::api::HttpApi;
 use switchboard_pipeline::notifier::EscalationNotifier;
 use switchboard_pipeline::worker::ConversationWorker;
 use tracing::error;
-
-use crate::http::{to_request, to_response};
-
-/// API Gateway → webhooks and the agents' API. Always answers: failures are
-/// HTTP statuses the provider understands (5xx makes it retry).
-pub async fn http(
-    api: &HttpApi,
-    event: LambdaEvent<ApiGatewayV2httpRequest>,
-) -> Result<ApiGatewayV2httpResponse, Error> {
-    let reply = match to_request(&event.payload) {
-        Ok((path, request)) => api.handle(&path, &request).await,
-        Err(bad) => HttpReply::error(400, "bad_request", bad.to_string()),
-    };
-    Ok(to_response(reply))
-}
 
 /// The inbound FIFO queue → the conversation worker. Retryable failures are
 /// reported so that SQS redelivers them (and holds the rest of their group);
@@ -68,7 +51,11 @@ pub async fn escalations(
 
 fn log_permanent(failure: JobError) -> JobError {
     if !failure.is_retryable() {
-        error!(error = %failure, "job cannot be processed; it goes to the dead-letter queue");
+        let error = switchboard_domain::error_chain(&failure);
+        error!(
+            error,
+            "job cannot be processed; it goes to the dead-letter queue"
+        );
     }
     failure
 }

@@ -1,17 +1,15 @@
-//! Switchboard on AWS Lambda: the events API Gateway and SQS deliver, turned
-//! into calls on the same pipeline the local server runs, and the wiring of
-//! DynamoDB, SQS, Secrets Manager and SMTP from the environment.
+//! Switchboard on AWS Lambda: the HTTP router served through `lambda_http`
+//! (API Gateway HTTP API v2 and Function URLs), and the SQS event handlers,
+//! both over the parts [`switchboard_app::aws`] builds.
 //!
-//! Each function's `main.rs` is three steps: `init_tracing()`, build its
-//! dependencies once with a function of [`wiring`], and run the matching
-//! handler of [`handlers`] for every event.
+//! Each function's `main.rs` is three steps: [`init_tracing`], build the parts
+//! with `switchboard_app::aws::from_environment`, and serve: [`serve_http`]
+//! for the ingress functions, `lambda_runtime::run` with a handler of
+//! [`handlers`] for the queue consumers.
 
-pub mod config;
 pub mod handlers;
-pub mod http;
-pub mod wiring;
 
-pub use config::FunctionConfig;
+pub use lambda_http::Error;
 
 /// JSON logs to stdout for CloudWatch, level from `RUST_LOG` (default info).
 pub fn init_tracing() {
@@ -23,4 +21,25 @@ pub fn init_tracing() {
         .with_current_span(false)
         .without_time() // CloudWatch stamps every line
         .init();
+}
+
+/// Serves the router to API Gateway (HTTP API, payload v2) or a Function URL.
+/// `lambda_http` decodes base64 bodies to their exact bytes.
+pub async fn serve_http(router: axum::Router) -> Result<(), Error> {
+    lambda_http::run(router).await
+}
+
+/// One invocation as `lambda_http` runs it: the event JSON (API Gateway HTTP
+/// API v2, or a Function URL) to the router and back to the response JSON.
+/// [`serve_http`] does this for every event; tests and tools call it directly.
+pub async fn invoke(
+    router: axum::Router,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, Error> {
+    use lambda_http::Service;
+    let request: lambda_http::request::LambdaRequest = serde_json::from_value(event)?;
+    let mut adapter = lambda_http::Adapter::from(router);
+    let event = lambda_http::LambdaEvent::new(request, lambda_http::Context::default());
+    let response = adapter.call(event).await?;
+    Ok(serde_json::to_value(response)?)
 }

@@ -1,28 +1,30 @@
-//! The Lambda handlers end to end, fed the event JSON API Gateway and SQS
-//! send, against DynamoDB Local and moto (started by `tests/services/aws.sh`),
-//! with a stand-in Telegram API and a real SMTP server.
+//! The Lambda functions end to end, fed the event JSON API Gateway and SQS
+//! send (HTTP through `lambda_http`, as the functions serve it), against
+//! DynamoDB Local and moto (started by `tests/services/aws.sh`), with a
+//! stand-in Telegram API and a real SMTP server. The parts are built by the
+//! AWS composition root, the channels read from the Secrets Manager secret.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::json;
-use switchboard_aws::{Clients, EventSourcePoller, QueueRef, WarmUp};
+use serde_json::{Value, json};
+use switchboard_app::config::{Channels, Config, EmailConfig, ServerConfig};
+use switchboard_aws::{Clients, EventSourcePoller, QueueRef};
+use switchboard_channels::email::{SmtpConfig, SmtpTls};
 use switchboard_e2e::{
-    SmtpSink, StandIn, TELEGRAM_BOT_TOKEN, TELEGRAM_SECRET, aws_test_endpoint, mail_header,
-    mail_text, telegram_update,
+    SmtpSink, StandIn, aws_test_endpoint, channel_settings, mail_header, mail_text, telegram_update,
 };
-use switchboard_lambda::{FunctionConfig, handlers, wiring};
+use switchboard_lambda::{handlers, invoke};
 
 /// An HTTP API v2 event for `POST /webhooks/telegram` with a signed update.
-fn api_gateway_event(body: &str) -> ApiGatewayV2httpRequest {
-    serde_json::from_value(json!({
+fn api_gateway_event(body: &str, secret_token: &str) -> Value {
+    json!({
         "version": "2.0",
         "routeKey": "POST /webhooks/{channel}",
         "rawPath": "/webhooks/telegram",
         "rawQueryString": "",
         "headers": {
             "content-type": "application/json",
-            "x-telegram-bot-api-secret-token": TELEGRAM_SECRET
+            "x-telegram-bot-api-secret-token": secret_token
         },
         "requestContext": {
             "accountId": "123456789012",
@@ -38,10 +40,8 @@ fn api_gateway_event(body: &str) -> ApiGatewayV2httpRequest {
         "pathParameters": { "channel": "telegram" },
         "body": body,
         "isBase64Encoded": false
-    }))
-    .unwrap()
+    })
 }
-
 async fn queue_ref(clients: &Clients, url: &str) -> QueueRef {
     let attributes = clients
         .sqs
@@ -57,24 +57,6 @@ async fn queue_ref(clients: &Clients, url: &str) -> QueueRef {
         url: url.to_owned(),
         arn,
     }
-}
-
-/// AWS clients of one function (its template logical id signs the calls),
-/// through the recording proxy; the environment it got is written beside the
-/// recorded calls so that the permissions check can map the template's
-/// resources to this test's tables and queues.
-async fn function_clients(
-    logical_id: &str,
-    env: &std::collections::HashMap<&str, String>,
-) -> Clients {
-    let calls = aws_test_endpoint("SWITCHBOARD_TEST_AWS_CALLS");
-    let context = json!({ "context": logical_id, "region": "us-east-1", "env": env });
-    let mut log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&calls)
-        .unwrap_or_else(|e| panic!("the recording proxy's call log {calls}: {e}"));
-    std::io::Write::write_all(&mut log, format!("{context}\n").as_bytes()).unwrap();
-    Clients::local_as(logical_id, &aws_test_endpoint("SWITCHBOARD_TEST_AWS_PROXY")).await
 }
 
 /// Receives one batch as Lambda's event source would, waiting for it.
@@ -102,14 +84,13 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
     let standin = StandIn::start().await;
     let smtp_dir = tempfile::tempdir().unwrap();
     let smtp = SmtpSink::start(smtp_dir.path());
-    let secret = json!({
-        "channels": { "telegram": {
-            "secret_token": TELEGRAM_SECRET,
-            "bot_token": TELEGRAM_BOT_TOKEN,
-            "api_base": format!("{}/telegram", standin.base)
-        }},
-        "admin_token": "admin"
-    });
+    let settings = channel_settings(&standin.base);
+    let secret =
+        json!({ "channels": { "telegram": settings["telegram"] }, "admin_token": "admin" });
+    let secret_token = settings["telegram"]["secret_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let secret_arn = clients
         .secrets
         .create_secret()
@@ -122,92 +103,63 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
         .unwrap()
         .to_owned();
 
-    let mut env: std::collections::HashMap<&str, String> = resources.to_env().into_iter().collect();
-    env.insert("SWITCHBOARD_SECRET_ARN", secret_arn);
-    env.insert("SWITCHBOARD_FROM_EMAIL", "support@shop.test".into());
-    env.insert("SWITCHBOARD_AGENTS_EMAIL", "agents@shop.test".into());
-    env.insert("SWITCHBOARD_SMTP_HOST", "127.0.0.1".into());
-    env.insert("SWITCHBOARD_SMTP_PORT", smtp.port.to_string());
-    env.insert("SWITCHBOARD_SMTP_TLS", "none".into());
-    let config = FunctionConfig::from_lookup(|name| env.get(name).cloned()).unwrap();
+    // The configuration as the template's variables and the secret make it.
+    let stored = switchboard_aws::load_json_secret(&clients.secrets, &secret_arn)
+        .await
+        .unwrap();
+    let config = Config {
+        aws: Some(switchboard_app::aws::aws_config(&resources, &secret_arn)),
+        channels: serde_json::from_value::<Channels>(stored["channels"].clone()).unwrap(),
+        server: ServerConfig {
+            admin_token: stored["admin_token"].as_str().map(Into::into),
+            ..ServerConfig::default()
+        },
+        email: EmailConfig {
+            from: "support@shop.test".into(),
+            agents: "agents@shop.test".into(),
+            smtp: Some(SmtpConfig {
+                host: "127.0.0.1".into(),
+                port: Some(smtp.port),
+                username: None,
+                password: None,
+                tls: SmtpTls::None,
+                timeout_secs: Some(10),
+            }),
+            ..EmailConfig::default()
+        },
+        ..Config::default()
+    };
 
-    // The three functions, wired and warmed up as their main.rs do, each
-    // signing its AWS calls as itself so that the recording proxy can check
-    // them against the template (tests/services/permissions.py).
-    let ingress_clients = function_clients("IngressImFunction", &env).await;
-    let worker_clients = function_clients("ConversationWorkerFunction", &env).await;
-    let notifier_clients = function_clients("EscalationNotifierFunction", &env).await;
-    let r = &config.resources;
-    let ingress_aws = wiring::connect_with(
-        config.clone(),
-        ingress_clients,
-        WarmUp {
-            dynamodb_table: Some(&r.idempotency_table),
-            sqs_queue_url: Some(&r.inbound_queue_url),
-        },
-    )
-    .await
-    .unwrap();
-    let worker_aws = wiring::connect_with(
-        config.clone(),
-        worker_clients.clone(),
-        WarmUp {
-            dynamodb_table: Some(&r.sessions_table),
-            sqs_queue_url: Some(&r.escalation_standard_queue_url),
-        },
-    )
-    .await
-    .unwrap();
-    let notifier_aws = wiring::connect_with(
-        config.clone(),
-        notifier_clients.clone(),
-        WarmUp {
-            dynamodb_table: Some(&r.idempotency_table),
-            sqs_queue_url: None,
-        },
-    )
-    .await
-    .unwrap();
-    let api = wiring::http_api(&ingress_aws, true).unwrap();
-    let worker = wiring::conversation_worker(&worker_aws).await.unwrap();
-    let notifier = wiring::escalation_notifier(&notifier_aws).unwrap();
-    // Lambda's event source mappings poll with the consuming function's role.
+    // The three functions, built as their main.rs do.
+    let aws = switchboard_app::aws::build(config, clients.clone()).unwrap();
+    let router = aws.app.router(true);
+    let worker = aws.app.worker(aws.knowledge_base().await.unwrap());
+    let notifier = aws.app.notifier.clone();
     let inbound = EventSourcePoller::new(
-        worker_clients.sqs.clone(),
+        clients.sqs.clone(),
         queue_ref(&clients, &resources.inbound_queue_url).await,
     );
     let escalations = EventSourcePoller::new(
-        notifier_clients.sqs.clone(),
+        clients.sqs.clone(),
         queue_ref(&clients, &resources.escalation_standard_queue_url).await,
     );
 
     // Ingress: API Gateway event in, 200 out, one message on the FIFO queue.
     let update = telegram_update(42_001, 4242, "What are your opening hours?").to_string();
-    let response = handlers::http(
-        &api,
-        LambdaEvent::new(api_gateway_event(&update), Context::default()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status_code, 200);
-    // The same delivery again (a provider retry) is acknowledged and not queued twice.
-    let retry = handlers::http(
-        &api,
-        LambdaEvent::new(api_gateway_event(&update), Context::default()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(retry.status_code, 200);
-
-    // A forged one is refused.
-    let mut forged = api_gateway_event(&update);
-    forged
-        .headers
-        .insert("x-telegram-bot-api-secret-token", "wrong".parse().unwrap());
-    let refused = handlers::http(&api, LambdaEvent::new(forged, Context::default()))
+    let response = invoke(router.clone(), api_gateway_event(&update, &secret_token))
         .await
         .unwrap();
-    assert_eq!(refused.status_code, 401);
+    assert_eq!(response["statusCode"], 200, "{response}");
+    // The same delivery again (a provider retry) is acknowledged and not queued twice.
+    let retry = invoke(router.clone(), api_gateway_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(retry["statusCode"], 200);
+    // A forged one is refused.
+    let refused = invoke(router.clone(), api_gateway_event(&update, "wrong"))
+        .await
+        .unwrap();
+    assert_eq!(refused["statusCode"], 401);
 
     // Worker: the SQS event in, the answer at the stand-in Telegram API.
     let batch = next_batch(&inbound).await;
@@ -233,13 +185,10 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
         "Do you sell replacement parts for the 1987 model?",
     )
     .to_string();
-    let response = handlers::http(
-        &api,
-        LambdaEvent::new(api_gateway_event(&update), Context::default()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status_code, 200);
+    let response = invoke(router.clone(), api_gateway_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200);
     let batch = next_batch(&inbound).await;
     let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
         .await

@@ -1,10 +1,8 @@
-//! The local process: the same pipeline as on AWS, on the embedded database,
-//! with the workers in-process, plus the `switchboard` command's tools.
+//! The `switchboard` command: the local server on the embedded database (the
+//! same router and pipeline as on AWS, workers in-process), and tools for
+//! channels, the knowledge base and the queues.
 
-pub mod app;
 pub mod check;
-pub mod config;
-pub mod dev;
 pub mod runner;
 pub mod server;
 pub mod simulate;

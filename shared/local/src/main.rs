@@ -5,11 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use switchboard_app::Config;
+use switchboard_app::local::load_knowledge_base;
+use switchboard_domain::error_chain;
 use switchboard_domain::{Clock, GapLog, Language, QueueName, SystemClock};
 use switchboard_faq::KnowledgeBase;
-use switchboard_local::app::load_knowledge_base;
-use switchboard_local::check::{self, CheckArgs, error_chain};
-use switchboard_local::config::Config;
+use switchboard_local::check::{self, CheckArgs};
 use switchboard_local::simulate::{self, SimulateArgs};
 use switchboard_pipeline::faq::Faq;
 use switchboard_sqlite::SqliteStore;
@@ -31,7 +32,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the local server: every webhook route, the workers, the embedded database.
-    Serve,
+    Serve {
+        /// Logs as JSON lines, or as text for people; `auto`: text on a terminal.
+        #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
+        log_format: LogFormat,
+    },
     /// Tools for channel set-up.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -57,9 +62,17 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
 #[derive(Subcommand)]
 enum WebhookCommand {
-    /// Verify and normalise one captured request offline. Exit 0: authentic; 1: rejected; 2: bad usage.
+    /// Verify and normalise one captured request offline. Exit 0: authentic; 1: not
+    /// authentic; 2: bad usage; 3: authentic but unreadable.
     Check(CheckArgs),
 }
 
@@ -108,8 +121,10 @@ enum QueueCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve);
-    init_tracing(serving);
+    init_tracing(match cli.command {
+        Command::Serve { log_format } => Some(log_format),
+        _ => None,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,14 +146,22 @@ fn main() -> ExitCode {
     })
 }
 
-fn init_tracing(serving: bool) {
+/// Serving: info and up, as JSON lines unless people read them on a
+/// terminal; other commands: warnings, as text.
+fn init_tracing(serving: Option<LogFormat>) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let default = if serving { "info" } else { "warn" };
+    let default = if serving.is_some() { "info" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if serving {
+    let json = match serving {
+        None | Some(LogFormat::Text) => false,
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Auto) => !std::io::stderr().is_terminal(),
+    };
+    if json {
         builder.json().with_current_span(false).init();
     } else {
         builder.init();
@@ -148,15 +171,15 @@ fn init_tracing(serving: bool) {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Serve => switchboard_local::server::serve(config).await?,
+        Command::Serve { .. } => switchboard_local::server::serve(config).await?,
         Command::Webhook(WebhookCommand::Check(args)) => {
             return Ok(match check::check(&args) {
-                Ok((report, authentic)) => {
+                Ok((report, verdict)) => {
                     println!("{}", serde_json::to_string_pretty(&report)?);
-                    ExitCode::from(if authentic { 0 } else { 1 })
+                    ExitCode::from(verdict as u8)
                 }
                 Err(usage) => {
-                    eprintln!("error: {usage}");
+                    eprintln!("error: {}", error_chain(&usage));
                     ExitCode::from(2)
                 }
             });

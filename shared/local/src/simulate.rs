@@ -1,25 +1,26 @@
 //! `switchboard simulate`: posts a correctly signed sample webhook to a
-//! running server, so a newcomer can watch the whole loop.
+//! running server, so a newcomer can watch the whole loop. The request is the
+//! channel's own sample, signed with the channel's own scheme.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
-use switchboard_channels::verify::hmac_sha256;
-use switchboard_domain::{Clock, SystemClock};
-
-use crate::config::Config;
-use crate::dev::DevSecrets;
+use serde_json::Value;
+use switchboard_app::Config;
+use switchboard_app::local::DevSecrets;
+use switchboard_channels::{ChannelDeps, SharedChannel, Verified, registry};
+use switchboard_domain::{Clock, SessionStatus, SessionStore, SystemClock};
+use switchboard_sqlite::SqliteStore;
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// telegram, slack, webchat or mailgun.
+    /// The channel, as in /webhooks/{channel} (see README: Channels).
     #[arg(long)]
     pub channel: String,
     /// What the customer writes.
     #[arg(long)]
     pub text: String,
-    /// The customer's id on the channel (an email address for mailgun).
+    /// The customer's id on the channel (an email address for email channels).
     #[arg(long)]
     pub customer: Option<String>,
     /// Server base URL; defaults to the configured public URL.
@@ -30,207 +31,74 @@ pub struct SimulateArgs {
     pub wait: u64,
 }
 
-/// A signed request, ready to post.
-pub struct SignedRequest {
-    pub content_type: &'static str,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// The string value of a channel setting, from the config or development secrets.
-fn setting(config: &Config, channel: &str, key: &str) -> anyhow::Result<String> {
-    if let Some(value) = config
-        .channels
-        .0
-        .get(channel)
-        .and_then(|c| c.get(key))
-        .and_then(Value::as_str)
-    {
-        return Ok(value.to_owned());
+/// The channel as the server runs it: configured, else development mode's.
+fn channel(config: &Config, name: &str) -> anyhow::Result<(SharedChannel, Option<DevSecrets>)> {
+    if registry::spec(name).is_none() {
+        let known: Vec<_> = registry::known_channels().collect();
+        bail!("unknown channel {name:?}; one of {}", known.join(", "));
     }
-    if config.is_development() {
-        let secrets = DevSecrets::load(&config.data_dir)
+    let (settings, dev) = if config.is_development() {
+        let dev = DevSecrets::load(&config.data_dir)
             .context("no development secrets yet: start `switchboard serve` first")?;
-        let dev = secrets.channel_settings(&config.public_url(), &config.email.from);
-        if let Some(value) = dev
-            .get(channel)
-            .and_then(|c| c.get(key))
-            .and_then(Value::as_str)
-        {
-            return Ok(value.to_owned());
-        }
-    }
-    bail!("channel {channel} has no {key} configured")
-}
-
-/// Builds the sample webhook a provider would send for this message.
-pub fn sample_request(
-    config: &Config,
-    channel: &str,
-    customer: &str,
-    text: &str,
-    now_secs: i64,
-) -> anyhow::Result<SignedRequest> {
-    let unique = now_secs * 1000 + i64::from(rand::random::<u16>() % 1000);
-    Ok(match channel {
-        "telegram" => {
-            let customer_id: i64 = customer
-                .parse()
-                .context("a telegram customer id is a number")?;
-            let body = json!({
-                "update_id": unique,
-                "message": {
-                    "message_id": unique % 1_000_000,
-                    "from": { "id": customer_id, "is_bot": false, "first_name": "Sam" },
-                    "chat": { "id": customer_id, "type": "private", "first_name": "Sam" },
-                    "date": now_secs,
-                    "text": text,
-                }
-            });
-            SignedRequest {
-                content_type: "application/json",
-                headers: vec![(
-                    "X-Telegram-Bot-Api-Secret-Token".into(),
-                    setting(config, "telegram", "secret_token")?,
-                )],
-                body: body.to_string().into_bytes(),
-            }
-        }
-        "slack" => {
-            let body = json!({
-                "token": "sample",
-                "team_id": "T0SAMPLE",
-                "api_app_id": "A0SAMPLE",
-                "type": "event_callback",
-                "event_id": format!("Ev{unique}"),
-                "event_time": now_secs,
-                "event": {
-                    "type": "message",
-                    "channel": format!("D{customer}"),
-                    "channel_type": "im",
-                    "user": customer,
-                    "text": text,
-                    "ts": format!("{now_secs}.{:06}", unique % 1_000_000),
-                }
-            })
-            .to_string();
-            let secret = setting(config, "slack", "signing_secret")?;
-            let timestamp = now_secs.to_string();
-            let mac = hmac_sha256(
-                secret.as_bytes(),
-                &[b"v0:", timestamp.as_bytes(), b":", body.as_bytes()],
-            );
-            SignedRequest {
-                content_type: "application/json",
-                headers: vec![
-                    ("X-Slack-Request-Timestamp".into(), timestamp),
-                    (
-                        "X-Slack-Signature".into(),
-                        format!("v0={}", hex::encode(mac)),
-                    ),
-                ],
-                body: body.into_bytes(),
-            }
-        }
-        "webchat" => {
-            let body = json!({
-                "conversation_id": format!("chat-{customer}"),
-                "customer_id": customer,
-                "message_id": format!("m-{unique}"),
-                "text": text,
-            })
-            .to_string();
-            let secret = setting(config, "webchat", "signing_secret")?;
-            let timestamp = now_secs.to_string();
-            let mac = hmac_sha256(
-                secret.as_bytes(),
-                &[timestamp.as_bytes(), b".", body.as_bytes()],
-            );
-            SignedRequest {
-                content_type: "application/json",
-                headers: vec![
-                    ("X-Switchboard-Timestamp".into(), timestamp),
-                    (
-                        "X-Switchboard-Signature".into(),
-                        format!("v1={}", hex::encode(mac)),
-                    ),
-                ],
-                body: body.into_bytes(),
-            }
-        }
-        "mailgun" => {
-            let key = setting(config, "mailgun", "signing_key")?;
-            let recipient = setting(config, "mailgun", "from_address")
-                .unwrap_or_else(|_| config.email.from.clone());
-            let timestamp = now_secs.to_string();
-            let token = format!("{:050}", unique);
-            let signature = hex::encode(hmac_sha256(
-                key.as_bytes(),
-                &[timestamp.as_bytes(), token.as_bytes()],
-            ));
-            let message_id = format!("<sample-{unique}@customer.example>");
-            let headers = json!([
-                ["From", customer],
-                ["To", recipient],
-                ["Subject", "Question"],
-                ["Message-Id", message_id],
-            ])
-            .to_string();
-            let body = form_encode(&[
-                ("sender", customer),
-                ("from", customer),
-                ("recipient", &recipient),
-                ("subject", "Question"),
-                ("body-plain", text),
-                ("stripped-text", text),
-                ("message-headers", &headers),
-                ("Message-Id", &message_id),
-                ("timestamp", &timestamp),
-                ("token", &token),
-                ("signature", &signature),
-            ]);
-            SignedRequest {
-                content_type: "application/x-www-form-urlencoded",
-                headers: vec![],
-                body: body.into_bytes(),
-            }
-        }
-        other => bail!("simulate knows telegram, slack, webchat and mailgun, not {other:?}"),
-    })
-}
-
-fn form_encode(pairs: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
+        (
+            dev.channel_settings(&config.public_url(), &config.email.from),
+            Some(dev),
+        )
+    } else {
+        (config.channels.0.clone(), None)
+    };
+    let settings = settings
+        .get(name)
+        .with_context(|| format!("channel {name} is not configured"))?;
+    let channel = registry::build(name, settings, &ChannelDeps::offline())?;
+    Ok((channel, dev))
 }
 
 /// Posts the sample and, in development mode, waits for and prints the reply.
 pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
-    let default_customer = if args.channel == "mailgun" {
+    let (channel, dev) = channel(config, &args.channel)?;
+    let is_email = registry::spec(&args.channel)
+        .is_some_and(|spec| spec.function == switchboard_channels::kit::Function::IngressEmail);
+    let default_customer = if is_email {
         "customer@example.com"
     } else {
         "10001"
     };
     let customer = args.customer.as_deref().unwrap_or(default_customer);
     let base = args.server.clone().unwrap_or_else(|| config.public_url());
-    let request = sample_request(
-        config,
-        &args.channel,
-        customer,
-        &args.text,
-        SystemClock.now_ms() / 1000,
-    )?;
+    let now_ms = SystemClock.now_ms();
+    let mut request = channel.sample(customer, &args.text, now_ms);
+    let query = request
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let url = format!("{base}/webhooks/{}{query}", args.channel);
+    request
+        .extensions_mut()
+        .insert(switchboard_channels::PublicUrl(url.clone()));
+    channel.sign(&mut request, now_ms)?;
+    let message = channel
+        .parse(&request, &Verified::assume(&request))
+        .ok()
+        .and_then(|mut messages| messages.pop());
+
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let before = dev_reply_count(&client, &base).await;
-
+    let token = config
+        .server
+        .admin_token
+        .as_ref()
+        .map(|t| t.expose().to_owned())
+        .or_else(|| dev.as_ref().map(|dev| dev.admin_token.clone()));
+    let before = dev_replies(&client, &base, token.as_deref())
+        .await
+        .map(|r| r.len());
     let mut post = client
-        .post(format!("{base}/webhooks/{}", args.channel))
-        .header("content-type", request.content_type)
-        .body(request.body);
-    for (name, value) in &request.headers {
+        .request(request.method().clone(), &url)
+        .body(request.body().clone());
+    for (name, value) in request.headers() {
         post = post.header(name, value);
     }
     let response = post
@@ -247,20 +115,18 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
         println!("(replies go to the configured provider; development mode shows them here)");
         return Ok(());
     };
-    if args.channel == "mailgun" {
-        println!(
-            "email replies are written to {}",
-            config.data_dir.join("outbox").display()
-        );
+    if is_email {
+        let outbox = config.data_dir.join("outbox");
+        println!("email replies are written to {}", outbox.display());
         return Ok(());
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
     while std::time::Instant::now() < deadline {
-        if let Some(replies) = dev_replies(&client, &base).await
+        if let Some(replies) = dev_replies(&client, &base, token.as_deref()).await
             && replies.len() > before
         {
             for reply in &replies[before..] {
-                let text = reply["payload"]["text"].as_str().unwrap_or_default();
+                let text = reply_text(&reply["payload"]);
                 println!(
                     "reply on {}: {text}",
                     reply["channel"].as_str().unwrap_or_default()
@@ -270,22 +136,46 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Why nothing came: most often, a person has the conversation.
+    if let Some(message) = message
+        && let Ok(store) = SqliteStore::open(&config.database_path())
+        && let Ok(Some(session)) = store.load(&message.conversation_key()).await
+        && session.status == SessionStatus::Escalated
+    {
+        println!(
+            "no reply from the bot: conversation {} is with a person, so the bot only forwards \
+             messages to the agents (see {}). An agent answers with POST /api/conversations/{}/reply.",
+            session.key,
+            config.data_dir.join("outbox").display(),
+            session.key
+        );
+        return Ok(());
+    }
     bail!("no reply within {} s", args.wait)
 }
 
-async fn dev_replies(client: &reqwest::Client, base: &str) -> Option<Vec<Value>> {
-    let response = client
-        .get(format!("{base}/dev/replies"))
-        .send()
-        .await
-        .ok()?;
+/// The text of a recorded reply, whatever the provider's body shape.
+fn reply_text(payload: &Value) -> String {
+    ["/text", "/text/content", "/messages/0/text", "/content"]
+        .iter()
+        .find_map(|pointer| payload.pointer(pointer).and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn dev_replies(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+) -> Option<Vec<Value>> {
+    let mut request = client.get(format!("{base}/dev/replies"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.ok()?;
     if !response.status().is_success() {
         return None;
     }
     let value: Value = response.json().await.ok()?;
     value["replies"].as_array().cloned()
-}
-
-async fn dev_reply_count(client: &reqwest::Client, base: &str) -> Option<usize> {
-    dev_replies(client, base).await.map(|r| r.len())
 }

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_channels::{Channel, HttpReply, ParseError, Registry, VerifyError, WebhookRequest};
+use switchboard_channels::kit::reply;
+use switchboard_channels::{
+    HttpReply, ParseError, Registry, SharedChannel, Verified, VerifyError, WebhookRequest,
+};
 use switchboard_domain::{
     Claim, Clock, IdempotencyStore, InboundMessage, QueueError, QueueItem, QueueName,
     QueueProducer, StoreError,
@@ -14,6 +17,10 @@ use crate::DEDUPE_RETENTION_MS;
 
 /// Largest webhook body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Bodies larger than this are verified and parsed off the async runtime's
+/// threads, so that a slow parse cannot hold up other requests.
+const BLOCKING_ADMISSION_BYTES: usize = 64 * 1024;
 
 /// How long one ingress attempt owns a message id before a retry may take over.
 const CLAIM_LEASE_MS: i64 = 30_000;
@@ -28,15 +35,27 @@ pub enum IngressError {
     #[error("body of {0} bytes exceeds the {MAX_BODY_BYTES} byte limit")]
     TooLarge(usize),
     #[error("request not verified: {0}")]
-    Unauthorized(#[from] VerifyError),
+    Unauthorized(VerifyError),
     #[error("request body unreadable: {0}")]
-    BadRequest(#[from] ParseError),
+    BadRequest(ParseError),
     #[error("could not record the message")]
-    Store(#[from] StoreError),
+    Store(#[source] StoreError),
     #[error("could not queue the message")]
-    Queue(#[from] QueueError),
+    Queue(#[source] QueueError),
     #[error("a concurrent delivery of the same message is still being queued")]
     StillInProgress,
+}
+
+impl From<StoreError> for IngressError {
+    fn from(error: StoreError) -> Self {
+        IngressError::Store(error)
+    }
+}
+
+impl From<QueueError> for IngressError {
+    fn from(error: QueueError) -> Self {
+        IngressError::Queue(error)
+    }
 }
 
 impl IngressError {
@@ -52,7 +71,7 @@ impl IngressError {
                 (503, "unavailable")
             }
         };
-        HttpReply::error(status, code, self.to_string())
+        reply::error(status, code, self.to_string())
     }
 }
 
@@ -60,24 +79,49 @@ impl IngressError {
 #[derive(Debug)]
 pub enum Admitted {
     Handshake(HttpReply),
-    Messages(Vec<InboundMessage>),
+    Messages {
+        messages: Vec<InboundMessage>,
+        verified: Verified,
+    },
 }
 
 /// Size limit, handshake, verification and parsing: everything ingress checks
 /// before it stores anything. `switchboard webhook check` runs exactly this.
 pub fn admit(
-    channel: &dyn Channel,
+    channel: &dyn switchboard_channels::Channel,
     request: &WebhookRequest,
     now_ms: i64,
 ) -> Result<Admitted, IngressError> {
-    if request.body.len() > MAX_BODY_BYTES {
-        return Err(IngressError::TooLarge(request.body.len()));
+    if request.body().len() > MAX_BODY_BYTES {
+        return Err(IngressError::TooLarge(request.body().len()));
     }
-    if let Some(handshake) = channel.handshake(request, now_ms)? {
+    if let Some(handshake) = channel
+        .handshake(request, now_ms)
+        .map_err(IngressError::Unauthorized)?
+    {
         return Ok(Admitted::Handshake(handshake));
     }
-    channel.verify(request, now_ms)?;
-    Ok(Admitted::Messages(channel.parse(request)?))
+    let verified = channel
+        .verify(request, now_ms)
+        .map_err(IngressError::Unauthorized)?;
+    let messages = channel
+        .parse(request, &verified)
+        .map_err(IngressError::BadRequest)?;
+    Ok(Admitted::Messages { messages, verified })
+}
+
+/// [`admit`], off the async runtime's threads when the body is large.
+async fn admit_off_runtime(
+    channel: SharedChannel,
+    request: WebhookRequest,
+    now_ms: i64,
+) -> Result<Admitted, IngressError> {
+    if request.body().len() <= BLOCKING_ADMISSION_BYTES {
+        return admit(channel.as_ref(), &request, now_ms);
+    }
+    tokio::task::spawn_blocking(move || admit(channel.as_ref(), &request, now_ms))
+        .await
+        .unwrap_or_else(|_| Err(IngressError::StillInProgress))
 }
 
 pub struct Ingress {
@@ -111,19 +155,27 @@ impl Ingress {
     }
 
     /// Handles one webhook request and always produces an answer for the provider.
-    pub async fn handle(&self, channel_name: &str, request: &WebhookRequest) -> HttpReply {
+    pub async fn handle(&self, channel_name: &str, request: WebhookRequest) -> HttpReply {
         let started = std::time::Instant::now();
         let reply = match self.accept(channel_name, request).await {
             Ok(reply) => reply,
             Err(error) => {
                 let reply = error.to_reply();
-                warn!(channel = channel_name, status = reply.status, error = %error, "webhook rejected");
+                // The error names what failed (a kind and a position for
+                // unreadable bodies), never the body's text.
+                let error = switchboard_domain::error_chain(&error);
+                warn!(
+                    channel = channel_name,
+                    status = reply.status().as_u16(),
+                    error,
+                    "webhook rejected"
+                );
                 reply
             }
         };
         info!(
             channel = channel_name,
-            status = reply.status,
+            status = reply.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "webhook handled"
         );
@@ -133,22 +185,87 @@ impl Ingress {
     pub async fn accept(
         &self,
         channel_name: &str,
-        request: &WebhookRequest,
+        request: WebhookRequest,
     ) -> Result<HttpReply, IngressError> {
         let channel = self
             .channels
             .get(channel_name)
-            .ok_or_else(|| IngressError::UnknownChannel(channel_name.to_owned()))?;
-        match admit(channel.as_ref(), request, self.clock.now_ms())? {
+            .ok_or_else(|| IngressError::UnknownChannel(channel_name.to_owned()))?
+            .clone();
+        let now_ms = self.clock.now_ms();
+        let keep_nonce_ms = channel.scheme().window().map_or(DEDUPE_RETENTION_MS, |w| {
+            (w.max_age_secs + w.max_future_secs + 60).saturating_mul(1000)
+        });
+        match admit_off_runtime(channel.clone(), request, now_ms).await? {
             Admitted::Handshake(reply) => {
                 info!(channel = channel_name, "handshake answered");
                 Ok(reply)
             }
-            Admitted::Messages(messages) => {
+            Admitted::Messages { messages, verified } => {
+                let nonce = self.spend_nonce(channel_name, &verified).await?;
                 for message in &messages {
-                    self.enqueue_once(message).await?;
+                    if let Err(error) = self.enqueue_once(message).await {
+                        self.release(&nonce).await;
+                        return Err(error);
+                    }
+                }
+                let keep_until = self.clock.now_ms().saturating_add(keep_nonce_ms);
+                for key in &nonce {
+                    if let Err(error) = self.idempotency.complete(key, keep_until).await {
+                        warn!(error = %error, "could not record a spent nonce");
+                    }
                 }
                 Ok(channel.acknowledge())
+            }
+        }
+    }
+
+    /// Refuses a nonce (Mailgun's token) seen before with another body. The
+    /// same request delivered again is let through: dedupe drops its messages.
+    /// Returns the keys to complete once the messages are queued.
+    async fn spend_nonce(
+        &self,
+        channel_name: &str,
+        verified: &Verified,
+    ) -> Result<Vec<String>, IngressError> {
+        let Some(nonce) = &verified.nonce else {
+            return Ok(Vec::new());
+        };
+        let body_hash = {
+            use sha2::{Digest, Sha256};
+            hex::encode(&Sha256::digest(&verified.body)[..16])
+        };
+        let nonce_key = format!("nonce:{channel_name}:{nonce}");
+        let request_key = format!("{nonce_key}:{body_hash}");
+        let now_ms = self.clock.now_ms();
+        let first_use = self
+            .idempotency
+            .claim(&nonce_key, now_ms, CLAIM_LEASE_MS)
+            .await?;
+        let this_request = self
+            .idempotency
+            .claim(&request_key, now_ms, CLAIM_LEASE_MS)
+            .await?;
+        match (first_use, this_request) {
+            (Claim::Acquired, Claim::Acquired) => Ok(vec![nonce_key, request_key]),
+            (Claim::Acquired, _) => Ok(vec![nonce_key]),
+            (_, Claim::Acquired) => {
+                self.release(&[request_key]).await;
+                warn!(
+                    channel = channel_name,
+                    "signature replayed with another body"
+                );
+                Err(IngressError::Unauthorized(VerifyError::Replayed))
+            }
+            // The identical request again (a provider retry).
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn release(&self, keys: &[String]) {
+        for key in keys {
+            if let Err(error) = self.idempotency.release(key).await {
+                warn!(error = %error, "could not release a nonce claim");
             }
         }
     }

@@ -8,25 +8,27 @@
 //!
 //! The stages meet only through the ports of `switchboard-domain`.
 
-pub mod api;
 pub mod desk;
 pub mod faq;
+pub mod http;
 pub mod ingress;
 pub mod notifier;
 pub mod report;
 pub mod worker;
 
-use switchboard_domain::StoreError;
+use switchboard_domain::{StoreError, error_chain};
 
-/// How a queued job failed, which decides whether the queue tries again.
+/// How a queued job failed, which decides whether the queue tries again. It
+/// prints its whole cause (queues keep the text with the job) and exposes no
+/// source of its own.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     /// Worth another attempt later (store or provider temporarily unavailable).
-    #[error("retryable: {0}")]
-    Retryable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("retryable: {}", error_chain(.0.as_ref()))]
+    Retryable(Box<dyn std::error::Error + Send + Sync>),
     /// Will fail the same way every time (unreadable job): straight to the dead letters.
-    #[error("permanent: {0}")]
-    Permanent(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("permanent: {}", error_chain(.0.as_ref()))]
+    Permanent(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl JobError {

@@ -6,6 +6,7 @@
 //! pool. Writes are committed with `synchronous = FULL`, so a message is on
 //! disk before ingress acknowledges it.
 
+mod credentials;
 mod queue;
 mod stores;
 
@@ -74,6 +75,14 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (queue, state, visible_at);
 CREATE INDEX IF NOT EXISTS queue_group ON queue (queue, grp, state);
+CREATE TABLE IF NOT EXISTS credentials (
+    key         TEXT PRIMARY KEY,       -- e.g. wechat:<app id>
+    value       TEXT,                   -- the provider's access token (a secret)
+    expires_at  INTEGER NOT NULL DEFAULT 0,
+    version     INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,                   -- the instance refreshing it, until lease_until
+    lease_until INTEGER NOT NULL DEFAULT 0
+);
 "#;
 
 /// One SQLite database holding everything the local process stores.

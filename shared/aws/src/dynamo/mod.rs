@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::AwsError;
 
+mod credentials;
 mod customers;
 mod feedback;
 mod gaps;
@@ -14,6 +15,7 @@ mod idempotency;
 mod kb;
 mod sessions;
 
+pub use credentials::DynamoCredentialStore;
 pub use customers::DynamoCustomerStore;
 pub use feedback::DynamoFeedbackStore;
 pub use gaps::DynamoGapLog;

@@ -3,10 +3,12 @@
 //! mail, and building a reply that threads in the customer's mail client.
 
 mod guard;
+mod inbound;
 mod reply;
 mod transport;
 
 pub use guard::{address_of, auto_reply_block, display_name, domain_of};
+pub use inbound::{Identity, Threading, bare_id, header};
 pub use lettre::Message;
 pub use reply::{BuildReplyError, build_reply, message_ids, normalize_message_id, reply_subject};
 pub use transport::{EmailTransport, OutboxTransport, SmtpConfig, SmtpTls, SmtpTransport};

@@ -18,7 +18,7 @@ pub enum BuildReplyError {
     /// customer's address).
     #[error("invalid {0}")]
     Invalid(&'static str),
-    #[error("message could not be built: {0}")]
+    #[error("message could not be built")]
     Build(#[from] lettre::error::Error),
 }
 
@@ -136,27 +136,20 @@ pub fn normalize_message_id(id: &str) -> Option<String> {
     valid.then(|| format!("<{inner}>"))
 }
 
-/// The message ids in a `References` or `In-Reply-To` value, in order
-/// (a lone id without brackets counts too).
+/// The message ids in a `References` or `In-Reply-To` value, in order, as
+/// mail-parser reads them (folded lines, comments and broken clients' lone
+/// ids without brackets included).
 pub fn message_ids(value: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut rest = value;
-    while let Some(open) = rest.find('<') {
-        let Some(close) = rest[open..].find('>') else {
-            break;
-        };
-        if let Some(id) = normalize_message_id(&rest[open..open + close + 1]) {
-            ids.push(id);
-        }
-        rest = &rest[open + close + 1..];
-    }
-    if ids.is_empty()
-        && !value.contains(['<', '>'])
-        && let Some(id) = normalize_message_id(value)
-    {
-        ids.push(id);
-    }
-    ids
+    use mail_parser::HeaderValue;
+    let line = format!("{}\n", value.replace(['\r', '\n'], " "));
+    let ids = match mail_parser::parsers::MessageStream::new(line.as_bytes()).parse_id() {
+        HeaderValue::Text(id) => vec![id.into_owned()],
+        HeaderValue::TextList(ids) => ids.into_iter().map(|id| id.into_owned()).collect(),
+        _ => Vec::new(),
+    };
+    ids.iter()
+        .filter_map(|id| normalize_message_id(id))
+        .collect()
 }
 
 #[cfg(test)]

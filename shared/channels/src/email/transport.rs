@@ -183,7 +183,7 @@ impl EmailTransport for OutboxTransport {
             .map_err(io_error)?;
         let name = format!(
             "{:013}-{}.eml",
-            crate::outbound::now_ms().max(0),
+            switchboard_domain::Clock::now_ms(&switchboard_domain::SystemClock).max(0),
             uuid::Uuid::new_v4()
         );
         let temporary = self.dir.join(format!(".{name}.tmp"));

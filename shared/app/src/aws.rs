@@ -1,0 +1,177 @@
+//! The AWS flavour: DynamoDB stores, the SQS producer, the channel secret
+//! from Secrets Manager, mail over SMTP (Amazon SES's SMTP interface).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use switchboard_aws::{AwsResources, Clients, DynamoStores, SqsQueueProducer, WarmUp};
+use switchboard_channels::email::{EmailTransport, Message, SmtpTransport};
+use switchboard_domain::{SendError, SystemClock};
+use switchboard_faq::KnowledgeBase;
+
+use crate::config::AwsConfig;
+use crate::{App, Config, Ports, http_client};
+
+/// How long init may spend opening connections before the first event.
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a function calls first, so its init opens those connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Webhooks (and the agents' API): the idempotency table, the inbound queue.
+    Ingress,
+    /// The conversation worker: sessions, the escalation queues.
+    Worker,
+    /// The escalation notifier: the idempotency table.
+    Notifier,
+}
+
+/// A Lambda function's parts.
+pub struct Aws {
+    pub app: App,
+    pub clients: Clients,
+    pub stores: DynamoStores,
+    pub resources: AwsResources,
+}
+
+/// The production path: configuration from the environment, the SDK from the
+/// environment (`AWS_ENDPOINT_URL` included), the secret, warm connections.
+pub async fn from_environment(role: Role) -> anyhow::Result<Aws> {
+    let environment = Config::from_environment().context("reading the configuration")?;
+    let aws = environment
+        .aws
+        .clone()
+        .context("the SWITCHBOARD_AWS__* variables are missing")?;
+    let clients = Clients::new(&switchboard_aws::aws_config().await);
+    let resources = resources(&aws);
+    let secret = async {
+        switchboard_aws::load_json_secret(&clients.secrets, &aws.secret_arn)
+            .await
+            .context("reading the channel secret")
+    };
+    let (secret, ()) = tokio::join!(
+        secret,
+        switchboard_aws::warm_up(&clients, warm_up(role, &resources), WARM_UP_TIMEOUT)
+    );
+    let config = Config::with_secret(&secret?).context("reading the configuration")?;
+    build(config, clients)
+}
+
+fn warm_up(role: Role, resources: &AwsResources) -> WarmUp<'_> {
+    match role {
+        Role::Ingress => WarmUp {
+            dynamodb_table: Some(&resources.idempotency_table),
+            sqs_queue_url: Some(&resources.inbound_queue_url),
+        },
+        Role::Worker => WarmUp {
+            dynamodb_table: Some(&resources.sessions_table),
+            sqs_queue_url: Some(&resources.escalation_standard_queue_url),
+        },
+        Role::Notifier => WarmUp {
+            dynamodb_table: Some(&resources.idempotency_table),
+            sqs_queue_url: None,
+        },
+    }
+}
+
+/// The parts over `clients`, from a complete configuration (the secret
+/// already merged in). Tests call this with clients for local stand-ins.
+pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
+    let aws = config
+        .aws
+        .clone()
+        .context("the configuration has no [aws] section")?;
+    let resources = resources(&aws);
+    let stores = DynamoStores::new(&clients.dynamodb, &resources);
+    let email: Arc<dyn EmailTransport> = match &config.email.smtp {
+        Some(smtp) => Arc::new(SmtpTransport::new(smtp.clone()).context("configuring SMTP")?),
+        None => Arc::new(NoSmtp),
+    };
+    let ports = Ports {
+        idempotency: Arc::new(stores.idempotency.clone()),
+        sessions: Arc::new(stores.sessions.clone()),
+        customers: Arc::new(stores.customers.clone()),
+        feedback: Arc::new(stores.feedback.clone()),
+        gaps: Arc::new(stores.gaps.clone()),
+        queue: Arc::new(SqsQueueProducer::new(clients.sqs.clone(), &resources)),
+        credentials: Arc::new(stores.credentials.clone()),
+        email,
+        clock: Arc::new(SystemClock),
+        http: http_client()?,
+    };
+    let channels = config.channels.0.clone();
+    let app = App::assemble(config, &channels, ports)?;
+    Ok(Aws {
+        app,
+        clients,
+        stores,
+        resources,
+    })
+}
+
+impl Aws {
+    /// The stored knowledge base, else the built-in sample.
+    pub async fn knowledge_base(&self) -> anyhow::Result<KnowledgeBase> {
+        let stored = self
+            .stores
+            .kb
+            .load_jsonl()
+            .await
+            .context("loading the knowledge base")?;
+        match stored {
+            Some(jsonl) => {
+                KnowledgeBase::from_jsonl(&jsonl).context("reading the stored knowledge base")
+            }
+            None => crate::sample_knowledge_base(),
+        }
+    }
+}
+
+pub fn resources(aws: &AwsConfig) -> AwsResources {
+    AwsResources {
+        sessions_table: aws.sessions_table.clone(),
+        customers_table: aws.customers_table.clone(),
+        idempotency_table: aws.idempotency_table.clone(),
+        feedback_table: aws.feedback_table.clone(),
+        gaps_table: aws.gaps_table.clone(),
+        kb_table: aws.kb_table.clone(),
+        credentials_table: aws.credentials_table.clone(),
+        inbound_queue_url: aws.inbound_queue_url.clone(),
+        escalation_priority_queue_url: aws.escalation_priority_queue_url.clone(),
+        escalation_standard_queue_url: aws.escalation_standard_queue_url.clone(),
+    }
+}
+
+/// The `[aws]` section for resources made by `create_tables_and_queues`.
+pub fn aws_config(resources: &AwsResources, secret_arn: &str) -> AwsConfig {
+    AwsConfig {
+        secret_arn: secret_arn.to_owned(),
+        sessions_table: resources.sessions_table.clone(),
+        customers_table: resources.customers_table.clone(),
+        idempotency_table: resources.idempotency_table.clone(),
+        feedback_table: resources.feedback_table.clone(),
+        gaps_table: resources.gaps_table.clone(),
+        kb_table: resources.kb_table.clone(),
+        credentials_table: resources.credentials_table.clone(),
+        inbound_queue_url: resources.inbound_queue_url.clone(),
+        escalation_priority_queue_url: resources.escalation_priority_queue_url.clone(),
+        escalation_standard_queue_url: resources.escalation_standard_queue_url.clone(),
+    }
+}
+
+/// Stands in for SMTP where none is configured: sending fails permanently,
+/// so the job ends in the dead-letter queue and its alarm fires.
+struct NoSmtp;
+
+#[async_trait]
+impl EmailTransport for NoSmtp {
+    async fn send(&self, _message: Message) -> Result<(), SendError> {
+        Err(SendError::Permanent {
+            channel: "email".into(),
+            detail: "no SMTP server is configured (SmtpHost parameter)".into(),
+            source: None,
+        })
+    }
+}

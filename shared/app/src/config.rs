@@ -1,0 +1,464 @@
+//! One typed configuration for every process, read once at start: from a
+//! TOML file locally, from the environment plus the channel secret on AWS.
+//!
+//! Locally: `--config FILE`, else `$SWITCHBOARD_CONFIG`, else
+//! `switchboard.toml` in the working directory if present, else defaults (the
+//! embedded database under `.switchboard/` and development channels).
+//!
+//! On AWS: `SWITCHBOARD_<SECTION>__<KEY>` environment variables (for example
+//! `SWITCHBOARD_EMAIL__FROM`, `SWITCHBOARD_AWS__SESSIONS_TABLE`), then the
+//! Secrets Manager secret named by `SWITCHBOARD_AWS__SECRET_ARN`: its
+//! `channels`, `admin_token`, `smtp_password`, and any other section of the
+//! file format (`routing`, `email.chat_webhook`, …).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Deserialize;
+use switchboard_channels::ChannelSettings;
+use switchboard_channels::email::SmtpConfig;
+use switchboard_domain::Secret;
+use switchboard_pipeline::worker::WorkerSettings;
+
+/// The configuration could not be read. Figment's messages name the key and
+/// the source (file or variable), never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration")]
+    Invalid(#[source] Box<figment::Error>),
+    #[error("the channel secret must be a JSON object")]
+    SecretShape,
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        ConfigError::Invalid(Box::new(error))
+    }
+}
+
+/// The sections of the configuration, which are also the environment
+/// variables' first key.
+const SECTIONS: &[&str] = &[
+    "server",
+    "data_dir",
+    "database",
+    "knowledge_base",
+    "routing",
+    "email",
+    "workers",
+    "channels",
+    "aws",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// Where the database, outbox and development secrets live (local).
+    pub data_dir: PathBuf,
+    /// The SQLite file; defaults to `<data_dir>/switchboard.sqlite3` (local).
+    pub database: Option<PathBuf>,
+    /// A knowledge base file (JSONL or YAML) loaded at start. Without it the
+    /// last `kb import` is used, and without that the built-in sample.
+    pub knowledge_base: Option<PathBuf>,
+    pub routing: WorkerSettings,
+    pub email: EmailConfig,
+    pub workers: WorkersConfig,
+    /// One table per channel: `[channels.telegram]` with its secrets.
+    /// Empty locally means development channels (see README).
+    pub channels: Channels,
+    /// Where the AWS resources are (Lambda functions only).
+    pub aws: Option<AwsConfig>,
+}
+
+/// Channel settings hold secrets, so only their names are ever printed.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Channels(pub ChannelSettings);
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// The URL providers call, used to rebuild the exact signed URL.
+    pub public_url: Option<String>,
+    /// Bearer token for the agents' API (`/api/...`).
+    pub admin_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Our address: agent notifications and automated replies come from it.
+    pub from: String,
+    /// Where escalations go.
+    pub agents: String,
+    /// Where VIP escalations go; defaults to `agents`.
+    pub priority_agents: Option<String>,
+    /// Without SMTP, mail is written to `<data_dir>/outbox` (local) or fails
+    /// permanently (AWS, so that the dead-letter alarm fires).
+    pub smtp: Option<SmtpConfig>,
+    /// Also post escalations to a chat webhook (Slack, Discord, Teams).
+    pub chat_webhook: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Run the conversation workers in this process.
+    pub conversation: bool,
+    /// Run the escalation notifier in this process.
+    pub notifier: bool,
+    /// Conversation workers in parallel (each conversation is still in order).
+    pub concurrency: usize,
+    /// Attempts before a job goes to the dead letters.
+    pub max_attempts: u32,
+    /// How long a job is hidden from others while one worker has it.
+    pub visibility_secs: u64,
+}
+
+/// The tables and queues of the stack, and the secret (set by the template).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    pub secret_arn: String,
+    pub sessions_table: String,
+    pub customers_table: String,
+    pub idempotency_table: String,
+    pub feedback_table: String,
+    pub gaps_table: String,
+    pub kb_table: String,
+    pub credentials_table: String,
+    pub inbound_queue_url: String,
+    pub escalation_priority_queue_url: String,
+    pub escalation_standard_queue_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            data_dir: PathBuf::from(".switchboard"),
+            database: None,
+            knowledge_base: None,
+            routing: WorkerSettings::default(),
+            email: EmailConfig::default(),
+            workers: WorkersConfig::default(),
+            channels: Channels::default(),
+            aws: None,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            admin_token: None,
+        }
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            from: "support@switchboard.localhost".into(),
+            agents: "agents@switchboard.localhost".into(),
+            priority_agents: None,
+            smtp: None,
+            chat_webhook: None,
+        }
+    }
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            conversation: true,
+            notifier: true,
+            concurrency: 4,
+            max_attempts: 5,
+            visibility_secs: 60,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the local configuration by the resolution order above.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let from_env = std::env::var_os("SWITCHBOARD_CONFIG").map(PathBuf::from);
+        let path = explicit.map(Path::to_path_buf).or(from_env).or_else(|| {
+            let local = PathBuf::from("switchboard.toml");
+            local.exists().then_some(local)
+        });
+        match path {
+            Some(path) => Self::from_file(&path),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// A TOML file; relative paths in it are relative to the file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut config: Config = Figment::new()
+            .merge(Toml::string(&text))
+            .extract()
+            .map_err(|error| error.with_path(&path.display().to_string()))?;
+        if let Some(base) = path.parent() {
+            config.data_dir = base.join(&config.data_dir);
+            config.database = config.database.map(|p| base.join(p));
+            config.knowledge_base = config.knowledge_base.map(|p| base.join(p));
+        }
+        Ok(config)
+    }
+
+    /// The AWS configuration from `SWITCHBOARD_*` variables alone (to find the
+    /// secret), and with the secret's values on top ([`Config::with_secret`]).
+    pub fn from_environment() -> Result<Self, ConfigError> {
+        Ok(environment().extract()?)
+    }
+
+    /// The environment's configuration with the channel secret on top:
+    /// `admin_token` and `smtp_password` go where the file format keeps them,
+    /// every other key is a section of the file format (`channels`, …).
+    pub fn with_secret(secret: &serde_json::Value) -> Result<Self, ConfigError> {
+        let mut rest = secret
+            .as_object()
+            .cloned()
+            .ok_or(ConfigError::SecretShape)?;
+        let admin_token = rest.remove("admin_token");
+        let smtp_password = rest.remove("smtp_password");
+        let mut config: Config = environment()
+            .merge(Serialized::defaults(serde_json::Value::Object(rest)))
+            .extract()?;
+        if let Some(serde_json::Value::String(token)) = admin_token {
+            config.server.admin_token = Some(Secret::new(token));
+        }
+        if let (Some(serde_json::Value::String(password)), Some(smtp)) =
+            (smtp_password, config.email.smtp.as_mut())
+        {
+            smtp.password = Some(Secret::new(password));
+        }
+        Ok(config)
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("switchboard.sqlite3"))
+    }
+
+    /// The base URL providers reach this server at.
+    pub fn public_url(&self) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Development mode: no channel is configured, so the server makes its own.
+    pub fn is_development(&self) -> bool {
+        self.channels.0.is_empty() && self.aws.is_none()
+    }
+}
+
+/// `SWITCHBOARD_SECTION__KEY` variables of the known sections. A comma list
+/// in `SWITCHBOARD_ROUTING__VIP_CUSTOMERS` is a list, as the template passes it.
+fn environment() -> Figment {
+    let known = |key: &str| {
+        SECTIONS
+            .iter()
+            .any(|section| key == *section || key.starts_with(&format!("{section}.")))
+    };
+    let vip: BTreeSet<String> = std::env::var("SWITCHBOARD_ROUTING__VIP_CUSTOMERS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|customer| !customer.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut figment = Figment::new().merge(
+        Env::prefixed("SWITCHBOARD_")
+            .split("__")
+            .filter(move |key| known(&key.as_str().to_ascii_lowercase()))
+            .ignore(&["routing.vip_customers"]),
+    );
+    if !vip.is_empty() {
+        figment = figment.merge(Serialized::default("routing.vip_customers", vip));
+    }
+    figment
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    #[test]
+    fn reads_a_full_config_and_hides_secrets() {
+        let dir = std::env::temp_dir().join(format!("switchboard-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("switchboard.toml");
+        std::fs::write(
+            &path,
+            r#"
+data_dir = "state"
+[server]
+listen = "127.0.0.1:9999"
+admin_token = "let-me-in"
+[routing]
+vip_customers = ["telegram:42"]
+[routing.chinese]
+answer = 0.8
+offer = 0.5
+[email]
+agents = "help@example.com"
+[email.smtp]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+[channels.telegram]
+secret_token = "s3cret"
+bot_token = "1:abc"
+"#,
+        )
+        .unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.data_dir, dir.join("state"));
+        assert_eq!(config.public_url(), "http://127.0.0.1:9999");
+        assert!(config.routing.vip_customers.contains("telegram:42"));
+        assert_eq!(config.routing.routing.chinese.answer, 0.8);
+        assert_eq!(
+            config.routing.routing.english,
+            switchboard_domain::ConfidenceBands::default()
+        );
+        assert_eq!(config.email.smtp.as_ref().unwrap().port, Some(2525));
+        assert!(!config.is_development());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("let-me-in"));
+        assert!(!printed.contains("s3cret"));
+        assert!(printed.contains("telegram"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key_and_file() {
+        let path =
+            std::env::temp_dir().join(format!("switchboard-bad-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "[server]\nlisten_on = 1").unwrap();
+        let error = Config::from_file(&path).unwrap_err();
+        let text = switchboard_domain::error_chain(&error);
+        assert!(text.contains("listen_on"), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+    }
+
+    /// Lambda reaches everything the file does: routing bands, the chat
+    /// webhook, SMTP with its password, channels, the agents' token.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own error
+    fn the_environment_and_the_secret_make_the_same_config_as_a_file() {
+        Jail::expect_with(|jail| {
+            for (key, value) in [
+                (
+                    "SWITCHBOARD_AWS__SECRET_ARN",
+                    "arn:aws:secretsmanager:eu-west-1:1:secret:sb",
+                ),
+                ("SWITCHBOARD_AWS__SESSIONS_TABLE", "sb-sessions"),
+                ("SWITCHBOARD_AWS__CUSTOMERS_TABLE", "sb-customers"),
+                ("SWITCHBOARD_AWS__IDEMPOTENCY_TABLE", "sb-idempotency"),
+                ("SWITCHBOARD_AWS__FEEDBACK_TABLE", "sb-feedback"),
+                ("SWITCHBOARD_AWS__GAPS_TABLE", "sb-gaps"),
+                ("SWITCHBOARD_AWS__KB_TABLE", "sb-kb"),
+                ("SWITCHBOARD_AWS__CREDENTIALS_TABLE", "sb-credentials"),
+                (
+                    "SWITCHBOARD_AWS__INBOUND_QUEUE_URL",
+                    "https://sqs/inbound.fifo",
+                ),
+                (
+                    "SWITCHBOARD_AWS__ESCALATION_PRIORITY_QUEUE_URL",
+                    "https://sqs/p",
+                ),
+                (
+                    "SWITCHBOARD_AWS__ESCALATION_STANDARD_QUEUE_URL",
+                    "https://sqs/s",
+                ),
+                ("SWITCHBOARD_EMAIL__FROM", "support@shop.test"),
+                ("SWITCHBOARD_EMAIL__AGENTS", "agents@shop.test"),
+                (
+                    "SWITCHBOARD_EMAIL__SMTP__HOST",
+                    "email-smtp.eu-west-1.amazonaws.com",
+                ),
+                ("SWITCHBOARD_EMAIL__SMTP__PORT", "587"),
+                ("SWITCHBOARD_EMAIL__SMTP__TLS", "starttls"),
+                (
+                    "SWITCHBOARD_ROUTING__VIP_CUSTOMERS",
+                    "telegram:1, slack:U2 ,",
+                ),
+                ("SWITCHBOARD_ROUTING__ENGLISH__ANSWER", "0.8"),
+                ("SWITCHBOARD_ROUTING__ENGLISH__OFFER", "0.5"),
+                // Not ours: the harness's and other tools' variables are left alone.
+                ("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT", "http://127.0.0.1:1"),
+            ] {
+                jail.set_env(key, value);
+            }
+            let config = Config::from_environment().expect("environment alone");
+            assert_eq!(
+                config.aws.as_ref().unwrap().credentials_table,
+                "sb-credentials"
+            );
+            let secret = serde_json::json!({
+                "channels": { "telegram": { "secret_token": "t", "bot_token": "1:x" } },
+                "admin_token": "admin-secret",
+                "smtp_password": "smtp-secret",
+                "email": { "chat_webhook": "https://hooks.example/T/B/X" },
+                "routing": { "chinese": { "answer": 0.9, "offer": 0.5 } }
+            });
+            let config = Config::with_secret(&secret).expect("with the secret");
+            assert_eq!(config.routing.vip_customers.len(), 2);
+            assert!(config.routing.vip_customers.contains("slack:U2"));
+            assert_eq!(config.routing.routing.english.answer, 0.8);
+            assert_eq!(config.routing.routing.chinese.answer, 0.9);
+            assert_eq!(config.email.from, "support@shop.test");
+            let smtp = config.email.smtp.as_ref().unwrap();
+            assert_eq!(
+                (smtp.port, smtp.password.as_ref().map(Secret::expose)),
+                (Some(587), Some("smtp-secret"))
+            );
+            assert_eq!(
+                config.email.chat_webhook.as_ref().map(Secret::expose),
+                Some("https://hooks.example/T/B/X")
+            );
+            assert_eq!(
+                config.server.admin_token.as_ref().map(Secret::expose),
+                Some("admin-secret")
+            );
+            assert!(config.channels.0.contains_key("telegram"));
+            assert!(!config.is_development());
+
+            jail.set_env("SWITCHBOARD_EMAIL__SMTP__PORT", "lots");
+            let error = switchboard_domain::error_chain(&Config::from_environment().unwrap_err());
+            assert!(error.to_lowercase().contains("email.smtp.port"), "{error}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,176 @@
+//! The composition root: from the configuration to the running parts, in one
+//! place for every process. A flavour builds the [`Ports`] (the local one on
+//! SQLite, the AWS one on DynamoDB and SQS); [`App::assemble`] builds the
+//! channels and the pipeline's stages over them. `switchboard serve`, every
+//! Lambda function's `main.rs` and the tests use it.
+
+pub mod config;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "local")]
+pub mod local;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchboard_channels::email::EmailTransport;
+use switchboard_channels::notify::{
+    ChatWebhookConfig, ChatWebhookNotifier, EmailAgentNotifier, EmailNotifierConfig, MultiNotifier,
+};
+use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
+use switchboard_domain::{
+    AgentNotifier, Clock, CredentialStore, CustomerStore, FeedbackStore, GapLog, IdempotencyStore,
+    QueueProducer, SessionStore,
+};
+use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::desk::AgentDesk;
+use switchboard_pipeline::faq::Faq;
+use switchboard_pipeline::http::HttpApi;
+use switchboard_pipeline::ingress::Ingress;
+use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::worker::ConversationWorker;
+
+pub use config::Config;
+
+/// The adapters behind every port.
+#[derive(Clone)]
+pub struct Ports {
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub customers: Arc<dyn CustomerStore>,
+    pub feedback: Arc<dyn FeedbackStore>,
+    pub gaps: Arc<dyn GapLog>,
+    pub queue: Arc<dyn QueueProducer>,
+    pub credentials: Arc<dyn CredentialStore>,
+    pub email: Arc<dyn EmailTransport>,
+    pub clock: Arc<dyn Clock>,
+    pub http: reqwest::Client,
+}
+
+/// Timeout of the shared HTTP client (the sender sets its own per call).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The HTTP client every channel and notifier shares.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Everything a process runs, over its ports.
+pub struct App {
+    pub config: Config,
+    pub ports: Ports,
+    pub channels: Arc<Registry>,
+    pub ingress: Arc<Ingress>,
+    pub desk: Arc<AgentDesk>,
+    pub notifier: Arc<EscalationNotifier>,
+}
+
+impl App {
+    /// The channels of `channel_settings` and the pipeline's stages.
+    pub fn assemble(
+        config: Config,
+        channel_settings: &ChannelSettings,
+        ports: Ports,
+    ) -> anyhow::Result<Self> {
+        let deps = ChannelDeps {
+            http: ports.http.clone(),
+            email: ports.email.clone(),
+            credentials: ports.credentials.clone(),
+            clock: ports.clock.clone(),
+        };
+        let channels = Arc::new(
+            Registry::from_settings(channel_settings, &deps).context("configuring channels")?,
+        );
+        tracing::info!(channels = ?channels.names(), "channels ready");
+        let ingress = Arc::new(Ingress::new(
+            channels.clone(),
+            ports.idempotency.clone(),
+            ports.queue.clone(),
+            ports.clock.clone(),
+        ));
+        let desk = Arc::new(AgentDesk {
+            sessions: ports.sessions.clone(),
+            feedback: ports.feedback.clone(),
+            replies: channels.clone(),
+            clock: ports.clock.clone(),
+        });
+        let notifier = Arc::new(EscalationNotifier {
+            notifier: agent_notifier(&config, ports.email.clone(), ports.http.clone())?,
+            idempotency: ports.idempotency.clone(),
+            clock: ports.clock.clone(),
+        });
+        Ok(Self {
+            config,
+            ports,
+            channels,
+            ingress,
+            desk,
+            notifier,
+        })
+    }
+
+    /// Webhooks, and the agents' API when `agents` is set.
+    pub fn http_api(&self, agents: bool) -> Arc<HttpApi> {
+        Arc::new(HttpApi {
+            ingress: self.ingress.clone(),
+            desk: agents.then(|| self.desk.clone()),
+            admin_token: self.config.server.admin_token.clone(),
+            public_url: self.config.server.public_url.clone(),
+        })
+    }
+
+    /// The one router of webhooks and the agents' API.
+    pub fn router(&self, agents: bool) -> axum::Router {
+        switchboard_pipeline::http::router(self.http_api(agents))
+    }
+
+    /// The conversation worker, with the knowledge base compiled.
+    pub fn worker(&self, knowledge_base: KnowledgeBase) -> ConversationWorker {
+        ConversationWorker {
+            sessions: self.ports.sessions.clone(),
+            customers: self.ports.customers.clone(),
+            gaps: self.ports.gaps.clone(),
+            idempotency: self.ports.idempotency.clone(),
+            queue: self.ports.queue.clone(),
+            replies: self.channels.clone(),
+            faq: Arc::new(Faq::new(knowledge_base)),
+            clock: self.ports.clock.clone(),
+            settings: self.config.routing.clone(),
+        }
+    }
+}
+
+/// Escalations by email, and to a chat webhook when one is configured.
+fn agent_notifier(
+    config: &Config,
+    email: Arc<dyn EmailTransport>,
+    http: reqwest::Client,
+) -> anyhow::Result<Arc<dyn AgentNotifier>> {
+    let by_email = EmailAgentNotifier::new(
+        EmailNotifierConfig {
+            from: config.email.from.clone(),
+            agents: config.email.agents.clone(),
+            priority_agents: config.email.priority_agents.clone(),
+        },
+        email,
+    )
+    .context("configuring agent email")?;
+    let mut notifiers: Vec<Arc<dyn AgentNotifier>> = vec![Arc::new(by_email)];
+    if let Some(url) = &config.email.chat_webhook {
+        let chat = ChatWebhookNotifier::new(ChatWebhookConfig { url: url.clone() }, http)
+            .context("configuring email.chat_webhook")?;
+        notifiers.push(Arc::new(chat));
+    }
+    Ok(Arc::new(MultiNotifier::new(notifiers)))
+}
+
+/// The built-in sample knowledge base.
+pub fn sample_knowledge_base() -> anyhow::Result<KnowledgeBase> {
+    KnowledgeBase::from_yaml(switchboard_faq::SAMPLE_KB_YAML)
+        .context("reading the sample knowledge base")
+}

@@ -1,0 +1,177 @@
+//! The local flavour: every store and the durable queues in one SQLite file,
+//! mail over SMTP or into an outbox folder, and development mode when no
+//! channel is configured.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use switchboard_channels::email::{EmailTransport, OutboxTransport, SmtpTransport};
+use switchboard_channels::{ChannelSettings, registry};
+use switchboard_domain::{QueueError, QueueItem, QueueName, QueueProducer, Secret, SystemClock};
+use switchboard_faq::KnowledgeBase;
+use switchboard_sqlite::SqliteStore;
+use tokio::sync::Notify;
+
+use crate::{App, Config, Ports, http_client};
+
+/// The local process's parts.
+pub struct Local {
+    pub app: App,
+    pub store: SqliteStore,
+    /// Woken whenever something is queued, so workers need not poll hard.
+    pub wake: Arc<Notify>,
+    /// Development mode's generated secrets, when no channel is configured.
+    pub dev: Option<DevSecrets>,
+}
+
+/// The embedded queue, waking the in-process workers after each send.
+struct WakingQueue {
+    store: SqliteStore,
+    wake: Arc<Notify>,
+}
+
+#[async_trait]
+impl QueueProducer for WakingQueue {
+    async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError> {
+        self.store.send(queue, item).await?;
+        self.wake.notify_waiters();
+        Ok(())
+    }
+}
+
+impl Local {
+    pub async fn open(mut config: Config) -> anyhow::Result<Self> {
+        let path = config.database_path();
+        let store = SqliteStore::open(&path)
+            .with_context(|| format!("opening the database {}", path.display()))?;
+        let wake = Arc::new(Notify::new());
+        let (settings, dev) = if config.is_development() {
+            let dev = DevSecrets::load_or_create(&config.data_dir)
+                .context("creating development secrets")?;
+            if config.server.admin_token.is_none() {
+                config.server.admin_token = Some(Secret::new(dev.admin_token.clone()));
+            }
+            (
+                dev.channel_settings(&config.public_url(), &config.email.from),
+                Some(dev),
+            )
+        } else {
+            (config.channels.0.clone(), None)
+        };
+        let ports = Ports {
+            idempotency: Arc::new(store.clone()),
+            sessions: Arc::new(store.clone()),
+            customers: Arc::new(store.clone()),
+            feedback: Arc::new(store.clone()),
+            gaps: Arc::new(store.clone()),
+            queue: Arc::new(WakingQueue {
+                store: store.clone(),
+                wake: wake.clone(),
+            }),
+            credentials: Arc::new(store.clone()),
+            email: email_transport(&config)?,
+            clock: Arc::new(SystemClock),
+            http: http_client()?,
+        };
+        let app = App::assemble(config, &settings, ports)?;
+        Ok(Self {
+            app,
+            store,
+            wake,
+            dev,
+        })
+    }
+
+    /// The knowledge base in use.
+    pub async fn knowledge_base(&self) -> anyhow::Result<KnowledgeBase> {
+        load_knowledge_base(&self.app.config, &self.store).await
+    }
+}
+
+fn email_transport(config: &Config) -> anyhow::Result<Arc<dyn EmailTransport>> {
+    Ok(match &config.email.smtp {
+        Some(smtp) => Arc::new(SmtpTransport::new(smtp.clone()).context("configuring SMTP")?),
+        None => Arc::new(OutboxTransport::new(config.data_dir.join("outbox"))),
+    })
+}
+
+/// The configured file, else the last import, else the built-in sample.
+pub async fn load_knowledge_base(
+    config: &Config,
+    store: &SqliteStore,
+) -> anyhow::Result<KnowledgeBase> {
+    if let Some(path) = &config.knowledge_base {
+        return KnowledgeBase::load(path)
+            .with_context(|| format!("loading knowledge base {}", path.display()));
+    }
+    if let Some(jsonl) = store.load_knowledge_base().await? {
+        return KnowledgeBase::from_jsonl(&jsonl).context("reading the imported knowledge base");
+    }
+    crate::sample_knowledge_base()
+}
+
+/// Development mode's secrets, generated once and kept in
+/// `<data_dir>/dev-secrets.json`: the agents' API token, and the seed every
+/// channel's development secrets derive from, so that `simulate` signs with
+/// what `serve` verifies.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DevSecrets {
+    pub admin_token: String,
+    pub seed: String,
+}
+
+impl DevSecrets {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("dev-secrets.json")
+    }
+
+    /// Reads the secrets, generating and saving them on first use.
+    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
+        if let Some(secrets) = Self::load(data_dir) {
+            return Ok(secrets);
+        }
+        std::fs::create_dir_all(data_dir)?;
+        let token = || switchboard_channels::kit::random_token();
+        let secrets = Self {
+            admin_token: token(),
+            seed: format!("{}{}", token(), token()),
+        };
+        let text = serde_json::to_string_pretty(&secrets).expect("secrets serialise");
+        write_private(&Self::path(data_dir), text.as_bytes())?;
+        Ok(secrets)
+    }
+
+    pub fn load(data_dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(Self::path(data_dir)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Every channel, its replies going to this server's stand-in provider
+    /// (`/dev/provider/<channel>`).
+    pub fn channel_settings(&self, public_url: &str, from_address: &str) -> ChannelSettings {
+        registry::dev_settings(&self.seed, from_address, |name| {
+            format!("{public_url}/dev/provider/{name}")
+        })
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}

@@ -1,0 +1,133 @@
+//! Reading provider JSON by JSON pointer, and building sample requests.
+
+use serde_json::Value;
+
+use super::ParseError;
+use super::request::{WebhookRequest, build_request};
+
+/// The integer at `pointer`, if there is one.
+pub fn int(value: &Value, pointer: &str) -> Option<i64> {
+    value.pointer(pointer)?.as_i64()
+}
+
+/// The string at `pointer`, if there is one.
+pub fn text(value: &Value, pointer: &str) -> Option<String> {
+    value.pointer(pointer)?.as_str().map(str::to_owned)
+}
+
+/// The first string among the pointers that is not blank.
+pub fn first_text(value: &Value, pointers: &[&str]) -> Option<String> {
+    let present = |pointer: &&str| text(value, pointer).filter(|t| !t.trim().is_empty());
+    pointers.iter().find_map(present)
+}
+
+/// Seconds with a fraction, as text (Slack's `ts`: "1355517523.000005"), in
+/// unix milliseconds.
+pub fn fractional_seconds_ms(text: &str) -> Option<i64> {
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let seconds: i64 = seconds.parse().ok()?;
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
+    seconds.checked_mul(1000)?.checked_add(millis)
+}
+
+/// A [`ParseError`] in our own words (never quote the body).
+pub fn invalid(detail: &str) -> ParseError {
+    ParseError::Invalid(detail.to_owned())
+}
+
+/// A JSON POST as a provider sends it.
+pub fn json_request(body: &Value) -> WebhookRequest {
+    let headers = [("content-type".to_owned(), "application/json".to_owned())];
+    build_request("POST", "/webhooks", &headers, body.to_string()).expect("a valid request")
+}
+
+/// Where a provider's media object keeps its fields (JSON pointers; `""`: none).
+#[derive(Debug, Clone, Copy)]
+pub struct MediaFields {
+    pub id: &'static str,
+    pub url: &'static str,
+    pub mime: &'static str,
+    pub name: &'static str,
+}
+
+/// An attachment from a provider's media object; without `kind`, the kind
+/// follows the media type. `None` when it has neither an id nor a URL.
+pub fn media(
+    value: &Value,
+    kind: Option<switchboard_domain::AttachmentKind>,
+    fields: &MediaFields,
+) -> Option<switchboard_domain::Attachment> {
+    let field =
+        |pointer: &str| text(value, pointer).filter(|v| !pointer.is_empty() && !v.is_empty());
+    let (provider_id, url, mime_type) = (field(fields.id), field(fields.url), field(fields.mime));
+    if provider_id.is_none() && url.is_none() {
+        return None;
+    }
+    let kind = kind.unwrap_or_else(|| {
+        mime_type.as_deref().map_or(
+            switchboard_domain::AttachmentKind::File,
+            super::kind_for_mime,
+        )
+    });
+    Some(switchboard_domain::Attachment {
+        kind,
+        provider_id,
+        url,
+        mime_type,
+        name: field(fields.name),
+    })
+}
+
+/// The object without its `null` fields: optional API parameters are left out
+/// rather than sent as `null`.
+pub fn compact(mut value: Value) -> Value {
+    if let Value::Object(map) = &mut value {
+        map.retain(|_, field| !field.is_null());
+    }
+    value
+}
+
+/// Every attachment in the provider's list at `pointer`.
+pub fn media_list(
+    value: &Value,
+    pointer: &str,
+    kind: Option<switchboard_domain::AttachmentKind>,
+    fields: &MediaFields,
+) -> Vec<switchboard_domain::Attachment> {
+    let list = value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    list.filter_map(|item| media(item, kind, fields)).collect()
+}
+
+/// A location as an attachment: an RFC 5870 `geo:` URI, and a place name.
+pub fn location(
+    latitude: &Value,
+    longitude: &Value,
+    name: Option<String>,
+) -> switchboard_domain::Attachment {
+    switchboard_domain::Attachment {
+        kind: switchboard_domain::AttachmentKind::Location,
+        provider_id: None,
+        url: Some(format!("geo:{latitude},{longitude}")),
+        mime_type: None,
+        name,
+    }
+}
+
+/// An id as the provider's API wants it: a JSON number when it is one
+/// (Telegram's chat ids), else a string.
+pub fn id_value(id: &str) -> Value {
+    id.parse::<i64>()
+        .map_or_else(|_| Value::from(id), Value::from)
+}
+
+/// The integer in an optional text (ids we stored as text).
+pub fn parse_int(text: Option<&str>) -> Option<i64> {
+    text?.trim().parse().ok()
+}

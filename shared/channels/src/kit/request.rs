@@ -1,0 +1,180 @@
+//! The `http` crate's request and response, as every channel sees them: the
+//! body is the raw bytes the provider sent (and signed), never re-serialised.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+/// A webhook request exactly as received.
+pub type WebhookRequest = http::Request<Bytes>;
+
+/// What to answer the provider.
+pub type HttpReply = http::Response<Bytes>;
+
+/// The URL the provider called, as seen from outside (scheme, host, path and
+/// query), which some providers sign (Twilio). The HTTP router sets it from the
+/// configured public URL, else from the `Host` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(pub String);
+
+/// Reading a webhook request.
+pub trait RequestExt {
+    /// First header of that name (names compare case-insensitively), if its
+    /// value is UTF-8.
+    fn header(&self, name: &str) -> Option<&str>;
+    /// First query parameter of that name, percent-decoded.
+    fn query_param(&self, name: &str) -> Option<String>;
+    /// Media type of the body, lower-cased, without parameters.
+    fn content_type(&self) -> String;
+    /// The body's fields, for `application/x-www-form-urlencoded` posts.
+    fn form_fields(&self) -> Vec<(String, String)>;
+    /// The public URL the provider called; without one, the request URI.
+    fn public_url(&self) -> String;
+}
+
+impl RequestExt for WebhookRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        let value = self.headers().get(name)?;
+        std::str::from_utf8(value.as_bytes()).ok()
+    }
+
+    fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.uri().query()?;
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+
+    fn content_type(&self) -> String {
+        self.header("content-type")
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    fn form_fields(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.body())
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect()
+    }
+
+    fn public_url(&self) -> String {
+        match self.extensions().get::<PublicUrl>() {
+            Some(url) => url.0.clone(),
+            None => self.uri().to_string(),
+        }
+    }
+}
+
+/// The request as the provider called it at `base` (a channel's own
+/// `public_url` setting, e.g. Twilio's, when a proxy or API Gateway stage
+/// changes the URL on the way): `base` plus the request's path and query.
+pub fn at_public_base(request: &WebhookRequest, base: &str) -> WebhookRequest {
+    let mut request = request.clone();
+    let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+    request.extensions_mut().insert(PublicUrl(url));
+    request
+}
+
+/// A request from parts, for tools and tests: `url` may be absolute or a path.
+/// Header lines that `http` refuses are reported by name.
+pub fn build_request(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: impl Into<Bytes>,
+) -> Result<WebhookRequest, String> {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && http::HeaderValue::from_str(value).is_ok();
+        if !valid {
+            return Err(format!("header {name:?} is not a valid HTTP header"));
+        }
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let mut request = builder
+        .body(body.into())
+        .map_err(|_| format!("{method} {url} is not a valid request line"))?;
+    if url.starts_with("http://") || url.starts_with("https://") {
+        request.extensions_mut().insert(PublicUrl(url.to_owned()));
+    }
+    Ok(request)
+}
+
+/// Building replies.
+pub mod reply {
+    use super::*;
+
+    pub fn with_type(status: u16, content_type: &str, body: impl Into<Bytes>) -> HttpReply {
+        let mut reply = http::Response::new(body.into());
+        *reply.status_mut() =
+            http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        if let Ok(value) = http::HeaderValue::from_str(content_type) {
+            reply
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, value);
+        }
+        reply
+    }
+
+    pub fn json(status: u16, value: &impl Serialize) -> HttpReply {
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        with_type(status, "application/json", body)
+    }
+
+    pub fn text(status: u16, body: impl Into<String>) -> HttpReply {
+        with_type(status, "text/plain; charset=utf-8", body.into())
+    }
+
+    pub fn empty(status: u16) -> HttpReply {
+        with_type(status, "text/plain", Bytes::new())
+    }
+
+    /// An error answer with a JSON reason: `{"error": code, "reason": text}`.
+    pub fn error(status: u16, code: &str, reason: impl Into<String>) -> HttpReply {
+        json(
+            status,
+            &serde_json::json!({ "error": code, "reason": reason.into() }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_match_case_insensitively_and_queries_decode() {
+        let headers = [("X-Slack-Signature".to_owned(), "v0=ab".to_owned())];
+        let request =
+            build_request("POST", "/x?a=1&hub.challenge=x%20y", &headers, "body").unwrap();
+        assert_eq!(request.header("x-slack-signature"), Some("v0=ab"));
+        assert_eq!(request.query_param("hub.challenge").as_deref(), Some("x y"));
+        assert_eq!(request.header("missing"), None);
+        assert_eq!(request.public_url(), "/x?a=1&hub.challenge=x%20y");
+        let absolute = build_request("GET", "https://h.test/w?q=1", &[], "").unwrap();
+        assert_eq!(absolute.public_url(), "https://h.test/w?q=1");
+        assert!(build_request("POST", "/", &[("bad name".into(), "v".into())], "").is_err());
+        let behind_a_proxy = at_public_base(&request, "https://support.example.com/prod/");
+        assert_eq!(
+            behind_a_proxy.public_url(),
+            "https://support.example.com/prod/x?a=1&hub.challenge=x%20y"
+        );
+    }
+
+    #[test]
+    fn replies_carry_status_type_and_body() {
+        let answer = reply::error(401, "unauthorized", "no");
+        assert_eq!(answer.status(), 401);
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        assert_eq!(
+            answer.body().as_ref(),
+            br#"{"error":"unauthorized","reason":"no"}"#
+        );
+        assert!(reply::empty(200).body().is_empty());
+    }
+}

@@ -1,0 +1,227 @@
+//! The one HTTP router: webhooks and the agents' API. `switchboard serve`
+//! serves it with hyper, the Lambda functions through `lambda_http` (API
+//! Gateway HTTP API v2 and Function URLs): the same code path either way.
+//!
+//! * `POST|GET /webhooks/{channel}`: provider webhooks and handshakes;
+//! * `POST /api/conversations/{conversation}/reply`: an agent answers;
+//! * `POST /api/feedback`: a customer's feedback.
+//!
+//! The `/api` routes need `Authorization: Bearer <admin token>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use switchboard_channels::kit::reply;
+use switchboard_channels::kit::signature::secret_eq;
+use switchboard_channels::{HttpReply, PublicUrl, RequestExt};
+use switchboard_domain::Secret;
+
+use crate::desk::{AgentDesk, DeskError};
+use crate::ingress::{Ingress, IngressError, MAX_BODY_BYTES};
+
+/// How long a client may take to send a request body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct HttpApi {
+    pub ingress: Arc<Ingress>,
+    /// The agents' API; `None` where a function serves webhooks only.
+    pub desk: Option<Arc<AgentDesk>>,
+    pub admin_token: Option<Secret>,
+    /// The base URL providers call (some sign it); without it, the `Host`
+    /// header and the request URI tell.
+    pub public_url: Option<String>,
+}
+
+/// Webhooks and the agents' API.
+pub fn router(api: Arc<HttpApi>) -> Router {
+    Router::new()
+        .route("/webhooks/{channel}", any(webhook))
+        .route("/api/conversations/{conversation}/reply", post(agent_reply))
+        .route("/api/feedback", post(feedback))
+        .fallback(not_found)
+        .with_state(api)
+}
+
+/// An `http` response for axum.
+pub fn respond(reply: HttpReply) -> Response {
+    let (parts, body) = reply.into_parts();
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn not_found() -> Response {
+    respond(reply::error(404, "not_found", "no such route"))
+}
+
+/// A body over the limit is still read, up to this much, and dropped, so that
+/// the client receives the 413 rather than a connection reset mid-upload.
+const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
+
+/// The body within the size limit and time limit.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+async fn read_body(request: Request) -> Result<http::Request<Bytes>, HttpReply> {
+    use http_body_util::BodyExt;
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or_default();
+    let (parts, mut body) = request.into_parts();
+    let reading = async {
+        let mut kept = bytes::BytesMut::new();
+        let mut seen = declared.min(DRAIN_BYTES + 1);
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| ())?.into_data() else {
+                continue;
+            };
+            read = read.saturating_add(data.len());
+            seen = seen.max(read);
+            if seen <= MAX_BODY_BYTES {
+                kept.extend_from_slice(&data);
+            } else if read > DRAIN_BYTES {
+                break;
+            }
+        }
+        Ok::<_, ()>((kept.freeze(), seen))
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, reading).await {
+        Ok(Ok((_, seen))) if seen > MAX_BODY_BYTES => Err(IngressError::TooLarge(seen).to_reply()),
+        Ok(Ok((bytes, _))) => Ok(http::Request::from_parts(parts, bytes)),
+        Ok(Err(())) => Err(reply::error(
+            400,
+            "bad_request",
+            "the request body was cut off",
+        )),
+        Err(_) => Err(reply::error(
+            408,
+            "timeout",
+            "the request body took too long",
+        )),
+    }
+}
+
+async fn webhook(
+    State(api): State<Arc<HttpApi>>,
+    Path(channel): Path<String>,
+    request: Request,
+) -> Response {
+    // Known channel first, so an unknown one is 404 whatever its body.
+    if let Err(error) = api.ingress.check_channel(&channel) {
+        return respond(error.to_reply());
+    }
+    let mut request = match read_body(request).await {
+        Ok(request) => request,
+        Err(reply) => return respond(reply),
+    };
+    let public_url = public_url(api.public_url.as_deref(), &request);
+    request.extensions_mut().insert(PublicUrl(public_url));
+    respond(api.ingress.handle(&channel, request).await)
+}
+
+/// The URL as the provider called it: the configured public base plus path
+/// and query; else the absolute URI (Lambda); else the `Host` header.
+fn public_url(base: Option<&str>, request: &http::Request<Bytes>) -> String {
+    let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    match base {
+        Some(base) => format!("{}{path_and_query}", base.trim_end_matches('/')),
+        None if request.uri().authority().is_some() => request.uri().to_string(),
+        None => {
+            let host = request.header("host").unwrap_or("localhost");
+            format!("http://{host}{path_and_query}")
+        }
+    }
+}
+
+async fn agent_reply(
+    State(api): State<Arc<HttpApi>>,
+    Path(conversation): Path<String>,
+    request: Request,
+) -> Response {
+    let result = async {
+        let (desk, body) = desk_request(&api, request).await?;
+        let input = parse_json(&body)?;
+        Ok(desk.reply(&conversation, &input).await)
+    };
+    respond(match result.await {
+        Ok(outcome) => ok_or_error(outcome),
+        Err(reply) => reply,
+    })
+}
+
+async fn feedback(State(api): State<Arc<HttpApi>>, request: Request) -> Response {
+    let result = async {
+        let (desk, body) = desk_request(&api, request).await?;
+        let input = parse_json(&body)?;
+        Ok(desk.feedback(&input).await)
+    };
+    respond(match result.await {
+        Ok(outcome) => ok_or_error(outcome),
+        Err(reply) => reply,
+    })
+}
+
+/// The desk and the body, once the bearer token checks out.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+async fn desk_request(api: &HttpApi, request: Request) -> Result<(&AgentDesk, Bytes), HttpReply> {
+    let (Some(desk), Some(expected)) = (&api.desk, &api.admin_token) else {
+        return Err(reply::error(
+            403,
+            "forbidden",
+            "the agents' API is not enabled here",
+        ));
+    };
+    let presented = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !secret_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+        return Err(reply::error(
+            401,
+            "unauthorized",
+            "missing or wrong bearer token",
+        ));
+    }
+    let request = read_body(request).await?;
+    Ok((desk, request.into_body()))
+}
+
+/// The body as `T`. The reason names the problem and its position, or the
+/// field serde names, never the body's text.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpReply> {
+    serde_json::from_slice(body).map_err(|error| {
+        let text = error.to_string();
+        let reason = if text.starts_with("missing field") || text.starts_with("unknown field") {
+            format!(
+                "invalid JSON body: {}",
+                text.split(", expected").next().unwrap_or(&text)
+            )
+        } else {
+            switchboard_channels::ParseError::from(error).to_string()
+        };
+        reply::error(400, "bad_request", reason)
+    })
+}
+
+fn ok_or_error(result: Result<(), DeskError>) -> HttpReply {
+    match result {
+        Ok(()) => reply::json(200, &serde_json::json!({ "ok": true })),
+        Err(failure) => reply::error(failure.status(), failure.code(), failure.to_string()),
+    }
+}
+
+impl IntoResponse for IngressError {
+    fn into_response(self) -> Response {
+        respond(self.to_reply())
+    }
+}

@@ -27,6 +27,10 @@ use switchboard_channels::{ChannelDeps, ChannelSettings, SharedChannel, WebhookR
 pub const SEED: &str = "e2e-seed-not-a-secret";
 pub const SUPPORT_ADDRESS: &str = "support@shop.test";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// An `agent`-scope token, configured by its SHA-256 only.
+pub const AGENT_TOKEN: &str = "sbk_test-agent-token";
+/// SHA-256 of [`AGENT_TOKEN`].
+const AGENT_TOKEN_SHA256: &str = "4053a8b2ede072c6aa35664eb952eeabb9d27dd0fa96e9d77f64b91065e812d9";
 
 /// Every registered channel's settings, replies going to `stand_in/<channel>`.
 pub fn channel_settings(stand_in: &str) -> ChannelSettings {
@@ -430,6 +434,7 @@ impl Server {
 [server]
 listen = "127.0.0.1:{port}"
 admin_token = "{ADMIN_TOKEN}"
+tokens = [{{ name = "lee", scope = "agent", sha256 = "{AGENT_TOKEN_SHA256}" }}]
 
 [routing]
 vip_customers = [{vip}]

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use switchboard_channels::ChannelSettings;
 use switchboard_channels::email::SmtpConfig;
 use switchboard_domain::Secret;
+use switchboard_pipeline::access::TokenConfig;
 use switchboard_pipeline::worker::WorkerSettings;
 
 /// The configuration could not be read. Figment's messages name the key and
@@ -96,8 +97,10 @@ pub struct ServerConfig {
     pub listen: String,
     /// The URL providers call, used to rebuild the exact signed URL.
     pub public_url: Option<String>,
-    /// Bearer token for the agents' API (`/api/...`).
+    /// Bearer token for the agents' API (`/api/...`), with the admin scope.
     pub admin_token: Option<Secret>,
+    /// More tokens, by SHA-256 (`switchboard token create` makes them).
+    pub tokens: Vec<TokenConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +173,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             admin_token: None,
+            tokens: Vec::new(),
         }
     }
 }

@@ -25,6 +25,7 @@ use switchboard_domain::{
     QueueProducer, SessionStore,
 };
 use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::access::AccessTokens;
 use switchboard_pipeline::desk::AgentDesk;
 use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::http::HttpApi;
@@ -68,6 +69,8 @@ pub struct App {
     pub ingress: Arc<Ingress>,
     pub desk: Arc<AgentDesk>,
     pub notifier: Arc<EscalationNotifier>,
+    /// Who may call the agents' API.
+    pub access: Arc<AccessTokens>,
 }
 
 impl App {
@@ -104,6 +107,10 @@ impl App {
             idempotency: ports.idempotency.clone(),
             clock: ports.clock.clone(),
         });
+        let access = Arc::new(
+            AccessTokens::new(config.server.admin_token.as_ref(), &config.server.tokens)
+                .context("configuring server.tokens")?,
+        );
         Ok(Self {
             config,
             ports,
@@ -111,6 +118,7 @@ impl App {
             ingress,
             desk,
             notifier,
+            access,
         })
     }
 
@@ -119,7 +127,7 @@ impl App {
         Arc::new(HttpApi {
             ingress: self.ingress.clone(),
             desk: agents.then(|| self.desk.clone()),
-            admin_token: self.config.server.admin_token.clone(),
+            access: self.access.clone(),
             public_url: self.config.server.public_url.clone(),
         })
     }

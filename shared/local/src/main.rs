@@ -51,6 +51,9 @@ enum Command {
     /// The embedded queues.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Access tokens for the agents' API.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Resolution rate, top and unanswered questions, peak hours, response times, satisfaction.
     Report {
         /// The period: the last N days.
@@ -67,6 +70,28 @@ enum LogFormat {
     Auto,
     Json,
     Text,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a new token. It is printed once; only its SHA-256 goes in the configuration.
+    Create {
+        /// Who will hold it (shown in logs).
+        #[arg(long)]
+        name: String,
+        /// `agent`: conversations; `admin`: also customers' data, export, erase, knowledge base.
+        #[arg(long, value_enum)]
+        scope: TokenScope,
+        /// Print one JSON object instead of instructions.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TokenScope {
+    Agent,
+    Admin,
 }
 
 #[derive(Subcommand)]
@@ -233,6 +258,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let gaps = store.most_frequent(top).await?;
             let report = switchboard_pipeline::report::build(&sessions, &feedback, gaps, top);
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Token(TokenCommand::Create { name, scope, json }) => {
+            use switchboard_pipeline::access::{Scope, generate_token, token_sha256};
+            anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+            let scope = match scope {
+                TokenScope::Agent => Scope::Agent,
+                TokenScope::Admin => Scope::Admin,
+            };
+            let token = generate_token();
+            let entry = serde_json::json!({
+                "name": name, "scope": scope.as_str(), "sha256": token_sha256(&token)
+            });
+            if json {
+                let mut out = entry.clone();
+                out["token"] = token.into();
+                println!("{out}");
+            } else {
+                println!(
+                    "New {scope} token for {name}; it is shown only now:\n\n  {token}\n\n\
+                     Configure its SHA-256 (the token itself is stored nowhere):\n\n\
+                     switchboard.toml:\n  [[server.tokens]]\n  name = {name:?}\n  scope = \"{scope}\"\n  sha256 = \"{hash}\"\n\n\
+                     AWS (the channel secret), in \"server\": {{\"tokens\": [...]}}:\n  {entry}",
+                    scope = scope.as_str(),
+                    hash = entry["sha256"].as_str().unwrap_or_default(),
+                );
+            }
         }
         Command::Queue(QueueCommand::Stats) => {
             let stats = open_store(&config)?.stats().await?;

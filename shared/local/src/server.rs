@@ -17,7 +17,6 @@ use serde_json::json;
 use switchboard_app::Config;
 use switchboard_app::local::{DevSecrets, Local};
 use switchboard_channels::kit::reply;
-use switchboard_channels::kit::signature::secret_eq;
 use switchboard_domain::QueueName;
 use switchboard_pipeline::http::respond;
 use tokio::net::TcpListener;
@@ -289,18 +288,12 @@ fn record_dev_reply(local: &Local, channel: &str, body: &[u8]) -> Response {
 /// The replies development mode recorded; they hold customers' conversations,
 /// so the agents' token is required.
 async fn dev_replies(State(local): Shared, headers: HeaderMap) -> Response {
-    let expected = local.app.config.server.admin_token.as_ref();
-    let presented = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !expected.is_some_and(|token| secret_eq(presented.as_bytes(), token.expose().as_bytes())) {
-        return respond(reply::error(
-            401,
-            "unauthorized",
-            "missing or wrong bearer token",
-        ));
+    if let Err(denied) = switchboard_pipeline::http::authorize(
+        &local.app.access,
+        &headers,
+        switchboard_pipeline::access::Scope::Admin,
+    ) {
+        return respond(denied);
     }
     let path = local.app.config.data_dir.join("dev-replies.jsonl");
     let text = std::fs::read_to_string(path).unwrap_or_default();

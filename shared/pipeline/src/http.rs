@@ -6,7 +6,8 @@
 //! * `POST /api/conversations/{conversation}/reply`: an agent answers;
 //! * `POST /api/feedback`: a customer's feedback.
 //!
-//! The `/api` routes need `Authorization: Bearer <admin token>`.
+//! The `/api` routes need `Authorization: Bearer <token>` with the route's
+//! scope (`access`): 401 without a known token, 403 when its scope is short.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +20,9 @@ use axum::routing::{any, post};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use switchboard_channels::kit::reply;
-use switchboard_channels::kit::signature::secret_eq;
 use switchboard_channels::{HttpReply, PublicUrl, RequestExt};
-use switchboard_domain::Secret;
 
+use crate::access::{AccessTokens, Denied, Principal, Scope};
 use crate::desk::{AgentDesk, DeskError};
 use crate::ingress::{Ingress, IngressError, MAX_BODY_BYTES};
 
@@ -33,7 +33,8 @@ pub struct HttpApi {
     pub ingress: Arc<Ingress>,
     /// The agents' API; `None` where a function serves webhooks only.
     pub desk: Option<Arc<AgentDesk>>,
-    pub admin_token: Option<Secret>,
+    /// Who may call the agents' API.
+    pub access: Arc<AccessTokens>,
     /// The base URL providers call (some sign it); without it, the `Host`
     /// header and the request URI tell.
     pub public_url: Option<String>,
@@ -146,7 +147,7 @@ async fn agent_reply(
     request: Request,
 ) -> Response {
     let result = async {
-        let (desk, body) = desk_request(&api, request).await?;
+        let (desk, _agent, body) = desk_request(&api, request, Scope::Agent).await?;
         let input = parse_json(&body)?;
         Ok(desk.reply(&conversation, &input).await)
     };
@@ -158,7 +159,7 @@ async fn agent_reply(
 
 async fn feedback(State(api): State<Arc<HttpApi>>, request: Request) -> Response {
     let result = async {
-        let (desk, body) = desk_request(&api, request).await?;
+        let (desk, _agent, body) = desk_request(&api, request, Scope::Agent).await?;
         let input = parse_json(&body)?;
         Ok(desk.feedback(&input).await)
     };
@@ -168,31 +169,45 @@ async fn feedback(State(api): State<Arc<HttpApi>>, request: Request) -> Response
     })
 }
 
-/// The desk and the body, once the bearer token checks out.
+/// The desk, the caller and the body, once the bearer token checks out for `needed`.
 #[allow(clippy::result_large_err)] // the error is the answer itself
-async fn desk_request(api: &HttpApi, request: Request) -> Result<(&AgentDesk, Bytes), HttpReply> {
-    let (Some(desk), Some(expected)) = (&api.desk, &api.admin_token) else {
+async fn desk_request(
+    api: &HttpApi,
+    request: Request,
+    needed: Scope,
+) -> Result<(&AgentDesk, Principal, Bytes), HttpReply> {
+    let Some(desk) = api.desk.as_ref().filter(|_| !api.access.is_empty()) else {
         return Err(reply::error(
             403,
             "forbidden",
             "the agents' API is not enabled here",
         ));
     };
-    let presented = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !secret_eq(presented.as_bytes(), expected.expose().as_bytes()) {
-        return Err(reply::error(
-            401,
-            "unauthorized",
-            "missing or wrong bearer token",
-        ));
-    }
+    let caller = authorize(&api.access, request.headers(), needed)?;
     let request = read_body(request).await?;
-    Ok((desk, request.into_body()))
+    Ok((desk, caller, request.into_body()))
+}
+
+/// The caller behind the request's bearer token, if its scope covers `needed`.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+pub fn authorize(
+    access: &AccessTokens,
+    headers: &http::HeaderMap,
+    needed: Scope,
+) -> Result<Principal, HttpReply> {
+    let header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    access
+        .authorize(header, needed)
+        .map_err(|denied| match denied {
+            Denied::Unauthenticated => reply::error(401, "unauthorized", denied.to_string()),
+            Denied::Forbidden => reply::error(
+                403,
+                "forbidden",
+                format!("{denied}: it needs the {} scope", needed.as_str()),
+            ),
+        })
 }
 
 /// The body as `T`. The reason names the problem and its position, or the

@@ -8,6 +8,7 @@
 //!
 //! The stages meet only through the ports of `switchboard-domain`.
 
+pub mod access;
 pub mod desk;
 pub mod faq;
 pub mod http;

@@ -1,0 +1,85 @@
+//! The agents' API and its tokens: scopes, hashed configuration, refusals.
+
+use serde_json::json;
+use switchboard_e2e::{ADMIN_TOKEN, AGENT_TOKEN, Options, Server};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_checked_by_hash_and_scope() {
+    let server = Server::start(Options::default()).await;
+    let path = "/api/conversations/telegram:0:nobody/reply";
+    let body = json!({ "text": "Hello" }).to_string();
+    let bearer = |token: &str| {
+        [
+            ("authorization", format!("Bearer {token}")),
+            ("content-type", "application/json".to_owned()),
+        ]
+    };
+
+    // The agent token, configured only by its SHA-256, passes the agent
+    // route's check (the conversation does not exist: 404, not 401).
+    let (status, answer) = server.post(path, &bearer(AGENT_TOKEN), body.clone()).await;
+    assert_eq!(status, 404, "{answer}");
+    // So does the admin token.
+    let (status, _) = server.post(path, &bearer(ADMIN_TOKEN), body.clone()).await;
+    assert_eq!(status, 404);
+
+    // The hash itself, a near miss, another scheme and no token are refused.
+    for header in [
+        "Bearer 4053a8b2ede072c6aa35664eb952eeabb9d27dd0fa96e9d77f64b91065e812d9",
+        "Bearer sbk_test-agent-token2",
+        "Basic sbk_test-agent-token",
+        "",
+    ] {
+        let headers = [
+            ("authorization", header.to_owned()),
+            ("content-type", "application/json".to_owned()),
+        ];
+        let (status, answer) = server.post(path, &headers, body.clone()).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (401, Some("unauthorized")),
+            "{header:?}"
+        );
+    }
+    assert!(
+        !server.log().contains(AGENT_TOKEN),
+        "tokens never reach the log"
+    );
+}
+
+/// `switchboard token create` prints a fresh token once, with the SHA-256 that
+/// goes in the configuration; bad input is a clear error with a non-zero exit.
+#[test]
+fn token_create_prints_a_token_and_its_hash() {
+    use sha2::{Digest, Sha256};
+    let create = |args: &[&str]| {
+        std::process::Command::new(switchboard_e2e::switchboard_bin())
+            .args(["token", "create"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let out = create(&["--name", "lee", "--scope", "agent", "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        let entry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let token = entry["token"].as_str().unwrap().to_owned();
+        assert!(token.starts_with("sbk_") && token.len() > 40, "{token}");
+        assert_eq!(entry["scope"], "agent");
+        assert_eq!(entry["name"], "lee");
+        assert_eq!(
+            entry["sha256"].as_str().unwrap(),
+            hex::encode(Sha256::digest(token.as_bytes()))
+        );
+        seen.push(token);
+    }
+    assert_ne!(seen[0], seen[1], "every token is new");
+
+    let out = create(&["--name", "lee", "--scope", "owner"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("owner"));
+    let out = create(&["--name", " ", "--scope", "admin"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name"));
+}

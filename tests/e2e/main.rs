@@ -5,4 +5,5 @@ mod cli;
 mod defects;
 mod durability;
 mod email;
+mod privacy;
 mod webhooks;

@@ -84,7 +84,14 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
         .clone()
         .context("the configuration has no [aws] section")?;
     let resources = resources(&aws);
-    let stores = DynamoStores::new(&clients.dynamodb, &resources);
+    let mut stores = DynamoStores::new(&clients.dynamodb, &resources);
+    // `[retention]` becomes the items' time to live.
+    if let Some(ms) = config.retention.conversations_ms() {
+        stores.sessions = stores.sessions.with_retention_ms(ms);
+    }
+    if let Some(ms) = config.retention.feedback_ms() {
+        stores.feedback = stores.feedback.with_retention_ms(ms);
+    }
     let email: Arc<dyn EmailTransport> = match &config.email.smtp {
         Some(smtp) => Arc::new(SmtpTransport::new(smtp.clone()).context("configuring SMTP")?),
         None => Arc::new(NoSmtp),
@@ -100,6 +107,9 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
         email,
         clock: Arc::new(SystemClock),
         http: http_client()?,
+        // Export and erase run from `switchboard customer ... --aws` with the
+        // operator's credentials: no function is granted every table.
+        customer_data: None,
     };
     let channels = config.channels.0.clone();
     let app = App::assemble(config, &channels, ports)?;

@@ -57,6 +57,8 @@ const SECTIONS: &[&str] = &[
     "workers",
     "channels",
     "aws",
+    "retention",
+    "privacy",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +80,43 @@ pub struct Config {
     pub channels: Channels,
     /// Where the AWS resources are (Lambda functions only).
     pub aws: Option<AwsConfig>,
+    pub retention: RetentionConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// How long customers' data is kept. Locally a sweep deletes older data; on
+/// AWS the tables' time to live does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Conversations (with their transcripts), after their last message.
+    /// Unset: 30 days on AWS, kept locally.
+    pub conversations_days: Option<u32>,
+    /// Feedback, after it was given. Unset: 400 days on AWS, kept locally.
+    pub feedback_days: Option<u32>,
+}
+
+impl RetentionConfig {
+    const DAY_MS: i64 = 86_400_000;
+
+    pub fn conversations_ms(&self) -> Option<i64> {
+        self.conversations_days
+            .map(|days| i64::from(days) * Self::DAY_MS)
+    }
+
+    pub fn feedback_ms(&self) -> Option<i64> {
+        self.feedback_days
+            .map(|days| i64::from(days) * Self::DAY_MS)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Mask e-mail addresses, phone numbers, card and ID numbers in stored
+    /// transcripts too (they are always masked in the unanswered-question log,
+    /// reports and chat notifications).
+    pub redact_transcripts: bool,
 }
 
 /// Channel settings hold secrets, so only their names are ever printed.
@@ -163,6 +202,8 @@ impl Default for Config {
             workers: WorkersConfig::default(),
             channels: Channels::default(),
             aws: None,
+            retention: RetentionConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }

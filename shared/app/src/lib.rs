@@ -10,6 +10,8 @@ pub mod config;
 pub mod aws;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "local")]
+mod local_privacy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use switchboard_channels::notify::{
     ChatWebhookConfig, ChatWebhookNotifier, EmailAgentNotifier, EmailNotifierConfig, MultiNotifier,
 };
 use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
+use switchboard_domain::privacy::CustomerData;
 use switchboard_domain::{
     AgentNotifier, Clock, CredentialStore, CustomerStore, FeedbackStore, GapLog, IdempotencyStore,
     QueueProducer, SessionStore,
@@ -31,7 +34,8 @@ use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::http::HttpApi;
 use switchboard_pipeline::ingress::Ingress;
 use switchboard_pipeline::notifier::EscalationNotifier;
-use switchboard_pipeline::worker::ConversationWorker;
+use switchboard_pipeline::privacy::CustomerPrivacy;
+use switchboard_pipeline::worker::{ConversationWorker, WorkerSettings};
 
 pub use config::Config;
 
@@ -48,6 +52,9 @@ pub struct Ports {
     pub email: Arc<dyn EmailTransport>,
     pub clock: Arc<dyn Clock>,
     pub http: reqwest::Client,
+    /// Export and erase through the agents' API; `None` where the process
+    /// has no business reading every table (the Lambda functions).
+    pub customer_data: Option<Arc<dyn CustomerData>>,
 }
 
 /// Timeout of the shared HTTP client (the sender sets its own per call).
@@ -127,6 +134,17 @@ impl App {
         Arc::new(HttpApi {
             ingress: self.ingress.clone(),
             desk: agents.then(|| self.desk.clone()),
+            privacy: self
+                .ports
+                .customer_data
+                .clone()
+                .filter(|_| agents)
+                .map(|data| {
+                    Arc::new(CustomerPrivacy::new(
+                        data,
+                        self.config.routing.vip_customers.clone(),
+                    ))
+                }),
             access: self.access.clone(),
             public_url: self.config.server.public_url.clone(),
         })
@@ -148,7 +166,10 @@ impl App {
             replies: self.channels.clone(),
             faq: Arc::new(Faq::new(knowledge_base)),
             clock: self.ports.clock.clone(),
-            settings: self.config.routing.clone(),
+            settings: WorkerSettings {
+                redact_transcripts: self.config.privacy.redact_transcripts,
+                ..self.config.routing.clone()
+            },
         }
     }
 }

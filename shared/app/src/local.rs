@@ -75,6 +75,10 @@ impl Local {
             email: email_transport(&config)?,
             clock: Arc::new(SystemClock),
             http: http_client()?,
+            customer_data: Some(Arc::new(crate::local_privacy::LocalCustomerData {
+                store: store.clone(),
+                data_dir: config.data_dir.clone(),
+            })),
         };
         let app = App::assemble(config, &settings, ports)?;
         Ok(Self {
@@ -96,6 +100,28 @@ fn email_transport(config: &Config) -> anyhow::Result<Arc<dyn EmailTransport>> {
         Some(smtp) => Arc::new(SmtpTransport::new(smtp.clone()).context("configuring SMTP")?),
         None => Arc::new(OutboxTransport::new(config.data_dir.join("outbox"))),
     })
+}
+
+/// The periodic housekeeping: expired dedupe records and finished queue
+/// items, then conversations and feedback past their retention.
+pub async fn sweep(store: &SqliteStore, retention: &crate::config::RetentionConfig, now_ms: i64) {
+    let _ = store.purge_expired(now_ms).await;
+    let before = |ms: Option<i64>| ms.map(|ms| now_ms.saturating_sub(ms));
+    match store
+        .sweep_retention(
+            before(retention.conversations_ms()),
+            before(retention.feedback_ms()),
+        )
+        .await
+    {
+        Ok((0, 0)) => {}
+        Ok((conversations, feedback)) => {
+            tracing::info!(conversations, feedback, "retention sweep deleted old data")
+        }
+        Err(error) => {
+            tracing::warn!(error = %switchboard_domain::error_chain(&error), "retention sweep failed")
+        }
+    }
 }
 
 /// The configured file, else the last import, else the built-in sample.

@@ -21,8 +21,9 @@ pub use aws_lambda_events;
 pub use batch::{is_fifo_record, message_group, process_sqs_batch, receive_count};
 pub use config::{AwsResources, Clients, WarmUp, aws_config, local_config, warm_up};
 pub use dynamo::{
-    DynamoCredentialStore, DynamoCustomerStore, DynamoFeedbackStore, DynamoGapLog,
-    DynamoIdempotencyStore, DynamoKnowledgeBase, DynamoSessionStore, Retention, TTL_ATTRIBUTE,
+    DynamoCredentialStore, DynamoCustomerData, DynamoCustomerStore, DynamoFeedbackStore,
+    DynamoGapLog, DynamoIdempotencyStore, DynamoKnowledgeBase, DynamoSessionStore, Retention,
+    TTL_ATTRIBUTE,
 };
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;

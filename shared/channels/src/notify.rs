@@ -201,7 +201,9 @@ impl ChatWebhookNotifier {
             one_line(&ticket.ticket_id),
             ticket.conversation
         );
-        for line in outbound::clip(ticket.question.trim(), 300).lines() {
+        // Chat rooms are wider than the agents' mailbox: personal data is masked.
+        let question = switchboard_domain::redact::redact(ticket.question.trim());
+        for line in outbound::clip(&question, 300).lines() {
             let _ = writeln!(text, "> {line}");
         }
         text.trim_end().to_owned()
@@ -590,6 +592,16 @@ mod tests {
              > Can I talk to a person?\n\
              > It's about order 991."
         );
+    }
+
+    #[test]
+    fn chat_summary_masks_personal_data() {
+        let mut ticket = ticket(Tier::Regular, false);
+        ticket.question = "call me on +44 7700 900123 or ann@example.com".into();
+        let summary = ChatWebhookNotifier::summary(&ticket);
+        assert!(!summary.contains("900123"), "{summary}");
+        assert!(!summary.contains("ann@example.com"), "{summary}");
+        assert!(summary.contains("> call me on "), "{summary}");
     }
 
     struct Fake {

@@ -6,6 +6,7 @@
 
 pub mod model;
 pub mod ports;
+pub mod privacy;
 pub mod redact;
 pub mod routing;
 pub mod secret;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -54,6 +55,9 @@ enum Command {
     /// Access tokens for the agents' API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// One customer's data: everything stored, or its erasure.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
     /// Resolution rate, top and unanswered questions, peak hours, response times, satisfaction.
     Report {
         /// The period: the last N days.
@@ -86,6 +90,24 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum CustomerCommand {
+    /// Print everything stored about the customer as one JSON document.
+    Export(CustomerArgs),
+    /// Remove everything stored about the customer; prints what was removed.
+    Erase(CustomerArgs),
+}
+
+#[derive(clap::Args)]
+struct CustomerArgs {
+    /// `channel:customer_id`, as in escalation mails (e.g. telegram:123456789).
+    customer: String,
+    /// The AWS stack's tables (named by the `SWITCHBOARD_AWS__*` variables or
+    /// `[aws]`), with the caller's AWS credentials, instead of the local database.
+    #[arg(long)]
+    aws: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -285,6 +307,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Customer(command) => customer(&config, command).await?,
         Command::Queue(QueueCommand::Stats) => {
             let stats = open_store(&config)?.stats().await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
@@ -301,6 +324,60 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn customer(config: &Config, command: CustomerCommand) -> anyhow::Result<()> {
+    use switchboard_pipeline::privacy::CustomerPrivacy;
+    let args = match &command {
+        CustomerCommand::Export(args) | CustomerCommand::Erase(args) => args,
+    };
+    // A bad name is an error before anything is opened or created.
+    args.customer
+        .parse::<switchboard_domain::privacy::CustomerRef>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data: Arc<dyn switchboard_domain::privacy::CustomerData> = if args.aws {
+        aws_customer_data(config).await?
+    } else {
+        let local = switchboard_app::local::Local::open(config.clone()).await?;
+        local
+            .app
+            .ports
+            .customer_data
+            .clone()
+            .context("the local flavour has customer data")?
+    };
+    let privacy = CustomerPrivacy::new(data, config.routing.vip_customers.clone());
+    let output = match command {
+        CustomerCommand::Export(args) => {
+            serde_json::to_string_pretty(&privacy.export(&args.customer).await?)?
+        }
+        CustomerCommand::Erase(args) => {
+            serde_json::to_string_pretty(&privacy.erase(&args.customer, "cli").await?)?
+        }
+    };
+    println!("{output}");
+    Ok(())
+}
+
+#[cfg(feature = "aws")]
+async fn aws_customer_data(
+    config: &Config,
+) -> anyhow::Result<Arc<dyn switchboard_domain::privacy::CustomerData>> {
+    let aws = config.aws.as_ref().context(
+        "--aws needs the stack's table names: set the SWITCHBOARD_AWS__* variables or [aws]",
+    )?;
+    let clients = switchboard_aws::Clients::new(&switchboard_aws::aws_config().await);
+    Ok(Arc::new(switchboard_aws::DynamoCustomerData::new(
+        clients.dynamodb,
+        &switchboard_app::aws::resources(aws),
+    )))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn aws_customer_data(
+    _config: &Config,
+) -> anyhow::Result<Arc<dyn switchboard_domain::privacy::CustomerData>> {
+    anyhow::bail!("this build has no AWS support: build it with `--features aws`")
 }
 
 fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {

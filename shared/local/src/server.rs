@@ -206,11 +206,12 @@ async fn spawn_workers(
         )));
     }
     let store = local.store.clone();
+    let retention = local.app.config.retention.clone();
     let mut purge_stop = stop;
     handles.push(tokio::spawn(async move {
         loop {
             let now = switchboard_domain::Clock::now_ms(&switchboard_domain::SystemClock);
-            let _ = store.purge_expired(now).await;
+            switchboard_app::local::sweep(&store, &retention, now).await;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(600)) => {}
                 _ = purge_stop.changed() => break,

@@ -4,7 +4,9 @@
 //!
 //! * `POST|GET /webhooks/{channel}`: provider webhooks and handshakes;
 //! * `POST /api/conversations/{conversation}/reply`: an agent answers;
-//! * `POST /api/feedback`: a customer's feedback.
+//! * `POST /api/feedback`: a customer's feedback;
+//! * `GET /api/customers/{customer}/export`, `DELETE /api/customers/{customer}`:
+//!   everything stored about a customer, exported or erased (admin scope).
 //!
 //! The `/api` routes need `Authorization: Bearer <token>` with the route's
 //! scope (`access`): 401 without a known token, 403 when its scope is short.
@@ -16,7 +18,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, delete, get, post};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use switchboard_channels::kit::reply;
@@ -25,6 +27,7 @@ use switchboard_channels::{HttpReply, PublicUrl, RequestExt};
 use crate::access::{AccessTokens, Denied, Principal, Scope};
 use crate::desk::{AgentDesk, DeskError};
 use crate::ingress::{Ingress, IngressError, MAX_BODY_BYTES};
+use crate::privacy::{CustomerPrivacy, PrivacyError};
 
 /// How long a client may take to send a request body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +36,8 @@ pub struct HttpApi {
     pub ingress: Arc<Ingress>,
     /// The agents' API; `None` where a function serves webhooks only.
     pub desk: Option<Arc<AgentDesk>>,
+    /// Export and erase; `None` where the agents' API is not served.
+    pub privacy: Option<Arc<CustomerPrivacy>>,
     /// Who may call the agents' API.
     pub access: Arc<AccessTokens>,
     /// The base URL providers call (some sign it); without it, the `Host`
@@ -46,6 +51,8 @@ pub fn router(api: Arc<HttpApi>) -> Router {
         .route("/webhooks/{channel}", any(webhook))
         .route("/api/conversations/{conversation}/reply", post(agent_reply))
         .route("/api/feedback", post(feedback))
+        .route("/api/customers/{customer}/export", get(export_customer))
+        .route("/api/customers/{customer}", delete(erase_customer))
         .fallback(not_found)
         .with_state(api)
 }
@@ -167,6 +174,60 @@ async fn feedback(State(api): State<Arc<HttpApi>>, request: Request) -> Response
         Ok(outcome) => ok_or_error(outcome),
         Err(reply) => reply,
     })
+}
+
+async fn export_customer(
+    State(api): State<Arc<HttpApi>>,
+    Path(customer): Path<String>,
+    headers: http::HeaderMap,
+) -> Response {
+    let result = async {
+        let (privacy, _admin) = privacy_request(&api, &headers)?;
+        privacy.export(&customer).await.map_err(privacy_reply)
+    };
+    respond(match result.await {
+        Ok(export) => reply::json(200, &export),
+        Err(reply) => reply,
+    })
+}
+
+async fn erase_customer(
+    State(api): State<Arc<HttpApi>>,
+    Path(customer): Path<String>,
+    headers: http::HeaderMap,
+) -> Response {
+    let result = async {
+        let (privacy, admin) = privacy_request(&api, &headers)?;
+        privacy
+            .erase(&customer, &admin.name)
+            .await
+            .map_err(privacy_reply)
+    };
+    respond(match result.await {
+        Ok(erasure) => reply::json(200, &erasure),
+        Err(reply) => reply,
+    })
+}
+
+/// Export and erase, once an admin token checks out.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+fn privacy_request<'a>(
+    api: &'a HttpApi,
+    headers: &http::HeaderMap,
+) -> Result<(&'a CustomerPrivacy, Principal), HttpReply> {
+    let Some(privacy) = api.privacy.as_deref().filter(|_| !api.access.is_empty()) else {
+        return Err(reply::error(
+            403,
+            "forbidden",
+            "the agents' API is not enabled here",
+        ));
+    };
+    let admin = authorize(&api.access, headers, Scope::Admin)?;
+    Ok((privacy, admin))
+}
+
+fn privacy_reply(error: PrivacyError) -> HttpReply {
+    reply::error(error.status(), error.code(), error.to_string())
 }
 
 /// The desk, the caller and the body, once the bearer token checks out for `needed`.

@@ -4,7 +4,8 @@
 //! * [`worker::ConversationWorker`]: session and customer → FAQ → decision →
 //!   reply → transcript, or an escalation ticket;
 //! * [`notifier::EscalationNotifier`]: tickets → agents;
-//! * [`desk::AgentDesk`]: agents' replies and customers' feedback.
+//! * [`desk::AgentDesk`]: agents' replies and customers' feedback;
+//! * [`privacy::CustomerPrivacy`]: a customer's data exported or erased.
 //!
 //! The stages meet only through the ports of `switchboard-domain`.
 
@@ -14,6 +15,7 @@ pub mod faq;
 pub mod http;
 pub mod ingress;
 pub mod notifier;
+pub mod privacy;
 pub mod report;
 pub mod worker;
 

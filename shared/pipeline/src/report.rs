@@ -65,7 +65,14 @@ pub fn build(
         resolution_rate: 0.0,
         self_service_rate: 0.0,
         top_questions: Vec::new(),
-        unanswered_questions: gaps,
+        // Recorded masked; masked again for rows older than that.
+        unanswered_questions: gaps
+            .into_iter()
+            .map(|gap| KnowledgeGap {
+                question: switchboard_domain::redact::redact(&gap.question).into_owned(),
+                ..gap
+            })
+            .collect(),
         messages_by_hour_utc: [0; 24],
         peak_hour_utc: None,
         bot_response_ms: Percentiles::default(),
@@ -312,5 +319,20 @@ mod tests {
             ),
             (0, None, None)
         );
+    }
+
+    #[test]
+    fn unanswered_questions_are_masked() {
+        let gap = KnowledgeGap {
+            question: "card 4111 1111 1111 1111 was charged twice".into(),
+            language: Language::En,
+            count: 2,
+            last_seen_ms: 1,
+        };
+        let report = build(&[], &[], vec![gap], 5);
+        let question = &report.unanswered_questions[0].question;
+        assert!(!question.contains("4111 1111"), "{question}");
+        assert!(question.ends_with("was charged twice"), "{question}");
+        assert_eq!(report.unanswered_questions[0].count, 2);
     }
 }

@@ -34,6 +34,9 @@ pub struct WorkerSettings {
     pub standard_response_minutes: u32,
     /// FAQ candidates considered, and shown to agents on escalation.
     pub candidates: usize,
+    /// Mask personal data in stored transcripts (`[privacy] redact_transcripts`).
+    #[serde(skip)]
+    pub redact_transcripts: bool,
 }
 
 impl Default for WorkerSettings {
@@ -44,6 +47,7 @@ impl Default for WorkerSettings {
             priority_response_minutes: 15,
             standard_response_minutes: 240,
             candidates: 3,
+            redact_transcripts: false,
         }
     }
 }
@@ -178,7 +182,9 @@ impl ConversationWorker {
                 .map_err(|error| JobError::Retryable(Box::new(error)))?;
         }
         if plan.record_gap {
-            self.gaps.record(&message.text, language, now_ms).await?;
+            // The log is read by people who are not the customer's agents: masked.
+            let question = switchboard_domain::redact::redact(&message.text);
+            self.gaps.record(&question, language, now_ms).await?;
         }
         self.append_turns(message, session, &plan, language, now_ms)
             .await?;
@@ -263,7 +269,11 @@ impl ConversationWorker {
                 };
                 let expected_response = texts::duration(language, minutes);
                 let mut transcript = session.turns.clone();
-                transcript.push(customer_turn(message, now_ms));
+                transcript.push(customer_turn(
+                    message,
+                    now_ms,
+                    self.settings.redact_transcripts,
+                ));
                 let ticket = EscalationTicket {
                     ticket_id: stable_id("t", &message.dedupe_key()),
                     conversation: session.key.clone(),
@@ -358,7 +368,11 @@ impl ConversationWorker {
     ) -> Result<(), JobError> {
         for _ in 0..SAVE_ATTEMPTS {
             if !session.has_customer_message(&message.provider_message_id) {
-                session.push(customer_turn(message, now_ms));
+                session.push(customer_turn(
+                    message,
+                    now_ms,
+                    self.settings.redact_transcripts,
+                ));
                 if let Some(turn) = &plan.bot_turn {
                     session.push(turn.clone());
                 }
@@ -386,7 +400,9 @@ impl ConversationWorker {
     }
 }
 
-fn customer_turn(message: &InboundMessage, now_ms: i64) -> Turn {
+/// The customer's message as a transcript turn; masked when `redact` is set
+/// (escalation tickets then carry the masked text too).
+fn customer_turn(message: &InboundMessage, now_ms: i64, redact: bool) -> Turn {
     let text = match message.kind {
         MessageKind::Delete => "[message deleted]".to_owned(),
         MessageKind::Edit => format!("[edited] {}", message.text),
@@ -400,6 +416,11 @@ fn customer_turn(message: &InboundMessage, now_ms: i64) -> Turn {
         }
         _ => message.text.clone(),
     };
+    let text = if redact {
+        switchboard_domain::redact::redact(&text).into_owned()
+    } else {
+        text
+    };
     Turn {
         role: Role::Customer,
         text,
@@ -411,5 +432,27 @@ fn customer_turn(message: &InboundMessage, now_ms: i64) -> Turn {
         message_id: Some(message.provider_message_id.clone()),
         faq_entry: None,
         confidence: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcripts_are_masked_only_when_asked() {
+        let message: InboundMessage = serde_json::from_value(serde_json::json!({
+            "channel": "telegram", "account_id": "bot", "customer_id": "1",
+            "conversation_id": "1", "provider_message_id": "m1", "sent_at_ms": 5,
+            "kind": "text", "text": "mail me at ann@example.com"
+        }))
+        .unwrap();
+        assert_eq!(
+            customer_turn(&message, 9, false).text,
+            "mail me at ann@example.com"
+        );
+        let masked = customer_turn(&message, 9, true).text;
+        assert!(!masked.contains("ann@example.com"), "{masked}");
+        assert!(masked.starts_with("mail me at "), "{masked}");
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! One connection serves the process; every call runs on Tokio's blocking
 //! pool. Writes are committed with `synchronous = FULL`, so a message is on
-//! disk before ingress acknowledges it.
+//! disk before ingress acknowledges it. Deleted content is overwritten
+//! (`secure_delete`), so an erased customer leaves nothing in the file.
 
 mod credentials;
+mod privacy;
 mod queue;
 mod stores;
 
@@ -109,7 +111,8 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA secure_delete = ON;",
         )
         .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;

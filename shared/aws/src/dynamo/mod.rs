@@ -13,6 +13,7 @@ mod feedback;
 mod gaps;
 mod idempotency;
 mod kb;
+mod privacy;
 mod sessions;
 
 pub use credentials::DynamoCredentialStore;
@@ -21,6 +22,7 @@ pub use feedback::DynamoFeedbackStore;
 pub use gaps::DynamoGapLog;
 pub use idempotency::DynamoIdempotencyStore;
 pub use kb::DynamoKnowledgeBase;
+pub use privacy::DynamoCustomerData;
 pub use sessions::DynamoSessionStore;
 
 /// Name of the TTL attribute on every table (epoch seconds, as DynamoDB's

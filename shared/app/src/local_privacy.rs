@@ -1,0 +1,160 @@
+//! Export and erase for the local process: the SQLite store, plus the files
+//! beside it that can hold a customer's words (development mode's recorded
+//! replies, the mail outbox used when no SMTP server is configured).
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use switchboard_domain::StoreError;
+use switchboard_domain::privacy::{CustomerData, CustomerExport, CustomerRef, Erasure};
+use switchboard_sqlite::SqliteStore;
+
+pub struct LocalCustomerData {
+    pub store: SqliteStore,
+    pub data_dir: PathBuf,
+}
+
+#[async_trait]
+impl CustomerData for LocalCustomerData {
+    async fn export(&self, customer: &CustomerRef) -> Result<CustomerExport, StoreError> {
+        self.store.export(customer).await
+    }
+
+    async fn erase(&self, customer: &CustomerRef) -> Result<Erasure, StoreError> {
+        // What identifies the customer in the files: the conversations' ids
+        // (escalation mails carry the conversation key) and the customer id.
+        let conversations = self.store.export(customer).await?.conversations;
+        let mut erasure = self.store.erase(customer).await?;
+        let mut marks: Vec<String> = conversations.iter().map(|s| s.key.0.clone()).collect();
+        marks.push(customer.key());
+        let mut ids: Vec<String> = conversations
+            .iter()
+            .map(|s| s.conversation_id.clone())
+            .collect();
+        ids.push(customer.customer_id.clone());
+        let data_dir = self.data_dir.clone();
+        let channel = customer.channel.clone();
+        let (files, lines) = tokio::task::spawn_blocking(move || {
+            let lines = erase_dev_replies(&data_dir.join("dev-replies.jsonl"), &channel, &ids)?;
+            let files = erase_outbox(&data_dir.join("outbox"), &marks, &ids)?;
+            Ok::<_, std::io::Error>((files, lines))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        erasure.outbox = files + lines;
+        Ok(erasure)
+    }
+}
+
+/// Drops the recorded replies of `channel` addressed to one of `ids` (a
+/// provider payload names the recipient in a field of its own).
+fn erase_dev_replies(path: &Path, channel: &str, ids: &[String]) -> std::io::Result<usize> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut kept = String::with_capacity(text.len());
+    let mut removed = 0;
+    for line in text.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        if record["channel"] == channel && mentions(&record["payload"], ids) {
+            removed += 1;
+        } else {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if removed > 0 {
+        std::fs::write(path, kept)?;
+    }
+    Ok(removed)
+}
+
+/// Whether any string or number in `value` is one of `ids`.
+fn mentions(value: &serde_json::Value, ids: &[String]) -> bool {
+    match value {
+        serde_json::Value::String(text) => ids.iter().any(|id| id == text),
+        serde_json::Value::Number(number) => ids.iter().any(|id| *id == number.to_string()),
+        serde_json::Value::Array(items) => items.iter().any(|item| mentions(item, ids)),
+        serde_json::Value::Object(map) => map.values().any(|item| mentions(item, ids)),
+        _ => false,
+    }
+}
+
+/// Deletes the outbox mails that name one of the customer's conversations, or
+/// the customer's address (ids with an `@`).
+fn erase_outbox(dir: &Path, marks: &[String], ids: &[String]) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let needles: Vec<&str> = marks
+        .iter()
+        .map(String::as_str)
+        .chain(ids.iter().map(String::as_str).filter(|id| id.contains('@')))
+        .collect();
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let bytes = std::fs::read(&path)?;
+        let text = String::from_utf8_lossy(&bytes);
+        if needles.iter().any(|needle| text.contains(needle)) {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_replies_to_the_customer_go_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev-replies.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"channel":"telegram","payload":{"chat_id":4417,"text":"a"}}"#,
+                "\n",
+                r#"{"channel":"telegram","payload":{"chat_id":9,"text":"4417"}}"#,
+                "\n",
+                r#"{"channel":"slack","payload":{"channel":"4417"}}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        // The second line mentions 4417 as its text, which also counts: a
+        // recorded reply that quotes the id is the customer's data too.
+        let removed = erase_dev_replies(&path, "telegram", &["4417".into()]).unwrap();
+        assert_eq!(removed, 2);
+        let left = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(left.lines().count(), 1);
+        assert!(left.contains("slack"));
+    }
+
+    #[test]
+    fn outbox_mails_naming_the_conversation_or_address_go() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.eml"),
+            "X-Switchboard-Conversation: telegram:bot:4417\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("b.eml"), "To: ann@example.com\n").unwrap();
+        std::fs::write(dir.path().join("c.eml"), "To: bob@example.com\n").unwrap();
+        let marks = ["telegram:bot:4417".to_owned()];
+        let ids = ["4417".to_owned(), "ann@example.com".to_owned()];
+        assert_eq!(erase_outbox(dir.path(), &marks, &ids).unwrap(), 2);
+        assert!(dir.path().join("c.eml").exists());
+        assert_eq!(
+            erase_outbox(&dir.path().join("none"), &marks, &ids).unwrap(),
+            0
+        );
+    }
+}

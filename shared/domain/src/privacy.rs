@@ -1,0 +1,163 @@
+//! One customer's data, everywhere it is stored: exported on request, erased
+//! on request (the rights of access and erasure).
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::model::{Customer, Feedback};
+use crate::ports::StoreError;
+use crate::session::{Role, Session};
+
+/// A customer as the stores know them: `channel:customer_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRef {
+    pub channel: String,
+    pub customer_id: String,
+}
+
+/// Longest accepted `channel:customer_id` (email addresses are the longest ids).
+const MAX_KEY_LEN: usize = 512;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "a customer is named CHANNEL:CUSTOMER_ID (for example telegram:123456789), at most {MAX_KEY_LEN} bytes"
+)]
+pub struct BadCustomerRef;
+
+impl std::str::FromStr for CustomerRef {
+    type Err = BadCustomerRef;
+
+    fn from_str(key: &str) -> Result<Self, Self::Err> {
+        let (channel, customer_id) = key.split_once(':').ok_or(BadCustomerRef)?;
+        let channel_ok = !channel.is_empty()
+            && channel
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !channel_ok
+            || customer_id.trim().is_empty()
+            || key.len() > MAX_KEY_LEN
+            || key.chars().any(char::is_control)
+        {
+            return Err(BadCustomerRef);
+        }
+        Ok(Self {
+            channel: channel.to_owned(),
+            customer_id: customer_id.to_owned(),
+        })
+    }
+}
+
+impl CustomerRef {
+    /// The key of the customer record (`channel:customer_id`).
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.channel, self.customer_id)
+    }
+
+    /// Whether `session` is one of this customer's conversations.
+    pub fn owns(&self, session: &Session) -> bool {
+        session.channel == self.channel && session.customer_id == self.customer_id
+    }
+}
+
+/// A queued item that belongs to the customer: a message not yet processed,
+/// an escalation not yet sent to agents, a reply waiting to go out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueuedData {
+    pub queue: String,
+    /// `ready`, `leased` or `dead`.
+    pub state: String,
+    pub enqueued_at_ms: i64,
+    /// The item as queued (JSON), or its text when it is not JSON.
+    pub body: serde_json::Value,
+}
+
+/// Everything stored about one customer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerExport {
+    pub customer: String,
+    /// The contact record, `None` when the customer never wrote (or was erased).
+    pub record: Option<Customer>,
+    /// Every conversation, with its transcript.
+    pub conversations: Vec<Session>,
+    pub feedback: Vec<Feedback>,
+    /// Work still queued for the customer (the local queues; SQS cannot be read
+    /// without consuming, so on AWS this list is empty).
+    pub queued: Vec<QueuedData>,
+    /// Questions of theirs kept in the unanswered-questions log.
+    pub unanswered_questions: Vec<String>,
+}
+
+/// What an erase removed, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Erasure {
+    pub customer: String,
+    pub records: usize,
+    pub conversations: usize,
+    pub feedback: usize,
+    pub queued: usize,
+    pub unanswered_questions: usize,
+    pub outbox: usize,
+}
+
+impl Erasure {
+    pub fn total(&self) -> usize {
+        self.records
+            + self.conversations
+            + self.feedback
+            + self.queued
+            + self.unanswered_questions
+            + self.outbox
+    }
+}
+
+/// The texts a customer wrote in these conversations (to find them in logs
+/// that are not keyed by customer, like the unanswered questions).
+pub fn customer_texts(conversations: &[Session]) -> Vec<String> {
+    let mut texts: Vec<String> = conversations
+        .iter()
+        .flat_map(|session| &session.turns)
+        .filter(|turn| turn.role == Role::Customer)
+        .map(|turn| turn.text.clone())
+        .collect();
+    texts.sort();
+    texts.dedup();
+    texts
+}
+
+/// The stores' side of export and erase.
+#[async_trait]
+pub trait CustomerData: Send + Sync {
+    async fn export(&self, customer: &CustomerRef) -> Result<CustomerExport, StoreError>;
+    /// Removes everything stored about the customer. Erasing twice is not an
+    /// error: the second erase removes nothing.
+    async fn erase(&self, customer: &CustomerRef) -> Result<Erasure, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_refs_are_channel_colon_id() {
+        let customer: CustomerRef = "email:ann@example.com".parse().unwrap();
+        assert_eq!(customer.channel, "email");
+        assert_eq!(customer.customer_id, "ann@example.com");
+        assert_eq!(customer.key(), "email:ann@example.com");
+        // Ids may hold colons themselves (the first one separates).
+        let customer: CustomerRef = "slack:T1:U2".parse().unwrap();
+        assert_eq!(customer.customer_id, "T1:U2");
+        for bad in [
+            "",
+            "telegram",
+            ":123",
+            "telegram:",
+            "telegram: ",
+            "Tele gram:1",
+            "telegram:1\n2",
+        ] {
+            assert_eq!(bad.parse::<CustomerRef>(), Err(BadCustomerRef), "{bad:?}");
+        }
+        let long = format!("telegram:{}", "9".repeat(MAX_KEY_LEN));
+        assert_eq!(long.parse::<CustomerRef>(), Err(BadCustomerRef));
+    }
+}

@@ -45,6 +45,22 @@ async fn tokens_are_checked_by_hash_and_scope() {
         !server.log().contains(AGENT_TOKEN),
         "tokens never reach the log"
     );
+
+    // Health: alive for anyone, the queues' figures only for an admin.
+    let health = |token: Option<&'static str>| {
+        let mut request = reqwest::Client::new().get(format!("{}/healthz", server.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    assert_eq!(health(None).await, json!({ "ok": true }));
+    assert_eq!(health(Some(AGENT_TOKEN)).await, json!({ "ok": true }));
+    assert!(health(Some(ADMIN_TOKEN)).await["queues"].is_array());
 }
 
 /// `switchboard token create` prints a fresh token once, with the SHA-256 that

@@ -544,7 +544,10 @@ visibility_secs = 5
 
     /// Counts of the queue items by state, from the health endpoint.
     pub async fn queue(&self, name: &str) -> Value {
-        let health: Value = reqwest::get(format!("{}/healthz", self.base))
+        let health: Value = reqwest::Client::new()
+            .get(format!("{}/healthz", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
             .await
             .unwrap()
             .json()

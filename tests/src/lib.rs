@@ -307,6 +307,8 @@ pub fn mail_text(raw: &str) -> String {
 pub struct Options {
     pub conversation_workers: bool,
     pub notifier: bool,
+    /// Escalation notifiers side by side.
+    pub notifier_concurrency: usize,
     pub vip_customers: Vec<String>,
 }
 
@@ -315,6 +317,7 @@ impl Default for Options {
         Self {
             conversation_workers: true,
             notifier: true,
+            notifier_concurrency: 2,
             vip_customers: Vec::new(),
         }
     }
@@ -380,12 +383,20 @@ host = "127.0.0.1"
 port = {smtp}
 tls = "none"
 
+# Short timings, so that outages and crashes play out in minutes: a job is
+# retried for about three minutes (1 s, 2 s, 4 s, then every 5 s), a crashed
+# attempt's job is taken over after 5 s, and dead letters are tried again
+# every 2 s.
 [workers]
 conversation = {conversation}
 notifier = {notifier}
 concurrency = 2
-max_attempts = 3
+notifier_concurrency = {notifier_concurrency}
+max_attempts = 40
+retry_initial_secs = 1
+retry_max_secs = 5
 visibility_secs = 5
+redrive_check_secs = 2
 
 [channels.telegram]
 secret_token = "{TELEGRAM_SECRET}"
@@ -406,6 +417,7 @@ from_address = "{SUPPORT_ADDRESS}"
             smtp = self.smtp.port,
             conversation = options.conversation_workers,
             notifier = options.notifier,
+            notifier_concurrency = options.notifier_concurrency,
             standin = self.standin.base,
         );
         std::fs::write(self.config_path(), config).unwrap();

@@ -21,11 +21,17 @@ pub struct AwsResources {
     pub inbound_queue_url: String,
     pub escalation_priority_queue_url: String,
     pub escalation_standard_queue_url: String,
+    /// Where each queue's consumer puts a message that failed for good.
+    pub inbound_dead_letter_queue_url: String,
+    pub escalation_priority_dead_letter_queue_url: String,
+    pub escalation_standard_dead_letter_queue_url: String,
+    /// The S3 bucket for bodies too large for an SQS message.
+    pub payload_bucket: String,
 }
 
 impl AwsResources {
     /// The environment variable behind each field, in field order.
-    pub const ENV_VARS: [&'static str; 9] = [
+    pub const ENV_VARS: [&'static str; 13] = [
         "SWITCHBOARD_SESSIONS_TABLE",
         "SWITCHBOARD_CUSTOMERS_TABLE",
         "SWITCHBOARD_IDEMPOTENCY_TABLE",
@@ -35,6 +41,10 @@ impl AwsResources {
         "SWITCHBOARD_INBOUND_QUEUE_URL",
         "SWITCHBOARD_ESCALATION_PRIORITY_QUEUE_URL",
         "SWITCHBOARD_ESCALATION_STANDARD_QUEUE_URL",
+        "SWITCHBOARD_INBOUND_DLQ_URL",
+        "SWITCHBOARD_ESCALATION_PRIORITY_DLQ_URL",
+        "SWITCHBOARD_ESCALATION_STANDARD_DLQ_URL",
+        "SWITCHBOARD_PAYLOAD_BUCKET",
     ];
 
     /// Reads every name from the environment; all are required. The error
@@ -74,6 +84,10 @@ impl AwsResources {
             inbound_queue_url: next(),
             escalation_priority_queue_url: next(),
             escalation_standard_queue_url: next(),
+            inbound_dead_letter_queue_url: next(),
+            escalation_priority_dead_letter_queue_url: next(),
+            escalation_standard_dead_letter_queue_url: next(),
+            payload_bucket: next(),
         })
     }
 
@@ -89,6 +103,10 @@ impl AwsResources {
             &self.inbound_queue_url,
             &self.escalation_priority_queue_url,
             &self.escalation_standard_queue_url,
+            &self.inbound_dead_letter_queue_url,
+            &self.escalation_priority_dead_letter_queue_url,
+            &self.escalation_standard_dead_letter_queue_url,
+            &self.payload_bucket,
         ];
         Self::ENV_VARS
             .iter()
@@ -102,6 +120,14 @@ impl AwsResources {
             QueueName::Inbound => &self.inbound_queue_url,
             QueueName::EscalationPriority => &self.escalation_priority_queue_url,
             QueueName::EscalationStandard => &self.escalation_standard_queue_url,
+        }
+    }
+
+    pub fn dead_letter_queue_url(&self, queue: QueueName) -> &str {
+        match queue {
+            QueueName::Inbound => &self.inbound_dead_letter_queue_url,
+            QueueName::EscalationPriority => &self.escalation_priority_dead_letter_queue_url,
+            QueueName::EscalationStandard => &self.escalation_standard_dead_letter_queue_url,
         }
     }
 }
@@ -133,6 +159,15 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// An S3 client; with an endpoint of its own (a local stand-in) it addresses
+/// buckets by path, as such servers expect.
+fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let builder =
+        aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
+    aws_sdk_s3::Client::from_conf(builder.build())
 }
 
 impl Clients {
@@ -141,6 +176,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            s3: s3_client(config),
         }
     }
 
@@ -153,6 +189,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(&dynamodb),
             sqs: aws_sdk_sqs::Client::new(&other),
             secrets: aws_sdk_secretsmanager::Client::new(&other),
+            s3: s3_client(&other),
         }
     }
 }

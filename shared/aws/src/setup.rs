@@ -205,8 +205,8 @@ impl Default for QueueOptions {
     fn default() -> Self {
         Self {
             fifo: false,
-            visibility_timeout_s: 180,
-            max_receive_count: 5,
+            visibility_timeout_s: crate::batch::ConsumerSettings::DEFAULT_VISIBILITY_SECS,
+            max_receive_count: crate::batch::ConsumerSettings::DEFAULT_MAX_RECEIVES,
             dlq_retention_s: 14 * 86_400,
         }
     }
@@ -315,15 +315,15 @@ pub async fn create_tables_and_queues(
         fifo: true,
         ..QueueOptions::default()
     };
-    let (inbound, _) =
+    let (inbound, inbound_dlq) =
         create_queue_with_dlq(&clients.sqs, &format!("{prefix}-inbound"), inbound).await?;
-    let (priority, _) = create_queue_with_dlq(
+    let (priority, priority_dlq) = create_queue_with_dlq(
         &clients.sqs,
         &format!("{prefix}-escalation-priority"),
         QueueOptions::default(),
     )
     .await?;
-    let (standard, _) = create_queue_with_dlq(
+    let (standard, standard_dlq) = create_queue_with_dlq(
         &clients.sqs,
         &format!("{prefix}-escalation-standard"),
         QueueOptions::default(),
@@ -339,5 +339,25 @@ pub async fn create_tables_and_queues(
         inbound_queue_url: inbound.url,
         escalation_priority_queue_url: priority.url,
         escalation_standard_queue_url: standard.url,
+        inbound_dead_letter_queue_url: inbound_dlq.url,
+        escalation_priority_dead_letter_queue_url: priority_dlq.url,
+        escalation_standard_dead_letter_queue_url: standard_dlq.url,
+        payload_bucket: create_bucket(&clients.s3, &format!("{prefix}-payloads")).await?,
     })
+}
+
+/// Creates the payload bucket (names are lower case); one that exists already is kept.
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<String, AwsError> {
+    let name = name.to_ascii_lowercase();
+    match s3.create_bucket().bucket(&name).send().await {
+        Ok(_) => Ok(name),
+        Err(error)
+            if error.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(name)
+        }
+        Err(error) => Err(AwsError::s3("CreateBucket", &name, error)),
+    }
 }

@@ -4,12 +4,14 @@
 //!
 //! Nothing here knows about AWS, SQLite or HTTP clients; adapters live beside it.
 
+pub mod jobs;
 pub mod model;
 pub mod ports;
 pub mod routing;
 pub mod secret;
 pub mod session;
 
+pub use jobs::*;
 pub use model::*;
 pub use ports::*;
 pub use routing::*;

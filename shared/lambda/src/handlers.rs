@@ -3,14 +3,11 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
-use switchboard_aws::message_body;
+use switchboard_aws::SqsConsumer;
 use switchboard_channels::HttpReply;
-use switchboard_domain::BoxError;
-use switchboard_pipeline::JobError;
 use switchboard_pipeline::api::HttpApi;
 use switchboard_pipeline::notifier::EscalationNotifier;
 use switchboard_pipeline::worker::ConversationWorker;
-use tracing::error;
 
 use crate::http::{to_request, to_response};
 
@@ -27,48 +24,44 @@ pub async fn http(
     Ok(to_response(reply))
 }
 
+/// A queue's consumer: the pipeline stage, and how its SQS records are
+/// settled (leases, backoff, dead letters).
+pub struct Consumer<S> {
+    pub stage: S,
+    pub sqs: SqsConsumer,
+}
+
+/// The invocation's deadline in unix ms (0 when the runtime gave none).
+fn deadline_ms<T>(event: &LambdaEvent<T>) -> i64 {
+    i64::try_from(event.context.deadline).unwrap_or(i64::MAX)
+}
+
 /// The inbound FIFO queue → the conversation worker. Retryable failures are
-/// reported so that SQS redelivers them (and holds the rest of their group);
-/// unreadable jobs are reported too, so that after `maxReceiveCount` they sit
-/// in the dead-letter queue, where the alarm sees them.
+/// reported so that SQS redelivers them after a backoff (and holds the rest
+/// of their group); permanent ones go to the dead-letter queue at once.
 pub async fn inbound(
-    worker: &ConversationWorker,
+    worker: &Consumer<ConversationWorker>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    Ok(
-        switchboard_aws::process_sqs_batch(event.payload, |message| async move {
-            let body = message_body(&message).map_err(BoxError::from)?;
-            worker
-                .handle(&body)
-                .await
-                .map(|_| ())
-                .map_err(|failure| BoxError::from(log_permanent(failure)))
+    let deadline = deadline_ms(&event);
+    Ok(worker
+        .sqs
+        .process(event.payload, deadline, |body, lease| async move {
+            worker.stage.handle(&body, &lease).await.map(|_| ())
         })
-        .await,
-    )
+        .await)
 }
 
 /// The escalation queues → the agents.
 pub async fn escalations(
-    notifier: &EscalationNotifier,
+    notifier: &Consumer<EscalationNotifier>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    Ok(
-        switchboard_aws::process_sqs_batch(event.payload, |message| async move {
-            let body = message_body(&message).map_err(BoxError::from)?;
-            notifier
-                .handle(&body)
-                .await
-                .map(|_| ())
-                .map_err(|failure| BoxError::from(log_permanent(failure)))
+    let deadline = deadline_ms(&event);
+    Ok(notifier
+        .sqs
+        .process(event.payload, deadline, |body, lease| async move {
+            notifier.stage.handle(&body, &lease).await.map(|_| ())
         })
-        .await,
-    )
-}
-
-fn log_permanent(failure: JobError) -> JobError {
-    if !failure.is_retryable() {
-        error!(error = %failure, "job cannot be processed; it goes to the dead-letter queue");
-    }
-    failure
+        .await)
 }

@@ -8,21 +8,25 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use serde_json::Value;
-use switchboard_aws::{Clients, DynamoStores, SqsQueueProducer, WarmUp};
+use switchboard_aws::{
+    Clients, ConsumerSettings, DynamoStores, S3PayloadStore, SqsConsumer, SqsQueueProducer, WarmUp,
+};
 use switchboard_channels::email::{EmailTransport, SmtpTransport};
 use switchboard_channels::notify::{EmailAgentNotifier, EmailNotifierConfig};
 use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
-use switchboard_domain::{Clock, Secret, SendError, SystemClock};
+use switchboard_domain::{Clock, QueueName, QueueProducer, Secret, SendError, SystemClock};
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::api::HttpApi;
 use switchboard_pipeline::desk::AgentDesk;
 use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::ingress::Ingress;
 use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::payload::OffloadingQueue;
 use switchboard_pipeline::worker::ConversationWorker;
 use tracing::info;
 
 use crate::config::FunctionConfig;
+use crate::handlers::Consumer;
 
 /// How long init may spend opening connections before the first event.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,7 +36,9 @@ pub struct Aws {
     pub config: FunctionConfig,
     pub clients: Clients,
     pub stores: DynamoStores,
-    pub queues: Arc<SqsQueueProducer>,
+    /// The SQS queues, with bodies too large for SQS stored in the payload bucket.
+    pub queues: Arc<dyn QueueProducer>,
+    pub payloads: Arc<S3PayloadStore>,
     /// `{"channels": {...}, "smtp_password": "...", "admin_token": "..."}`.
     secret: Value,
     clock: Arc<dyn Clock>,
@@ -60,20 +66,35 @@ pub async fn connect_with(
         secret,
         switchboard_aws::warm_up(&clients, warm, WARM_UP_TIMEOUT)
     );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let payloads = Arc::new(switchboard_aws::payload_store(&clients, &config.resources));
+    let sqs = Arc::new(SqsQueueProducer::new(
+        clients.sqs.clone(),
+        &config.resources,
+    ));
     Ok(Aws {
         stores: DynamoStores::new(&clients.dynamodb, &config.resources),
-        queues: Arc::new(SqsQueueProducer::new(
-            clients.sqs.clone(),
-            &config.resources,
-        )),
+        queues: Arc::new(OffloadingQueue::new(sqs, payloads.clone(), clock.clone())),
+        payloads,
         secret: secret?,
-        clock: Arc::new(SystemClock),
+        clock,
         clients,
         config,
     })
 }
 
 impl Aws {
+    /// How records of `queues` are settled, with the template's queue settings.
+    fn sqs_consumer(&self, queues: &[QueueName]) -> anyhow::Result<SqsConsumer> {
+        let settings = ConsumerSettings::from_lookup(|name| std::env::var(name).ok())?;
+        Ok(SqsConsumer::new(
+            self.clients.sqs.clone(),
+            &self.config.resources,
+            queues,
+            settings,
+        ))
+    }
+
     fn secret_value(&self, key: &str) -> Option<Secret> {
         switchboard_aws::secret_field(&self.secret, key)
     }
@@ -133,7 +154,7 @@ pub fn http_api(aws: &Aws, with_agents_api: bool) -> anyhow::Result<HttpApi> {
 }
 
 /// The conversation worker, with the knowledge base compiled once at init.
-pub async fn conversation_worker(aws: &Aws) -> anyhow::Result<ConversationWorker> {
+pub async fn conversation_worker(aws: &Aws) -> anyhow::Result<Consumer<ConversationWorker>> {
     let kb = match aws
         .stores
         .kb
@@ -148,21 +169,26 @@ pub async fn conversation_worker(aws: &Aws) -> anyhow::Result<ConversationWorker
             .context("reading the sample knowledge base")?,
     };
     info!(entries = kb.entries.len(), "knowledge base compiled");
-    Ok(ConversationWorker {
+    let worker = ConversationWorker {
         sessions: Arc::new(aws.stores.sessions.clone()),
         customers: Arc::new(aws.stores.customers.clone()),
         gaps: Arc::new(aws.stores.gaps.clone()),
         idempotency: Arc::new(aws.stores.idempotency.clone()),
         queue: aws.queues.clone(),
         replies: aws.channels()?,
+        payloads: aws.payloads.clone(),
         faq: Arc::new(Faq::new(kb)),
         clock: aws.clock.clone(),
         settings: aws.config.worker.clone(),
+    };
+    Ok(Consumer {
+        stage: worker,
+        sqs: aws.sqs_consumer(&[QueueName::Inbound])?,
     })
 }
 
 /// The escalation notifier: tickets to the agents by email.
-pub fn escalation_notifier(aws: &Aws) -> anyhow::Result<EscalationNotifier> {
+pub fn escalation_notifier(aws: &Aws) -> anyhow::Result<Consumer<EscalationNotifier>> {
     let notifier = EmailAgentNotifier::new(
         EmailNotifierConfig {
             from: aws.config.from_email.clone(),
@@ -172,10 +198,15 @@ pub fn escalation_notifier(aws: &Aws) -> anyhow::Result<EscalationNotifier> {
         aws.email()?,
     )
     .context("configuring agent email")?;
-    Ok(EscalationNotifier {
+    let notifier = EscalationNotifier {
         notifier: Arc::new(notifier),
         idempotency: Arc::new(aws.stores.idempotency.clone()),
+        payloads: aws.payloads.clone(),
         clock: aws.clock.clone(),
+    };
+    Ok(Consumer {
+        stage: notifier,
+        sqs: aws.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard])?,
     })
 }
 

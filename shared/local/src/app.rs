@@ -18,6 +18,7 @@ use switchboard_pipeline::desk::AgentDesk;
 use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::ingress::Ingress;
 use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::payload::OffloadingQueue;
 use switchboard_pipeline::worker::ConversationWorker;
 use switchboard_sqlite::SqliteStore;
 use tokio::sync::Notify;
@@ -61,10 +62,14 @@ impl App {
         })?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let wake = Arc::new(Notify::new());
-        let queue: Arc<dyn QueueProducer> = Arc::new(WakingQueue {
-            store: store.clone(),
-            wake: wake.clone(),
-        });
+        let queue: Arc<dyn QueueProducer> = Arc::new(OffloadingQueue::new(
+            Arc::new(WakingQueue {
+                store: store.clone(),
+                wake: wake.clone(),
+            }),
+            Arc::new(store.clone()),
+            clock.clone(),
+        ));
 
         let (channel_settings, admin_token) = channel_settings(&config)?;
         let email = email_transport(&config)?;
@@ -98,6 +103,7 @@ impl App {
             idempotency: Arc::new(store.clone()),
             queue: queue.clone(),
             replies: channels.clone(),
+            payloads: Arc::new(store.clone()),
             faq,
             clock: clock.clone(),
             settings: config.routing.clone(),
@@ -105,6 +111,7 @@ impl App {
         let notifier = Arc::new(EscalationNotifier {
             notifier: agent_notifier(&config, email, http)?,
             idempotency: Arc::new(store.clone()),
+            payloads: Arc::new(store.clone()),
             clock: clock.clone(),
         });
         let desk = Arc::new(AgentDesk {

@@ -92,10 +92,20 @@ pub struct WorkersConfig {
     pub notifier: bool,
     /// Conversation workers in parallel (each conversation is still in order).
     pub concurrency: usize,
-    /// Attempts before a job goes to the dead letters.
+    /// Escalation notifiers in parallel (VIP tickets still go first).
+    pub notifier_concurrency: usize,
+    /// Attempts before a job that keeps failing goes to the dead letters.
     pub max_attempts: u32,
-    /// How long a job is hidden from others while one worker has it.
+    /// Wait after the first failed attempt; it doubles after each further one...
+    pub retry_initial_secs: u64,
+    /// ...up to this.
+    pub retry_max_secs: u64,
+    /// How long a job is hidden from others while one worker has it; an
+    /// attempt that takes longer is abandoned and the job retried.
     pub visibility_secs: u64,
+    /// How often a dead letter of each cause (a channel's API, SMTP) is tried
+    /// again; when it succeeds, the others of its cause are put back in line.
+    pub redrive_check_secs: u64,
 }
 
 impl Default for Config {
@@ -141,8 +151,13 @@ impl Default for WorkersConfig {
             conversation: true,
             notifier: true,
             concurrency: 4,
-            max_attempts: 5,
+            notifier_concurrency: 4,
+            // With the backoff below: retried for about an hour and a half.
+            max_attempts: 14,
+            retry_initial_secs: 5,
+            retry_max_secs: 15 * 60,
             visibility_secs: 60,
+            redrive_check_secs: 5 * 60,
         }
     }
 }

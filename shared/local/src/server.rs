@@ -13,14 +13,13 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use switchboard_channels::{HttpReply, WebhookRequest};
-use switchboard_domain::QueueName;
 use switchboard_pipeline::ingress::{IngressError, MAX_BODY_BYTES};
 use tokio::sync::watch;
 use tracing::info;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::runner::{self, RunnerSettings};
+use crate::runner;
 
 type Shared = State<Arc<App>>;
 
@@ -46,7 +45,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = spawn_workers(&app, stop_rx);
+    let workers = runner::spawn_workers(&app, stop_rx);
     info!(address = %listener.local_addr()?, development = app.config.is_development(), "switchboard listening");
     axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(shutdown_signal())
@@ -59,61 +58,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("switchboard stopped");
     Ok(())
-}
-
-fn spawn_workers(app: &Arc<App>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-    let settings = RunnerSettings {
-        max_attempts: app.config.workers.max_attempts.max(1),
-        visibility: Duration::from_secs(app.config.workers.visibility_secs.max(1)),
-        idle_poll: Duration::from_millis(500),
-    };
-    let mut handles = Vec::new();
-    if app.config.workers.conversation {
-        for _ in 0..app.config.workers.concurrency.max(1) {
-            let worker = app.worker.clone();
-            handles.push(tokio::spawn(runner::run(
-                app.store.clone(),
-                vec![QueueName::Inbound],
-                settings,
-                app.wake.clone(),
-                stop.clone(),
-                move |body| {
-                    let worker = worker.clone();
-                    async move { worker.handle(&body).await.map(|_| ()) }
-                },
-            )));
-        }
-    }
-    if app.config.workers.notifier {
-        let notifier = app.notifier.clone();
-        handles.push(tokio::spawn(runner::run(
-            app.store.clone(),
-            vec![QueueName::EscalationPriority, QueueName::EscalationStandard],
-            settings,
-            app.wake.clone(),
-            stop.clone(),
-            move |body| {
-                let notifier = notifier.clone();
-                async move { notifier.handle(&body).await.map(|_| ()) }
-            },
-        )));
-    }
-    let store = app.store.clone();
-    let mut purge_stop = stop;
-    handles.push(tokio::spawn(async move {
-        loop {
-            let _ = store
-                .purge_expired(switchboard_domain::Clock::now_ms(
-                    &switchboard_domain::SystemClock,
-                ))
-                .await;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(600)) => {}
-                _ = purge_stop.changed() => break,
-            }
-        }
-    }));
-    handles
 }
 
 async fn shutdown_signal() {

@@ -19,3 +19,5 @@ out="$("$VENV/bin/sam" validate --lint --template template.yaml --config-file in
   echo "$out" >&2
   exit 1
 }
+# Queues, consumers and leases agree (visibility, maxReceiveCount, payload expiry).
+"$VENV/bin/python" tests/services/check_queues.py template.yaml

@@ -1,8 +1,8 @@
 //! The payload port on S3: bodies too large for an SQS message, one object
 //! each. The bucket (template.yaml) is private and encrypted, and a lifecycle
-//! rule deletes objects after `PayloadRetentionDays`, longer than a message
-//! can stay in a queue and its dead-letter queue; so `expires_at_ms` needs no
-//! per-object setting.
+//! rule deletes objects after 20 days, longer than a message can stay in a
+//! queue and its dead-letter queue; so `expires_at_ms` needs no per-object
+//! setting.
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;

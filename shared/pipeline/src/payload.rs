@@ -19,8 +19,8 @@ use crate::JobError;
 pub const INLINE_LIMIT: usize = 128 * 1024;
 
 /// How long a stored body is kept: longer than an item can stay in a queue
-/// and then in its dead-letter queue (14 days on SQS).
-pub const PAYLOAD_RETENTION_MS: i64 = 15 * 24 * 60 * 60 * 1000;
+/// (4 days on SQS) and then in its dead-letter queue (14 days).
+pub const PAYLOAD_RETENTION_MS: i64 = 20 * 24 * 60 * 60 * 1000;
 
 /// Starts a queued reference. No job body starts so: bodies are JSON.
 const REFERENCE_PREFIX: &[u8] = b"switchboard-payload:";

@@ -3,4 +3,5 @@
 mod cli;
 mod durability;
 mod email;
+mod faults;
 mod webhooks;

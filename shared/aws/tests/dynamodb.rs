@@ -68,7 +68,7 @@ async fn an_expired_lease_is_taken_over_but_a_completed_record_never_is() {
     // The first attempt crashed; once its lease has run out another takes over.
     assert_eq!(
         store.claim("k", 1_000, 1_000).await.unwrap(),
-        Claim::Acquired,
+        Claim::TakenOver,
         "expired lease is taken over"
     );
     assert_eq!(

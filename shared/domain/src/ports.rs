@@ -67,10 +67,21 @@ pub enum StoreError {
 pub enum Claim {
     /// The caller owns the key now and must `complete` or `release` it.
     Acquired,
+    /// Like `Acquired`, but an earlier attempt held the key and its lease ran
+    /// out before it completed or released it (it crashed or was abandoned):
+    /// it may have done part of the work, such as a send whose record was lost.
+    TakenOver,
     /// Another attempt holds it and its lease has not expired.
     InProgress,
     /// A previous attempt finished; do not do the work again.
     Done,
+}
+
+impl Claim {
+    /// Whether the caller owns the key now.
+    pub fn is_owned(self) -> bool {
+        matches!(self, Claim::Acquired | Claim::TakenOver)
+    }
 }
 
 /// Idempotency records with a status and an expiry, so that an attempt that

@@ -38,6 +38,9 @@ impl EscalationNotifier {
             .await?
         {
             Claim::Acquired => {}
+            Claim::TakenOver => {
+                warn!(ticket = %ticket.ticket_id, possible_repeat = true, "notifying about a ticket an interrupted delivery may have sent");
+            }
             Claim::Done => return Ok(false),
             Claim::InProgress => {
                 return Err(JobError::Retryable(

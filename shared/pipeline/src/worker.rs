@@ -98,7 +98,7 @@ impl ConversationWorker {
             .claim(&work_key, now_ms, job.claim_ms(now_ms))
             .await?
         {
-            Claim::Acquired => {}
+            Claim::Acquired | Claim::TakenOver => {}
             Claim::Done => return Ok(Outcome::Duplicate),
             Claim::InProgress => {
                 return Err(JobError::Retryable(
@@ -370,15 +370,31 @@ impl ConversationWorker {
                 ));
             }
             Claim::Acquired => {}
+            // The delivery before died between sending and recording: the
+            // provider may have the reply already, and nothing can tell.
+            // Sending again risks a repeat; not sending risks a lost answer.
+            Claim::TakenOver => {
+                warn!(channel = %message.channel, reply_id, possible_repeat = true, "sending a reply an interrupted delivery may have sent");
+            }
         }
         let reply = OutboundReply::to_message(message, text, reply_id);
+        let sending = std::time::Instant::now();
         match self.replies.send(&reply).await {
             Ok(()) => {
+                let sent = std::time::Instant::now();
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency
                     .complete_with_result(&reply_key, keep_until, text)
                     .await?;
-                info!(channel = %message.channel, reply_id, "reply sent");
+                // A crash before the record is written repeats the reply: how
+                // long that window was open.
+                info!(
+                    channel = %message.channel,
+                    reply_id,
+                    send_ms = sent.duration_since(sending).as_millis() as u64,
+                    record_ms = sent.elapsed().as_millis() as u64,
+                    "reply sent"
+                );
                 Ok(text.to_owned())
             }
             Err(error) => {

@@ -25,12 +25,12 @@ impl IdempotencyStore for SqliteStore {
                 .optional()
                 .map_err(unavailable)?;
             let claim = match existing {
-                Some((_, _, expires_at)) if expires_at <= now_ms => Claim::Acquired,
-                Some((status, _, _)) if status == "done" => Claim::Done,
-                Some((_, lease_until, _)) if lease_until > now_ms => Claim::InProgress,
+                Some((status, _, expires_at)) if status == "done" && expires_at > now_ms => Claim::Done,
+                Some((status, lease_until, _)) if status != "done" && lease_until > now_ms => Claim::InProgress,
+                Some((status, _, _)) if status != "done" => Claim::TakenOver,
                 _ => Claim::Acquired,
             };
-            if claim == Claim::Acquired {
+            if claim.is_owned() {
                 let lease_until = now_ms + lease_ms;
                 tx.execute(
                     "INSERT INTO idempotency (key, status, lease_until, expires_at) VALUES (?1, 'in_progress', ?2, ?2)

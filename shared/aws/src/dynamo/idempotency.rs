@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use switchboard_domain::{Claim, IdempotencyStore, StoreError};
 
 use super::{Item, ItemReader, TTL_ATTRIBUTE, n, s, ttl_seconds};
@@ -67,10 +67,17 @@ impl DynamoIdempotencyStore {
             .expression_attribute_names("#valid", VALID_UNTIL)
             .expression_attribute_values(":now", n(now_ms))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Some(Claim::Acquired)),
+            // An in-progress record replaced: its holder's lease ran out.
+            Ok(output) => Ok(Some(
+                match output.attributes().and_then(|old| old.get(STATUS)) {
+                    Some(AttributeValue::S(status)) if status == IN_PROGRESS => Claim::TakenOver,
+                    _ => Claim::Acquired,
+                },
+            )),
             Err(error) => match error.into_service_error() {
                 PutItemError::ConditionalCheckFailedException(failed) => match failed.item() {
                     Some(item) => self.status_of(key, item).map(Some),

@@ -6,7 +6,8 @@ functions are told (SWITCHBOARD_QUEUE_VISIBILITY_SECS, _MAX_RECEIVES):
 * the visibility timeout is at least 6x the timeout of each function consuming
   the queue and more than timeout + batching window, so a record's lease (and
   its claims) ends with the invocation, before SQS can hand the record out again;
-* large bodies outlive the messages that refer to them.
+* messages are at most 256 KiB, and large bodies outlive the messages that
+  refer to them.
 
 Prints what is wrong and exits 1; quiet on success.
 """
@@ -43,6 +44,12 @@ def main(path):
             resources[dlq]["Properties"].get("MessageRetentionPeriod", 345600)
         )
         longest_retention = max(longest_retention, retention)
+
+    for name, r in resources.items():
+        if r["Type"] == "AWS::SQS::Queue":
+            size = int(r.get("Properties", {}).get("MaximumMessageSize", 1048576))
+            if size > 262144:
+                problems.append(f"{name}: MaximumMessageSize above 256 KiB: ten would not fit a Lambda payload")
 
     for name, r in resources.items():
         if r["Type"] != "AWS::Serverless::Function":

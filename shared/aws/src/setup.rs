@@ -190,6 +190,10 @@ async fn wait_until_active(client: &aws_sdk_dynamodb::Client, table: &str) -> Re
     )))
 }
 
+/// The template's `MaximumMessageSize` (256 KiB): ten of them fit the 6 MB
+/// payload of a Lambda invocation. Larger bodies travel through the payload bucket.
+pub const MAX_MESSAGE_SIZE: u32 = 256 * 1024;
+
 /// Settings of a queue and its dead-letter queue.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueOptions {
@@ -199,6 +203,8 @@ pub struct QueueOptions {
     pub max_receive_count: u32,
     /// How long the dead-letter queue keeps messages (at most 14 days).
     pub dlq_retention_s: u32,
+    /// Largest message body, as in the template.
+    pub max_message_size: u32,
 }
 
 impl Default for QueueOptions {
@@ -208,6 +214,7 @@ impl Default for QueueOptions {
             visibility_timeout_s: crate::batch::ConsumerSettings::DEFAULT_VISIBILITY_SECS,
             max_receive_count: crate::batch::ConsumerSettings::DEFAULT_MAX_RECEIVES,
             dlq_retention_s: 14 * 86_400,
+            max_message_size: MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -231,10 +238,16 @@ pub async fn create_queue_with_dlq(
         sqs,
         &format!("{name}-dlq{suffix}"),
         options.fifo,
-        &[(
-            QueueAttributeName::MessageRetentionPeriod,
-            options.dlq_retention_s.to_string(),
-        )],
+        &[
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                options.dlq_retention_s.to_string(),
+            ),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                options.max_message_size.to_string(),
+            ),
+        ],
     )
     .await?;
     let redrive = serde_json::json!({
@@ -252,6 +265,10 @@ pub async fn create_queue_with_dlq(
                 options.visibility_timeout_s.to_string(),
             ),
             (QueueAttributeName::RedrivePolicy, redrive),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                options.max_message_size.to_string(),
+            ),
         ],
     )
     .await?;

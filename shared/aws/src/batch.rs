@@ -571,4 +571,118 @@ mod tests {
             .insert("ApproximateReceiveCount".into(), "4".into());
         assert_eq!(receive_count(&message), 4);
     }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed")]
+    struct Failed;
+
+    impl JobFailure for Failed {
+        fn is_permanent(&self) -> bool {
+            false
+        }
+        fn cause_key(&self) -> String {
+            "send:telegram".into()
+        }
+    }
+
+    /// A consumer whose SQS calls fail at once (nothing listens there).
+    fn offline_consumer(arn_name: &str) -> SqsConsumer {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .build();
+        SqsConsumer::with_queues(
+            aws_sdk_sqs::Client::from_conf(config),
+            [(
+                format!("http://127.0.0.1:1/1/{arn_name}"),
+                format!("http://127.0.0.1:1/1/{arn_name}-dlq"),
+            )],
+            ConsumerSettings::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn records_of_a_standard_queue_are_handled_side_by_side() {
+        let consumer = offline_consumer("escalation");
+        let batch = event(
+            (0..4)
+                .map(|i| record(&format!("t{i}"), None, STANDARD))
+                .collect(),
+        );
+        // Each handler waits until all four are under way: one at a time never finishes.
+        let barrier = tokio::sync::Barrier::new(4);
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            consumer.process(batch, 0, |_, _| async {
+                barrier.wait().await;
+                Ok::<(), Failed>(())
+            }),
+        )
+        .await
+        .expect("handled concurrently");
+        assert!(response.batch_item_failures.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fifo_failure_holds_back_its_group_in_the_consumer_too() {
+        let consumer = offline_consumer("inbound.fifo");
+        let seen = Mutex::new(Vec::new());
+        let batch = event(vec![
+            record("a1", Some("a"), FIFO),
+            record("b1", Some("b"), FIFO),
+            record("a2", Some("a"), FIFO),
+        ]);
+        let response = consumer
+            .process(batch, 0, |body, _| {
+                let body = String::from_utf8(body).unwrap();
+                seen.lock().unwrap().push(body.clone());
+                async move {
+                    if body == "body-a1" {
+                        Err(Failed)
+                    } else {
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+        assert_eq!(failures(&response), ["a1", "a2"]);
+        assert_eq!(*seen.lock().unwrap(), ["body-a1", "body-b1"]);
+    }
+
+    #[test]
+    fn consumer_settings_come_from_the_template_or_default_to_it() {
+        let settings = ConsumerSettings::from_lookup(|_| None).unwrap();
+        assert_eq!(settings, ConsumerSettings::default());
+        assert!(settings.retry.patience_ms() >= 60 * 60 * 1000);
+        let settings = ConsumerSettings::from_lookup(|name| match name {
+            "SWITCHBOARD_QUEUE_VISIBILITY_SECS" => Some("90".into()),
+            "SWITCHBOARD_QUEUE_MAX_RECEIVES" => Some("3".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(settings.visibility, Duration::from_secs(90));
+        assert_eq!(settings.retry.max_attempts, 3);
+        let error = ConsumerSettings::from_lookup(|name| {
+            (name == "SWITCHBOARD_QUEUE_MAX_RECEIVES").then(|| "0".into())
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("SWITCHBOARD_QUEUE_MAX_RECEIVES"));
+    }
+
+    #[test]
+    fn queues_are_matched_by_name_from_arn_and_url() {
+        assert_eq!(
+            last_segment("arn:aws:sqs:eu-west-1:1:inbound.fifo"),
+            "inbound.fifo"
+        );
+        assert_eq!(
+            last_segment("https://sqs.eu-west-1.amazonaws.com/1/inbound.fifo"),
+            "inbound.fifo"
+        );
+        assert_eq!(last_segment("http://127.0.0.1:5000/123456789012/q/"), "q");
+    }
 }

@@ -322,7 +322,7 @@ async fn the_chat_api_and_smtp_down_for_two_minutes_loses_and_repeats_nothing() 
     }
     println!(
         "outage test: chat API and SMTP down {:.0} s ({refused} calls refused), {} chat messages, \
-         {} emails, {} escalations: lost {} , duplicate replies {}, agent emails {agent_mails}, \
+         {} emails, {} escalations: lost {}, duplicate replies {}, agent emails {agent_mails}, \
          dead letters {dead} (ever {dead_lettered}; during the outage {still_dead:?}), transcript \
          turns missing {missing_turns}, all out {:.1} s after the outage",
         outage.as_secs_f64(),

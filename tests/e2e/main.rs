@@ -4,4 +4,5 @@ mod cli;
 mod defects;
 mod durability;
 mod email;
+mod faults;
 mod webhooks;

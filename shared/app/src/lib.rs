@@ -22,7 +22,7 @@ use switchboard_channels::notify::{
 use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
 use switchboard_domain::{
     AgentNotifier, Clock, CredentialStore, CustomerStore, FeedbackStore, GapLog, IdempotencyStore,
-    QueueProducer, SessionStore,
+    PayloadStore, QueueProducer, SessionStore,
 };
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::desk::AgentDesk;
@@ -30,6 +30,7 @@ use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::http::HttpApi;
 use switchboard_pipeline::ingress::Ingress;
 use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::payload::OffloadingQueue;
 use switchboard_pipeline::worker::ConversationWorker;
 
 pub use config::Config;
@@ -42,7 +43,11 @@ pub struct Ports {
     pub customers: Arc<dyn CustomerStore>,
     pub feedback: Arc<dyn FeedbackStore>,
     pub gaps: Arc<dyn GapLog>,
+    /// The queues. [`App::assemble`] puts [`OffloadingQueue`] in front, so
+    /// that bodies too large for a queue message go to `payloads`.
     pub queue: Arc<dyn QueueProducer>,
+    /// Job bodies too large for a queue message (SQLite row, S3 object).
+    pub payloads: Arc<dyn PayloadStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub email: Arc<dyn EmailTransport>,
     pub clock: Arc<dyn Clock>,
@@ -75,8 +80,13 @@ impl App {
     pub fn assemble(
         config: Config,
         channel_settings: &ChannelSettings,
-        ports: Ports,
+        mut ports: Ports,
     ) -> anyhow::Result<Self> {
+        ports.queue = Arc::new(OffloadingQueue::new(
+            ports.queue.clone(),
+            ports.payloads.clone(),
+            ports.clock.clone(),
+        ));
         let deps = ChannelDeps {
             http: ports.http.clone(),
             email: ports.email.clone(),
@@ -102,6 +112,7 @@ impl App {
         let notifier = Arc::new(EscalationNotifier {
             notifier: agent_notifier(&config, ports.email.clone(), ports.http.clone())?,
             idempotency: ports.idempotency.clone(),
+            payloads: ports.payloads.clone(),
             clock: ports.clock.clone(),
         });
         Ok(Self {
@@ -138,6 +149,7 @@ impl App {
             idempotency: self.ports.idempotency.clone(),
             queue: self.ports.queue.clone(),
             replies: self.channels.clone(),
+            payloads: self.ports.payloads.clone(),
             faq: Arc::new(Faq::new(knowledge_base)),
             clock: self.ports.clock.clone(),
             settings: self.config.routing.clone(),

@@ -71,6 +71,7 @@ impl Local {
                 store: store.clone(),
                 wake: wake.clone(),
             }),
+            payloads: Arc::new(store.clone()),
             credentials: Arc::new(store.clone()),
             email: email_transport(&config)?,
             clock: Arc::new(SystemClock),

@@ -144,3 +144,62 @@ async fn forged_mailgun_posts_are_refused() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(server.queued_total("inbound").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_reply_goes_to_our_own_address_or_a_machine_whatever_reply_to_says() {
+    let server = Server::start(Options::default()).await;
+    // (From, Reply-To): where the reply would go is ours or a machine's.
+    let cases = [
+        ("dana@customer.test", Some(SUPPORT_ADDRESS)),
+        (
+            "dana@customer.test",
+            Some("Mail System <MAILER-DAEMON@mx.customer.test>"),
+        ),
+        ("dana@customer.test", Some("support+orders@shop.test")),
+        ("support+x@shop.test", None),
+    ];
+    for (n, (from, reply_to)) in cases.iter().enumerate() {
+        let extra: Vec<(&str, &str)> = reply_to.iter().map(|r| ("Reply-To", *r)).collect();
+        let form = mailgun_form(
+            from,
+            "Returns",
+            "How do I return an item?",
+            &format!("<reply-to-{}@x.test>", "n".repeat(n + 1)),
+            &extra,
+        );
+        assert_eq!(
+            server
+                .post("/webhooks/mailgun", &mailgun_headers(), form)
+                .await
+                .0,
+            200
+        );
+    }
+    // A person's Reply-To is honoured, and that is the only reply.
+    let form = mailgun_form(
+        "dana@customer.test",
+        "Returns",
+        "How do I return an item?",
+        "<reply-to-person-at-home@customer.test>",
+        &[("Reply-To", "Dana <dana@home.test>")],
+    );
+    assert_eq!(
+        server
+            .post("/webhooks/mailgun", &mailgun_headers(), form)
+            .await
+            .0,
+        200
+    );
+    let mails = server.smtp.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        server.smtp.messages().len(),
+        1,
+        "{:?}",
+        server.smtp.messages()
+    );
+    assert_eq!(
+        mail_header(&mails[0], "X-Envelope-To").as_deref(),
+        Some("dana@home.test")
+    );
+}

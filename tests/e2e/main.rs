@@ -5,5 +5,6 @@ mod cli;
 mod defects;
 mod durability;
 mod email;
+mod faults;
 mod privacy;
 mod webhooks;

@@ -180,11 +180,14 @@ impl Recorded {
 }
 
 /// A provider API on loopback that records every request and answers like
-/// Telegram's and Slack's success responses.
+/// Telegram's and Slack's success responses; or, while it is "down", answers
+/// 503 to everything and records nothing.
 #[derive(Clone)]
 pub struct StandIn {
     pub base: String,
     recorded: Arc<Mutex<Vec<Recorded>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    refused_while_down: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl StandIn {
@@ -192,10 +195,24 @@ impl StandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let recorded = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refused_while_down = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let sink = recorded.clone();
+        let (is_down, refused) = (down.clone(), refused_while_down.clone());
         let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
             let sink = sink.clone();
+            let (is_down, refused) = (is_down.clone(), refused.clone());
             async move {
+                if is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(
+                            json!({ "ok": false, "error_code": 503, "description": "down" }),
+                        ),
+                    )
+                        .into_response();
+                }
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 sink.lock().unwrap().push(Recorded {
                     path: uri.path().to_owned(),
@@ -213,7 +230,23 @@ impl StandIn {
             }
         });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base, recorded }
+        Self {
+            base,
+            recorded,
+            down,
+            refused_while_down,
+        }
+    }
+
+    /// Takes the API down (every call answered 503) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Calls answered 503 while down.
+    pub fn refused_while_down(&self) -> usize {
+        self.refused_while_down
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -235,19 +268,55 @@ impl StandIn {
 pub struct SmtpSink {
     pub port: u16,
     dir: PathBuf,
-    child: Child,
+    refuse: String,
+    child: Option<Child>,
 }
 
 impl SmtpSink {
     pub fn start(dir: &Path) -> Self {
+        Self::start_refusing(dir, "")
+    }
+
+    /// A server that refuses for good (550) recipients containing `refuse`.
+    pub fn start_refusing(dir: &Path, refuse: &str) -> Self {
+        let (port, child) = Self::spawn(dir, None, refuse);
+        Self {
+            port,
+            dir: dir.to_owned(),
+            refuse: refuse.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    /// Takes the server down: connections to its port are refused.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Brings the server back on the same port, keeping what it received.
+    pub fn restart(&mut self) {
+        self.stop();
+        let (_, child) = Self::spawn(&self.dir, Some(self.port), &self.refuse);
+        self.child = Some(child);
+    }
+
+    fn spawn(dir: &Path, port: Option<u16>, refuse: &str) -> (u16, Child) {
         let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("support")
             .join("smtp_sink.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .arg("--dir")
-            .arg(dir)
+        let mut command = Command::new(&python);
+        command.arg(script).arg("--dir").arg(dir);
+        if let Some(port) = port {
+            command.arg("--port").arg(port.to_string());
+        }
+        if !refuse.is_empty() {
+            command.arg("--refuse").arg(refuse);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -264,11 +333,7 @@ impl SmtpSink {
             .unwrap_or_else(|| {
                 panic!("aiosmtpd did not start (is it installed for {python}?): {line:?}")
             });
-        Self {
-            port,
-            dir: dir.to_owned(),
-            child,
-        }
+        (port, child)
     }
 
     /// Every message received so far, in arrival order.
@@ -299,8 +364,7 @@ impl SmtpSink {
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -365,6 +429,12 @@ pub fn mail_text(raw: &str) -> String {
 pub struct Options {
     pub conversation_workers: bool,
     pub notifier: bool,
+    /// Escalation notifiers side by side.
+    pub notifier_concurrency: usize,
+    /// Attempts before a failing job is dead-lettered; with the test
+    /// backoff (1 s, 2 s, 4 s, then 5 s) the default 40 retries for about
+    /// three minutes.
+    pub max_attempts: u32,
     pub vip_customers: Vec<String>,
 }
 
@@ -373,6 +443,8 @@ impl Default for Options {
         Self {
             conversation_workers: true,
             notifier: true,
+            notifier_concurrency: 2,
+            max_attempts: 40,
             vip_customers: Vec::new(),
         }
     }
@@ -404,7 +476,8 @@ impl Server {
     pub async fn start(options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let standin = StandIn::start().await;
-        let smtp = SmtpSink::start(&dir.path().join("smtp"));
+        // Mail to an address containing "nosuchuser" is refused for good (550).
+        let smtp = SmtpSink::start_refusing(&dir.path().join("smtp"), "nosuchuser");
         let port = free_port();
         let mut server = Self {
             base: format!("http://127.0.0.1:{port}"),
@@ -451,12 +524,20 @@ host = "127.0.0.1"
 port = {smtp}
 tls = "none"
 
+# Short timings, so that outages and crashes play out in minutes: a job is
+# retried for about three minutes (1 s, 2 s, 4 s, then every 5 s), a crashed
+# attempt's job is taken over after 5 s, and dead letters are tried again
+# every 2 s.
 [workers]
 conversation = {conversation}
 notifier = {notifier}
 concurrency = 2
-max_attempts = 3
+notifier_concurrency = {notifier_concurrency}
+max_attempts = {max_attempts}
+retry_initial_secs = 1
+retry_max_secs = 5
 visibility_secs = 5
+redrive_check_secs = 2
 
 {channels}"#,
             port = self.port,
@@ -465,6 +546,8 @@ visibility_secs = 5
             conversation = options.conversation_workers,
             notifier = options.notifier,
             channels = channels_toml(&channel_settings(&self.standin.base)),
+            notifier_concurrency = options.notifier_concurrency,
+            max_attempts = options.max_attempts,
         );
         std::fs::write(self.config_path(), config).unwrap();
     }
@@ -540,6 +623,27 @@ visibility_secs = 5
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// `switchboard queue stats` for this server's database: one object per queue.
+    pub fn queue_stats(&self) -> Vec<Value> {
+        let output = Command::new(switchboard_bin())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["queue", "stats"])
+            .output()
+            .expect("running switchboard queue stats");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("queue stats are JSON")
+    }
+
+    /// The SQLite file this server keeps everything in.
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("data").join("switchboard.sqlite3")
     }
 
     /// Counts of the queue items by state, from the health endpoint.

@@ -2,12 +2,17 @@
 
 use lambda_runtime::{run, service_fn};
 use switchboard_app::aws::{Role, from_environment};
-use switchboard_lambda::{Error, handlers, init_tracing};
+use switchboard_domain::QueueName;
+use switchboard_lambda::handlers::{self, Consumer};
+use switchboard_lambda::{Error, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = from_environment(Role::Worker).await?;
-    let worker = aws.app.worker(aws.knowledge_base().await?);
+    let worker = Consumer {
+        stage: aws.app.worker(aws.knowledge_base().await?),
+        sqs: aws.sqs_consumer(&[QueueName::Inbound]),
+    };
     run(service_fn(|event| handlers::inbound(&worker, event))).await
 }

@@ -2,12 +2,17 @@
 
 use lambda_runtime::{run, service_fn};
 use switchboard_app::aws::{Role, from_environment};
-use switchboard_lambda::{Error, handlers, init_tracing};
+use switchboard_domain::QueueName;
+use switchboard_lambda::handlers::{self, Consumer};
+use switchboard_lambda::{Error, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let aws = from_environment(Role::Notifier).await?;
-    let notifier = aws.app.notifier.clone();
+    let notifier = Consumer {
+        stage: aws.app.notifier.clone(),
+        sqs: aws.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
+    };
     run(service_fn(|event| handlers::escalations(&notifier, event))).await
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use switchboard_aws::{AwsResources, Clients, DynamoStores, SqsQueueProducer, WarmUp};
+use switchboard_aws::{
+    AwsResources, Clients, ConsumerSettings, DynamoStores, SqsConsumer, SqsQueueProducer, WarmUp,
+};
 use switchboard_channels::email::{EmailTransport, Message, SmtpTransport};
-use switchboard_domain::{SendError, SystemClock};
+use switchboard_domain::{QueueName, SendError, SystemClock};
 use switchboard_faq::KnowledgeBase;
 
 use crate::config::AwsConfig;
@@ -103,6 +105,7 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
         feedback: Arc::new(stores.feedback.clone()),
         gaps: Arc::new(stores.gaps.clone()),
         queue: Arc::new(SqsQueueProducer::new(clients.sqs.clone(), &resources)),
+        payloads: Arc::new(switchboard_aws::payload_store(&clients, &resources)),
         credentials: Arc::new(stores.credentials.clone()),
         email,
         clock: Arc::new(SystemClock),
@@ -122,6 +125,23 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
 }
 
 impl Aws {
+    /// How a consumer function settles the records of `queues`: leases from
+    /// the invocation's deadline, the `[workers]` retry policy (the queues'
+    /// `maxReceiveCount` is its `max_attempts`), refusals to the dead-letter
+    /// queues.
+    pub fn sqs_consumer(&self, queues: &[QueueName]) -> SqsConsumer {
+        let workers = &self.app.config.workers;
+        SqsConsumer::new(
+            self.clients.sqs.clone(),
+            &self.resources,
+            queues,
+            ConsumerSettings {
+                visibility: workers.visibility(),
+                retry: workers.retry_policy(),
+            },
+        )
+    }
+
     /// The stored knowledge base, else the built-in sample.
     pub async fn knowledge_base(&self) -> anyhow::Result<KnowledgeBase> {
         let stored = self
@@ -151,6 +171,14 @@ pub fn resources(aws: &AwsConfig) -> AwsResources {
         inbound_queue_url: aws.inbound_queue_url.clone(),
         escalation_priority_queue_url: aws.escalation_priority_queue_url.clone(),
         escalation_standard_queue_url: aws.escalation_standard_queue_url.clone(),
+        inbound_dead_letter_queue_url: aws.inbound_dead_letter_queue_url.clone(),
+        escalation_priority_dead_letter_queue_url: aws
+            .escalation_priority_dead_letter_queue_url
+            .clone(),
+        escalation_standard_dead_letter_queue_url: aws
+            .escalation_standard_dead_letter_queue_url
+            .clone(),
+        payload_bucket: aws.payload_bucket.clone(),
     }
 }
 
@@ -168,6 +196,14 @@ pub fn aws_config(resources: &AwsResources, secret_arn: &str) -> AwsConfig {
         inbound_queue_url: resources.inbound_queue_url.clone(),
         escalation_priority_queue_url: resources.escalation_priority_queue_url.clone(),
         escalation_standard_queue_url: resources.escalation_standard_queue_url.clone(),
+        inbound_dead_letter_queue_url: resources.inbound_dead_letter_queue_url.clone(),
+        escalation_priority_dead_letter_queue_url: resources
+            .escalation_priority_dead_letter_queue_url
+            .clone(),
+        escalation_standard_dead_letter_queue_url: resources
+            .escalation_standard_dead_letter_queue_url
+            .clone(),
+        payload_bucket: resources.payload_bucket.clone(),
     }
 }
 

@@ -12,14 +12,16 @@
 //! file format (`routing`, `email.chat_webhook`, …).
 
 use std::collections::BTreeSet;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 use switchboard_channels::ChannelSettings;
 use switchboard_channels::email::SmtpConfig;
-use switchboard_domain::Secret;
+use switchboard_domain::{RetryPolicy, Secret};
 use switchboard_pipeline::access::TokenConfig;
 use switchboard_pipeline::worker::WorkerSettings;
 
@@ -158,6 +160,10 @@ pub struct EmailConfig {
     pub chat_webhook: Option<Secret>,
 }
 
+/// How queued jobs are consumed: in-process workers locally; on AWS the
+/// retry policy and lease the consumer functions apply (the template sets
+/// `max_attempts` and `visibility_secs` to the queues' `maxReceiveCount` and
+/// visibility timeout).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
@@ -167,10 +173,20 @@ pub struct WorkersConfig {
     pub notifier: bool,
     /// Conversation workers in parallel (each conversation is still in order).
     pub concurrency: usize,
-    /// Attempts before a job goes to the dead letters.
-    pub max_attempts: u32,
-    /// How long a job is hidden from others while one worker has it.
-    pub visibility_secs: u64,
+    /// Escalation notifiers in parallel (VIP tickets still go first).
+    pub notifier_concurrency: usize,
+    /// Attempts before a job that keeps failing goes to the dead letters.
+    pub max_attempts: NonZeroU32,
+    /// Wait after the first failed attempt; it doubles after each further one...
+    pub retry_initial_secs: u64,
+    /// ...up to this.
+    pub retry_max_secs: u64,
+    /// How long a job is hidden from others while one worker has it; an
+    /// attempt that takes longer is abandoned and the job retried.
+    pub visibility_secs: NonZeroU64,
+    /// How often a dead letter of each cause (a channel's API, SMTP) is tried
+    /// again; when it succeeds, the others of its cause are put back in line.
+    pub redrive_check_secs: u64,
 }
 
 /// The tables and queues of the stack, and the secret (set by the template).
@@ -188,6 +204,12 @@ pub struct AwsConfig {
     pub inbound_queue_url: String,
     pub escalation_priority_queue_url: String,
     pub escalation_standard_queue_url: String,
+    /// Where a consumer puts a job that failed for good.
+    pub inbound_dead_letter_queue_url: String,
+    pub escalation_priority_dead_letter_queue_url: String,
+    pub escalation_standard_dead_letter_queue_url: String,
+    /// The S3 bucket for job bodies too large for an SQS message.
+    pub payload_bucket: String,
 }
 
 impl Default for Config {
@@ -237,10 +259,35 @@ impl Default for WorkersConfig {
             conversation: true,
             notifier: true,
             concurrency: 4,
-            max_attempts: 5,
-            visibility_secs: 60,
+            notifier_concurrency: 4,
+            // With the backoff below: retried for about an hour and a half.
+            max_attempts: NonZeroU32::new(14).expect("not zero"),
+            retry_initial_secs: 5,
+            retry_max_secs: 15 * 60,
+            visibility_secs: NonZeroU64::new(60).expect("not zero"),
+            redrive_check_secs: 5 * 60,
         }
     }
+}
+
+impl WorkersConfig {
+    /// When a failed job is tried again, and when it is given up.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.get(),
+            initial_backoff_ms: secs_to_ms(self.retry_initial_secs),
+            max_backoff_ms: secs_to_ms(self.retry_max_secs),
+        }
+    }
+
+    /// One delivery's lease.
+    pub fn visibility(&self) -> Duration {
+        Duration::from_secs(self.visibility_secs.get())
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 impl Config {
@@ -447,6 +494,19 @@ bot_token = "1:abc"
                     "SWITCHBOARD_AWS__ESCALATION_STANDARD_QUEUE_URL",
                     "https://sqs/s",
                 ),
+                (
+                    "SWITCHBOARD_AWS__INBOUND_DEAD_LETTER_QUEUE_URL",
+                    "https://sqs/inbound-dlq.fifo",
+                ),
+                (
+                    "SWITCHBOARD_AWS__ESCALATION_PRIORITY_DEAD_LETTER_QUEUE_URL",
+                    "https://sqs/p-dlq",
+                ),
+                (
+                    "SWITCHBOARD_AWS__ESCALATION_STANDARD_DEAD_LETTER_QUEUE_URL",
+                    "https://sqs/s-dlq",
+                ),
+                ("SWITCHBOARD_AWS__PAYLOAD_BUCKET", "sb-payloads"),
                 ("SWITCHBOARD_EMAIL__FROM", "support@shop.test"),
                 ("SWITCHBOARD_EMAIL__AGENTS", "agents@shop.test"),
                 (
@@ -467,10 +527,13 @@ bot_token = "1:abc"
                 jail.set_env(key, value);
             }
             let config = Config::from_environment().expect("environment alone");
+            let aws = config.aws.as_ref().unwrap();
+            assert_eq!(aws.credentials_table, "sb-credentials");
             assert_eq!(
-                config.aws.as_ref().unwrap().credentials_table,
-                "sb-credentials"
+                aws.inbound_dead_letter_queue_url,
+                "https://sqs/inbound-dlq.fifo"
             );
+            assert_eq!(aws.payload_bucket, "sb-payloads");
             let secret = serde_json::json!({
                 "channels": { "telegram": { "secret_token": "t", "bot_token": "1:x" } },
                 "admin_token": "admin-secret",
@@ -503,6 +566,31 @@ bot_token = "1:abc"
             jail.set_env("SWITCHBOARD_EMAIL__SMTP__PORT", "lots");
             let error = switchboard_domain::error_chain(&Config::from_environment().unwrap_err());
             assert!(error.to_lowercase().contains("email.smtp.port"), "{error}");
+            Ok(())
+        });
+    }
+
+    /// The consumer functions' lease and retries come from the template
+    /// (the queues' visibility timeout and `maxReceiveCount`), else default
+    /// to about an hour and a half of retries; nonsense is refused by name.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own error
+    fn consumer_settings_come_from_the_template_or_default_to_it() {
+        Jail::expect_with(|jail| {
+            let workers = Config::from_environment().expect("defaults").workers;
+            assert_eq!(workers.retry_policy(), RetryPolicy::default());
+            assert!(workers.retry_policy().patience_ms() >= 60 * 60 * 1000);
+            jail.set_env("SWITCHBOARD_WORKERS__VISIBILITY_SECS", "90");
+            jail.set_env("SWITCHBOARD_WORKERS__MAX_ATTEMPTS", "3");
+            let workers = Config::from_environment().expect("set").workers;
+            assert_eq!(workers.visibility(), Duration::from_secs(90));
+            assert_eq!(workers.retry_policy().max_attempts, 3);
+            jail.set_env("SWITCHBOARD_WORKERS__MAX_ATTEMPTS", "0");
+            let error = switchboard_domain::error_chain(&Config::from_environment().unwrap_err());
+            assert!(
+                error.to_lowercase().contains("workers.max_attempts"),
+                "{error}"
+            );
             Ok(())
         });
     }

@@ -25,7 +25,7 @@ use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
 use switchboard_domain::privacy::CustomerData;
 use switchboard_domain::{
     AgentNotifier, Clock, CredentialStore, CustomerStore, FeedbackStore, GapLog, IdempotencyStore,
-    QueueProducer, SessionStore,
+    PayloadStore, QueueProducer, SessionStore,
 };
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::access::AccessTokens;
@@ -34,6 +34,7 @@ use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::http::HttpApi;
 use switchboard_pipeline::ingress::Ingress;
 use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::payload::OffloadingQueue;
 use switchboard_pipeline::privacy::CustomerPrivacy;
 use switchboard_pipeline::worker::{ConversationWorker, WorkerSettings};
 
@@ -47,7 +48,11 @@ pub struct Ports {
     pub customers: Arc<dyn CustomerStore>,
     pub feedback: Arc<dyn FeedbackStore>,
     pub gaps: Arc<dyn GapLog>,
+    /// The queues. [`App::assemble`] puts [`OffloadingQueue`] in front, so
+    /// that bodies too large for a queue message go to `payloads`.
     pub queue: Arc<dyn QueueProducer>,
+    /// Job bodies too large for a queue message (SQLite row, S3 object).
+    pub payloads: Arc<dyn PayloadStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub email: Arc<dyn EmailTransport>,
     pub clock: Arc<dyn Clock>,
@@ -85,8 +90,13 @@ impl App {
     pub fn assemble(
         config: Config,
         channel_settings: &ChannelSettings,
-        ports: Ports,
+        mut ports: Ports,
     ) -> anyhow::Result<Self> {
+        ports.queue = Arc::new(OffloadingQueue::new(
+            ports.queue.clone(),
+            ports.payloads.clone(),
+            ports.clock.clone(),
+        ));
         let deps = ChannelDeps {
             http: ports.http.clone(),
             email: ports.email.clone(),
@@ -112,6 +122,7 @@ impl App {
         let notifier = Arc::new(EscalationNotifier {
             notifier: agent_notifier(&config, ports.email.clone(), ports.http.clone())?,
             idempotency: ports.idempotency.clone(),
+            payloads: ports.payloads.clone(),
             clock: ports.clock.clone(),
         });
         let access = Arc::new(
@@ -164,6 +175,7 @@ impl App {
             idempotency: self.ports.idempotency.clone(),
             queue: self.ports.queue.clone(),
             replies: self.channels.clone(),
+            payloads: self.ports.payloads.clone(),
             faq: Arc::new(Faq::new(knowledge_base)),
             clock: self.ports.clock.clone(),
             settings: WorkerSettings {

@@ -71,6 +71,7 @@ impl Local {
                 store: store.clone(),
                 wake: wake.clone(),
             }),
+            payloads: Arc::new(store.clone()),
             credentials: Arc::new(store.clone()),
             email: email_transport(&config)?,
             clock: Arc::new(SystemClock),
@@ -105,7 +106,9 @@ fn email_transport(config: &Config) -> anyhow::Result<Arc<dyn EmailTransport>> {
 /// The periodic housekeeping: expired dedupe records and finished queue
 /// items, then conversations and feedback past their retention.
 pub async fn sweep(store: &SqliteStore, retention: &crate::config::RetentionConfig, now_ms: i64) {
-    let _ = store.purge_expired(now_ms).await;
+    if let Err(error) = store.purge_expired(now_ms).await {
+        tracing::warn!(error = %switchboard_domain::error_chain(&error), "could not purge expired records");
+    }
     let before = |ms: Option<i64>| ms.map(|ms| now_ms.saturating_sub(ms));
     match store
         .sweep_retention(

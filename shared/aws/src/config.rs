@@ -21,6 +21,12 @@ pub struct AwsResources {
     pub inbound_queue_url: String,
     pub escalation_priority_queue_url: String,
     pub escalation_standard_queue_url: String,
+    /// Where each queue's consumer puts a message that failed for good.
+    pub inbound_dead_letter_queue_url: String,
+    pub escalation_priority_dead_letter_queue_url: String,
+    pub escalation_standard_dead_letter_queue_url: String,
+    /// The S3 bucket for bodies too large for an SQS message.
+    pub payload_bucket: String,
 }
 
 impl AwsResources {
@@ -29,6 +35,14 @@ impl AwsResources {
             QueueName::Inbound => &self.inbound_queue_url,
             QueueName::EscalationPriority => &self.escalation_priority_queue_url,
             QueueName::EscalationStandard => &self.escalation_standard_queue_url,
+        }
+    }
+
+    pub fn dead_letter_queue_url(&self, queue: QueueName) -> &str {
+        match queue {
+            QueueName::Inbound => &self.inbound_dead_letter_queue_url,
+            QueueName::EscalationPriority => &self.escalation_priority_dead_letter_queue_url,
+            QueueName::EscalationStandard => &self.escalation_standard_dead_letter_queue_url,
         }
     }
 }
@@ -81,6 +95,15 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// An S3 client; with an endpoint of its own (a local stand-in) it addresses
+/// buckets by path, as such servers expect.
+fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let builder =
+        aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
+    aws_sdk_s3::Client::from_conf(builder.build())
 }
 
 impl Clients {
@@ -89,6 +112,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            s3: s3_client(config),
         }
     }
 
@@ -101,6 +125,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(&dynamodb),
             sqs: aws_sdk_sqs::Client::new(&other),
             secrets: aws_sdk_secretsmanager::Client::new(&other),
+            s3: s3_client(&other),
         }
     }
 

@@ -13,12 +13,15 @@ pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod poller;
+pub mod s3;
 pub mod secrets;
 pub mod setup;
 pub mod sqs;
 
 pub use aws_lambda_events;
-pub use batch::{is_fifo_record, message_group, process_sqs_batch, receive_count};
+pub use batch::{
+    ConsumerSettings, SqsConsumer, is_fifo_record, message_group, process_sqs_batch, receive_count,
+};
 pub use config::{AwsResources, Clients, WarmUp, aws_config, local_config, warm_up};
 pub use dynamo::{
     DynamoCredentialStore, DynamoCustomerData, DynamoCustomerStore, DynamoFeedbackStore,
@@ -27,8 +30,11 @@ pub use dynamo::{
 };
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;
+pub use s3::S3PayloadStore;
 pub use secrets::{load_json_secret, secret_field};
-pub use setup::{QueueOptions, QueueRef, create_queue_with_dlq, create_tables_and_queues};
+pub use setup::{
+    QueueOptions, QueueRef, create_bucket, create_queue_with_dlq, create_tables_and_queues,
+};
 pub use sqs::{BodyError, SqsQueueProducer, fifo_id, is_fifo_url, message_body};
 
 /// Every store adapter on the tables of `resources`, sharing one client.
@@ -41,6 +47,11 @@ pub struct DynamoStores {
     pub gaps: DynamoGapLog,
     pub kb: DynamoKnowledgeBase,
     pub credentials: DynamoCredentialStore,
+}
+
+/// The payload store on the stack's bucket.
+pub fn payload_store(clients: &Clients, resources: &AwsResources) -> S3PayloadStore {
+    S3PayloadStore::new(clients.s3.clone(), &resources.payload_bucket)
 }
 
 impl DynamoStores {

@@ -197,6 +197,10 @@ async fn wait_until_active(client: &aws_sdk_dynamodb::Client, table: &str) -> Re
     )))
 }
 
+/// The template's `MaximumMessageSize` (256 KiB): ten of them fit the 6 MB
+/// payload of a Lambda invocation. Larger bodies travel through the payload bucket.
+pub const MAX_MESSAGE_SIZE: u32 = 256 * 1024;
+
 /// Settings of a queue and its dead-letter queue.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueOptions {
@@ -206,15 +210,18 @@ pub struct QueueOptions {
     pub max_receive_count: u32,
     /// How long the dead-letter queue keeps messages (at most 14 days).
     pub dlq_retention_s: u32,
+    /// Largest message body, as in the template.
+    pub max_message_size: u32,
 }
 
 impl Default for QueueOptions {
     fn default() -> Self {
         Self {
             fifo: false,
-            visibility_timeout_s: 180,
-            max_receive_count: 5,
+            visibility_timeout_s: crate::batch::ConsumerSettings::DEFAULT_VISIBILITY_SECS,
+            max_receive_count: crate::batch::ConsumerSettings::DEFAULT_MAX_RECEIVES,
             dlq_retention_s: 14 * 86_400,
+            max_message_size: MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -238,10 +245,16 @@ pub async fn create_queue_with_dlq(
         sqs,
         &format!("{name}-dlq{suffix}"),
         options.fifo,
-        &[(
-            QueueAttributeName::MessageRetentionPeriod,
-            options.dlq_retention_s.to_string(),
-        )],
+        &[
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                options.dlq_retention_s.to_string(),
+            ),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                options.max_message_size.to_string(),
+            ),
+        ],
     )
     .await?;
     let redrive = serde_json::json!({
@@ -259,6 +272,10 @@ pub async fn create_queue_with_dlq(
                 options.visibility_timeout_s.to_string(),
             ),
             (QueueAttributeName::RedrivePolicy, redrive),
+            (
+                QueueAttributeName::MaximumMessageSize,
+                options.max_message_size.to_string(),
+            ),
         ],
     )
     .await?;
@@ -323,15 +340,15 @@ pub async fn create_tables_and_queues(
         fifo: true,
         ..QueueOptions::default()
     };
-    let (inbound, _) =
+    let (inbound, inbound_dlq) =
         create_queue_with_dlq(&clients.sqs, &format!("{prefix}-inbound"), inbound).await?;
-    let (priority, _) = create_queue_with_dlq(
+    let (priority, priority_dlq) = create_queue_with_dlq(
         &clients.sqs,
         &format!("{prefix}-escalation-priority"),
         QueueOptions::default(),
     )
     .await?;
-    let (standard, _) = create_queue_with_dlq(
+    let (standard, standard_dlq) = create_queue_with_dlq(
         &clients.sqs,
         &format!("{prefix}-escalation-standard"),
         QueueOptions::default(),
@@ -348,5 +365,25 @@ pub async fn create_tables_and_queues(
         inbound_queue_url: inbound.url,
         escalation_priority_queue_url: priority.url,
         escalation_standard_queue_url: standard.url,
+        inbound_dead_letter_queue_url: inbound_dlq.url,
+        escalation_priority_dead_letter_queue_url: priority_dlq.url,
+        escalation_standard_dead_letter_queue_url: standard_dlq.url,
+        payload_bucket: create_bucket(&clients.s3, &format!("{prefix}-payloads")).await?,
     })
+}
+
+/// Creates the payload bucket (names are lower case); one that exists already is kept.
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<String, AwsError> {
+    let name = name.to_ascii_lowercase();
+    match s3.create_bucket().bucket(&name).send().await {
+        Ok(_) => Ok(name),
+        Err(error)
+            if error.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(name)
+        }
+        Err(error) => Err(AwsError::s3("CreateBucket", &name, error)),
+    }
 }

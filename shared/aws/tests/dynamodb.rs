@@ -68,7 +68,7 @@ async fn an_expired_lease_is_taken_over_but_a_completed_record_never_is() {
     // The first attempt crashed; once its lease has run out another takes over.
     assert_eq!(
         store.claim("k", 1_000, 1_000).await.unwrap(),
-        Claim::Acquired,
+        Claim::TakenOver,
         "expired lease is taken over"
     );
     assert_eq!(
@@ -464,4 +464,43 @@ async fn every_table_has_ttl_on_expires_at() {
         );
         assert_eq!(description.attribute_name(), Some(TTL_ATTRIBUTE), "{table}");
     }
+}
+
+#[tokio::test]
+async fn a_completed_record_keeps_its_result_until_it_expires() {
+    let local = common::local().await;
+    let store = DynamoIdempotencyStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.idempotency_table,
+    );
+    assert_eq!(
+        store.claim("reply:1", 0, 1_000).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.result("reply:1", 10).await.unwrap(),
+        None,
+        "in progress"
+    );
+    store
+        .complete_with_result("reply:1", 100_000, "Orders leave within a day.")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.result("reply:1", 50_000).await.unwrap().as_deref(),
+        Some("Orders leave within a day.")
+    );
+    assert_eq!(
+        store.result("reply:1", 100_000).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(store.result("reply:none", 10).await.unwrap(), None);
+    // A record taken over after expiry and completed without a result has none.
+    assert_eq!(
+        store.claim("reply:1", 100_001, 1_000).await.unwrap(),
+        Claim::Acquired
+    );
+    store.complete("reply:1", 200_000).await.unwrap();
+    assert_eq!(store.result("reply:1", 100_002).await.unwrap(), None);
 }

@@ -7,11 +7,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::sqs::SqsEvent;
+use switchboard_aws::batch::{CAUSE_ATTRIBUTE, ERROR_ATTRIBUTE};
 use switchboard_aws::{
-    EventSourcePoller, QueueOptions, SqsQueueProducer, create_queue_with_dlq, load_json_secret,
-    message_body, message_group, process_sqs_batch, secret_field,
+    ConsumerSettings, EventSourcePoller, QueueOptions, SqsConsumer, SqsQueueProducer,
+    create_queue_with_dlq, load_json_secret, message_body, message_group, process_sqs_batch,
+    secret_field,
 };
-use switchboard_domain::{QueueItem, QueueName, QueueProducer};
+use switchboard_domain::{QueueItem, QueueName, QueueProducer, RetryPolicy};
 
 fn item(group: &str, dedupe: &str, body: &str) -> QueueItem {
     QueueItem {
@@ -370,4 +373,245 @@ async fn warm_up_returns_promptly_even_for_missing_resources() {
     )
     .await;
     assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+/// A failure as the pipeline reports it: permanent or not, with a cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} failure")]
+struct Failed(&'static str);
+
+impl switchboard_domain::JobFailure for Failed {
+    fn is_permanent(&self) -> bool {
+        self.0 == "permanent"
+    }
+    fn cause_key(&self) -> String {
+        "send:email".into()
+    }
+}
+
+fn consumer_settings(visibility_s: u64, backoff_ms: i64) -> ConsumerSettings {
+    ConsumerSettings {
+        visibility: Duration::from_secs(visibility_s),
+        retry: RetryPolicy {
+            max_attempts: 5,
+            initial_backoff_ms: backoff_ms,
+            max_backoff_ms: backoff_ms,
+        },
+    }
+}
+
+/// Everything on `queue` within `wait`, as events.
+async fn drain(poller: &EventSourcePoller, want: usize, wait: Duration) -> Vec<SqsEvent> {
+    let deadline = Instant::now() + wait;
+    let mut events = Vec::new();
+    while events
+        .iter()
+        .map(|e: &SqsEvent| e.records.len())
+        .sum::<usize>()
+        < want
+    {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {want} records came",
+            events.len()
+        );
+        if let Some(event) = poller.receive(1).await.unwrap() {
+            events.push(event);
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_backs_off_outages_and_dead_letters_refusals_at_once() {
+    let clients = common::clients().await;
+    let options = QueueOptions {
+        fifo: false,
+        visibility_timeout_s: 1,
+        max_receive_count: 5,
+        ..QueueOptions::default()
+    };
+    let (queue, dlq) = create_queue_with_dlq(&clients.sqs, &common::unique("tickets"), options)
+        .await
+        .unwrap();
+    let producer = SqsQueueProducer::with_urls(
+        clients.sqs.clone(),
+        [(QueueName::EscalationStandard, queue.url.clone())],
+    );
+    for body in ["ok", "refused", "flaky"] {
+        producer
+            .send(QueueName::EscalationStandard, item("g", body, body))
+            .await
+            .unwrap();
+    }
+    // The queue's own visibility is 1 s; the backoff after a failure is 3 s.
+    let consumer = SqsConsumer::with_queues(
+        clients.sqs.clone(),
+        [(queue.url.clone(), dlq.url.clone())],
+        consumer_settings(1, 3_000),
+    );
+    let poller = EventSourcePoller::new(clients.sqs.clone(), queue.clone());
+    let handled = Mutex::new(Vec::new());
+    let handler = |body: Vec<u8>, lease: switchboard_domain::JobLease| {
+        let body = String::from_utf8(body).unwrap();
+        handled.lock().unwrap().push((body.clone(), lease.attempt));
+        async move {
+            match body.as_str() {
+                "refused" => Err(Failed("permanent")),
+                "flaky" if lease.attempt == 1 => Err(Failed("transient")),
+                _ => Ok(()),
+            }
+        }
+    };
+    for event in drain(&poller, 3, Duration::from_secs(10)).await {
+        let response = consumer.process(event.clone(), 0, handler).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| {
+                let record = event
+                    .records
+                    .iter()
+                    .find(|r| r.message_id.as_deref() == Some(&f.item_identifier));
+                record.unwrap().body.as_deref().unwrap()
+            })
+            .collect();
+        assert!(failed.iter().all(|b| *b == "flaky"), "{failed:?}");
+        poller.settle(&event, &response).await.unwrap();
+    }
+    let failed_at = Instant::now();
+
+    // The refusal is in the dead-letter queue already, with what failed.
+    let dead = drain(
+        &EventSourcePoller::new(clients.sqs.clone(), dlq.clone()),
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    let record = &dead[0].records[0];
+    assert_eq!(message_body(record).unwrap(), b"refused");
+    assert_eq!(
+        record.message_attributes[CAUSE_ATTRIBUTE]
+            .string_value
+            .as_deref(),
+        Some("send:email")
+    );
+    assert!(
+        record.message_attributes[ERROR_ATTRIBUTE]
+            .string_value
+            .as_deref()
+            .unwrap()
+            .contains("permanent failure")
+    );
+
+    // The outage: not back after the queue's 1 s, but after the 3 s backoff.
+    tokio::time::sleep(Duration::from_millis(1_800).saturating_sub(failed_at.elapsed())).await;
+    assert!(
+        poller.receive(0).await.unwrap().is_none(),
+        "still backing off"
+    );
+    let retried = drain(&poller, 1, Duration::from_secs(10)).await;
+    assert!(failed_at.elapsed() >= Duration::from_millis(2_500));
+    let response = consumer.process(retried[0].clone(), 0, handler).await;
+    assert!(response.batch_item_failures.is_empty());
+    poller.settle(&retried[0], &response).await.unwrap();
+    let mut handled = handled.into_inner().unwrap();
+    handled.sort();
+    assert_eq!(
+        handled,
+        [
+            ("flaky".to_owned(), 1),
+            ("flaky".to_owned(), 2),
+            ("ok".to_owned(), 1),
+            ("refused".to_owned(), 1)
+        ],
+        "the refusal was tried once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_end_with_the_invocation_and_a_refused_record_does_not_hold_its_group() {
+    let clients = common::clients().await;
+    let options = QueueOptions {
+        fifo: true,
+        visibility_timeout_s: 120,
+        max_receive_count: 5,
+        ..QueueOptions::default()
+    };
+    let (queue, dlq) = create_queue_with_dlq(&clients.sqs, &common::unique("inbound"), options)
+        .await
+        .unwrap();
+    let producer = SqsQueueProducer::with_urls(
+        clients.sqs.clone(),
+        [(QueueName::Inbound, queue.url.clone())],
+    );
+    for body in ["a1", "a2"] {
+        producer
+            .send(QueueName::Inbound, item("conversation-a", body, body))
+            .await
+            .unwrap();
+    }
+    let consumer = SqsConsumer::with_queues(
+        clients.sqs.clone(),
+        [(queue.url.clone(), dlq.url.clone())],
+        consumer_settings(120, 1_000),
+    );
+    let poller = EventSourcePoller::new(clients.sqs.clone(), queue.clone());
+    let event = drain(&poller, 2, Duration::from_secs(10)).await.remove(0);
+    assert_eq!(event.records.len(), 2, "one batch");
+    let now = switchboard_domain::Clock::now_ms(&switchboard_domain::SystemClock);
+    let deadline = now + 30_000;
+    let leases = Mutex::new(Vec::new());
+    let response = consumer
+        .process(event.clone(), deadline, |body, lease| {
+            leases.lock().unwrap().push(lease);
+            async move {
+                if body == b"a1" {
+                    Err(Failed("permanent"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a1 is dead-lettered, a2 done"
+    );
+    let leases = leases.into_inner().unwrap();
+    assert_eq!(leases.len(), 2, "a2 was not held back");
+    assert!(leases.iter().all(|l| l.until_ms == deadline), "{leases:?}");
+    poller.settle(&event, &response).await.unwrap();
+    let dead = drain(
+        &EventSourcePoller::new(clients.sqs.clone(), dlq),
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(dead[0].records[0].body.as_deref(), Some("a1"));
+    assert_eq!(
+        message_group(&dead[0].records[0]),
+        message_group(&event.records[0]),
+        "kept in its conversation's group"
+    );
+
+    // Without a deadline (unknown), the queue's visibility timeout bounds the lease.
+    producer
+        .send(QueueName::Inbound, item("conversation-b", "b1", "b1"))
+        .await
+        .unwrap();
+    let event = drain(&poller, 1, Duration::from_secs(10)).await.remove(0);
+    let lease = Mutex::new(None);
+    let before = switchboard_domain::Clock::now_ms(&switchboard_domain::SystemClock);
+    consumer
+        .process(event, 0, |_, l| {
+            *lease.lock().unwrap() = Some(l);
+            async { Ok::<(), Failed>(()) }
+        })
+        .await;
+    let lease = lease.into_inner().unwrap().unwrap();
+    assert!(
+        lease.until_ms >= before + 119_000 && lease.until_ms <= before + 121_000,
+        "{lease:?}"
+    );
 }

@@ -4,6 +4,7 @@
 //!
 //! Nothing here knows about AWS, SQLite or HTTP clients; adapters live beside it.
 
+pub mod jobs;
 pub mod model;
 pub mod ports;
 pub mod privacy;
@@ -13,6 +14,7 @@ pub mod secret;
 pub mod sentiment;
 pub mod session;
 
+pub use jobs::*;
 pub use model::*;
 pub use ports::*;
 pub use routing::*;

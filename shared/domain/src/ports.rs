@@ -64,10 +64,21 @@ pub enum StoreError {
 pub enum Claim {
     /// The caller owns the key now and must `complete` or `release` it.
     Acquired,
+    /// Like `Acquired`, but an earlier attempt held the key and its lease ran
+    /// out before it completed or released it (it crashed or was abandoned):
+    /// it may have done part of the work, such as a send whose record was lost.
+    TakenOver,
     /// Another attempt holds it and its lease has not expired.
     InProgress,
     /// A previous attempt finished; do not do the work again.
     Done,
+}
+
+impl Claim {
+    /// Whether the caller owns the key now.
+    pub fn is_owned(self) -> bool {
+        matches!(self, Claim::Acquired | Claim::TakenOver)
+    }
 }
 
 /// Idempotency records with a status and an expiry, so that an attempt that
@@ -78,6 +89,17 @@ pub trait IdempotencyStore: Send + Sync {
     async fn claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError>;
     /// Mark the key done; the record is kept until `keep_until_ms`.
     async fn complete(&self, key: &str, keep_until_ms: i64) -> Result<(), StoreError>;
+    /// Mark the key done and keep `result` with it: what the work produced
+    /// (the text of a reply that went out), for a later attempt that finds
+    /// the key done and must record what was done.
+    async fn complete_with_result(
+        &self,
+        key: &str,
+        keep_until_ms: i64,
+        result: &str,
+    ) -> Result<(), StoreError>;
+    /// The result kept with a done key, if it has one and has not expired.
+    async fn result(&self, key: &str, now_ms: i64) -> Result<Option<String>, StoreError>;
     /// Give the key up so that a retry can take it at once.
     async fn release(&self, key: &str) -> Result<(), StoreError>;
 }
@@ -173,6 +195,32 @@ pub trait QueueProducer: Send + Sync {
     async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError>;
 }
 
+/// Starts a queued reference to a body stored aside. No job body starts so:
+/// bodies are JSON.
+pub const PAYLOAD_REFERENCE_PREFIX: &[u8] = b"switchboard-payload:";
+
+/// Where the body of the item with `dedupe_id` in `queue` is stored aside:
+/// the same key on every resend, so a retried send overwrites rather than
+/// adds, and an erase can find it from the queue's record alone.
+pub fn payload_key(queue: QueueName, dedupe_id: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "{}/{}",
+        queue.as_str(),
+        hex::encode(sha2::Sha256::digest(dedupe_id.as_bytes()))
+    )
+}
+
+/// Large payloads kept beside the queues (an SQS message holds 256 KiB): the
+/// queue carries a reference and the consumer reads the payload back.
+#[async_trait]
+pub trait PayloadStore: Send + Sync {
+    /// Stores `payload` under `key` (replacing any), kept at least until `expires_at_ms`.
+    async fn put(&self, key: &str, payload: &[u8], expires_at_ms: i64) -> Result<(), StoreError>;
+    /// The payload, or `None` when there is none (never stored, or expired).
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
 /// Whether a failed send is worth retrying.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -209,6 +257,13 @@ impl SendError {
             return None;
         };
         source.downcast_ref::<RetryAfter>().map(|wait| wait.0)
+    }
+
+    /// The channel (or `email`) the send was for.
+    pub fn channel(&self) -> &str {
+        match self {
+            SendError::Transient { channel, .. } | SendError::Permanent { channel, .. } => channel,
+        }
     }
 }
 

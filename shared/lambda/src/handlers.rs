@@ -1,61 +1,62 @@
 //! The queue consumers' handlers, each a thin call into the pipeline. (HTTP
 //! events go to the router, through `lambda_http`.)
 
+use std::borrow::Borrow;
+
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
-use switchboard_aws::message_body;
-use switchboard_domain::BoxError;
-use switchboard_pipeline::JobError;
+use switchboard_aws::SqsConsumer;
 use switchboard_pipeline::notifier::EscalationNotifier;
 use switchboard_pipeline::worker::ConversationWorker;
-use tracing::error;
+
+/// A queue's consumer: the pipeline stage (owned or shared), and how its SQS
+/// records are settled (leases, backoff, dead letters).
+pub struct Consumer<S> {
+    pub stage: S,
+    pub sqs: SqsConsumer,
+}
+
+/// The invocation's deadline in unix ms (0 when the runtime gave none).
+fn deadline_ms<T>(event: &LambdaEvent<T>) -> i64 {
+    i64::try_from(event.context.deadline).unwrap_or(i64::MAX)
+}
 
 /// The inbound FIFO queue → the conversation worker. Retryable failures are
-/// reported so that SQS redelivers them (and holds the rest of their group);
-/// unreadable jobs are reported too, so that after `maxReceiveCount` they sit
-/// in the dead-letter queue, where the alarm sees them.
-pub async fn inbound(
-    worker: &ConversationWorker,
+/// reported so that SQS redelivers them after a backoff (and holds the rest
+/// of their group); permanent ones go to the dead-letter queue at once.
+pub async fn inbound<W: Borrow<ConversationWorker>>(
+    worker: &Consumer<W>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    Ok(
-        switchboard_aws::process_sqs_batch(event.payload, |message| async move {
-            let body = message_body(&message).map_err(BoxError::from)?;
+    let deadline = deadline_ms(&event);
+    Ok(worker
+        .sqs
+        .process(event.payload, deadline, |body, lease| async move {
             worker
-                .handle(&body)
+                .stage
+                .borrow()
+                .handle(&body, &lease)
                 .await
                 .map(|_| ())
-                .map_err(|failure| BoxError::from(log_permanent(failure)))
         })
-        .await,
-    )
+        .await)
 }
 
 /// The escalation queues → the agents.
-pub async fn escalations(
-    notifier: &EscalationNotifier,
+pub async fn escalations<N: Borrow<EscalationNotifier>>(
+    notifier: &Consumer<N>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    Ok(
-        switchboard_aws::process_sqs_batch(event.payload, |message| async move {
-            let body = message_body(&message).map_err(BoxError::from)?;
+    let deadline = deadline_ms(&event);
+    Ok(notifier
+        .sqs
+        .process(event.payload, deadline, |body, lease| async move {
             notifier
-                .handle(&body)
+                .stage
+                .borrow()
+                .handle(&body, &lease)
                 .await
                 .map(|_| ())
-                .map_err(|failure| BoxError::from(log_permanent(failure)))
         })
-        .await,
-    )
-}
-
-fn log_permanent(failure: JobError) -> JobError {
-    if !failure.is_retryable() {
-        let error = switchboard_domain::error_chain(&failure);
-        error!(
-            error,
-            "job cannot be processed; it goes to the dead-letter queue"
-        );
-    }
-    failure
+        .await)
 }

@@ -1,7 +1,8 @@
 //! The worker handler fed an SQS event exactly as Lambda delivers it from a
-//! FIFO queue (shape from AWS's documentation), over the embedded store: a
-//! poisoned record is the only failure reported, and the rest of its message
-//! group is held back so the conversation stays in order.
+//! FIFO queue (shape from AWS's documentation), over the embedded store, with
+//! the dead-letter queue on moto: a poisoned record goes to the dead-letter
+//! queue at once, a failing one is the only failure reported, and the rest of
+//! its message group is held back so the conversation stays in order.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,11 +10,15 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
+use switchboard_aws::{
+    Clients, ConsumerSettings, EventSourcePoller, QueueOptions, SqsConsumer, create_queue_with_dlq,
+};
 use switchboard_domain::{
     InboundMessage, MessageKind, OutboundReply, ReplyContext, ReplySender, SendError, SystemClock,
 };
+use switchboard_e2e::aws_test_endpoint;
 use switchboard_faq::KnowledgeBase;
-use switchboard_lambda::handlers;
+use switchboard_lambda::handlers::{self, Consumer};
 use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::worker::{ConversationWorker, WorkerSettings};
 use switchboard_sqlite::SqliteStore;
@@ -24,6 +29,13 @@ struct Replies(Mutex<Vec<OutboundReply>>);
 #[async_trait]
 impl ReplySender for Replies {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        if reply.conversation_id == "c" {
+            return Err(SendError::Transient {
+                channel: reply.channel.clone(),
+                detail: "503".into(),
+                source: None,
+            });
+        }
         self.0.lock().unwrap().push(reply.clone());
         Ok(())
     }
@@ -46,7 +58,7 @@ fn message(id: &str, chat: &str, text: &str) -> String {
     .unwrap()
 }
 
-fn record(id: &str, group: &str, body: &str) -> serde_json::Value {
+fn record(queue_arn: &str, id: &str, group: &str, body: &str) -> serde_json::Value {
     json!({
         "messageId": id,
         "receiptHandle": format!("handle-{id}"),
@@ -63,34 +75,58 @@ fn record(id: &str, group: &str, body: &str) -> serde_json::Value {
         "messageAttributes": {},
         "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
         "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:switchboard-inbound.fifo",
+        "eventSourceARN": queue_arn,
         "awsRegion": "eu-west-1"
     })
 }
 
 #[tokio::test]
-async fn a_poisoned_record_fails_alone_and_holds_back_only_its_own_conversation() {
+async fn a_poisoned_record_is_dead_lettered_at_once_and_a_failing_one_holds_back_its_conversation()
+{
+    let clients = Clients::local(
+        &aws_test_endpoint("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT"),
+        &aws_test_endpoint("SWITCHBOARD_TEST_MOTO_ENDPOINT"),
+    )
+    .await;
+    let options = QueueOptions {
+        fifo: true,
+        ..QueueOptions::default()
+    };
+    let name = format!("events{}", std::process::id());
+    let (queue, dlq) = create_queue_with_dlq(&clients.sqs, &name, options)
+        .await
+        .unwrap();
     let store = SqliteStore::open_in_memory().unwrap();
     let replies = Arc::new(Replies::default());
-    let worker = ConversationWorker {
-        sessions: Arc::new(store.clone()),
-        customers: Arc::new(store.clone()),
-        gaps: Arc::new(store.clone()),
-        idempotency: Arc::new(store.clone()),
-        queue: Arc::new(store.clone()),
-        replies: replies.clone(),
-        faq: Arc::new(Faq::new(
-            KnowledgeBase::from_yaml(switchboard_faq::SAMPLE_KB_YAML).unwrap(),
-        )),
-        clock: Arc::new(SystemClock),
-        settings: WorkerSettings::default(),
+    let worker = Consumer {
+        stage: ConversationWorker {
+            sessions: Arc::new(store.clone()),
+            customers: Arc::new(store.clone()),
+            gaps: Arc::new(store.clone()),
+            idempotency: Arc::new(store.clone()),
+            queue: Arc::new(store.clone()),
+            replies: replies.clone(),
+            payloads: Arc::new(store.clone()),
+            faq: Arc::new(Faq::new(
+                KnowledgeBase::from_yaml(switchboard_faq::SAMPLE_KB_YAML).unwrap(),
+            )),
+            clock: Arc::new(SystemClock),
+            settings: WorkerSettings::default(),
+        },
+        sqs: SqsConsumer::with_queues(
+            clients.sqs.clone(),
+            [(queue.url.clone(), dlq.url.clone())],
+            ConsumerSettings::default(),
+        ),
     };
-    let conversation_a = "telegram:1:a";
-    let conversation_b = "telegram:1:b";
+    let (a, b, c) = ("telegram:1:a", "telegram:1:b", "telegram:1:c");
+    let arn = queue.arn.as_str();
     let event: SqsEvent = serde_json::from_value(json!({ "Records": [
-        record("m1", conversation_a, "{ this is not a message"),
-        record("m2", conversation_a, &message("2", "a", "What are your opening hours?")),
-        record("m3", conversation_b, &message("3", "b", "How long does shipping take?")),
+        record(arn, "m1", a, "{ this is not a message"),
+        record(arn, "m2", a, &message("2", "a", "What are your opening hours?")),
+        record(arn, "m3", b, &message("3", "b", "How long does shipping take?")),
+        record(arn, "m4", c, &message("4", "c", "How long does shipping take?")),
+        record(arn, "m5", c, &message("5", "c", "What are your opening hours?")),
     ]}))
     .unwrap();
 
@@ -104,10 +140,25 @@ async fn a_poisoned_record_fails_alone_and_holds_back_only_its_own_conversation(
         .collect();
     assert_eq!(
         failed,
-        ["m1", "m2"],
-        "the poisoned record, and the later record of its group"
+        ["m4", "m5"],
+        "the record whose reply failed, and the later record of its group"
     );
-    let replies = replies.0.lock().unwrap();
-    assert_eq!(replies.len(), 1);
-    assert_eq!(replies[0].conversation_id, "b");
+    let mut answered: Vec<String> = replies
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.conversation_id.clone())
+        .collect();
+    answered.sort();
+    assert_eq!(answered, ["a", "b"], "a's conversation went on without m1");
+    let dead = EventSourcePoller::new(clients.sqs.clone(), dlq)
+        .receive(1)
+        .await
+        .unwrap()
+        .expect("m1 in the dead-letter queue");
+    assert_eq!(
+        dead.records[0].body.as_deref(),
+        Some("{ this is not a message")
+    );
 }

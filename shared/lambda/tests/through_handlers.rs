@@ -10,10 +10,12 @@ use serde_json::{Value, json};
 use switchboard_app::config::{Channels, Config, EmailConfig, ServerConfig};
 use switchboard_aws::{Clients, EventSourcePoller, QueueRef};
 use switchboard_channels::email::{SmtpConfig, SmtpTls};
+use switchboard_domain::QueueName;
 use switchboard_e2e::{
     SmtpSink, StandIn, aws_test_endpoint, channel_settings, mail_header, mail_text, telegram_update,
 };
-use switchboard_lambda::{handlers, invoke};
+use switchboard_lambda::handlers::{self, Consumer};
+use switchboard_lambda::invoke;
 
 /// An HTTP API v2 event for `POST /webhooks/telegram` with a signed update.
 fn api_gateway_event(body: &str, secret_token: &str) -> Value {
@@ -133,8 +135,14 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
     // The three functions, built as their main.rs do.
     let aws = switchboard_app::aws::build(config, clients.clone()).unwrap();
     let router = aws.app.router(true);
-    let worker = aws.app.worker(aws.knowledge_base().await.unwrap());
-    let notifier = aws.app.notifier.clone();
+    let worker = Consumer {
+        stage: aws.app.worker(aws.knowledge_base().await.unwrap()),
+        sqs: aws.sqs_consumer(&[QueueName::Inbound]),
+    };
+    let notifier = Consumer {
+        stage: aws.app.notifier.clone(),
+        sqs: aws.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
+    };
     let inbound = EventSourcePoller::new(
         clients.sqs.clone(),
         queue_ref(&clients, &resources.inbound_queue_url).await,

@@ -1,23 +1,105 @@
 //! In-process consumers of the embedded queues: the local counterpart of the
-//! SQS event sources on AWS. Failures are retried with backoff; after the last
-//! attempt a job goes to the dead letters and an error is logged (the alarm).
+//! SQS event sources on AWS, with the same rules (`switchboard_domain::jobs`).
+//!
+//! * One delivery owns its job for the visibility timeout; it is abandoned
+//!   when that runs out, and the claims it took run out at the same moment,
+//!   so the next delivery takes over at once.
+//! * Transient failures are retried with backoff for as long as the retry
+//!   policy's patience (about an hour and a half by default); then the job
+//!   is dead-lettered and an error is logged with `alarm="dead_letter"`.
+//! * Permanent failures are dead-lettered at once.
+//! * Every `redrive_check` a dead letter of each cause is tried once more;
+//!   when it succeeds, the others of its cause are put back in line.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_domain::{Clock, QueueName, SystemClock};
+use switchboard_app::local::Local;
+use switchboard_domain::{
+    Clock, JobFailure, JobLease, QueueName, RetryPolicy, SystemClock, error_chain,
+};
 use switchboard_pipeline::JobError;
-use switchboard_sqlite::{Leased, SqliteStore};
+use switchboard_sqlite::{Failure, Leased, SqliteStore};
 use tokio::sync::{Notify, watch};
-use tracing::{error, warn};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerSettings {
-    pub max_attempts: u32,
+    pub retry: RetryPolicy,
     pub visibility: Duration,
     /// Longest sleep between looks at an empty queue.
     pub idle_poll: Duration,
+}
+
+/// Starts the configured consumers, the dead-letter redriver and the purge of
+/// expired records; they run until `stop` turns true.
+pub async fn spawn_workers(
+    local: &Arc<Local>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let workers = &local.app.config.workers;
+    let settings = RunnerSettings {
+        retry: workers.retry_policy(),
+        visibility: workers.visibility(),
+        idle_poll: Duration::from_millis(500),
+    };
+    let mut handles = Vec::new();
+    if workers.conversation {
+        let knowledge_base = local.knowledge_base().await?;
+        info!(
+            entries = knowledge_base.entries.len(),
+            "knowledge base loaded"
+        );
+        let worker = Arc::new(local.app.worker(knowledge_base));
+        for _ in 0..workers.concurrency.max(1) {
+            let worker = worker.clone();
+            handles.push(tokio::spawn(run(
+                local.store.clone(),
+                vec![QueueName::Inbound],
+                settings,
+                local.wake.clone(),
+                stop.clone(),
+                move |body, lease| {
+                    let worker = worker.clone();
+                    async move { worker.handle(&body, &lease).await.map(|_| ()) }
+                },
+            )));
+        }
+    }
+    if workers.notifier {
+        // Every notifier looks at the priority queue first, so VIP tickets
+        // always go before the others, however many are waiting.
+        for _ in 0..workers.notifier_concurrency.max(1) {
+            let notifier = local.app.notifier.clone();
+            handles.push(tokio::spawn(run(
+                local.store.clone(),
+                vec![QueueName::EscalationPriority, QueueName::EscalationStandard],
+                settings,
+                local.wake.clone(),
+                stop.clone(),
+                move |body, lease| {
+                    let notifier = notifier.clone();
+                    async move { notifier.handle(&body, &lease).await.map(|_| ()) }
+                },
+            )));
+        }
+    }
+    if workers.conversation || workers.notifier {
+        handles.push(tokio::spawn(redrive_when_cleared(
+            local.store.clone(),
+            Duration::from_secs(workers.redrive_check_secs.max(1)),
+            local.wake.clone(),
+            stop.clone(),
+        )));
+    }
+    handles.push(tokio::spawn(purge(
+        local.store.clone(),
+        local.app.config.retention.clone(),
+        stop,
+    )));
+    Ok(handles)
 }
 
 /// Consumes `queues` in the given order of preference until `stop` turns true.
@@ -30,7 +112,7 @@ pub async fn run<F, Fut>(
     mut stop: watch::Receiver<bool>,
     handle: F,
 ) where
-    F: Fn(Vec<u8>) -> Fut,
+    F: Fn(Vec<u8>, JobLease) -> Fut,
     Fut: Future<Output = Result<(), JobError>>,
 {
     let clock = SystemClock;
@@ -38,7 +120,25 @@ pub async fn run<F, Fut>(
         // Register for a wake-up before looking, so a send in between is not missed.
         let woken = wake.notified();
         match next_job(&store, &queues, clock.now_ms(), settings.visibility).await {
-            Ok(Some(job)) => settle(&store, &job, handle(job.body.clone()).await, settings).await,
+            Ok(Some(job)) => {
+                let now_ms = clock.now_ms();
+                let lease = JobLease {
+                    attempt: job.attempts,
+                    started_at_ms: now_ms,
+                    until_ms: job.lease_until_ms,
+                };
+                let time_left = Duration::from_millis(lease.remaining_ms(now_ms) as u64);
+                // At the end of the lease the job may go to another consumer:
+                // this attempt must not go on beside it.
+                let outcome = tokio::time::timeout(time_left, handle(job.body.clone(), lease))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(JobError::Retryable(
+                            "the attempt did not finish within its lease".into(),
+                        ))
+                    });
+                settle(&store, &job, outcome, settings).await;
+            }
             Ok(None) => {
                 tokio::select! {
                     _ = woken => {}
@@ -47,7 +147,7 @@ pub async fn run<F, Fut>(
                 }
             }
             Err(error) => {
-                warn!(error = %error, "queue unavailable");
+                warn!(error = %error_chain(&error), "queue unavailable");
                 tokio::time::sleep(settings.idle_poll).await;
             }
         }
@@ -77,49 +177,355 @@ async fn settle(
     outcome: Result<(), JobError>,
     settings: RunnerSettings,
 ) {
+    let queue = job.queue.as_str();
+    let now_ms = SystemClock.now_ms();
     let result = match outcome {
-        Ok(()) => store.ack(job).await,
-        Err(failure) if failure.is_retryable() && job.attempts < settings.max_attempts => {
-            let delay_ms = backoff_ms(job.attempts);
-            warn!(queue = job.queue.as_str(), job = job.id, attempt = job.attempts, delay_ms, error = %failure, "job failed, will retry");
-            store
-                .retry(job, SystemClock.now_ms(), delay_ms, &failure.to_string())
-                .await
-        }
+        Ok(()) => match store.ack(job, now_ms).await {
+            Ok(redriven) => {
+                if job.probe {
+                    info!(
+                        queue,
+                        job = job.id,
+                        redriven,
+                        "dead letter succeeded on trial: its cause has cleared, the others of its cause are back in line"
+                    );
+                }
+                Ok(())
+            }
+            Err(error) => Err(error),
+        },
         Err(failure) => {
-            error!(
-                queue = job.queue.as_str(),
-                job = job.id,
-                attempts = job.attempts,
-                error = %failure,
-                alarm = "dead_letter",
-                "job moved to the dead letters"
-            );
-            store.dead_letter(job, &failure.to_string()).await
+            let failed = Failure {
+                error: failure.to_string(),
+                cause: failure.cause_key(),
+            };
+            if failure.is_retryable() && !job.probe && settings.retry.retries_after(job.attempts) {
+                let delay_ms = settings.retry.backoff_ms(job.attempts);
+                warn!(queue, job = job.id, attempt = job.attempts, delay_ms, cause = %failed.cause, error = %failure, "job failed, will retry");
+                store.retry(job, now_ms, delay_ms, &failed).await
+            } else {
+                let permanent = failure.is_permanent();
+                if job.probe && !permanent {
+                    info!(queue, job = job.id, cause = %failed.cause, "dead letter failed its trial: its cause has not cleared");
+                } else {
+                    error!(
+                        queue,
+                        job = job.id,
+                        attempts = job.attempts,
+                        permanent,
+                        cause = %failed.cause,
+                        error = %failure,
+                        alarm = "dead_letter",
+                        "job moved to the dead letters"
+                    );
+                }
+                store.dead_letter(job, &failed, permanent).await
+            }
         }
     };
     if let Err(error) = result {
         // The lease runs out and the job is delivered again.
-        warn!(queue = job.queue.as_str(), job = job.id, error = %error, "could not settle job");
+        warn!(queue, job = job.id, error = %error_chain(&error), "could not settle job");
     }
 }
 
-/// 1 s, 2 s, 4 s … capped at a minute.
-fn backoff_ms(attempt: u32) -> i64 {
-    1_000i64
-        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
-        .min(60_000)
+/// Every `interval`, puts one dead letter of each cause on trial (see
+/// [`SqliteStore::probe_dead`]).
+pub async fn redrive_when_cleared(
+    store: SqliteStore,
+    interval: Duration,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        for queue in QueueName::ALL {
+            match store.probe_dead(queue, SystemClock.now_ms()).await {
+                Ok(0) => {}
+                Ok(trials) => {
+                    info!(queue = queue.as_str(), trials, "dead letters on trial");
+                    wake.notify_waiters();
+                }
+                Err(error) => {
+                    warn!(queue = queue.as_str(), error = %error_chain(&error), "queue unavailable")
+                }
+            }
+        }
+    }
+}
+
+/// Expired records, finished items, and data past its retention.
+async fn purge(
+    store: SqliteStore,
+    retention: switchboard_app::config::RetentionConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        switchboard_app::local::sweep(&store, &retention, SystemClock.now_ms()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = stop.changed() => break,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use switchboard_domain::{QueueItem, QueueProducer, SendError};
+
     use super::*;
 
-    #[test]
-    fn backoff_doubles_up_to_a_minute() {
-        assert_eq!(backoff_ms(1), 1_000);
-        assert_eq!(backoff_ms(2), 2_000);
-        assert_eq!(backoff_ms(5), 16_000);
-        assert_eq!(backoff_ms(30), 60_000);
+    fn settings(max_attempts: u32) -> RunnerSettings {
+        RunnerSettings {
+            retry: RetryPolicy {
+                max_attempts,
+                initial_backoff_ms: 10,
+                max_backoff_ms: 20,
+            },
+            visibility: Duration::from_millis(300),
+            idle_poll: Duration::from_millis(10),
+        }
+    }
+
+    async fn queued(store: &SqliteStore, queue: QueueName, ids: &[&str]) {
+        for id in ids {
+            let item = QueueItem {
+                group: (*id).into(),
+                dedupe_id: (*id).into(),
+                body: id.as_bytes().to_vec(),
+            };
+            store.send(queue, item).await.unwrap();
+        }
+    }
+
+    fn stats(all: &[switchboard_sqlite::QueueStats], queue: QueueName) -> (u64, u64, u64) {
+        let s = all.iter().find(|s| s.queue == queue.as_str()).unwrap();
+        (s.done, s.dead, s.dead_permanent)
+    }
+
+    fn send_error(permanent: bool) -> JobError {
+        let error = if permanent {
+            SendError::Permanent {
+                channel: "email".into(),
+                detail: "550".into(),
+                source: None,
+            }
+        } else {
+            SendError::Transient {
+                channel: "email".into(),
+                detail: "421".into(),
+                source: None,
+            }
+        };
+        if permanent {
+            JobError::Permanent(Box::new(error))
+        } else {
+            JobError::Retryable(Box::new(error))
+        }
+    }
+
+    /// Runs one consumer until `done` says so, or panics after a few seconds.
+    async fn consume_until<F, Fut>(
+        store: &SqliteStore,
+        settings: RunnerSettings,
+        handle: F,
+        done: impl Fn(&[switchboard_sqlite::QueueStats]) -> bool,
+    ) where
+        F: Fn(Vec<u8>, JobLease) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let runner = tokio::spawn(run(
+            store.clone(),
+            vec![QueueName::Inbound],
+            settings,
+            Arc::new(Notify::new()),
+            stop_rx,
+            handle,
+        ));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !done(&store.stats().await.unwrap()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                store.stats().await
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop_tx.send(true).unwrap();
+        runner.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_are_dead_lettered_at_once_and_transient_ones_retried() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        queued(&store, QueueName::Inbound, &["refused", "flaky"]).await;
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let seen = attempts.clone();
+        consume_until(
+            &store,
+            settings(5),
+            move |body, lease| {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    match (body.as_slice(), lease.attempt) {
+                        (b"refused", _) => Err(send_error(true)),
+                        (b"flaky", 1..=3) => Err(send_error(false)),
+                        _ => Ok(()),
+                    }
+                }
+            },
+            |all| stats(all, QueueName::Inbound) == (1, 1, 1),
+        )
+        .await;
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            1 + 4,
+            "one attempt for the refusal"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_outlives_its_lease_is_abandoned_and_the_job_retried() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        queued(&store, QueueName::Inbound, &["slow"]).await;
+        consume_until(
+            &store,
+            settings(3),
+            |_, lease| async move {
+                if lease.attempt == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(())
+            },
+            |all| stats(all, QueueName::Inbound) == (1, 0, 0),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn dead_letters_come_back_once_their_cause_has_cleared() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        queued(&store, QueueName::Inbound, &["a", "b", "c"]).await;
+        // SMTP is down: all three run out of retries.
+        consume_until(
+            &store,
+            settings(2),
+            |_, _| async { Err(send_error(false)) },
+            |all| stats(all, QueueName::Inbound) == (0, 3, 0),
+        )
+        .await;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let redriver = tokio::spawn(redrive_when_cleared(
+            store.clone(),
+            Duration::from_millis(20),
+            Arc::new(Notify::new()),
+            stop_rx,
+        ));
+        // Still down: trials fail and nothing else comes back.
+        let trials = Arc::new(AtomicUsize::new(0));
+        let counted = trials.clone();
+        let still_down = std::time::Instant::now();
+        consume_until(
+            &store,
+            settings(2),
+            move |_, lease| {
+                let counted = counted.clone();
+                async move {
+                    assert!(lease.attempt > 2, "a trial is one more attempt");
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    Err(send_error(false))
+                }
+            },
+            |_| still_down.elapsed() > Duration::from_millis(150),
+        )
+        .await;
+        assert!(trials.load(Ordering::SeqCst) >= 2, "tried repeatedly");
+        // The redriver keeps running: one item may be on trial right now
+        // (a slower database makes that likelier), but no more than one.
+        let (done, dead, permanent) = stats(&store.stats().await.unwrap(), QueueName::Inbound);
+        assert_eq!((done, permanent), (0, 0));
+        assert!(dead >= 2, "only one trial at a time: {dead} dead");
+        // Back up: one trial succeeds and the others follow.
+        consume_until(
+            &store,
+            settings(2),
+            |_, _| async { Ok(()) },
+            |all| stats(all, QueueName::Inbound) == (3, 0, 0),
+        )
+        .await;
+        stop_tx.send(true).unwrap();
+        redriver.await.unwrap();
+        let all = store.stats().await.unwrap();
+        let inbound = all.iter().find(|s| s.queue == "inbound").unwrap();
+        assert_eq!(
+            (inbound.dead_lettered_total, inbound.redriven_total),
+            (3, 3)
+        );
+    }
+
+    #[tokio::test]
+    async fn notifiers_work_side_by_side_and_take_vip_tickets_first() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        queued(
+            &store,
+            QueueName::EscalationStandard,
+            &["s1", "s2", "s3", "s4"],
+        )
+        .await;
+        queued(
+            &store,
+            QueueName::EscalationPriority,
+            &["v1", "v2", "v3", "v4"],
+        )
+        .await;
+        let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Each job waits until four are under way at once: one consumer
+        // alone could never finish.
+        let barrier = Arc::new(tokio::sync::Barrier::new(4));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut consumers = Vec::new();
+        for _ in 0..4 {
+            let (started, barrier) = (started.clone(), barrier.clone());
+            consumers.push(tokio::spawn(run(
+                store.clone(),
+                vec![QueueName::EscalationPriority, QueueName::EscalationStandard],
+                settings(3),
+                Arc::new(Notify::new()),
+                stop_rx.clone(),
+                move |body, _| {
+                    let (started, barrier) = (started.clone(), barrier.clone());
+                    async move {
+                        started
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8(body).unwrap());
+                        barrier.wait().await;
+                        Ok(())
+                    }
+                },
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while started.lock().unwrap().len() < 8 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                started.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop_tx.send(true).unwrap();
+        for consumer in consumers {
+            consumer.await.unwrap();
+        }
+        let order = started.lock().unwrap().clone();
+        assert!(order[..4].iter().all(|id| id.starts_with('v')), "{order:?}");
     }
 }

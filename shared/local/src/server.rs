@@ -17,13 +17,12 @@ use serde_json::json;
 use switchboard_app::Config;
 use switchboard_app::local::{DevSecrets, Local};
 use switchboard_channels::kit::reply;
-use switchboard_domain::QueueName;
 use switchboard_pipeline::http::respond;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::runner::{self, RunnerSettings};
+use crate::runner;
 
 /// A client has this long to send a request's headers; an idle keep-alive
 /// connection is closed after it too (hyper starts the timer whenever it
@@ -53,7 +52,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = spawn_workers(&local, stop_rx).await?;
+    let workers = runner::spawn_workers(&local, stop_rx).await?;
     let address = listener.local_addr()?;
     info!(address = %address, development = local.dev.is_some(), "switchboard listening");
     if std::io::stdout().is_terminal() {
@@ -156,69 +155,6 @@ fn summary(local: &Local, address: &str) -> String {
         );
     }
     lines.join("\n")
-}
-
-async fn spawn_workers(
-    local: &Arc<Local>,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let config = &local.app.config;
-    let settings = RunnerSettings {
-        max_attempts: config.workers.max_attempts.max(1),
-        visibility: Duration::from_secs(config.workers.visibility_secs.max(1)),
-        idle_poll: Duration::from_millis(500),
-    };
-    let mut handles = Vec::new();
-    if config.workers.conversation {
-        let knowledge_base = local.knowledge_base().await?;
-        info!(
-            entries = knowledge_base.entries.len(),
-            "knowledge base loaded"
-        );
-        let worker = Arc::new(local.app.worker(knowledge_base));
-        for _ in 0..config.workers.concurrency.max(1) {
-            let worker = worker.clone();
-            handles.push(tokio::spawn(runner::run(
-                local.store.clone(),
-                vec![QueueName::Inbound],
-                settings,
-                local.wake.clone(),
-                stop.clone(),
-                move |body| {
-                    let worker = worker.clone();
-                    async move { worker.handle(&body).await.map(|_| ()) }
-                },
-            )));
-        }
-    }
-    if config.workers.notifier {
-        let notifier = local.app.notifier.clone();
-        handles.push(tokio::spawn(runner::run(
-            local.store.clone(),
-            vec![QueueName::EscalationPriority, QueueName::EscalationStandard],
-            settings,
-            local.wake.clone(),
-            stop.clone(),
-            move |body| {
-                let notifier = notifier.clone();
-                async move { notifier.handle(&body).await.map(|_| ()) }
-            },
-        )));
-    }
-    let store = local.store.clone();
-    let retention = local.app.config.retention.clone();
-    let mut purge_stop = stop;
-    handles.push(tokio::spawn(async move {
-        loop {
-            let now = switchboard_domain::Clock::now_ms(&switchboard_domain::SystemClock);
-            switchboard_app::local::sweep(&store, &retention, now).await;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(600)) => {}
-                _ = purge_stop.changed() => break,
-            }
-        }
-    }));
-    Ok(handles)
 }
 
 async fn shutdown_signal() {

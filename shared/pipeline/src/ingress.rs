@@ -22,8 +22,11 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// threads, so that a slow parse cannot hold up other requests.
 const BLOCKING_ADMISSION_BYTES: usize = 64 * 1024;
 
-/// How long one ingress attempt owns a message id before a retry may take over.
-const CLAIM_LEASE_MS: i64 = 30_000;
+/// How long one ingress attempt owns a message id before a retry may take
+/// over: queueing takes milliseconds, and after a crash the provider's retry
+/// should not wait long (a repeat that does get queued is dropped by the
+/// queue's dedupe id and the worker's claim).
+const CLAIM_LEASE_MS: i64 = 10_000;
 
 /// How long a concurrent duplicate waits for the first delivery to be queued.
 const DUPLICATE_WAIT: Duration = Duration::from_secs(3);
@@ -282,7 +285,8 @@ impl Ingress {
                 .claim(&claim_key, now_ms, CLAIM_LEASE_MS)
                 .await?
             {
-                Claim::Acquired => break,
+                // A taken-over claim may have been queued already: the queue drops the repeat.
+                Claim::Acquired | Claim::TakenOver => break,
                 Claim::Done => {
                     info!(channel = %message.channel, message_id = %message.provider_message_id, "duplicate dropped");
                     return Ok(());

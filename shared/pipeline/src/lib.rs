@@ -15,11 +15,12 @@ pub mod faq;
 pub mod http;
 pub mod ingress;
 pub mod notifier;
+pub mod payload;
 pub mod privacy;
 pub mod report;
 pub mod worker;
 
-use switchboard_domain::{StoreError, error_chain};
+use switchboard_domain::{JobFailure, QueueError, SendError, StoreError, error_chain};
 
 /// How a queued job failed, which decides whether the queue tries again. It
 /// prints its whole cause (queues keep the text with the job) and exposes no
@@ -37,6 +38,27 @@ pub enum JobError {
 impl JobError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, JobError::Retryable(_))
+    }
+}
+
+impl JobFailure for JobError {
+    fn is_permanent(&self) -> bool {
+        !self.is_retryable()
+    }
+
+    fn cause_key(&self) -> String {
+        let (JobError::Retryable(source) | JobError::Permanent(source)) = self;
+        if let Some(send) = source.downcast_ref::<SendError>() {
+            format!("send:{}", send.channel())
+        } else if let Some(queue) = source.downcast_ref::<QueueError>() {
+            format!("queue:{}", queue.queue.as_str())
+        } else if source.is::<StoreError>() {
+            "store".to_owned()
+        } else if source.is::<serde_json::Error>() {
+            "unreadable".to_owned()
+        } else {
+            "other".to_owned()
+        }
     }
 }
 

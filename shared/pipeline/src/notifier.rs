@@ -2,31 +2,45 @@
 
 use std::sync::Arc;
 
-use switchboard_domain::{AgentNotifier, Claim, Clock, EscalationTicket, IdempotencyStore};
+use switchboard_domain::{
+    AgentNotifier, Claim, Clock, EscalationTicket, IdempotencyStore, JobLease, PayloadStore,
+};
 use tracing::{info, warn};
 
-use crate::{DEDUPE_RETENTION_MS, JobError};
-
-const NOTIFY_LEASE_MS: i64 = 2 * 60 * 1000;
+use crate::{DEDUPE_RETENTION_MS, JobError, payload};
 
 pub struct EscalationNotifier {
     pub notifier: Arc<dyn AgentNotifier>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Where tickets too large for the queue are kept.
+    pub payloads: Arc<dyn PayloadStore>,
     pub clock: Arc<dyn Clock>,
 }
 
 impl EscalationNotifier {
-    /// Processes one job from an escalation queue; a ticket is delivered once.
-    pub async fn handle(&self, body: &[u8]) -> Result<bool, JobError> {
+    /// Processes one delivery of a job from an escalation queue; a ticket is
+    /// delivered once. The claim lasts as long as the delivery's lease.
+    pub async fn handle(&self, body: &[u8], job: &JobLease) -> Result<bool, JobError> {
+        let body = payload::resolve(self.payloads.as_ref(), body).await?;
         let ticket: EscalationTicket =
-            serde_json::from_slice(body).map_err(|error| JobError::Permanent(Box::new(error)))?;
+            serde_json::from_slice(&body).map_err(|error| JobError::Permanent(Box::new(error)))?;
         let key = format!("notify:{}", ticket.ticket_id);
+        let now_ms = self.clock.now_ms();
+        // The mail must be out before the queue may hand the ticket to another consumer.
+        if !job.can_start_send(now_ms) {
+            return Err(JobError::Retryable(
+                "too little of the job's lease is left to notify the agents".into(),
+            ));
+        }
         match self
             .idempotency
-            .claim(&key, self.clock.now_ms(), NOTIFY_LEASE_MS)
+            .claim(&key, now_ms, job.claim_ms(now_ms))
             .await?
         {
             Claim::Acquired => {}
+            Claim::TakenOver => {
+                warn!(ticket = %ticket.ticket_id, possible_repeat = true, "notifying about a ticket an interrupted delivery may have sent");
+            }
             Claim::Done => return Ok(false),
             Claim::InProgress => {
                 return Err(JobError::Retryable(
@@ -44,6 +58,7 @@ impl EscalationNotifier {
                     channel = %ticket.channel,
                     tier = ticket.tier.as_str(),
                     reason = ticket.reason.as_str(),
+                    attempt = job.attempt,
                     "agents notified"
                 );
                 Ok(true)
@@ -52,7 +67,12 @@ impl EscalationNotifier {
                 if let Err(release_error) = self.idempotency.release(&key).await {
                     warn!(error = %release_error, "could not release notify claim");
                 }
-                Err(JobError::Retryable(Box::new(error)))
+                // The agents' address refused for good: to the dead letters at once.
+                Err(if error.is_transient() {
+                    JobError::Retryable(Box::new(error))
+                } else {
+                    JobError::Permanent(Box::new(error))
+                })
             }
         }
     }

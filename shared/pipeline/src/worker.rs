@@ -7,17 +7,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::{
     Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, GapLog,
-    IdempotencyStore, InboundMessage, Language, MessageKind, OutboundReply, QueueItem, QueueName,
-    QueueProducer, ReplySender, Role, RoutingPolicy, Session, SessionStatus, SessionStore,
-    StoreError, Tier, Turn, texts,
+    IdempotencyStore, InboundMessage, JobLease, Language, MessageKind, OutboundReply, PayloadStore,
+    QueueItem, QueueName, QueueProducer, ReplySender, Role, RoutingPolicy, Session, SessionStatus,
+    SessionStore, StoreError, Tier, Turn, texts,
 };
 use tracing::{info, warn};
 
 use crate::faq::Faq;
-use crate::{DEDUPE_RETENTION_MS, JobError, stable_id};
+use crate::{DEDUPE_RETENTION_MS, JobError, payload, stable_id};
 
-/// How long one attempt owns a message before a retry may take it over.
-const WORK_LEASE_MS: i64 = 5 * 60 * 1000;
 /// Attempts at saving a session that others keep changing.
 const SAVE_ATTEMPTS: usize = 8;
 
@@ -71,6 +69,8 @@ pub struct ConversationWorker {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub queue: Arc<dyn QueueProducer>,
     pub replies: Arc<dyn ReplySender>,
+    /// Where bodies too large for the queue are kept.
+    pub payloads: Arc<dyn PayloadStore>,
     pub faq: Arc<Faq>,
     pub clock: Arc<dyn Clock>,
     pub settings: WorkerSettings,
@@ -87,18 +87,22 @@ struct Plan {
 }
 
 impl ConversationWorker {
-    /// Processes one job from the inbound queue.
-    pub async fn handle(&self, body: &[u8]) -> Result<Outcome, JobError> {
+    /// Processes one delivery of a job from the inbound queue. Claims taken
+    /// for it last as long as the delivery's lease, so that after a crash the
+    /// next delivery takes the work over as soon as the queue hands it out.
+    pub async fn handle(&self, body: &[u8], job: &JobLease) -> Result<Outcome, JobError> {
+        let body = payload::resolve(self.payloads.as_ref(), body).await?;
         let message: InboundMessage =
-            serde_json::from_slice(body).map_err(|error| JobError::Permanent(Box::new(error)))?;
+            serde_json::from_slice(&body).map_err(|error| JobError::Permanent(Box::new(error)))?;
         let started = std::time::Instant::now();
         let work_key = format!("work:{}", message.dedupe_key());
+        let now_ms = self.clock.now_ms();
         match self
             .idempotency
-            .claim(&work_key, self.clock.now_ms(), WORK_LEASE_MS)
+            .claim(&work_key, now_ms, job.claim_ms(now_ms))
             .await?
         {
-            Claim::Acquired => {}
+            Claim::Acquired | Claim::TakenOver => {}
             Claim::Done => return Ok(Outcome::Duplicate),
             Claim::InProgress => {
                 return Err(JobError::Retryable(
@@ -106,7 +110,7 @@ impl ConversationWorker {
                 ));
             }
         }
-        match self.process(&message).await {
+        match self.process(&message, job).await {
             Ok(outcome) => {
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency.complete(&work_key, keep_until).await?;
@@ -114,6 +118,7 @@ impl ConversationWorker {
                     channel = %message.channel,
                     message_id = %message.provider_message_id,
                     outcome = ?outcome,
+                    attempt = job.attempt,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "message processed"
                 );
@@ -128,7 +133,7 @@ impl ConversationWorker {
         }
     }
 
-    async fn process(&self, message: &InboundMessage) -> Result<Outcome, JobError> {
+    async fn process(&self, message: &InboundMessage, job: &JobLease) -> Result<Outcome, JobError> {
         let now_ms = self.clock.now_ms();
         let key = message.conversation_key();
         let existing = self.sessions.load(&key).await?;
@@ -159,11 +164,32 @@ impl ConversationWorker {
             Tier::New
         };
         let session = existing.unwrap_or_else(|| Session::start(message, language, now_ms));
-        let plan = self.plan(message, &session, tier, language, now_ms);
+        let mut plan = self.plan(message, &session, tier, language, now_ms);
 
         let reply_id = stable_id("r", &message.dedupe_key());
-        if let Some(text) = &plan.reply_text {
-            self.send_once(message, text, &reply_id).await?;
+        let sent = match &plan.reply_text {
+            Some(text) => Some(self.send_once(message, text, &reply_id, job).await?),
+            // An earlier delivery may have replied before things changed (an
+            // agent took the conversation over since): its reply is still ours.
+            None if job.attempt > 1 => {
+                self.idempotency
+                    .result(&reply_key(message), self.clock.now_ms())
+                    .await?
+            }
+            None => None,
+        };
+        // The transcript records what went out, which after a crash between
+        // sending and saving is what the earlier delivery sent.
+        if let Some(text) = sent {
+            let turn = plan.bot_turn.get_or_insert_with(|| Turn {
+                role: Role::Bot,
+                text: String::new(),
+                at_ms: now_ms,
+                message_id: Some(reply_id.clone()),
+                faq_entry: None,
+                confidence: None,
+            });
+            turn.text = text;
         }
         if let Some(ticket) = &plan.ticket {
             let queue = if ticket.priority {
@@ -316,43 +342,84 @@ impl ConversationWorker {
         }
     }
 
-    /// Sends the reply unless an earlier attempt already delivered it.
+    /// Sends the reply unless an earlier delivery already did, and returns
+    /// the text that went out (the earlier delivery's, if it was that one).
     async fn send_once(
         &self,
         message: &InboundMessage,
         text: &str,
         reply_id: &str,
-    ) -> Result<(), JobError> {
-        let reply_key = format!("reply:{}", message.dedupe_key());
+        job: &JobLease,
+    ) -> Result<String, JobError> {
+        let reply_key = reply_key(message);
+        let now_ms = self.clock.now_ms();
+        if job.attempt > 1
+            && let Some(sent) = self.idempotency.result(&reply_key, now_ms).await?
+        {
+            return Ok(sent);
+        }
+        // A send must be over before the queue may hand the job to another
+        // consumer, or both could send.
+        if !job.can_start_send(now_ms) {
+            return Err(JobError::Retryable(
+                "too little of the job's lease is left to send the reply".into(),
+            ));
+        }
         match self
             .idempotency
-            .claim(&reply_key, self.clock.now_ms(), WORK_LEASE_MS)
+            .claim(&reply_key, now_ms, job.claim_ms(now_ms))
             .await?
         {
-            Claim::Done => return Ok(()),
+            Claim::Done => {
+                let sent = self.idempotency.result(&reply_key, now_ms).await?;
+                return Ok(sent.unwrap_or_else(|| text.to_owned()));
+            }
             Claim::InProgress => {
                 return Err(JobError::Retryable(
                     "reply is being sent by another attempt".into(),
                 ));
             }
             Claim::Acquired => {}
+            // The delivery before died between sending and recording: the
+            // provider may have the reply already, and nothing can tell.
+            // Sending again risks a repeat; not sending risks a lost answer.
+            Claim::TakenOver => {
+                warn!(channel = %message.channel, reply_id, possible_repeat = true, "sending a reply an interrupted delivery may have sent");
+            }
         }
         let reply = OutboundReply::to_message(message, text, reply_id);
+        let sending = std::time::Instant::now();
         match self.replies.send(&reply).await {
             Ok(()) => {
+                let sent = std::time::Instant::now();
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
-                self.idempotency.complete(&reply_key, keep_until).await?;
-                info!(channel = %message.channel, reply_id, "reply sent");
-                Ok(())
+                self.idempotency
+                    .complete_with_result(&reply_key, keep_until, text)
+                    .await?;
+                // A crash before the record is written repeats the reply: how
+                // long that window was open.
+                info!(
+                    channel = %message.channel,
+                    reply_id,
+                    send_ms = sent.duration_since(sending).as_millis() as u64,
+                    record_ms = sent.elapsed().as_millis() as u64,
+                    "reply sent"
+                );
+                Ok(text.to_owned())
             }
             Err(error) => {
                 if let Err(release_error) = self.idempotency.release(&reply_key).await {
                     warn!(error = %release_error, "could not release reply claim");
                 }
-                warn!(channel = %message.channel, reply_id, error = %error, "reply failed");
-                // Permanent send failures are retried too: after the queue's last
-                // attempt the message lands in the dead letters, visible and alarmed.
-                Err(JobError::Retryable(Box::new(error)))
+                warn!(channel = %message.channel, reply_id, transient = error.is_transient(), error = %error, "reply failed");
+                // A refusal for good (an address the mail server does not
+                // know, a chat the bot may not write to) goes to the dead
+                // letters at once; anything else is retried with backoff.
+                Err(if error.is_transient() {
+                    JobError::Retryable(Box::new(error))
+                } else {
+                    JobError::Permanent(Box::new(error))
+                })
             }
         }
     }
@@ -398,6 +465,11 @@ impl ConversationWorker {
             format!("session {} kept changing", session.key).into(),
         ))
     }
+}
+
+/// The idempotency key of the reply to `message`; its record keeps the text sent.
+fn reply_key(message: &InboundMessage) -> String {
+    format!("reply:{}", message.dedupe_key())
 }
 
 /// The customer's message as a transcript turn; masked when `redact` is set

@@ -2,12 +2,15 @@
 //! recording reply sender and notifier.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_domain::*;
 use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::JobError;
 use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::payload::OffloadingQueue;
 use switchboard_pipeline::worker::{ConversationWorker, Outcome, WorkerSettings};
 use switchboard_sqlite::SqliteStore;
 
@@ -17,20 +20,41 @@ struct Recorder {
     tickets: Mutex<Vec<EscalationTicket>>,
     /// Fail this many sends first, transiently.
     failures_left: Mutex<u32>,
+    /// Refuse every send for good (a 4xx from the provider, an SMTP 5xx).
+    refuse: Mutex<bool>,
+    /// Never answer the next send (a process that dies while sending).
+    hang_once: Mutex<bool>,
+}
+
+impl Recorder {
+    async fn outcome(&self, channel: &str) -> Result<(), SendError> {
+        if std::mem::take(&mut *self.hang_once.lock().unwrap()) {
+            std::future::pending::<()>().await;
+        }
+        if *self.refuse.lock().unwrap() {
+            return Err(SendError::Permanent {
+                channel: channel.into(),
+                detail: "550 no such user".into(),
+                source: None,
+            });
+        }
+        let mut left = self.failures_left.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err(SendError::Transient {
+                channel: channel.into(),
+                detail: "503".into(),
+                source: None,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl ReplySender for Recorder {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        let mut left = self.failures_left.lock().unwrap();
-        if *left > 0 {
-            *left -= 1;
-            return Err(SendError::Transient {
-                channel: reply.channel.clone(),
-                detail: "503".into(),
-                source: None,
-            });
-        }
+        self.outcome(&reply.channel).await?;
         self.replies.lock().unwrap().push(reply.clone());
         Ok(())
     }
@@ -39,9 +63,39 @@ impl ReplySender for Recorder {
 #[async_trait]
 impl AgentNotifier for Recorder {
     async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError> {
+        self.outcome("email").await?;
         self.tickets.lock().unwrap().push(ticket.clone());
         Ok(())
     }
+}
+
+/// A session store that fails the next save, as a crash right after the
+/// reply went out would leave things.
+struct FailingSave {
+    inner: SqliteStore,
+    fail_next: Mutex<bool>,
+}
+
+#[async_trait]
+impl SessionStore for FailingSave {
+    async fn load(&self, key: &ConversationKey) -> Result<Option<Session>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(&self, session: &Session) -> Result<u64, StoreError> {
+        if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
+            return Err(StoreError::Unavailable("disk gone".into()));
+        }
+        self.inner.save(session).await
+    }
+}
+
+/// A first delivery with a minute's lease.
+fn lease() -> JobLease {
+    JobLease::new(1, SystemClock.now_ms(), 60_000)
+}
+
+fn redelivery(attempt: u32) -> JobLease {
+    JobLease::new(attempt, SystemClock.now_ms(), 60_000)
 }
 
 struct Fixture {
@@ -61,6 +115,7 @@ fn fixture(settings: WorkerSettings) -> Fixture {
         idempotency: Arc::new(store.clone()),
         queue: Arc::new(store.clone()),
         replies: recorder.clone(),
+        payloads: Arc::new(store.clone()),
         faq: Arc::new(Faq::new(kb)),
         clock: Arc::new(SystemClock),
         settings,
@@ -93,8 +148,14 @@ fn message(id: &str, customer: &str, text: &str) -> Vec<u8> {
 async fn a_confident_match_is_answered_once_however_often_the_job_comes() {
     let f = fixture(WorkerSettings::default());
     let job = message("1", "c1", "What are your opening hours?");
-    assert_eq!(f.worker.handle(&job).await.unwrap(), Outcome::Answered);
-    assert_eq!(f.worker.handle(&job).await.unwrap(), Outcome::Duplicate);
+    assert_eq!(
+        f.worker.handle(&job, &lease()).await.unwrap(),
+        Outcome::Answered
+    );
+    assert_eq!(
+        f.worker.handle(&job, &lease()).await.unwrap(),
+        Outcome::Duplicate
+    );
     let replies = f.recorder.replies.lock().unwrap();
     assert_eq!(replies.len(), 1);
     assert!(replies[0].text.contains("Monday to Saturday"));
@@ -105,9 +166,12 @@ async fn a_failed_send_is_retried_without_a_second_reply_or_lost_turn() {
     let f = fixture(WorkerSettings::default());
     *f.recorder.failures_left.lock().unwrap() = 1;
     let job = message("1", "c1", "How long does shipping take?");
-    let error = f.worker.handle(&job).await.unwrap_err();
+    let error = f.worker.handle(&job, &lease()).await.unwrap_err();
     assert!(error.is_retryable());
-    assert_eq!(f.worker.handle(&job).await.unwrap(), Outcome::Answered);
+    assert_eq!(
+        f.worker.handle(&job, &lease()).await.unwrap(),
+        Outcome::Answered
+    );
     assert_eq!(f.recorder.replies.lock().unwrap().len(), 1);
     let key = ConversationKey::new("telegram", "1", "c1");
     let session = f.store.load(&key).await.unwrap().unwrap();
@@ -126,7 +190,7 @@ async fn unanswerable_questions_escalate_and_are_counted_as_gaps_and_vips_go_fir
     let question = "Do you sell replacement parts for the 1987 model?";
     let outcome = f
         .worker
-        .handle(&message("1", "c1", question))
+        .handle(&message("1", "c1", question), &lease())
         .await
         .unwrap();
     assert_eq!(
@@ -135,7 +199,7 @@ async fn unanswerable_questions_escalate_and_are_counted_as_gaps_and_vips_go_fir
     );
     let outcome = f
         .worker
-        .handle(&message("2", "vip", question))
+        .handle(&message("2", "vip", question), &lease())
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Escalated(EscalationReason::VipUnanswered));
@@ -153,6 +217,7 @@ async fn unanswerable_questions_escalate_and_are_counted_as_gaps_and_vips_go_fir
     let notifier = EscalationNotifier {
         notifier: f.recorder.clone(),
         idempotency: Arc::new(f.store.clone()),
+        payloads: Arc::new(f.store.clone()),
         clock: Arc::new(SystemClock),
     };
     let job = f
@@ -161,9 +226,9 @@ async fn unanswerable_questions_escalate_and_are_counted_as_gaps_and_vips_go_fir
         .await
         .unwrap()
         .unwrap();
-    assert!(notifier.handle(&job.body).await.unwrap());
+    assert!(notifier.handle(&job.body, &lease()).await.unwrap());
     assert!(
-        !notifier.handle(&job.body).await.unwrap(),
+        !notifier.handle(&job.body, &lease()).await.unwrap(),
         "a redelivered ticket is not sent again"
     );
     let tickets = f.recorder.tickets.lock().unwrap();
@@ -176,7 +241,7 @@ async fn unanswerable_questions_escalate_and_are_counted_as_gaps_and_vips_go_fir
 async fn while_a_person_has_the_conversation_the_bot_only_forwards() {
     let f = fixture(WorkerSettings::default());
     f.worker
-        .handle(&message("1", "c1", "I want to talk to a human"))
+        .handle(&message("1", "c1", "I want to talk to a human"), &lease())
         .await
         .unwrap();
     assert_eq!(
@@ -186,7 +251,10 @@ async fn while_a_person_has_the_conversation_the_bot_only_forwards() {
     );
     let outcome = f
         .worker
-        .handle(&message("2", "c1", "What are your opening hours?"))
+        .handle(
+            &message("2", "c1", "What are your opening hours?"),
+            &lease(),
+        )
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Escalated(EscalationReason::FollowUp));
@@ -200,6 +268,231 @@ async fn while_a_person_has_the_conversation_the_bot_only_forwards() {
 #[tokio::test]
 async fn an_unreadable_job_is_a_permanent_failure() {
     let f = fixture(WorkerSettings::default());
-    let error = f.worker.handle(b"{not a message").await.unwrap_err();
+    let error = f
+        .worker
+        .handle(b"{not a message", &lease())
+        .await
+        .unwrap_err();
     assert!(!error.is_retryable());
+    assert_eq!(error.cause_key(), "unreadable");
+}
+
+#[tokio::test]
+async fn a_crashed_attempts_claims_are_taken_over_as_soon_as_its_lease_ends() {
+    let f = fixture(WorkerSettings::default());
+    let job = message("1", "c1", "What are your opening hours?");
+    // The first delivery dies while sending (its future is dropped, as a
+    // killed process leaves things): its claims stay behind, unreleased.
+    *f.recorder.hang_once.lock().unwrap() = true;
+    let short = JobLease::new(1, SystemClock.now_ms(), 300);
+    let crashed =
+        tokio::time::timeout(Duration::from_millis(200), f.worker.handle(&job, &short)).await;
+    assert!(crashed.is_err(), "the first delivery never finished");
+    // The queue hands the job out again once the lease has run out: the
+    // claims ran out with it, so the message is answered now, not minutes later.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        f.worker.handle(&job, &redelivery(2)).await.unwrap(),
+        Outcome::Answered
+    );
+    assert_eq!(f.recorder.replies.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_send_is_not_started_without_time_to_finish_it_within_the_lease() {
+    let f = fixture(WorkerSettings::default());
+    let job = message("1", "c1", "What are your opening hours?");
+    let now = SystemClock.now_ms();
+    let nearly_over = JobLease {
+        attempt: 1,
+        started_at_ms: now - 55_000,
+        until_ms: now + 5_000,
+    };
+    let error = f.worker.handle(&job, &nearly_over).await.unwrap_err();
+    assert!(error.is_retryable());
+    assert!(f.recorder.replies.lock().unwrap().is_empty());
+    assert_eq!(
+        f.worker.handle(&job, &redelivery(2)).await.unwrap(),
+        Outcome::Answered
+    );
+}
+
+#[tokio::test]
+async fn a_reply_sent_before_a_crash_is_recorded_as_sent_even_if_things_changed_since() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let sessions = Arc::new(FailingSave {
+        inner: store.clone(),
+        fail_next: Mutex::new(false),
+    });
+    let mut f = fixture(WorkerSettings::default());
+    f.store = store.clone();
+    f.worker.sessions = sessions.clone();
+    f.worker.customers = Arc::new(store.clone());
+    f.worker.idempotency = Arc::new(store.clone());
+    f.worker.gaps = Arc::new(store.clone());
+    f.worker.queue = Arc::new(store.clone());
+    f.worker.payloads = Arc::new(store.clone());
+    let key = ConversationKey::new("telegram", "1", "c1");
+
+    f.worker
+        .handle(
+            &message("1", "c1", "How long does shipping take?"),
+            &lease(),
+        )
+        .await
+        .unwrap();
+    // The answer goes out, then the transcript cannot be saved (a crash).
+    *sessions.fail_next.lock().unwrap() = true;
+    let job = message("2", "c1", "What are your opening hours?");
+    assert!(
+        f.worker
+            .handle(&job, &lease())
+            .await
+            .unwrap_err()
+            .is_retryable()
+    );
+    let replies_before = f.recorder.replies.lock().unwrap().len();
+    let sent = f
+        .recorder
+        .replies
+        .lock()
+        .unwrap()
+        .last()
+        .unwrap()
+        .text
+        .clone();
+    // Meanwhile an agent takes the conversation over: now the bot would stay quiet.
+    let mut session = store.load(&key).await.unwrap().unwrap();
+    session.status = SessionStatus::Escalated;
+    store.save(&session).await.unwrap();
+
+    f.worker.handle(&job, &redelivery(2)).await.unwrap();
+    assert_eq!(
+        f.recorder.replies.lock().unwrap().len(),
+        replies_before,
+        "not sent again"
+    );
+    let session = store.load(&key).await.unwrap().unwrap();
+    let texts: Vec<(Role, &str)> = session
+        .turns
+        .iter()
+        .map(|t| (t.role, t.text.as_str()))
+        .collect();
+    let n = texts.len();
+    assert_eq!(
+        texts[n - 2..],
+        [
+            (Role::Customer, "What are your opening hours?"),
+            (Role::Bot, sent.as_str())
+        ],
+        "the answered turn is in the transcript with the text that went out"
+    );
+}
+
+#[tokio::test]
+async fn refusals_for_good_are_permanent_failures_and_outages_are_not() {
+    let f = fixture(WorkerSettings::default());
+    *f.recorder.refuse.lock().unwrap() = true;
+    let error = f
+        .worker
+        .handle(
+            &message("1", "c1", "What are your opening hours?"),
+            &lease(),
+        )
+        .await
+        .unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    assert_eq!(error.cause_key(), "send:telegram");
+
+    *f.recorder.refuse.lock().unwrap() = false;
+    *f.recorder.failures_left.lock().unwrap() = 1;
+    let error = f
+        .worker
+        .handle(
+            &message("2", "c2", "What are your opening hours?"),
+            &lease(),
+        )
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable());
+    assert_eq!(error.cause_key(), "send:telegram");
+
+    // The same for the agents' notifications.
+    let notifier = EscalationNotifier {
+        notifier: f.recorder.clone(),
+        idempotency: Arc::new(f.store.clone()),
+        payloads: Arc::new(f.store.clone()),
+        clock: Arc::new(SystemClock),
+    };
+    f.worker
+        .handle(&message("3", "c3", "I want to talk to a human"), &lease())
+        .await
+        .unwrap();
+    let ticket = f
+        .store
+        .receive(QueueName::EscalationStandard, SystemClock.now_ms(), 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    *f.recorder.refuse.lock().unwrap() = true;
+    let error = notifier.handle(&ticket.body, &lease()).await.unwrap_err();
+    assert!(!error.is_retryable());
+    assert_eq!(error.cause_key(), "send:email");
+    *f.recorder.refuse.lock().unwrap() = false;
+    assert!(notifier.handle(&ticket.body, &redelivery(2)).await.unwrap());
+}
+
+#[tokio::test]
+async fn large_messages_and_tickets_are_read_back_from_the_payload_store() {
+    let mut f = fixture(WorkerSettings::default());
+    let offloading: Arc<dyn QueueProducer> = Arc::new(OffloadingQueue::new(
+        Arc::new(f.store.clone()),
+        Arc::new(f.store.clone()),
+        Arc::new(SystemClock),
+    ));
+    f.worker.queue = offloading.clone();
+    // 300 KiB of text that matches nothing: answered with a hand-over and a ticket.
+    let text = "My blender from 1987 rattles. ".repeat(10_000);
+    let body = message("1", "c1", &text);
+    offloading
+        .send(
+            QueueName::Inbound,
+            QueueItem {
+                group: "g".into(),
+                dedupe_id: "d".into(),
+                body,
+            },
+        )
+        .await
+        .unwrap();
+    let job = f
+        .store
+        .receive(QueueName::Inbound, SystemClock.now_ms(), 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(job.body.len() < 1024, "queued as a reference");
+    let outcome = f.worker.handle(&job.body, &lease()).await.unwrap();
+    assert!(matches!(outcome, Outcome::Escalated(_)), "{outcome:?}");
+    let ticket = f
+        .store
+        .receive(QueueName::EscalationStandard, SystemClock.now_ms(), 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ticket.body.len() < 1024, "the ticket too");
+    let notifier = EscalationNotifier {
+        notifier: f.recorder.clone(),
+        idempotency: Arc::new(f.store.clone()),
+        payloads: Arc::new(f.store.clone()),
+        clock: Arc::new(SystemClock),
+    };
+    assert!(notifier.handle(&ticket.body, &lease()).await.unwrap());
+    assert_eq!(f.recorder.tickets.lock().unwrap()[0].question, text);
+}
+
+#[test]
+fn failures_name_their_cause() {
+    let error = JobError::Retryable(Box::new(StoreError::Unavailable("x".into())));
+    assert_eq!(error.cause_key(), "store");
 }

@@ -18,14 +18,15 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use switchboard_domain::StoreError;
 
-pub use queue::{Leased, QueueStats};
+pub use queue::{Failure, Leased, QueueStats};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS idempotency (
     key         TEXT PRIMARY KEY,
     status      TEXT NOT NULL,          -- in_progress | done
     lease_until INTEGER NOT NULL,       -- unix ms; an in-progress record may be taken over after it
-    expires_at  INTEGER NOT NULL        -- unix ms; the record is forgotten after it
+    expires_at  INTEGER NOT NULL,       -- unix ms; the record is forgotten after it
+    result      TEXT                    -- what the finished work produced (a reply's text)
 );
 CREATE TABLE IF NOT EXISTS sessions (
     key        TEXT PRIMARY KEY,
@@ -73,6 +74,10 @@ CREATE TABLE IF NOT EXISTS queue (
     lease       TEXT,
     last_error  TEXT,
     enqueued_at INTEGER NOT NULL,
+    cause       TEXT,                   -- what the last failure was about (send:telegram, store, ...)
+    permanent   INTEGER NOT NULL DEFAULT 0, -- dead because retrying cannot help: never redriven automatically
+    probe       INTEGER NOT NULL DEFAULT 0, -- a dead letter on trial: success redrives its cause's others
+    redrives    INTEGER NOT NULL DEFAULT 0, -- times brought back from the dead letters
     UNIQUE (queue, dedupe_id)
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (queue, state, visible_at);
@@ -85,7 +90,28 @@ CREATE TABLE IF NOT EXISTS credentials (
     lease_owner TEXT,                   -- the instance refreshing it, until lease_until
     lease_until INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS queue_counters (
+    queue TEXT NOT NULL,
+    name  TEXT NOT NULL,                -- dead_lettered | redriven
+    value INTEGER NOT NULL,
+    PRIMARY KEY (queue, name)
+);
+CREATE TABLE IF NOT EXISTS payloads (
+    key        TEXT PRIMARY KEY,
+    body       BLOB NOT NULL,
+    expires_at INTEGER NOT NULL         -- unix ms
+);
 "#;
+
+/// Columns added after the first release: `(table, column, definition)`,
+/// added to databases made before them.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("idempotency", "result", "TEXT"),
+    ("queue", "cause", "TEXT"),
+    ("queue", "permanent", "INTEGER NOT NULL DEFAULT 0"),
+    ("queue", "probe", "INTEGER NOT NULL DEFAULT 0"),
+    ("queue", "redrives", "INTEGER NOT NULL DEFAULT 0"),
+];
 
 /// One SQLite database holding everything the local process stores.
 #[derive(Clone)]
@@ -116,6 +142,7 @@ impl SqliteStore {
         )
         .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        add_missing_columns(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -137,6 +164,25 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(Box::new(e)))?
     }
+}
+
+fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, column],
+                |row| row.get(0),
+            )
+            .map_err(unavailable)?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(())
 }
 
 fn unavailable(error: rusqlite::Error) -> StoreError {

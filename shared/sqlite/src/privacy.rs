@@ -9,7 +9,9 @@ use switchboard_domain::privacy::{
     CustomerData, CustomerExport, CustomerRef, Erasure, QueuedData, customer_texts,
 };
 use switchboard_domain::redact::redact;
-use switchboard_domain::{ConversationKey, Customer, Feedback, Session, StoreError, Tier};
+use switchboard_domain::{
+    ConversationKey, Customer, Feedback, QueueName, Session, StoreError, Tier, payload_key,
+};
 
 use crate::stores::normalize_question;
 use crate::{SqliteStore, unavailable};
@@ -61,6 +63,12 @@ impl CustomerData for SqliteStore {
                 erasure.feedback += tx
                     .execute("DELETE FROM feedback WHERE conversation = ?1", [key])
                     .map_err(unavailable)?;
+                // Bodies stored aside go with their items (a finished item's
+                // record still names where its body was).
+                for payload in payload_keys(&tx, key)? {
+                    tx.execute("DELETE FROM payloads WHERE key = ?1", [payload])
+                        .map_err(unavailable)?;
+                }
                 // Every state: even a finished item keeps the conversation key as its group.
                 erasure.queued += tx
                     .execute("DELETE FROM queue WHERE grp = ?1", [key])
@@ -220,7 +228,15 @@ fn queued_for(tx: &Transaction, keys: &[String]) -> Result<Vec<QueuedData>, Stor
     for key in keys {
         let rows = statement
             .query_map([key], |row| {
-                let body: Vec<u8> = row.get(3)?;
+                let mut body: Vec<u8> = row.get(3)?;
+                if let Some(key) = body.strip_prefix(switchboard_domain::PAYLOAD_REFERENCE_PREFIX) {
+                    let key = String::from_utf8_lossy(key).into_owned();
+                    body = tx
+                        .query_row("SELECT body FROM payloads WHERE key = ?1", [key], |row| {
+                            row.get(0)
+                        })
+                        .unwrap_or(body);
+                }
                 Ok(QueuedData {
                     queue: row.get(0)?,
                     state: row.get(1)?,
@@ -236,6 +252,26 @@ fn queued_for(tx: &Transaction, keys: &[String]) -> Result<Vec<QueuedData>, Stor
         }
     }
     Ok(queued)
+}
+
+/// Where the bodies of the queue items of conversation `key` would be stored aside.
+fn payload_keys(tx: &Transaction, key: &str) -> Result<Vec<String>, StoreError> {
+    let mut statement = tx
+        .prepare("SELECT queue, dedupe_id FROM queue WHERE grp = ?1")
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map([key], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(unavailable)?;
+    let mut keys = Vec::new();
+    for row in rows {
+        let (queue, dedupe_id) = row.map_err(unavailable)?;
+        if let Some(queue) = QueueName::ALL.into_iter().find(|q| q.as_str() == queue) {
+            keys.push(payload_key(queue, &dedupe_id));
+        }
+    }
+    Ok(keys)
 }
 
 /// The unanswered-question rows (normalised key, wording) holding one of `texts`.
@@ -265,8 +301,8 @@ fn gaps_of(tx: &Transaction, texts: &[String]) -> Result<Vec<(String, String)>, 
 #[cfg(test)]
 mod tests {
     use switchboard_domain::{
-        CustomerStore, FeedbackStore, GapLog, InboundMessage, Language, MessageKind, QueueItem,
-        QueueName, QueueProducer, ReplyContext, Role, SessionStore, Turn,
+        CustomerStore, FeedbackStore, GapLog, InboundMessage, Language, MessageKind, PayloadStore,
+        QueueItem, QueueName, QueueProducer, ReplyContext, Role, SessionStore, Turn,
     };
 
     use super::*;
@@ -297,16 +333,18 @@ mod tests {
             .record_contact(&format!("telegram:{customer}"), 1_000)
             .await
             .unwrap();
-        store
-            .put(&Feedback {
+        FeedbackStore::put(
+            store,
+            &Feedback {
                 conversation: session.key.clone(),
                 helpful: Some(false),
                 satisfaction: Some(2),
                 comment: Some(format!("comment of {customer}")),
                 at_ms: 2_000,
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         GapLog::record(store, text, Language::En, 1_000)
             .await
             .unwrap();
@@ -317,6 +355,26 @@ mod tests {
                     group: session.key.0.clone(),
                     dedupe_id: format!("telegram:bot:m-{customer}"),
                     body: serde_json::to_vec(&inbound).unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        // A large message, its body stored aside and a reference queued.
+        let dedupe_id = format!("telegram:bot:big-{customer}");
+        let key = payload_key(QueueName::Inbound, &dedupe_id);
+        let large = format!("{{\"text\":\"attached: {text}\"}}");
+        PayloadStore::put(store, &key, large.as_bytes(), i64::MAX)
+            .await
+            .unwrap();
+        let mut reference = switchboard_domain::PAYLOAD_REFERENCE_PREFIX.to_vec();
+        reference.extend_from_slice(key.as_bytes());
+        store
+            .send(
+                QueueName::Inbound,
+                QueueItem {
+                    group: session.key.0.clone(),
+                    dedupe_id,
+                    body: reference,
                 },
             )
             .await
@@ -368,8 +426,12 @@ mod tests {
             export.feedback[0].comment.as_deref(),
             Some("comment of ann7391")
         );
-        assert_eq!(export.queued.len(), 1);
+        assert_eq!(export.queued.len(), 2);
         assert_eq!(export.queued[0].body["text"], ann_text);
+        assert_eq!(
+            export.queued[1].body["text"],
+            format!("attached: {ann_text}")
+        );
         assert_eq!(export.unanswered_questions, vec![ann_text.to_owned()]);
         let exported = serde_json::to_string(&export).unwrap();
         assert!(!exported.contains("bob2288") && !exported.contains("walrus"));
@@ -383,7 +445,7 @@ mod tests {
                 erasure.feedback,
                 erasure.queued
             ),
-            (1, 1, 1, 1)
+            (1, 1, 1, 2)
         );
         assert_eq!(erasure.unanswered_questions, 1);
 
@@ -401,7 +463,7 @@ mod tests {
                 export.feedback.len(),
                 export.queued.len()
             ),
-            (1, 1, 1)
+            (1, 1, 2)
         );
         assert!(contains(&bytes, "walrus-9"));
         // A second erase finds nothing.

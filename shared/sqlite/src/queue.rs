@@ -1,10 +1,17 @@
 //! Durable queues on SQLite with the semantics the pipeline relies on from
 //! SQS FIFO: per-group order (one item of a group in flight at a time),
-//! deduplication ids, visibility timeouts, and dead letters after too many
-//! attempts.
+//! deduplication ids, visibility timeouts, and dead letters.
+//!
+//! Dead letters come in two kinds. An item that failed for good (an
+//! unreadable job, an address the mail server refuses) stays dead until an
+//! operator redrives it. An item that ran out of retries while something it
+//! needs was down is put on trial from time to time ([`SqliteStore::probe_dead`]):
+//! when one such trial succeeds, every dead letter with the same cause is
+//! redriven, so an outage longer than the retries still ends with every
+//! message processed.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use switchboard_domain::{
     Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
@@ -13,7 +20,7 @@ use switchboard_domain::{
 use crate::{SqliteStore, unavailable};
 
 /// An item handed to a consumer. It stays invisible to others until its lease
-/// runs out; `ack`, `retry` or `dead_letter` settle it.
+/// runs out at `lease_until_ms`; `ack`, `retry` or `dead_letter` settle it.
 #[derive(Debug, Clone)]
 pub struct Leased {
     pub id: i64,
@@ -22,7 +29,21 @@ pub struct Leased {
     pub body: Vec<u8>,
     /// Including this one.
     pub attempts: u32,
+    /// When the lease runs out and the item may go to another consumer.
+    pub lease_until_ms: i64,
+    /// A dead letter on trial: one attempt, and on success the dead letters
+    /// with the same cause follow it.
+    pub probe: bool,
     lease: String,
+}
+
+/// How a failed item is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Shown in the item's `last_error`: no message content.
+    pub error: String,
+    /// What failed (`send:telegram`, `store`, ...).
+    pub cause: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -31,7 +52,30 @@ pub struct QueueStats {
     pub ready: u64,
     pub in_flight: u64,
     pub done: u64,
+    /// Dead letters now, of both kinds.
     pub dead: u64,
+    /// Of `dead`, those that failed for good: only an operator's redrive brings them back.
+    pub dead_permanent: u64,
+    /// Items ever moved to the dead letters.
+    pub dead_lettered_total: u64,
+    /// Dead letters ever put back in line, automatically or by `queue redrive`.
+    pub redriven_total: u64,
+}
+
+const DEAD_LETTERED: &str = "dead_lettered";
+const REDRIVEN: &str = "redriven";
+
+fn count(tx: &Transaction<'_>, queue: QueueName, name: &str, by: usize) -> Result<(), StoreError> {
+    if by == 0 {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO queue_counters (queue, name, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (queue, name) DO UPDATE SET value = value + ?3",
+        params![queue.as_str(), name, by as i64],
+    )
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -74,43 +118,80 @@ impl SqliteStore {
     ) -> Result<Option<Leased>, StoreError> {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
-            let next: Option<(i64, String, Vec<u8>, i64)> = tx
+            let next: Option<(i64, String, Vec<u8>, i64, bool)> = tx
                 .query_row(
-                    "SELECT q.id, q.grp, q.body, q.attempts FROM queue q
+                    "SELECT q.id, q.grp, q.body, q.attempts, q.probe FROM queue q
                      WHERE q.queue = ?1 AND q.state IN ('ready', 'leased') AND q.visible_at <= ?2
                        AND q.id = (SELECT MIN(p.id) FROM queue p
                                    WHERE p.queue = q.queue AND p.grp = q.grp AND p.state IN ('ready', 'leased'))
                      ORDER BY q.id LIMIT 1",
                     params![queue.as_str(), now_ms],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
                 )
                 .optional()
                 .map_err(unavailable)?;
-            let Some((id, group, body, attempts)) = next else {
+            let Some((id, group, body, attempts, probe)) = next else {
                 return Ok(None);
             };
             let lease = uuid::Uuid::new_v4().to_string();
+            let lease_until_ms = now_ms.saturating_add(visibility_ms.max(1));
             tx.execute(
                 "UPDATE queue SET state = 'leased', attempts = attempts + 1, visible_at = ?2, lease = ?3 WHERE id = ?1",
-                params![id, now_ms + visibility_ms, lease],
+                params![id, lease_until_ms, lease],
             )
             .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
-            Ok(Some(Leased { id, queue, group, body, attempts: attempts as u32 + 1, lease }))
+            Ok(Some(Leased {
+                id,
+                queue,
+                group,
+                body,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX - 1).saturating_add(1),
+                lease_until_ms,
+                probe,
+                lease,
+            }))
         })
         .await
     }
 
-    /// The item is done. A lease that ran out and went to another consumer is not touched.
-    pub async fn ack(&self, item: &Leased) -> Result<(), StoreError> {
-        let (id, lease) = (item.id, item.lease.clone());
+    /// The item is done; returns how many dead letters it redrove (a
+    /// successful probe brings back the others with its cause). A lease that
+    /// ran out and went to another consumer is not touched.
+    pub async fn ack(&self, item: &Leased, now_ms: i64) -> Result<usize, StoreError> {
+        let (id, lease, queue) = (item.id, item.lease.clone(), item.queue);
         self.with(move |conn| {
-            conn.execute(
-                "UPDATE queue SET state = 'done', body = x'', lease = NULL WHERE id = ?1 AND lease = ?2",
-                params![id, lease],
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let held: Option<(bool, Option<String>)> = tx
+                .query_row(
+                    "SELECT probe, cause FROM queue WHERE id = ?1 AND lease = ?2",
+                    params![id, lease],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some((probe, cause)) = held else {
+                return Ok(0);
+            };
+            tx.execute(
+                "UPDATE queue SET state = 'done', body = x'', lease = NULL, probe = 0 WHERE id = ?1",
+                [id],
             )
             .map_err(unavailable)?;
-            Ok(())
+            let mut redriven = 0;
+            if probe {
+                count(&tx, queue, REDRIVEN, 1)?;
+                redriven = tx
+                    .execute(
+                        "UPDATE queue SET state = 'ready', attempts = 0, visible_at = ?3, lease = NULL
+                         WHERE queue = ?1 AND state = 'dead' AND permanent = 0 AND cause IS ?2",
+                        params![queue.as_str(), cause, now_ms],
+                    )
+                    .map_err(unavailable)?;
+                count(&tx, queue, REDRIVEN, redriven)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(redriven)
         })
         .await
     }
@@ -121,14 +202,14 @@ impl SqliteStore {
         item: &Leased,
         now_ms: i64,
         delay_ms: i64,
-        error: &str,
+        failure: &Failure,
     ) -> Result<(), StoreError> {
-        let (id, lease, error) = (item.id, item.lease.clone(), error.to_owned());
+        let (id, lease, failure) = (item.id, item.lease.clone(), failure.clone());
         self.with(move |conn| {
             conn.execute(
-                "UPDATE queue SET state = 'ready', visible_at = ?3, lease = NULL, last_error = ?4
+                "UPDATE queue SET state = 'ready', visible_at = ?3, lease = NULL, last_error = ?4, cause = ?5, probe = 0
                  WHERE id = ?1 AND lease = ?2",
-                params![id, lease, now_ms + delay_ms, error],
+                params![id, lease, now_ms.saturating_add(delay_ms), failure.error, failure.cause],
             )
             .map_err(unavailable)?;
             Ok(())
@@ -137,33 +218,89 @@ impl SqliteStore {
     }
 
     /// Moves the item to the dead letters, where it stays visible in `stats`
-    /// and can be requeued with `redrive`.
-    pub async fn dead_letter(&self, item: &Leased, error: &str) -> Result<(), StoreError> {
-        let (id, lease, error) = (item.id, item.lease.clone(), error.to_owned());
+    /// and can be requeued with `redrive`. Unless `permanent`, it will be put
+    /// on trial by [`SqliteStore::probe_dead`].
+    pub async fn dead_letter(
+        &self,
+        item: &Leased,
+        failure: &Failure,
+        permanent: bool,
+    ) -> Result<(), StoreError> {
+        let (id, lease, queue, failure) =
+            (item.id, item.lease.clone(), item.queue, failure.clone());
+        let was_probe = item.probe;
         self.with(move |conn| {
-            conn.execute(
-                "UPDATE queue SET state = 'dead', lease = NULL, last_error = ?3 WHERE id = ?1 AND lease = ?2",
-                params![id, lease, error],
-            )
-            .map_err(unavailable)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let changed = tx
+                .execute(
+                    "UPDATE queue SET state = 'dead', lease = NULL, last_error = ?3, cause = ?4, permanent = ?5, probe = 0
+                     WHERE id = ?1 AND lease = ?2",
+                    params![id, lease, failure.error, failure.cause, permanent],
+                )
+                .map_err(unavailable)?;
+            // A failed trial goes back where it was: not a new dead letter.
+            if !was_probe {
+                count(&tx, queue, DEAD_LETTERED, changed)?;
+            }
+            tx.commit().map_err(unavailable)?;
             Ok(())
         })
         .await
     }
 
-    /// Puts every dead item of `queue` back in line; returns how many.
-    pub async fn redrive(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
+    /// Puts one dead letter of each cause on trial, unless one of that cause
+    /// is on trial already; dead letters that failed for good are left
+    /// alone. Returns how many went on trial.
+    pub async fn probe_dead(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
         self.with(move |conn| {
-            conn.execute(
-                "UPDATE queue SET state = 'ready', attempts = 0, visible_at = ?2 WHERE queue = ?1 AND state = 'dead'",
-                params![queue.as_str(), now_ms],
-            )
-            .map_err(unavailable)
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let oldest: Vec<i64> = {
+                let mut statement = tx
+                    .prepare(
+                        "SELECT MIN(d.id) FROM queue d
+                         WHERE d.queue = ?1 AND d.state = 'dead' AND d.permanent = 0
+                           AND NOT EXISTS (SELECT 1 FROM queue t WHERE t.queue = d.queue AND t.probe = 1
+                                           AND t.state IN ('ready', 'leased') AND t.cause IS d.cause)
+                         GROUP BY d.cause",
+                    )
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map([queue.as_str()], |row| row.get(0))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)?
+            };
+            for id in &oldest {
+                tx.execute(
+                    "UPDATE queue SET state = 'ready', probe = 1, visible_at = ?2, lease = NULL WHERE id = ?1",
+                    params![id, now_ms],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(oldest.len())
         })
         .await
     }
 
-    /// Items per state for every queue.
+    /// Puts every dead item of `queue` back in line with fresh attempts; returns how many.
+    pub async fn redrive(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let moved = tx
+                .execute(
+                    "UPDATE queue SET state = 'ready', attempts = 0, visible_at = ?2, permanent = 0, probe = 0
+                     WHERE queue = ?1 AND state = 'dead'",
+                    params![queue.as_str(), now_ms],
+                )
+                .map_err(unavailable)?;
+            count(&tx, queue, REDRIVEN, moved)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(moved)
+        })
+        .await
+    }
+
+    /// Items per state for every queue, with the dead-letter counters.
     pub async fn stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         self.with(|conn| {
             let mut all = Vec::new();
@@ -174,21 +311,45 @@ impl SqliteStore {
                 };
                 let mut statement = conn
                     .prepare_cached(
-                        "SELECT state, COUNT(*) FROM queue WHERE queue = ?1 GROUP BY state",
+                        "SELECT state, permanent, COUNT(*) FROM queue WHERE queue = ?1 GROUP BY state, permanent",
                     )
                     .map_err(unavailable)?;
                 let rows = statement
+                    .query_map([queue.as_str()], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, bool>(1)?,
+                            row.get::<_, i64>(2)? as u64,
+                        ))
+                    })
+                    .map_err(unavailable)?;
+                for row in rows {
+                    let (state, permanent, count) = row.map_err(unavailable)?;
+                    match state.as_str() {
+                        "ready" => stats.ready += count,
+                        "leased" => stats.in_flight += count,
+                        "done" => stats.done += count,
+                        "dead" => {
+                            stats.dead += count;
+                            if permanent {
+                                stats.dead_permanent += count;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let mut counters = conn
+                    .prepare_cached("SELECT name, value FROM queue_counters WHERE queue = ?1")
+                    .map_err(unavailable)?;
+                let rows = counters
                     .query_map([queue.as_str()], |row| {
                         Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
                     })
                     .map_err(unavailable)?;
                 for row in rows {
-                    let (state, count) = row.map_err(unavailable)?;
-                    match state.as_str() {
-                        "ready" => stats.ready = count,
-                        "leased" => stats.in_flight = count,
-                        "done" => stats.done = count,
-                        "dead" => stats.dead = count,
+                    match row.map_err(unavailable)? {
+                        (name, value) if name == DEAD_LETTERED => stats.dead_lettered_total = value,
+                        (name, value) if name == REDRIVEN => stats.redriven_total = value,
                         _ => {}
                     }
                 }

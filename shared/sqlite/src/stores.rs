@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use switchboard_domain::{
     Claim, ConversationKey, Customer, CustomerStore, Feedback, FeedbackStore, GapLog,
-    IdempotencyStore, KnowledgeGap, Language, Session, SessionStore, StoreError, Tier,
+    IdempotencyStore, KnowledgeGap, Language, PayloadStore, Session, SessionStore, StoreError,
+    Tier,
 };
 
 use crate::{SqliteStore, unavailable};
@@ -24,16 +25,16 @@ impl IdempotencyStore for SqliteStore {
                 .optional()
                 .map_err(unavailable)?;
             let claim = match existing {
-                Some((_, _, expires_at)) if expires_at <= now_ms => Claim::Acquired,
-                Some((status, _, _)) if status == "done" => Claim::Done,
-                Some((_, lease_until, _)) if lease_until > now_ms => Claim::InProgress,
+                Some((status, _, expires_at)) if status == "done" && expires_at > now_ms => Claim::Done,
+                Some((status, lease_until, _)) if status != "done" && lease_until > now_ms => Claim::InProgress,
+                Some((status, _, _)) if status != "done" => Claim::TakenOver,
                 _ => Claim::Acquired,
             };
-            if claim == Claim::Acquired {
+            if claim.is_owned() {
                 let lease_until = now_ms + lease_ms;
                 tx.execute(
                     "INSERT INTO idempotency (key, status, lease_until, expires_at) VALUES (?1, 'in_progress', ?2, ?2)
-                     ON CONFLICT (key) DO UPDATE SET status = 'in_progress', lease_until = ?2, expires_at = ?2",
+                     ON CONFLICT (key) DO UPDATE SET status = 'in_progress', lease_until = ?2, expires_at = ?2, result = NULL",
                     params![key, lease_until],
                 )
                 .map_err(unavailable)?;
@@ -45,15 +46,30 @@ impl IdempotencyStore for SqliteStore {
     }
 
     async fn complete(&self, key: &str, keep_until_ms: i64) -> Result<(), StoreError> {
+        self.finish(key, keep_until_ms, None).await
+    }
+
+    async fn complete_with_result(
+        &self,
+        key: &str,
+        keep_until_ms: i64,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        self.finish(key, keep_until_ms, Some(result.to_owned()))
+            .await
+    }
+
+    async fn result(&self, key: &str, now_ms: i64) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO idempotency (key, status, lease_until, expires_at) VALUES (?1, 'done', 0, ?2)
-                 ON CONFLICT (key) DO UPDATE SET status = 'done', lease_until = 0, expires_at = ?2",
-                params![key, keep_until_ms],
+            conn.query_row(
+                "SELECT result FROM idempotency WHERE key = ?1 AND status = 'done' AND expires_at > ?2",
+                params![key, now_ms],
+                |row| row.get::<_, Option<String>>(0),
             )
-            .map_err(unavailable)?;
-            Ok(())
+            .optional()
+            .map(Option::flatten)
+            .map_err(unavailable)
         })
         .await
     }
@@ -67,6 +83,56 @@ impl IdempotencyStore for SqliteStore {
             )
             .map_err(unavailable)?;
             Ok(())
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    async fn finish(
+        &self,
+        key: &str,
+        keep_until_ms: i64,
+        result: Option<String>,
+    ) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO idempotency (key, status, lease_until, expires_at, result) VALUES (?1, 'done', 0, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET status = 'done', lease_until = 0, expires_at = ?2, result = ?3",
+                params![key, keep_until_ms, result],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl PayloadStore for SqliteStore {
+    async fn put(&self, key: &str, payload: &[u8], expires_at_ms: i64) -> Result<(), StoreError> {
+        let (key, payload) = (key.to_owned(), payload.to_vec());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO payloads (key, body, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET body = ?2, expires_at = MAX(expires_at, ?3)",
+                params![key, payload, expires_at_ms],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.query_row("SELECT body FROM payloads WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(unavailable)
         })
         .await
     }
@@ -337,7 +403,10 @@ impl SqliteStore {
                     [now_ms - 86_400_000],
                 )
                 .map_err(unavailable)?;
-            Ok(records + items)
+            let payloads = conn
+                .execute("DELETE FROM payloads WHERE expires_at <= ?1", [now_ms])
+                .map_err(unavailable)?;
+            Ok(records + items + payloads)
         })
         .await
     }

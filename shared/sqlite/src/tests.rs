@@ -20,6 +20,13 @@ fn message(conversation: &str, id: &str) -> InboundMessage {
     }
 }
 
+fn failure(cause: &str) -> crate::Failure {
+    crate::Failure {
+        error: format!("{cause} failed"),
+        cause: cause.into(),
+    }
+}
+
 fn item(group: &str, dedupe: &str) -> QueueItem {
     QueueItem {
         group: group.into(),
@@ -61,8 +68,8 @@ async fn expired_in_progress_claims_are_taken_over_but_done_ones_never() {
     );
     assert_eq!(
         store.claim("a", 1_101, 100).await.unwrap(),
-        Claim::Acquired,
-        "lease ran out"
+        Claim::TakenOver,
+        "lease ran out: the crashed holder may have done part of the work"
     );
 
     store.complete("a", 10_000).await.unwrap();
@@ -172,15 +179,15 @@ async fn queue_keeps_group_order_and_drops_repeated_dedupe_ids() {
             .is_none()
     );
 
-    store.ack(&a).await.unwrap();
+    store.ack(&a, now).await.unwrap();
     let b = store
         .receive(QueueName::Inbound, now, 1_000)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(b.body, b"b");
-    store.ack(&b).await.unwrap();
-    store.ack(&c).await.unwrap();
+    store.ack(&b, now).await.unwrap();
+    store.ack(&c, now).await.unwrap();
     assert!(
         store
             .receive(QueueName::Inbound, now, 1_000)
@@ -219,8 +226,11 @@ async fn an_unsettled_lease_is_redelivered_and_retries_end_in_dead_letters() {
     assert_eq!((first.id, second.attempts), (second.id, 2));
 
     // The first consumer's late ack must not settle the second one's lease.
-    store.ack(&first).await.unwrap();
-    store.retry(&second, t0 + 1_000, 500, "boom").await.unwrap();
+    store.ack(&first, t0 + 1_000).await.unwrap();
+    store
+        .retry(&second, t0 + 1_000, 500, &failure("send:telegram"))
+        .await
+        .unwrap();
     assert!(
         store
             .receive(QueueName::EscalationStandard, t0 + 1_499, 1_000)
@@ -233,7 +243,10 @@ async fn an_unsettled_lease_is_redelivered_and_retries_end_in_dead_letters() {
         .await
         .unwrap()
         .unwrap();
-    store.dead_letter(&third, "gave up").await.unwrap();
+    store
+        .dead_letter(&third, &failure("send:telegram"), false)
+        .await
+        .unwrap();
 
     let stats = store.stats().await.unwrap();
     let standard = stats
@@ -297,4 +310,187 @@ async fn everything_survives_reopening_the_file() {
     assert_eq!((before.message_count, before.first_seen_ms), (1, 5));
     let gaps = store.most_frequent(10).await.unwrap();
     assert_eq!((gaps.len(), gaps[0].count), (1, 2));
+}
+
+fn stats_of(all: &[crate::QueueStats], queue: QueueName) -> crate::QueueStats {
+    all.iter()
+        .find(|s| s.queue == queue.as_str())
+        .unwrap()
+        .clone()
+}
+
+/// Receives the next item at `now` or panics.
+async fn next(store: &SqliteStore, now: i64) -> crate::Leased {
+    store
+        .receive(QueueName::Inbound, now, 1_000)
+        .await
+        .unwrap()
+        .expect("an item")
+}
+
+#[tokio::test]
+async fn dead_letters_of_a_cleared_cause_are_redriven_after_one_successful_trial() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let t0 = i64::MAX / 4;
+    for (group, id) in [("g1", "tg1"), ("g2", "tg2"), ("g3", "mail1"), ("g4", "bad")] {
+        store
+            .send(QueueName::Inbound, item(group, id))
+            .await
+            .unwrap();
+    }
+    // Telegram is down for the first two, SMTP for the third; the fourth is unreadable.
+    for cause in ["send:telegram", "send:telegram", "send:email"] {
+        let job = next(&store, t0).await;
+        store
+            .dead_letter(&job, &failure(cause), false)
+            .await
+            .unwrap();
+    }
+    let bad = next(&store, t0).await;
+    store
+        .dead_letter(&bad, &failure("job"), true)
+        .await
+        .unwrap();
+    let stats = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
+    assert_eq!(
+        (stats.dead, stats.dead_permanent, stats.dead_lettered_total),
+        (4, 1, 4)
+    );
+
+    // One trial per cause, never one for the permanent failure, and not a
+    // second while the first is under way.
+    assert_eq!(store.probe_dead(QueueName::Inbound, t0).await.unwrap(), 2);
+    assert_eq!(store.probe_dead(QueueName::Inbound, t0).await.unwrap(), 0);
+    let telegram_trial = next(&store, t0).await;
+    let email_trial = next(&store, t0).await;
+    assert!(telegram_trial.probe && email_trial.probe);
+    assert_eq!(telegram_trial.body, b"tg1", "the oldest of its cause");
+    assert!(
+        store
+            .receive(QueueName::Inbound, t0, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // SMTP is still down: its trial goes back, not counted as a new dead letter.
+    store
+        .dead_letter(&email_trial, &failure("send:email"), false)
+        .await
+        .unwrap();
+    // Telegram is back: its trial succeeds and brings the other Telegram one along.
+    assert_eq!(store.ack(&telegram_trial, t0).await.unwrap(), 1);
+    let redriven = next(&store, t0).await;
+    assert_eq!(
+        (redriven.body.as_slice(), redriven.probe, redriven.attempts),
+        (&b"tg2"[..], false, 1)
+    );
+    store.ack(&redriven, t0).await.unwrap();
+
+    let stats = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
+    assert_eq!(
+        (
+            stats.dead,
+            stats.dead_permanent,
+            stats.dead_lettered_total,
+            stats.redriven_total,
+            stats.done
+        ),
+        (2, 1, 4, 2, 2)
+    );
+    // An operator's redrive brings back everything, permanent failures included.
+    assert_eq!(store.redrive(QueueName::Inbound, t0).await.unwrap(), 2);
+    let stats = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
+    assert_eq!((stats.dead, stats.ready, stats.redriven_total), (0, 2, 4));
+}
+
+#[tokio::test]
+async fn a_lease_reports_when_it_ends() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    store
+        .send(QueueName::Inbound, item("g", "x"))
+        .await
+        .unwrap();
+    let job = store
+        .receive(QueueName::Inbound, 5_000_000_000_000, 7_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.lease_until_ms, 5_000_000_007_000);
+}
+
+#[tokio::test]
+async fn results_are_kept_with_done_keys_only_until_they_expire() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(
+        store.claim("reply:1", 1_000, 100).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.result("reply:1", 1_000).await.unwrap(),
+        None,
+        "in progress"
+    );
+    store
+        .complete_with_result("reply:1", 10_000, "Orders ship in a day.")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.result("reply:1", 5_000).await.unwrap().as_deref(),
+        Some("Orders ship in a day.")
+    );
+    assert_eq!(
+        store.result("reply:1", 10_000).await.unwrap(),
+        None,
+        "expired"
+    );
+    // Taken over after expiry: the old result goes with the old record.
+    assert_eq!(
+        store.claim("reply:1", 10_001, 100).await.unwrap(),
+        Claim::Acquired
+    );
+    store.complete("reply:1", 20_000).await.unwrap();
+    assert_eq!(store.result("reply:1", 10_002).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn payloads_are_stored_and_purged_when_expired() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let big = vec![7u8; 600 * 1024];
+    let payloads: &dyn PayloadStore = &store;
+    payloads.put("inbound/abc", &big, 10_000).await.unwrap();
+    assert_eq!(payloads.get("inbound/abc").await.unwrap(), Some(big));
+    assert_eq!(payloads.get("inbound/none").await.unwrap(), None);
+    store.purge_expired(9_999).await.unwrap();
+    assert!(payloads.get("inbound/abc").await.unwrap().is_some());
+    store.purge_expired(10_000).await.unwrap();
+    assert_eq!(payloads.get("inbound/abc").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_dead_letter_columns_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE idempotency (key TEXT PRIMARY KEY, status TEXT NOT NULL,
+                 lease_until INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
+                 grp TEXT NOT NULL, dedupe_id TEXT NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0, visible_at INTEGER NOT NULL, lease TEXT,
+                 last_error TEXT, enqueued_at INTEGER NOT NULL, UNIQUE (queue, dedupe_id));
+             INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
+                 VALUES ('inbound', 'g', 'old', x'6f6c64', 'dead', 0, 0);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.probe_dead(QueueName::Inbound, 1).await.unwrap(), 1);
+    let old = next(&store, 1).await;
+    assert_eq!((old.body.as_slice(), old.probe), (&b"old"[..], true));
+    store
+        .complete_with_result("k", i64::MAX, "r")
+        .await
+        .unwrap();
 }

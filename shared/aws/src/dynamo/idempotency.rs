@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use switchboard_domain::{Claim, IdempotencyStore, StoreError};
 
 use super::{Item, ItemReader, TTL_ATTRIBUTE, n, s, ttl_seconds};
@@ -16,6 +16,8 @@ const STATUS: &str = "status";
 /// Lease end for an in-progress record, keep-until for a completed one (unix ms).
 /// A record past this time counts as absent, whatever DynamoDB's TTL has done yet.
 const VALID_UNTIL: &str = "valid_until_ms";
+/// What the finished work produced (a reply's text), on completed records only.
+const RESULT: &str = "result";
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
 
@@ -65,10 +67,17 @@ impl DynamoIdempotencyStore {
             .expression_attribute_names("#valid", VALID_UNTIL)
             .expression_attribute_values(":now", n(now_ms))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Some(Claim::Acquired)),
+            // An in-progress record replaced: its holder's lease ran out.
+            Ok(output) => Ok(Some(
+                match output.attributes().and_then(|old| old.get(STATUS)) {
+                    Some(AttributeValue::S(status)) if status == IN_PROGRESS => Claim::TakenOver,
+                    _ => Claim::Acquired,
+                },
+            )),
             Err(error) => match error.into_service_error() {
                 PutItemError::ConditionalCheckFailedException(failed) => match failed.item() {
                     Some(item) => self.status_of(key, item).map(Some),
@@ -99,6 +108,43 @@ impl DynamoIdempotencyStore {
     }
 }
 
+impl DynamoIdempotencyStore {
+    async fn finish(
+        &self,
+        key: &str,
+        keep_until_ms: i64,
+        result: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ID, s(key))
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#valid", VALID_UNTIL)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#result", RESULT)
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":keep", n(keep_until_ms))
+            .expression_attribute_values(":ttl", ttl_seconds(keep_until_ms));
+        request = match result {
+            Some(result) => request
+                .update_expression(
+                    "SET #status = :completed, #valid = :keep, #ttl = :ttl, #result = :result",
+                )
+                .expression_attribute_values(":result", s(result)),
+            None => request.update_expression(
+                "SET #status = :completed, #valid = :keep, #ttl = :ttl REMOVE #result",
+            ),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| AwsError::dynamo("UpdateItem", &self.table, e))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl IdempotencyStore for DynamoIdempotencyStore {
     async fn claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
@@ -113,21 +159,40 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 
     async fn complete(&self, key: &str, keep_until_ms: i64) -> Result<(), StoreError> {
-        self.client
-            .update_item()
+        self.finish(key, keep_until_ms, None).await
+    }
+
+    async fn complete_with_result(
+        &self,
+        key: &str,
+        keep_until_ms: i64,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        self.finish(key, keep_until_ms, Some(result)).await
+    }
+
+    async fn result(&self, key: &str, now_ms: i64) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
             .table_name(&self.table)
             .key(ID, s(key))
-            .update_expression("SET #status = :completed, #valid = :keep, #ttl = :ttl")
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_names("#valid", VALID_UNTIL)
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":keep", n(keep_until_ms))
-            .expression_attribute_values(":ttl", ttl_seconds(keep_until_ms))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AwsError::dynamo("UpdateItem", &self.table, e))?;
-        Ok(())
+            .map_err(|e| AwsError::dynamo("GetItem", &self.table, e))?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let reader = ItemReader {
+            table: &self.table,
+            key,
+            item,
+        };
+        if reader.string(STATUS)? != COMPLETED || reader.number::<i64>(VALID_UNTIL)? <= now_ms {
+            return Ok(None);
+        }
+        Ok(reader.opt_string(RESULT)?.map(str::to_owned))
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {

@@ -1,0 +1,69 @@
+//! The payload port on S3: bodies too large for an SQS message, one object
+//! each. The bucket (template.yaml) is private and encrypted, and a lifecycle
+//! rule deletes objects after 20 days, longer than a message can stay in a
+//! queue and its dead-letter queue; so `expires_at_ms` needs no per-object
+//! setting.
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use switchboard_domain::{PayloadStore, StoreError};
+
+use crate::error::AwsError;
+
+#[derive(Debug, Clone)]
+pub struct S3PayloadStore {
+    client: Client,
+    bucket: String,
+}
+
+impl S3PayloadStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl PayloadStore for S3PayloadStore {
+    async fn put(&self, key: &str, payload: &[u8], _expires_at_ms: i64) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/octet-stream")
+            .body(ByteStream::from(payload.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::s3("PutObject", &self.bucket, e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error) => {
+                return match error.into_service_error() {
+                    GetObjectError::NoSuchKey(_) => Ok(None),
+                    other => Err(AwsError::s3("GetObject", &self.bucket, other).into()),
+                };
+            }
+        };
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| AwsError::s3("GetObject", &self.bucket, e))?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+}

@@ -32,14 +32,18 @@ cargo test --workspace --locked
 cargo test -p switchboard --features aws --locked --test kb_dynamodb
 
 if [[ -d "$BENCH" ]]; then
-  step "FAQ benchmark (dev parts of $BENCH)"
+  # Twice: the debug build (overflow checks and debug assertions on) and the
+  # optimised one the figures come from.
   cargo build --profile eval -p switchboard --locked
-  for set in stackfaq clinc150 banking77 cic cic_open; do
-    [[ -f "$BENCH/$set/dev.jsonl" ]] || continue
-    extra=()
-    [[ "$set" == stackfaq ]] && extra=(--index-answers)
-    echo "--- $set"
-    target/eval/switchboard faq eval --kb "$BENCH/$set/kb.jsonl" --queries "$BENCH/$set/dev.jsonl" "${extra[@]}"
+  for build in debug eval; do
+    step "FAQ benchmark, $build build (dev parts of $BENCH)"
+    for set in stackfaq clinc150 banking77 cic cic_open; do
+      [[ -f "$BENCH/$set/dev.jsonl" ]] || continue
+      extra=()
+      [[ "$set" == stackfaq ]] && extra=(--index-answers)
+      echo "--- $set ($build)"
+      "target/$build/switchboard" faq eval --kb "$BENCH/$set/kb.jsonl" --queries "$BENCH/$set/dev.jsonl" "${extra[@]}"
+    done
   done
 else
   step "FAQ benchmark skipped: no $BENCH"

@@ -138,6 +138,14 @@ pub fn run_eval(args: &EvalArgs, out: &mut dyn Write) -> Result<(), FaqError> {
     )?;
     writeln!(out, "P@1       {:.3}", m.p_at_1)?;
     writeln!(out, "MRR@10    {:.3}", m.mrr_at_10)?;
+    writeln!(
+        out,
+        "answered {:.3} of in-scope, precision {:.3} (threshold {:.2}, {})",
+        m.answered,
+        m.answered_precision,
+        m.threshold,
+        if report.tuned { "tuned" } else { "shipped" }
+    )?;
     if let (Some(auroc), Some(acc), Some(recall), Some(f1)) =
         (m.oos_auroc, m.in_scope_acc, m.oos_recall, m.abstain_f1)
     {

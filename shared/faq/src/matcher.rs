@@ -311,11 +311,23 @@ impl Matcher {
             };
             combined.push((entry, prob + lex_weight * lex, prob, lex));
         }
+        let keep = top.max(2);
+        if combined.len() < keep {
+            // Nothing (or too little) in the message is known to the knowledge
+            // base, say a Latin-script message on a Chinese one: the other entries
+            // still rank, at the model's floor, in knowledge-base order.
+            let known: Vec<u32> = combined.iter().map(|c| c.0).collect();
+            let more = (0..self.ids.len() as u32)
+                .filter(|e| known.binary_search(e).is_err())
+                .take(keep - combined.len());
+            let floor = model.floor;
+            let added: Vec<_> = more.map(|e| (e, floor, floor, 0.0)).collect();
+            combined.extend(added);
+        }
         // only the best `top` (and the runner-up, for the lead) need ordering
         let order = |a: &(u32, f32, f32, f32), b: &(u32, f32, f32, f32)| {
             b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
         };
-        let keep = top.max(2);
         if combined.len() > keep {
             combined.select_nth_unstable_by(keep - 1, order);
             combined.truncate(keep);

@@ -28,6 +28,8 @@ export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
 
 step "Tests: unit, adapters, end to end"
 cargo test --workspace --locked
+# "Asks for a person": precision and recall on our labelled sentences, printed.
+cargo test -p switchboard-domain --locked --test asks_for_person -- --nocapture --test-threads 1
 # The AWS-enabled build of the command: `kb import --dynamodb-table`.
 cargo test -p switchboard --features aws --locked --test kb_dynamodb
 

@@ -216,47 +216,11 @@ impl RoutingPolicy {
 /// Sentiment at or below this is "clearly negative".
 pub const NEGATIVE_SENTIMENT: f32 = -0.5;
 
-const HUMAN_WORDS_EN: &[&str] = &[
-    "human",
-    "agent",
-    "representative",
-    "operator",
-    "humans",
-    "agents",
-];
-const HUMAN_PHRASES_EN: &[&str] = &[
-    "real person",
-    "live person",
-    "a person",
-    "someone real",
-    "talk to someone",
-    "speak to someone",
-    "speak with someone",
-    "customer service",
-    "customer support",
-];
-const HUMAN_PHRASES_ZH: &[&str] = &["人工", "真人", "转客服", "客服人员", "找客服", "联系客服"];
-
-/// Whether the customer explicitly asks for a person ("agent", "human", "人工", "转人工").
+/// Whether the customer explicitly asks for a person: an intent, not a word
+/// ("agent please" and "转人工" ask; "what are your customer service hours?"
+/// and "I don't need a human" do not). See [`crate::intent`].
 pub fn asks_for_human(text: &str) -> bool {
-    if HUMAN_PHRASES_ZH.iter().any(|phrase| text.contains(phrase)) {
-        return true;
-    }
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    if words.iter().any(|w| HUMAN_WORDS_EN.contains(w)) {
-        return true;
-    }
-    let joined = words.join(" ");
-    HUMAN_PHRASES_EN.iter().any(|phrase| {
-        joined == *phrase
-            || joined.starts_with(&format!("{phrase} "))
-            || joined.ends_with(&format!(" {phrase}"))
-            || joined.contains(&format!(" {phrase} "))
-    })
+    crate::intent::asks_for_person(text)
 }
 
 const NEGATIVE_EN: &[&str] = &[
@@ -400,6 +364,11 @@ mod tests {
             "What are your opening hours?",
             "I paid in person",
             "营业时间是几点",
+            "What are your customer service hours?",
+            "How can I contact customer support?",
+            "Do you have an agent in Germany?",
+            "你们的客服用人工智能吗",
+            "I don't need a human",
         ] {
             assert!(!asks_for_human(text), "{text}");
         }

@@ -3,4 +3,5 @@
 mod cli;
 mod durability;
 mod email;
+mod knowledge_base;
 mod webhooks;

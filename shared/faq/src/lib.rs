@@ -14,7 +14,7 @@ pub mod matcher;
 pub mod model;
 pub mod text;
 
-pub use kb::{KbEntry, KnowledgeBase};
+pub use kb::{KbChanges, KbEntry, KnowledgeBase};
 pub use matcher::{Matcher, MatcherOptions, Ranking, Scored, bands, shipped_threshold};
 
 /// A small knowledge base for the fictional shop "Acme", in English and Chinese.

@@ -15,7 +15,7 @@ use switchboard_domain::{
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::api::HttpApi;
 use switchboard_pipeline::desk::AgentDesk;
-use switchboard_pipeline::faq::Faq;
+use switchboard_pipeline::faq::{CompiledFaq, Faq};
 use switchboard_pipeline::ingress::Ingress;
 use switchboard_pipeline::notifier::EscalationNotifier;
 use switchboard_pipeline::worker::ConversationWorker;
@@ -81,9 +81,14 @@ impl App {
         );
         info!(channels = ?channels.names(), development = config.is_development(), "channels ready");
 
+        // The generation first: an import landing meanwhile is then seen as newer.
+        let generation = match config.knowledge_base {
+            Some(_) => None,
+            None => store.knowledge_base_generation().await?,
+        };
         let kb = load_knowledge_base(&config, &store).await?;
         info!(entries = kb.entries.len(), "knowledge base loaded");
-        let faq = Arc::new(Faq::new(kb));
+        let faq = Arc::new(Faq::from_compiled(CompiledFaq::compile(kb, generation)));
 
         let ingress = Arc::new(Ingress::new(
             channels.clone(),
@@ -182,7 +187,7 @@ pub async fn load_knowledge_base(
     store: &SqliteStore,
 ) -> anyhow::Result<KnowledgeBase> {
     if let Some(path) = &config.knowledge_base {
-        return KnowledgeBase::load(path)
+        return KnowledgeBase::load_answerable(path)
             .with_context(|| format!("loading knowledge base {}", path.display()));
     }
     if let Some(jsonl) = store.load_knowledge_base().await? {

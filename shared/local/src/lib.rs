@@ -5,6 +5,7 @@ pub mod app;
 pub mod check;
 pub mod config;
 pub mod dev;
+pub mod reload;
 pub mod runner;
 pub mod server;
 pub mod simulate;

@@ -98,6 +98,11 @@ fn spawn_workers(app: &Arc<App>, stop: watch::Receiver<bool>) -> Vec<tokio::task
             },
         )));
     }
+    if app.config.knowledge_base.is_none() {
+        let watch =
+            crate::reload::watch_imports(app.store.clone(), app.worker.faq.clone(), stop.clone());
+        handles.push(tokio::spawn(watch));
+    }
     let store = app.store.clone();
     let mut purge_stop = stop;
     handles.push(tokio::spawn(async move {

@@ -27,6 +27,10 @@ pub struct EvalArgs {
     /// knowledge base looks like community Q&A (see `MatcherOptions::for_kb`).
     #[arg(long)]
     pub index_answers: bool,
+    /// Also rank by meaning with the static word embeddings (a build with the
+    /// `embeddings` feature; see `MatcherOptions::semantic`).
+    #[arg(long)]
+    pub semantic: bool,
 }
 
 /// Rank knowledge-base entries for each query.
@@ -43,6 +47,9 @@ pub struct RankArgs {
     /// Also match against answer text (see `eval --index-answers`).
     #[arg(long)]
     pub index_answers: bool,
+    /// Also rank by meaning (see `eval --semantic`).
+    #[arg(long)]
+    pub semantic: bool,
 }
 
 /// The result of an evaluation run.
@@ -60,9 +67,10 @@ pub struct EvalReport {
     pub query_us: f64,
 }
 
-fn options(kb: &KnowledgeBase, force_answers: bool) -> MatcherOptions {
+fn options(kb: &KnowledgeBase, force_answers: bool, semantic: bool) -> MatcherOptions {
     let mut options = MatcherOptions::for_kb(kb);
     options.index_answers |= force_answers;
+    options.semantic = semantic;
     options
 }
 
@@ -80,22 +88,22 @@ fn progress(len: usize, label: &str) -> ProgressBar {
 
 /// The majority language of the queries.
 fn majority_language(queries: &[eval::LabelledQuery]) -> Language {
-    let zh = queries
-        .iter()
-        .filter(|q| Language::detect(&q.query) == Language::Zh)
-        .count();
-    if zh * 2 > queries.len() {
-        Language::Zh
-    } else {
-        Language::En
+    let mut counts = [0usize; Language::ALL.len()];
+    for q in queries {
+        let detected = Language::detect(&q.query);
+        if let Some(i) = Language::ALL.iter().position(|&l| l == detected) {
+            counts[i] += 1;
+        }
     }
+    let best = (0..counts.len()).max_by_key(|&i| (counts[i], usize::MAX - i));
+    best.map_or(Language::En, |i| Language::ALL[i])
 }
 
 /// Run an evaluation and return the figures without printing them.
 pub fn run_eval_report(args: &EvalArgs) -> Result<EvalReport, FaqError> {
     let kb = KnowledgeBase::load(&args.kb)?;
     let queries = eval::load_queries(&args.queries)?;
-    let options = options(&kb, args.index_answers);
+    let options = options(&kb, args.index_answers, args.semantic);
     let started = Instant::now();
     let matcher = Matcher::build_with(&kb, options);
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -187,7 +195,7 @@ struct RankLine<'a> {
 pub fn run_rank(args: &RankArgs, out: &mut dyn Write) -> Result<(), FaqError> {
     let kb = KnowledgeBase::load(&args.kb)?;
     let queries = eval::load_queries(&args.queries)?;
-    let matcher = Matcher::build_with(&kb, options(&kb, args.index_answers));
+    let matcher = Matcher::build_with(&kb, options(&kb, args.index_answers, args.semantic));
     let bar = progress(queries.len(), "ranking");
     for query in &queries {
         let ranking = matcher.rank(&query.query, args.top);

@@ -17,7 +17,7 @@ pub struct KbEntry {
     /// The default answer (used when there is none in the customer's language).
     #[serde(default)]
     pub answer: String,
-    /// Answers per language code ("en", "zh").
+    /// Answers per language code ("en", "zh", "ja", "es", "fr", "de").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub answers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,7 +241,7 @@ impl KnowledgeBase {
             for code in entry.answers.keys() {
                 if Language::from_code(code).is_none() {
                     return Err(fail(format!(
-                        "unknown answer language {code:?} (use en or zh)"
+                        "unknown answer language {code:?} (use en, zh, ja, es, fr or de)"
                     )));
                 }
             }

@@ -25,6 +25,11 @@ fn stemmer() -> &'static Stemmer {
     STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
 }
 
+/// The Snowball English stem of a lower-case word.
+pub fn stem(word: &str) -> String {
+    stemmer().stem(word).into_owned()
+}
+
 /// Fold full-width ASCII forms and the ideographic space, and lower-case.
 fn fold(ch: char) -> char {
     let code = ch as u32;

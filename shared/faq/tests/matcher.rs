@@ -191,6 +191,7 @@ fn answers_can_be_indexed() {
         &kb,
         MatcherOptions {
             index_answers: true,
+            semantic: false,
         },
     );
     assert_eq!(with_answers.rank("tildes", 2).candidates[0].id, "a");
@@ -249,6 +250,7 @@ fn answers_to_the_same_question_share_the_model_and_split_on_answer_text() {
     .unwrap();
     let options = MatcherOptions {
         index_answers: true,
+        semantic: false,
     };
     let matcher = Matcher::build_with(&kb, options);
     assert_eq!(
@@ -273,4 +275,24 @@ fn bands_are_ordered_for_every_language() {
         assert!(0.0 < bands.offer && bands.offer < bands.answer && bands.answer < 1.0);
         assert_eq!(switchboard_faq::shipped_threshold(language), bands.offer);
     }
+}
+
+#[cfg(feature = "embeddings")]
+#[test]
+fn meaning_ranks_a_paraphrase_that_shares_no_word() {
+    let kb = KnowledgeBase::from_jsonl(
+        "{\"id\":\"password\",\"question\":\"How do I change my password?\",\"answer\":\"x\"}\n\
+         {\"id\":\"money\",\"question\":\"Can I get my money back?\",\"answer\":\"y\"}\n\
+         {\"id\":\"parcel\",\"question\":\"Where is my parcel?\",\"answer\":\"z\"}\n",
+    )
+    .unwrap();
+    let semantic = MatcherOptions {
+        index_answers: false,
+        semantic: true,
+    };
+    let matcher = Matcher::build_with(&kb, semantic);
+    assert_eq!(matcher.rank("refund", 3).candidates[0].id, "money");
+    assert_eq!(matcher.rank("退款", 3).candidates[0].id, "money");
+    let loaded = Matcher::from_bytes(&matcher.to_bytes()).unwrap();
+    assert_eq!(loaded.rank("refund", 3), matcher.rank("refund", 3));
 }

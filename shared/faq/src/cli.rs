@@ -67,6 +67,19 @@ pub struct EvalReport {
     pub query_us: f64,
 }
 
+/// `--semantic` needs a build with the embedding tables.
+fn check_semantic(semantic: bool) -> Result<(), FaqError> {
+    if semantic && crate::embed::Embeddings::shipped().is_none() {
+        return Err(FaqError::Parse {
+            location: "--semantic".into(),
+            message:
+                "this build has no embedding tables (build `switchboard` with --features semantic)"
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
 fn options(kb: &KnowledgeBase, force_answers: bool, semantic: bool) -> MatcherOptions {
     let mut options = MatcherOptions::for_kb(kb);
     options.index_answers |= force_answers;
@@ -101,6 +114,7 @@ fn majority_language(queries: &[eval::LabelledQuery]) -> Language {
 
 /// Run an evaluation and return the figures without printing them.
 pub fn run_eval_report(args: &EvalArgs) -> Result<EvalReport, FaqError> {
+    check_semantic(args.semantic)?;
     let kb = KnowledgeBase::load(&args.kb)?;
     let queries = eval::load_queries(&args.queries)?;
     let options = options(&kb, args.index_answers, args.semantic);
@@ -193,6 +207,7 @@ struct RankLine<'a> {
 /// `faq rank`: one JSON line per query with the ranked ids, the confidence and
 /// whether the product would answer (confidence at or above the shipped threshold).
 pub fn run_rank(args: &RankArgs, out: &mut dyn Write) -> Result<(), FaqError> {
+    check_semantic(args.semantic)?;
     let kb = KnowledgeBase::load(&args.kb)?;
     let queries = eval::load_queries(&args.queries)?;
     let matcher = Matcher::build_with(&kb, options(&kb, args.index_answers, args.semantic));

@@ -5,4 +5,5 @@ mod defects;
 mod durability;
 mod email;
 mod faults;
+mod knowledge_base;
 mod webhooks;

@@ -6,7 +6,9 @@
 #
 # Each crate compiles once per profile: one feature set for the whole debug
 # build and test run (the CLI's `aws` feature included, so its DynamoDB test
-# needs no second build), the FAQ benchmark on that same debug binary (the
+# needs no second build; its `semantic` feature too, so the FAQ crate's tests
+# run with the embedding tables, which the release Lambda binaries leave out),
+# the FAQ benchmark on that same debug binary (the
 # matcher is optimised in debug builds), and the five Lambda binaries in one
 # release build.
 set -euo pipefail
@@ -15,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BENCH="${SWITCHBOARD_FAQ_BENCH:-$ROOT/../shared/faq-bench}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-FEATURES=(--features switchboard/aws)
+FEATURES=(--features switchboard/aws,switchboard/semantic)
 
 started=$(date +%s)
 step() { printf '\n==> [%4d s] %s\n' "$(( $(date +%s) - started ))" "$*"; }
@@ -36,6 +38,9 @@ export SWITCHBOARD_BIN="$TARGET_DIR/debug/switchboard"
 
 step "Tests: unit, adapters, end to end"
 cargo test --workspace --locked "${FEATURES[@]}"
+# "Asks for a person": precision and recall on our labelled sentences, printed
+# (the test binary the line above built, run again with its output).
+cargo test --workspace --locked "${FEATURES[@]}" --test asks_for_person -- --nocapture --test-threads 1
 
 if [[ -d "$BENCH" ]]; then
   step "FAQ benchmark (dev parts of $BENCH)"

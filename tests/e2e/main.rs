@@ -6,5 +6,6 @@ mod defects;
 mod durability;
 mod email;
 mod faults;
+mod knowledge_base;
 mod privacy;
 mod webhooks;

@@ -168,6 +168,12 @@ impl App {
 
     /// The conversation worker, with the knowledge base compiled.
     pub fn worker(&self, knowledge_base: KnowledgeBase) -> ConversationWorker {
+        self.worker_answering_from(Arc::new(Faq::new(knowledge_base)))
+    }
+
+    /// The conversation worker answering from `faq`, which the caller may swap
+    /// a newer knowledge base into while it runs (the local live reload).
+    pub fn worker_answering_from(&self, faq: Arc<Faq>) -> ConversationWorker {
         ConversationWorker {
             sessions: self.ports.sessions.clone(),
             customers: self.ports.customers.clone(),
@@ -176,7 +182,7 @@ impl App {
             queue: self.ports.queue.clone(),
             replies: self.channels.clone(),
             payloads: self.ports.payloads.clone(),
-            faq: Arc::new(Faq::new(knowledge_base)),
+            faq,
             clock: self.ports.clock.clone(),
             settings: WorkerSettings {
                 redact_transcripts: self.config.privacy.redact_transcripts,

@@ -12,6 +12,7 @@ use switchboard_channels::email::{EmailTransport, OutboxTransport, SmtpTransport
 use switchboard_channels::{ChannelSettings, registry};
 use switchboard_domain::{QueueError, QueueItem, QueueName, QueueProducer, Secret, SystemClock};
 use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::faq::{CompiledFaq, Faq};
 use switchboard_sqlite::SqliteStore;
 use tokio::sync::Notify;
 
@@ -94,6 +95,23 @@ impl Local {
     pub async fn knowledge_base(&self) -> anyhow::Result<KnowledgeBase> {
         load_knowledge_base(&self.app.config, &self.store).await
     }
+
+    /// The knowledge base in use, compiled, with the generation of the import
+    /// it came from (none for a configured file or the sample), so that a
+    /// newer import can replace it while `serve` runs.
+    pub async fn faq(&self) -> anyhow::Result<Faq> {
+        // The generation first: an import landing meanwhile is then seen as newer.
+        let generation = match self.app.config.knowledge_base {
+            Some(_) => None,
+            None => self.store.knowledge_base_generation().await?,
+        };
+        let knowledge_base = self.knowledge_base().await?;
+        // Compiling a large knowledge base takes seconds: off the async threads.
+        let compiled =
+            tokio::task::spawn_blocking(move || CompiledFaq::compile(knowledge_base, generation))
+                .await?;
+        Ok(Faq::from_compiled(compiled))
+    }
 }
 
 fn email_transport(config: &Config) -> anyhow::Result<Arc<dyn EmailTransport>> {
@@ -133,7 +151,7 @@ pub async fn load_knowledge_base(
     store: &SqliteStore,
 ) -> anyhow::Result<KnowledgeBase> {
     if let Some(path) = &config.knowledge_base {
-        return KnowledgeBase::load(path)
+        return KnowledgeBase::load_answerable(path)
             .with_context(|| format!("loading knowledge base {}", path.display()));
     }
     if let Some(jsonl) = store.load_knowledge_base().await? {

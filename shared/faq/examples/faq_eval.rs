@@ -22,8 +22,18 @@ fn main() {
         .filter(|s| chosen.is_empty() || chosen.iter().any(|c| c == s))
         .collect();
     println!(
-        "{:<10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9}",
-        "set", "P@1", "MRR@10", "AUROC", "in_acc", "oos_rec", "abs_F1", "build_ms", "query_us"
+        "{:<10} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9}",
+        "set",
+        "P@1",
+        "MRR@10",
+        "AUROC",
+        "in_acc",
+        "oos_rec",
+        "abs_F1",
+        "answd",
+        "prec",
+        "build_ms",
+        "query_us"
     );
     for set in sets {
         let args = EvalArgs {
@@ -31,13 +41,14 @@ fn main() {
             queries: dir.join(set).join("dev.jsonl"),
             tune: None,
             index_answers: false,
+            semantic: std::env::var_os("FAQ_EVAL_SEMANTIC").is_some(),
         };
         match run_eval_report(&args) {
             Ok(report) => {
                 let m = &report.metrics;
                 let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
                 println!(
-                    "{:<10} {:>6.3} {:>7.3} {:>7} {:>7} {:>7} {:>7} {:>9.0} {:>9.1}",
+                    "{:<10} {:>6.3} {:>7.3} {:>7} {:>7} {:>7} {:>7} {:>7.3} {:>7.3} {:>9.0} {:>9.1}",
                     set,
                     m.p_at_1,
                     m.mrr_at_10,
@@ -45,6 +56,8 @@ fn main() {
                     opt(m.in_scope_acc),
                     opt(m.oos_recall),
                     opt(m.abstain_f1),
+                    m.answered,
+                    m.answered_precision,
                     report.build_ms,
                     report.query_us
                 );

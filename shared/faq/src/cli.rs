@@ -27,6 +27,10 @@ pub struct EvalArgs {
     /// knowledge base looks like community Q&A (see `MatcherOptions::for_kb`).
     #[arg(long)]
     pub index_answers: bool,
+    /// Also rank by meaning with the static word embeddings (a build with the
+    /// `embeddings` feature; see `MatcherOptions::semantic`).
+    #[arg(long)]
+    pub semantic: bool,
 }
 
 /// Rank knowledge-base entries for each query.
@@ -43,6 +47,9 @@ pub struct RankArgs {
     /// Also match against answer text (see `eval --index-answers`).
     #[arg(long)]
     pub index_answers: bool,
+    /// Also rank by meaning (see `eval --semantic`).
+    #[arg(long)]
+    pub semantic: bool,
 }
 
 /// The result of an evaluation run.
@@ -60,9 +67,23 @@ pub struct EvalReport {
     pub query_us: f64,
 }
 
-fn options(kb: &KnowledgeBase, force_answers: bool) -> MatcherOptions {
+/// `--semantic` needs a build with the embedding tables.
+fn check_semantic(semantic: bool) -> Result<(), FaqError> {
+    if semantic && crate::embed::Embeddings::shipped().is_none() {
+        return Err(FaqError::Parse {
+            location: "--semantic".into(),
+            message:
+                "this build has no embedding tables (build `switchboard` with --features semantic)"
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
+fn options(kb: &KnowledgeBase, force_answers: bool, semantic: bool) -> MatcherOptions {
     let mut options = MatcherOptions::for_kb(kb);
     options.index_answers |= force_answers;
+    options.semantic = semantic;
     options
 }
 
@@ -80,22 +101,23 @@ fn progress(len: usize, label: &str) -> ProgressBar {
 
 /// The majority language of the queries.
 fn majority_language(queries: &[eval::LabelledQuery]) -> Language {
-    let zh = queries
-        .iter()
-        .filter(|q| Language::detect(&q.query) == Language::Zh)
-        .count();
-    if zh * 2 > queries.len() {
-        Language::Zh
-    } else {
-        Language::En
+    let mut counts = [0usize; Language::ALL.len()];
+    for q in queries {
+        let detected = Language::detect(&q.query);
+        if let Some(i) = Language::ALL.iter().position(|&l| l == detected) {
+            counts[i] += 1;
+        }
     }
+    let best = (0..counts.len()).max_by_key(|&i| (counts[i], usize::MAX - i));
+    best.map_or(Language::En, |i| Language::ALL[i])
 }
 
 /// Run an evaluation and return the figures without printing them.
 pub fn run_eval_report(args: &EvalArgs) -> Result<EvalReport, FaqError> {
+    check_semantic(args.semantic)?;
     let kb = KnowledgeBase::load(&args.kb)?;
     let queries = eval::load_queries(&args.queries)?;
-    let options = options(&kb, args.index_answers);
+    let options = options(&kb, args.index_answers, args.semantic);
     let started = Instant::now();
     let matcher = Matcher::build_with(&kb, options);
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -138,6 +160,14 @@ pub fn run_eval(args: &EvalArgs, out: &mut dyn Write) -> Result<(), FaqError> {
     )?;
     writeln!(out, "P@1       {:.3}", m.p_at_1)?;
     writeln!(out, "MRR@10    {:.3}", m.mrr_at_10)?;
+    writeln!(
+        out,
+        "answered {:.3} of in-scope, precision {:.3} (threshold {:.2}, {})",
+        m.answered,
+        m.answered_precision,
+        m.threshold,
+        if report.tuned { "tuned" } else { "shipped" }
+    )?;
     if let (Some(auroc), Some(acc), Some(recall), Some(f1)) =
         (m.oos_auroc, m.in_scope_acc, m.oos_recall, m.abstain_f1)
     {
@@ -177,9 +207,10 @@ struct RankLine<'a> {
 /// `faq rank`: one JSON line per query with the ranked ids, the confidence and
 /// whether the product would answer (confidence at or above the shipped threshold).
 pub fn run_rank(args: &RankArgs, out: &mut dyn Write) -> Result<(), FaqError> {
+    check_semantic(args.semantic)?;
     let kb = KnowledgeBase::load(&args.kb)?;
     let queries = eval::load_queries(&args.queries)?;
-    let matcher = Matcher::build_with(&kb, options(&kb, args.index_answers));
+    let matcher = Matcher::build_with(&kb, options(&kb, args.index_answers, args.semantic));
     let bar = progress(queries.len(), "ranking");
     for query in &queries {
         let ranking = matcher.rank(&query.query, args.top);

@@ -3,11 +3,12 @@
 //! arrays behind a magic number and a format version.
 
 use crate::FaqError;
+use crate::embed::DIMS;
 use crate::lexical::LexicalIndex;
-use crate::matcher::{Matcher, MatcherOptions, class_index};
+use crate::matcher::{Matcher, MatcherOptions, SemanticIndex, class_index};
 use crate::model::LinearModel;
 
-const MAGIC: &[u8; 8] = b"SBFAQ\0\0\x03";
+const MAGIC: &[u8; 8] = b"SBFAQ\0\0\x04";
 
 struct Writer(Vec<u8>);
 
@@ -150,7 +151,7 @@ impl Matcher {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         w.0.extend_from_slice(MAGIC);
-        w.u32(u32::from(self.options.index_answers));
+        w.u32(u32::from(self.options.index_answers) | (u32::from(self.options.semantic) << 1));
         w.len(self.ids.len());
         for id in &self.ids {
             w.str(id);
@@ -169,6 +170,16 @@ impl Matcher {
         w.f32s(&self.model.weights);
         w.u32(self.model.entries);
         w.u32s(&self.entry_class);
+        match &self.semantic {
+            Some(semantic) => {
+                w.u32(1);
+                w.f32s(&semantic.centroids);
+                w.u32s(&semantic.offsets);
+                w.len(semantic.vectors.len());
+                w.0.extend(semantic.vectors.iter().map(|&v| v as u8));
+            }
+            None => w.u32(0),
+        }
         w.0
     }
 
@@ -180,8 +191,10 @@ impl Matcher {
                 "not a compiled matcher of this version".into(),
             ));
         }
+        let flags = r.u32("options")?;
         let options = MatcherOptions {
-            index_answers: r.u32("options")? != 0,
+            index_answers: flags & 1 != 0,
+            semantic: flags & 2 != 0,
         };
         let n = r.len("ids")?;
         let mut ids = Vec::with_capacity(n);
@@ -202,6 +215,14 @@ impl Matcher {
             table: Vec::new(),
         };
         let entry_class = r.u32s("entry classes")?;
+        let semantic = match r.u32("semantic")? {
+            0 => None,
+            _ => Some(SemanticIndex {
+                centroids: r.f32s("centroids")?,
+                offsets: r.u32s("phrasing offsets")?,
+                vectors: r.array("phrasing vectors", |[b]: [u8; 1]| b as i8)?,
+            }),
+        };
         if !r.bytes.is_empty() {
             return Err(FaqError::Corrupt("trailing bytes".into()));
         }
@@ -223,6 +244,20 @@ impl Matcher {
         if !consistent {
             return Err(FaqError::Corrupt("inconsistent model".into()));
         }
+        if let Some(semantic) = &semantic {
+            let phrasings = semantic.vectors.len() / DIMS;
+            let consistent = semantic.centroids.len() == ids.len() * DIMS
+                && semantic.offsets.len() == ids.len() + 1
+                && semantic.vectors.len() % DIMS == 0
+                && semantic.offsets.windows(2).all(|w| w[0] <= w[1])
+                && semantic
+                    .offsets
+                    .last()
+                    .is_some_and(|&o| o as usize == phrasings);
+            if !consistent {
+                return Err(FaqError::Corrupt("inconsistent phrasing vectors".into()));
+            }
+        }
         model.build_table();
         let (class_offsets, class_entries) = class_index(&entry_class, model.entries);
         if class_entries.is_empty() != (model.entries as usize == ids.len())
@@ -239,6 +274,7 @@ impl Matcher {
             entry_class,
             class_offsets,
             class_entries,
+            semantic,
         })
     }
 }
@@ -253,9 +289,11 @@ mod tests {
         for options in [
             MatcherOptions {
                 index_answers: false,
+                semantic: false,
             },
             MatcherOptions {
                 index_answers: true,
+                semantic: false,
             },
         ] {
             let matcher = Matcher::build_with(&kb, options);

@@ -84,6 +84,10 @@ pub struct Metrics {
     pub p_at_1: f64,
     pub mrr_at_10: f64,
     pub threshold: f32,
+    /// Share of the in-scope queries the matcher answers at `threshold`.
+    pub answered: f64,
+    /// Share of those answers whose top entry is right.
+    pub answered_precision: f64,
     pub oos_auroc: Option<f64>,
     pub in_scope_acc: Option<f64>,
     pub oos_recall: Option<f64>,
@@ -115,11 +119,22 @@ pub fn metrics(outcomes: &[Outcome], threshold: f32) -> Metrics {
         p_at_1,
         mrr_at_10: mrr,
         threshold,
+        answered: 0.0,
+        answered_precision: 0.0,
         oos_auroc: None,
         in_scope_acc: None,
         oos_recall: None,
         abstain_f1: None,
     };
+    let answered: Vec<&&Outcome> = in_scope
+        .iter()
+        .filter(|o| o.confidence >= threshold)
+        .collect();
+    result.answered = share(answered.len(), in_scope.len());
+    result.answered_precision = share(
+        answered.iter().filter(|o| o.gold_rank == Some(1)).count(),
+        answered.len(),
+    );
     if oos.is_empty() {
         return result;
     }
@@ -243,6 +258,9 @@ mod tests {
         assert_eq!(m.p_at_1, 0.5);
         assert!((m.mrr_at_10 - (1.0 + 0.5 + 0.0 + 1.0) / 4.0).abs() < 1e-9);
         assert_eq!(m.in_scope_acc, Some(0.25));
+        // answered: 0.9 (right) and 0.8 (wrong) of the four in scope
+        assert_eq!(m.answered, 0.5);
+        assert_eq!(m.answered_precision, 0.5);
         assert_eq!(m.oos_recall, Some(0.5));
         // declined: 0.3, 0.4 (in scope) and 0.2 (out) -> precision 1/3, recall 1/2
         let f1 = 2.0 * (1.0 / 3.0) * 0.5 / (1.0 / 3.0 + 0.5);

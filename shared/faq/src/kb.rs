@@ -17,7 +17,7 @@ pub struct KbEntry {
     /// The default answer (used when there is none in the customer's language).
     #[serde(default)]
     pub answer: String,
-    /// Answers per language code ("en", "zh").
+    /// Answers per language code ("en", "zh", "ja", "es", "fr", "de").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub answers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,7 +49,7 @@ struct YamlDocument {
 impl KnowledgeBase {
     pub fn new(entries: Vec<KbEntry>) -> Result<Self, FaqError> {
         let mut kb = KnowledgeBase { entries };
-        kb.validate(|i| format!("entry {}", i + 1))?;
+        kb.validate(|i| format!("entry {}", i + 1), Require::Phrasings)?;
         Ok(kb)
     }
 
@@ -57,6 +57,10 @@ impl KnowledgeBase {
     /// `{"id", "question", "answer"?, "answers"?: {"en", "zh"}, "lang"?, "paraphrases"?}`.
     /// Blank lines are skipped. Errors name the 1-based line.
     pub fn from_jsonl(text: &str) -> Result<Self, FaqError> {
+        Self::parse_jsonl(text, Require::Phrasings)
+    }
+
+    fn parse_jsonl(text: &str, require: Require) -> Result<Self, FaqError> {
         let mut entries = Vec::new();
         let mut lines = Vec::new();
         for (index, line) in text.lines().enumerate() {
@@ -73,13 +77,17 @@ impl KnowledgeBase {
             lines.push(line_no);
         }
         let mut kb = KnowledgeBase { entries };
-        kb.validate(|i| format!("line {}", lines[i]))?;
+        kb.validate(|i| format!("line {}", lines[i]), require)?;
         Ok(kb)
     }
 
     /// Parse the YAML format (see `sample/kb.yaml`): a list of entries, each with
     /// `id`, `question`, `answer` and/or `answers: {en: .., zh: ..}`, and `paraphrases`.
     pub fn from_yaml(text: &str) -> Result<Self, FaqError> {
+        Self::parse_yaml(text, Require::Phrasings)
+    }
+
+    fn parse_yaml(text: &str, require: Require) -> Result<Self, FaqError> {
         let yaml_error = |err: serde_norway::Error| {
             let location = match err.location() {
                 Some(at) => format!("line {}", at.line()),
@@ -103,18 +111,45 @@ impl KnowledgeBase {
         };
         let mut kb = KnowledgeBase { entries };
         let ids: Vec<String> = kb.entries.iter().map(|e| e.id.clone()).collect();
-        kb.validate(|i| {
-            if ids[i].is_empty() {
-                format!("entry {}", i + 1)
-            } else {
-                format!("entry {} ({})", i + 1, ids[i])
-            }
-        })?;
+        kb.validate(
+            |i| {
+                if ids[i].is_empty() {
+                    format!("entry {}", i + 1)
+                } else {
+                    format!("entry {} ({})", i + 1, ids[i])
+                }
+            },
+            require,
+        )?;
         Ok(kb)
     }
 
     /// Load a file, choosing the parser by extension: `.jsonl`/`.json` or `.yaml`/`.yml`.
     pub fn load(path: &Path) -> Result<Self, FaqError> {
+        Self::load_with(path, Require::Phrasings)
+    }
+
+    /// Load a knowledge base the bot is to answer from (`kb import`, `serve`):
+    /// besides what [`KnowledgeBase::load`] checks, every entry needs an answer
+    /// (else the bot would send an empty message), and the file at least one entry
+    /// (an empty file is a mistake, not a wish to delete every answer).
+    pub fn load_answerable(path: &Path) -> Result<Self, FaqError> {
+        let kb = Self::load_with(path, Require::Answers)?;
+        if kb.is_empty() {
+            return Err(FaqError::Parse {
+                location: path.display().to_string(),
+                message: "no entries (an empty file does not replace the knowledge base)".into(),
+            });
+        }
+        Ok(kb)
+    }
+
+    /// Like [`KnowledgeBase::load_answerable`], for JSON Lines text.
+    pub fn from_jsonl_answerable(text: &str) -> Result<Self, FaqError> {
+        Self::parse_jsonl(text, Require::Answers)
+    }
+
+    fn load_with(path: &Path, require: Require) -> Result<Self, FaqError> {
         let extension = path
             .extension()
             .and_then(|e| e.to_str())
@@ -127,8 +162,8 @@ impl KnowledgeBase {
             })
         };
         match extension.as_str() {
-            "jsonl" | "json" => Self::from_jsonl(&read()?),
-            "yaml" | "yml" => Self::from_yaml(&read()?),
+            "jsonl" | "json" => Self::parse_jsonl(&read()?, require),
+            "yaml" | "yml" => Self::parse_yaml(&read()?, require),
             other => Err(FaqError::UnknownFormat(other.to_string())),
         }
     }
@@ -169,9 +204,24 @@ impl KnowledgeBase {
         self.entries.is_empty()
     }
 
-    /// Check ids and questions, and fill the default answer from the per-language
-    /// answers when it is missing.
-    fn validate(&mut self, locate: impl Fn(usize) -> String) -> Result<(), FaqError> {
+    /// Add or replace entries by id (`kb import --merge`): an entry of `other`
+    /// replaces the entry with its id in place, new ids are appended in order.
+    pub fn merge(&mut self, other: KnowledgeBase) {
+        for entry in other.entries {
+            match self.entries.iter_mut().find(|e| e.id == entry.id) {
+                Some(existing) => *existing = entry,
+                None => self.entries.push(entry),
+            }
+        }
+    }
+
+    /// Check ids and questions (and answers, if required), and fill the default
+    /// answer from the per-language answers when it is missing.
+    fn validate(
+        &mut self,
+        locate: impl Fn(usize) -> String,
+        require: Require,
+    ) -> Result<(), FaqError> {
         let mut seen = HashSet::new();
         for (i, entry) in self.entries.iter_mut().enumerate() {
             let fail = |message: String| FaqError::Parse {
@@ -191,7 +241,7 @@ impl KnowledgeBase {
             for code in entry.answers.keys() {
                 if Language::from_code(code).is_none() {
                     return Err(fail(format!(
-                        "unknown answer language {code:?} (use en or zh)"
+                        "unknown answer language {code:?} (use en, zh, ja, es, fr or de)"
                     )));
                 }
             }
@@ -203,8 +253,82 @@ impl KnowledgeBase {
                 entry.answer = fallback.cloned().unwrap_or_default();
             }
             entry.paraphrases.retain(|p| !p.trim().is_empty());
+            if require == Require::Answers && entry.answer.trim().is_empty() {
+                return Err(fail(format!(
+                    "entry {} has no answer (give \"answer\" or \"answers\")",
+                    entry.id
+                )));
+            }
         }
         Ok(())
+    }
+}
+
+/// What an entry must have to be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Require {
+    /// An id and a question: enough to match against (benchmark sets have no answers).
+    Phrasings,
+    /// Also an answer: the bot answers from it.
+    Answers,
+}
+
+/// How one knowledge base differs from the one it replaces, by entry id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KbChanges {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+}
+
+impl KbChanges {
+    pub fn between(old: &KnowledgeBase, new: &KnowledgeBase) -> KbChanges {
+        let mut changes = KbChanges::default();
+        let old_by_id: std::collections::HashMap<&str, &KbEntry> =
+            old.entries.iter().map(|e| (e.id.as_str(), e)).collect();
+        let new_ids: HashSet<&str> = new.entries.iter().map(|e| e.id.as_str()).collect();
+        for entry in &new.entries {
+            match old_by_id.get(entry.id.as_str()) {
+                None => changes.added.push(entry.id.clone()),
+                Some(before) if *before == entry => changes.unchanged += 1,
+                Some(_) => changes.changed.push(entry.id.clone()),
+            }
+        }
+        changes.removed = old
+            .entries
+            .iter()
+            .filter(|e| !new_ids.contains(e.id.as_str()))
+            .map(|e| e.id.clone())
+            .collect();
+        changes
+    }
+}
+
+impl std::fmt::Display for KbChanges {
+    /// "2 added (a, b), 1 changed (c), 0 removed, 5 unchanged"; at most ten ids a list.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |ids: &[String]| {
+            if ids.is_empty() {
+                return String::new();
+            }
+            let mut shown = ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+            if ids.len() > 10 {
+                shown.push_str(&format!(", and {} more", ids.len() - 10));
+            }
+            format!(" ({shown})")
+        };
+        write!(
+            f,
+            "{} added{}, {} changed{}, {} removed{}, {} unchanged",
+            self.added.len(),
+            list(&self.added),
+            self.changed.len(),
+            list(&self.changed),
+            self.removed.len(),
+            list(&self.removed),
+            self.unchanged
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 mod codec;
+pub mod embed;
 pub mod eval;
 pub mod kb;
 pub mod lexical;
@@ -15,8 +16,8 @@ pub mod matcher;
 pub mod model;
 pub mod text;
 
-pub use kb::{KbEntry, KnowledgeBase};
-pub use matcher::{Matcher, MatcherOptions, Ranking, Scored, bands, shipped_threshold};
+pub use kb::{KbChanges, KbEntry, KnowledgeBase};
+pub use matcher::{Evidence, Matcher, MatcherOptions, Ranking, Scored, bands, shipped_threshold};
 
 /// A small knowledge base for the fictional shop "Acme", in English and Chinese.
 /// The local server answers from it out of the box.

@@ -332,12 +332,7 @@ impl LinearModel {
                 touched.clear();
                 for &(f, x) in &example.features {
                     for &(c, w) in &pairs[span(f)] {
-                        let slot = &mut scores[c as usize];
-                        if *slot == 0.0 {
-                            touched.push(c);
-                        }
-                        // keep touched slots non-zero so that they are recorded once
-                        *slot += w * x + f32::MIN_POSITIVE;
+                        add_score(&mut scores, &mut touched, c, w * x);
                     }
                 }
                 softmax_in_place(&mut scores, &touched, n);
@@ -378,12 +373,7 @@ impl LinearModel {
         for &(f, x) in features {
             let range = self.offsets[f as usize] as usize..self.offsets[f as usize + 1] as usize;
             for (c, w) in self.classes[range.clone()].iter().zip(&self.weights[range]) {
-                let slot = &mut scores[*c as usize];
-                if *slot == 0.0 {
-                    touched.push(*c);
-                }
-                // keep touched slots non-zero so that they are recorded once
-                *slot += w * x + f32::MIN_POSITIVE;
+                add_score(scores, touched, *c, w * x);
             }
         }
     }
@@ -421,10 +411,29 @@ impl LinearModel {
     }
 }
 
+/// Add `delta` to class `c`'s score, recording `c` in `touched` the first time.
+///
+/// A slot's being non-zero is what marks it as touched, so a slot must never
+/// return to exactly zero: weights of opposite sign can cancel exactly (a feature
+/// pushing a class up and another pushing it down by the same amount), and the
+/// class would then be recorded twice.
+#[inline]
+fn add_score(scores: &mut [f32], touched: &mut Vec<u32>, c: u32, delta: f32) {
+    let slot = &mut scores[c as usize];
+    if *slot == 0.0 {
+        touched.push(c);
+    }
+    *slot += delta;
+    if *slot == 0.0 {
+        *slot = f32::MIN_POSITIVE;
+    }
+}
+
 /// Turn the touched entries' scores into probabilities in place; every untouched
-/// entry has score 0. Returns the untouched entries' probability.
+/// entry has score 0. Returns the untouched entries' probability. `touched` holds
+/// distinct entries (see [`add_score`]).
 fn softmax_in_place(scores: &mut [f32], touched: &[u32], entries: usize) -> f32 {
-    // Saturating: a slot whose score cancels back to exactly 0.0 is recorded twice.
+    debug_assert!(touched.len() <= entries, "touched entries are distinct");
     let untouched = entries.saturating_sub(touched.len()) as f32;
     let mut max = if untouched > 0.0 { 0.0f32 } else { f32::MIN };
     for &c in touched {
@@ -459,6 +468,57 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model whose weights are given as (feature hash, class, weight).
+    fn model_with(entries: u32, weights: &[(u64, u32, f32)]) -> LinearModel {
+        let mut hashes: Vec<u64> = weights.iter().map(|w| w.0).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let mut offsets = vec![0u32];
+        let (mut classes, mut values) = (Vec::new(), Vec::new());
+        for &h in &hashes {
+            let mut row: Vec<(u32, f32)> = weights
+                .iter()
+                .filter(|w| w.0 == h)
+                .map(|w| (w.1, w.2))
+                .collect();
+            row.sort_by_key(|r| r.0);
+            classes.extend(row.iter().map(|r| r.0));
+            values.extend(row.iter().map(|r| r.1));
+            offsets.push(classes.len() as u32);
+        }
+        let mut model = LinearModel {
+            hashes,
+            offsets,
+            classes,
+            weights: values,
+            entries,
+            table: Vec::new(),
+        };
+        model.build_table();
+        model
+    }
+
+    #[test]
+    fn a_class_whose_sum_returns_to_zero_is_counted_once() {
+        // class 0 gets +0.5, then -0.5 (back to exactly zero), then +0.25: it
+        // used to be recorded as touched twice, and with one entry the softmax
+        // computed 1 - 2 entries (a panic in debug builds, garbage in release)
+        let model = model_with(1, &[(10, 0, 0.5), (20, 0, -0.5), (30, 0, 0.25)]);
+        let scores = model.score_features(&[(10, 0.6), (20, 0.6), (30, 0.4)]);
+        assert_eq!(scores.probabilities.len(), 1);
+        assert!((scores.probabilities[0].1 - 1.0).abs() < 1e-6, "{scores:?}");
+        // with more entries the probabilities still sum to one
+        let model = model_with(
+            3,
+            &[(10, 1, 0.5), (20, 1, -0.5), (30, 1, 0.25), (30, 2, 1.0)],
+        );
+        let scores = model.score_features(&[(10, 0.6), (20, 0.6), (30, 0.4)]);
+        let touched: Vec<u32> = scores.probabilities.iter().map(|p| p.0).collect();
+        assert_eq!(touched, vec![1, 2]);
+        let total: f32 = scores.probabilities.iter().map(|p| p.1).sum::<f32>() + scores.floor;
+        assert!((total - 1.0).abs() < 1e-5, "{scores:?}");
+    }
 
     #[test]
     fn interning_in_two_parts_numbers_features_as_one_pass_does() {

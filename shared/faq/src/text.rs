@@ -25,6 +25,11 @@ fn stemmer() -> &'static Stemmer {
     STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
 }
 
+/// The Snowball English stem of a lower-case word.
+pub fn stem(word: &str) -> String {
+    stemmer().stem(word).into_owned()
+}
+
 /// Fold full-width ASCII forms and the ideographic space, and lower-case.
 fn fold(ch: char) -> char {
     let code = ch as u32;
@@ -138,6 +143,8 @@ const NS_WORD: u8 = 1;
 const NS_BIGRAM: u8 = 2;
 const NS_CHARS: u8 = 3;
 const NS_HAN: u8 = 4;
+#[cfg(feature = "jieba")]
+const NS_HAN_WORD: u8 = 5;
 
 /// Streaming FNV-1a with a final avalanche: hashes pieces of text without first
 /// building them as strings.
@@ -357,6 +364,8 @@ fn analyse_with(text: &str, mut cache: Option<&mut WordCache>) -> Analysis {
                 terms.push(h.finish());
             }
         }
+        #[cfg(feature = "jieba")]
+        jieba_words(chars, terms, raw);
         for n in 1..=3 {
             let weight = [0.6, 1.0, 0.8][n - 1];
             for window in chars.windows(n) {
@@ -400,6 +409,28 @@ fn analyse_with(text: &str, mut cache: Option<&mut WordCache>) -> Analysis {
     Analysis {
         terms,
         features: raw,
+    }
+}
+
+/// Words of a Han run as jieba segments it (dictionary words of two or more
+/// characters), as index terms and model features beside the character n-grams.
+#[cfg(feature = "jieba")]
+fn jieba_words(chars: &[char], terms: &mut Vec<u64>, raw: &mut Vec<(u64, f32)>) {
+    static JIEBA: OnceLock<jieba_rs::Jieba> = OnceLock::new();
+    let jieba = JIEBA.get_or_init(jieba_rs::Jieba::new);
+    let run: String = chars.iter().collect();
+    for token in jieba.cut(&run, false) {
+        let word = token.word;
+        if word.chars().count() < 2 {
+            continue;
+        }
+        let mut term = Fnv::new(NS_TERM);
+        term.bytes(b"w:");
+        term.bytes(word.as_bytes());
+        terms.push(term.finish());
+        let mut feature = Fnv::new(NS_HAN_WORD);
+        feature.bytes(word.as_bytes());
+        raw.push((feature.finish(), 1.0));
     }
 }
 

@@ -23,6 +23,7 @@ fn eval_prints_metrics_and_a_json_line() {
         queries: dir.join("dev.jsonl"),
         tune: None,
         index_answers: false,
+        semantic: false,
     };
     let mut out = Vec::new();
     run_eval(&args, &mut out).unwrap();
@@ -44,6 +45,7 @@ fn rank_prints_one_line_per_query() {
         queries: dir.join("dev.jsonl"),
         top: 3,
         index_answers: false,
+        semantic: false,
     };
     let mut out = Vec::new();
     run_rank(&args, &mut out).unwrap();

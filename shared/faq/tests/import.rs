@@ -43,7 +43,7 @@ fn jsonl_errors_name_the_line() {
         "line 1: empty question"
     );
 
-    let bad_language = "{\"id\": \"a\", \"question\": \"q\", \"answers\": {\"fr\": \"oui\"}}\n";
+    let bad_language = "{\"id\": \"a\", \"question\": \"q\", \"answers\": {\"pt\": \"sim\"}}\n";
     let err = KnowledgeBase::from_jsonl(bad_language)
         .unwrap_err()
         .to_string();
@@ -141,4 +141,108 @@ fn load_picks_the_parser_by_extension() {
         Err(FaqError::Io { .. })
     ));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_answerable_knowledge_base_needs_an_answer_for_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "kb.jsonl",
+        "{\"id\":\"a\",\"question\":\"Q\",\"answer\":\"A\"}\n{\"id\":\"x\",\"question\":\"Q\"}\n",
+    );
+    // fine to match against (benchmark sets have no answers) ...
+    assert_eq!(KnowledgeBase::load(&path).unwrap().len(), 2);
+    // ... but not to answer from
+    let err = KnowledgeBase::load_answerable(&path).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 2: entry x has no answer (give \"answer\" or \"answers\")"
+    );
+    // an answer in one language is enough; blank answers are none
+    let per_language = write(
+        dir.path(),
+        "per_language.jsonl",
+        "{\"id\":\"a\",\"question\":\"Q\",\"answers\":{\"zh\":\"答\"}}\n",
+    );
+    assert_eq!(
+        KnowledgeBase::load_answerable(&per_language)
+            .unwrap()
+            .entries[0]
+            .answer,
+        "答"
+    );
+    let blank = write(
+        dir.path(),
+        "blank.yaml",
+        "- id: a\n  question: Q\n  answer: \"  \"\n",
+    );
+    let err = KnowledgeBase::load_answerable(&blank).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("entry 1 (a): entry a has no answer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_file_is_not_an_answerable_knowledge_base() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("empty.jsonl", ""),
+        ("blank.jsonl", "\n\n"),
+        ("empty.yaml", ""),
+    ] {
+        let path = write(dir.path(), name, text);
+        let err = KnowledgeBase::load_answerable(&path).unwrap_err();
+        assert!(err.to_string().contains("no entries"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn merging_replaces_by_id_and_appends_new_entries() {
+    use switchboard_faq::KbChanges;
+    let entry = |id: &str, answer: &str| switchboard_faq::KbEntry {
+        id: id.into(),
+        question: format!("question {id}"),
+        answer: answer.into(),
+        ..Default::default()
+    };
+    let old = KnowledgeBase::new(vec![entry("a", "1"), entry("b", "2"), entry("c", "3")]).unwrap();
+    let mut merged = old.clone();
+    merged.merge(KnowledgeBase::new(vec![entry("b", "two"), entry("d", "4")]).unwrap());
+    let ids: Vec<&str> = merged.entries.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c", "d"]);
+    assert_eq!(merged.entries[1].answer, "two");
+    let changes = KbChanges::between(&old, &merged);
+    assert_eq!(
+        changes.to_string(),
+        "1 added (d), 1 changed (b), 0 removed, 2 unchanged"
+    );
+    let replaced = KnowledgeBase::new(vec![entry("d", "4")]).unwrap();
+    assert_eq!(
+        KbChanges::between(&old, &replaced).to_string(),
+        "1 added (d), 0 changed, 3 removed (a, b, c), 0 unchanged"
+    );
+}
+
+#[test]
+fn answers_in_six_languages_with_the_default_for_the_others() {
+    let kb = KnowledgeBase::from_jsonl(
+        "{\"id\":\"hours\",\"question\":\"Opening hours?\",\"answer\":\"Nine to five.\",\
+          \"answers\":{\"zh\":\"九点到五点。\",\"ja\":\"9時から5時です。\",\"fr\":\"De 9 h à 17 h.\"}}\n",
+    )
+    .unwrap();
+    let hours = &kb.entries[0];
+    assert_eq!(kb.answer_for(hours, Language::Ja), "9時から5時です。");
+    assert_eq!(kb.answer_for(hours, Language::Fr), "De 9 h à 17 h.");
+    // no Spanish or German answer: the default one
+    assert_eq!(kb.answer_for(hours, Language::Es), "Nine to five.");
+    assert_eq!(kb.answer_for(hours, Language::De), "Nine to five.");
 }

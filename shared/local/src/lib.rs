@@ -3,6 +3,7 @@
 //! channels, the knowledge base and the queues.
 
 pub mod check;
+pub mod reload;
 pub mod runner;
 pub mod server;
 pub mod simulate;

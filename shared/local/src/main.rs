@@ -125,9 +125,15 @@ enum WebhookCommand {
 
 #[derive(Subcommand)]
 enum KbCommand {
-    /// Import a knowledge base (JSONL or YAML); `serve` uses it from its next start.
+    /// Import a knowledge base (JSONL or YAML): it replaces the one in use (or,
+    /// with --merge, adds and updates entries by id); a running `serve` picks
+    /// it up within seconds. Every entry needs an answer.
     Import {
         file: PathBuf,
+        /// Keep the entries the file does not mention: entries with the same id
+        /// are replaced, new ones added.
+        #[arg(long)]
+        merge: bool,
         /// Put it in this DynamoDB knowledge-base table instead (the stack's
         /// `KnowledgeBaseTableName` output); the workers use it from their next cold start.
         #[cfg(feature = "aws")]
@@ -380,6 +386,17 @@ async fn aws_customer_data(
     anyhow::bail!("this build has no AWS support: build it with `--features aws`")
 }
 
+/// The knowledge base after an import: the imported one, or with `merge` the
+/// old one with the imported entries replacing or joining it by id.
+fn combine(old: &KnowledgeBase, imported: KnowledgeBase, merge: bool) -> KnowledgeBase {
+    if !merge {
+        return imported;
+    }
+    let mut merged = old.clone();
+    merged.merge(imported);
+    merged
+}
+
 fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(&config.database_path())
         .with_context(|| format!("opening the database {}", config.database_path().display()))
@@ -390,36 +407,66 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
         #[cfg(feature = "aws")]
         KbCommand::Import {
             file,
+            merge,
             dynamodb_table: Some(table),
         } => {
-            let knowledge_base = KnowledgeBase::load(&file)
+            let imported = KnowledgeBase::load_answerable(&file)
                 .with_context(|| format!("loading {}", file.display()))?;
+            let clients = switchboard_aws::Clients::new(&switchboard_aws::aws_config().await);
+            let store = switchboard_aws::DynamoKnowledgeBase::new(clients.dynamodb, table.clone());
+            let old = match store
+                .load_jsonl()
+                .await
+                .with_context(|| format!("reading the DynamoDB table {table}"))?
+            {
+                Some(jsonl) => KnowledgeBase::from_jsonl(&jsonl)
+                    .context("reading the knowledge base in the table")?,
+                None => KnowledgeBase::default(),
+            };
+            let knowledge_base = combine(&old, imported, merge);
             let entries: Vec<String> = knowledge_base
                 .to_jsonl()
                 .lines()
                 .map(str::to_owned)
                 .collect();
-            let clients = switchboard_aws::Clients::new(&switchboard_aws::aws_config().await);
-            let generation =
-                switchboard_aws::DynamoKnowledgeBase::new(clients.dynamodb, table.clone())
-                    .put_raw_entries(&entries, SystemClock.now_ms())
-                    .await
-                    .with_context(|| format!("writing to the DynamoDB table {table}"))?;
+            let generation = store
+                .put_raw_entries(&entries, SystemClock.now_ms())
+                .await
+                .with_context(|| format!("writing to the DynamoDB table {table}"))?;
             println!(
-                "imported {} entries into {table} (generation {generation})",
-                entries.len()
+                "{} {} entries into {table} (generation {generation}): {}",
+                if merge { "merged" } else { "imported" },
+                entries.len(),
+                switchboard_faq::KbChanges::between(&old, &knowledge_base)
             );
         }
-        KbCommand::Import { file, .. } => {
-            let knowledge_base = KnowledgeBase::load(&file)
+        KbCommand::Import { file, merge, .. } => {
+            let imported = KnowledgeBase::load_answerable(&file)
                 .with_context(|| format!("loading {}", file.display()))?;
-            open_store(config)?
+            let store = open_store(config)?;
+            // What the bot answers from now: the last import, else the sample.
+            let old = match store.load_knowledge_base().await? {
+                Some(jsonl) => KnowledgeBase::from_jsonl(&jsonl)
+                    .context("reading the imported knowledge base")?,
+                None => switchboard_faq::sample_kb(),
+            };
+            let knowledge_base = combine(&old, imported, merge);
+            store
                 .save_knowledge_base(knowledge_base.to_jsonl(), SystemClock.now_ms())
                 .await?;
             println!(
-                "imported {} entries; `switchboard serve` uses them from its next start",
-                knowledge_base.entries.len()
+                "{} the knowledge base: {} entries now; {}",
+                if merge { "merged into" } else { "replaced" },
+                knowledge_base.len(),
+                switchboard_faq::KbChanges::between(&old, &knowledge_base)
             );
+            match &config.knowledge_base {
+                Some(path) => println!(
+                    "note: the configuration's knowledge_base ({}) is what `serve` answers from; remove it to use imports",
+                    path.display()
+                ),
+                None => println!("a running `switchboard serve` answers from it within seconds"),
+            }
         }
         KbCommand::Export => print!(
             "{}",

@@ -47,12 +47,21 @@ pub async fn spawn_workers(
     };
     let mut handles = Vec::new();
     if workers.conversation {
-        let knowledge_base = local.knowledge_base().await?;
+        let faq = Arc::new(local.faq().await?);
         info!(
-            entries = knowledge_base.entries.len(),
+            entries = faq.current().knowledge_base().len(),
             "knowledge base loaded"
         );
-        let worker = Arc::new(local.app.worker(knowledge_base));
+        if local.app.config.knowledge_base.is_none() {
+            // A configured file wins over imports; otherwise `kb import` is
+            // picked up within seconds.
+            handles.push(tokio::spawn(crate::reload::watch_imports(
+                local.store.clone(),
+                faq.clone(),
+                stop.clone(),
+            )));
+        }
+        let worker = Arc::new(local.app.worker_answering_from(faq));
         for _ in 0..workers.concurrency.max(1) {
             let worker = worker.clone();
             handles.push(tokio::spawn(run(

@@ -239,8 +239,13 @@ impl ConversationWorker {
         let candidates = if message.text.trim().is_empty() {
             Vec::new()
         } else {
-            self.faq
-                .candidates(&message.text, language, self.settings.candidates)
+            let context = follow_up_context(session);
+            self.faq.candidates_in_context(
+                &message.text,
+                context.as_ref(),
+                language,
+                self.settings.candidates,
+            )
         };
         let decision = if session.status == SessionStatus::Escalated {
             // A person has the conversation: the bot stays quiet and the agents hear of it.
@@ -470,6 +475,22 @@ impl ConversationWorker {
 /// The idempotency key of the reply to `message`; its record keeps the text sent.
 fn reply_key(message: &InboundMessage) -> String {
     format!("reply:{}", message.dedupe_key())
+}
+
+/// The customer's previous message and the entry the bot answered it with.
+fn follow_up_context(session: &Session) -> Option<crate::faq::Context<'_>> {
+    let at = session
+        .turns
+        .iter()
+        .rposition(|t| t.role == Role::Customer)?;
+    let answered = session.turns[at + 1..]
+        .iter()
+        .find(|t| t.role == Role::Bot)
+        .and_then(|t| t.faq_entry.as_deref());
+    Some(crate::faq::Context {
+        previous_question: &session.turns[at].text,
+        previous_entry: answered,
+    })
 }
 
 /// The customer's message as a transcript turn; masked when `redact` is set

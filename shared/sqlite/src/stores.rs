@@ -311,16 +311,35 @@ impl GapLog for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Replaces the stored knowledge base (JSONL, one entry a line).
-    pub async fn save_knowledge_base(&self, jsonl: String, now_ms: i64) -> Result<(), StoreError> {
+    /// Replaces the stored knowledge base (JSONL, one entry a line) and returns
+    /// its generation: the import time, made strictly greater than the previous
+    /// generation's, so that a running server sees every import as new.
+    pub async fn save_knowledge_base(&self, jsonl: String, now_ms: i64) -> Result<i64, StoreError> {
         self.with(move |conn| {
-            conn.execute(
+            conn.query_row(
                 "INSERT INTO knowledge_base (id, jsonl, imported_at) VALUES (1, ?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET jsonl = ?1, imported_at = ?2",
+                 ON CONFLICT (id) DO UPDATE SET jsonl = ?1,
+                     imported_at = max(?2, knowledge_base.imported_at + 1)
+                 RETURNING imported_at",
                 params![jsonl, now_ms],
+                |row| row.get(0),
             )
-            .map_err(unavailable)?;
-            Ok(())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// The generation of the stored knowledge base (see
+    /// [`SqliteStore::save_knowledge_base`]); `None` before the first import.
+    pub async fn knowledge_base_generation(&self) -> Result<Option<i64>, StoreError> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT imported_at FROM knowledge_base WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)
         })
         .await
     }

@@ -494,3 +494,23 @@ async fn a_database_from_before_the_dead_letter_columns_is_upgraded() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn every_knowledge_base_import_gets_a_newer_generation() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(store.knowledge_base_generation().await.unwrap(), None);
+    let first = store.save_knowledge_base("a".into(), 5_000).await.unwrap();
+    assert_eq!(first, 5_000);
+    // two imports in the same millisecond (or a clock that went back) still differ
+    let second = store.save_knowledge_base("b".into(), 5_000).await.unwrap();
+    let third = store.save_knowledge_base("c".into(), 4_000).await.unwrap();
+    assert!(first < second && second < third, "{first} {second} {third}");
+    assert_eq!(
+        store.knowledge_base_generation().await.unwrap(),
+        Some(third)
+    );
+    assert_eq!(
+        store.load_knowledge_base().await.unwrap().as_deref(),
+        Some("c")
+    );
+}

@@ -8,6 +8,7 @@
 //! provider tokens through one [`TokenCache`].
 
 pub mod credentials;
+pub mod crypto;
 pub mod descriptor;
 pub mod form;
 pub mod json;
@@ -15,6 +16,7 @@ pub mod request;
 pub mod schemes;
 pub mod sender;
 pub mod signature;
+pub mod xml;
 
 use std::sync::Arc;
 

@@ -5,6 +5,7 @@
 
 pub mod email;
 pub mod kit;
+pub mod line;
 pub mod mailgun;
 pub mod notify;
 pub mod registry;

@@ -40,6 +40,8 @@ struct Recorder {
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
     answer: Arc<Mutex<String>>,
+    /// Answers for paths ending with a suffix: `(suffix, status, body)`.
+    by_path: Arc<Mutex<Vec<(String, u16, String)>>>,
 }
 
 /// A local HTTP server answering every request with the configured status and
@@ -55,6 +57,7 @@ impl Server {
             received: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
             answer: Arc::new(Mutex::new(r#"{"ok":true}"#.to_owned())),
+            by_path: Arc::default(),
         };
         let app = Router::new().fallback(record).with_state(recorder.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -69,6 +72,11 @@ impl Server {
     fn answer(&self, status: u16, body: &str) {
         self.recorder.status.store(status, Ordering::SeqCst);
         *self.recorder.answer.lock().unwrap() = body.to_owned();
+    }
+
+    fn answer_at(&self, suffix: &str, status: u16, body: &str) {
+        let answer = (suffix.to_owned(), status, body.to_owned());
+        self.recorder.by_path.lock().unwrap().push(answer);
     }
 
     fn take(&self) -> Vec<Received> {
@@ -89,8 +97,21 @@ async fn record(
         headers,
         body: body.to_vec(),
     });
-    let status = StatusCode::from_u16(recorder.status.load(Ordering::SeqCst)).unwrap();
-    let answer = recorder.answer.lock().unwrap().clone();
+    let special = recorder
+        .by_path
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(suffix, _, _)| uri.path().ends_with(suffix.as_str()))
+        .cloned();
+    let (status, answer) = match special {
+        Some((_, status, body)) => (status, body),
+        None => (
+            recorder.status.load(Ordering::SeqCst),
+            recorder.answer.lock().unwrap().clone(),
+        ),
+    };
+    let status = StatusCode::from_u16(status).unwrap();
     (status, [("content-type", "application/json")], answer)
 }
 
@@ -370,4 +391,62 @@ async fn chat_webhook_notifier_posts_a_text_summary() {
     assert!(notifier.notify(&ticket).await.unwrap_err().is_transient());
     server.answer(404, "");
     assert!(!notifier.notify(&ticket).await.unwrap_err().is_transient());
+}
+
+#[tokio::test]
+async fn line_replies_with_the_token_then_pushes_once_it_is_refused() {
+    let server = Server::start().await;
+    let line = channel(
+        "line",
+        json!({ "channel_secret": "s", "channel_access_token": "line-token", "api_base": server.base }),
+    );
+    let mut answer = reply("line", "U0CUST", None);
+    answer.reply.reply_token = Some("reply-token-1".into());
+    answer.text = format!("{}\n{}", "长".repeat(5_000), "短");
+    line.send(&answer).await.unwrap();
+    let calls = server.take();
+    assert_eq!(calls.len(), 1, "two parts, one reply call");
+    assert_eq!(calls[0].path, "/v2/bot/message/reply");
+    assert_eq!(calls[0].header("authorization"), Some("Bearer line-token"));
+    let body = calls[0].json();
+    assert_eq!(body["replyToken"], "reply-token-1");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        body["messages"][1]["text"].as_str().map(str::trim),
+        Some("短")
+    );
+
+    // An expired (or used) token: the same messages go by push, with a retry key.
+    server.answer_at("/reply", 400, r#"{"message":"Invalid reply token"}"#);
+    answer.text = "明天发货。".into();
+    line.send(&answer).await.unwrap();
+    let calls = server.take();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].path, "/v2/bot/message/push");
+    assert_eq!(
+        calls[1].json(),
+        json!({ "to": "U0CUST", "messages": [{ "type": "text", "text": "明天发货。" }] })
+    );
+    let key = calls[1].header("x-line-retry-key").unwrap().to_owned();
+    line.send(&answer).await.unwrap();
+    assert_eq!(
+        server.take()[1].header("x-line-retry-key"),
+        Some(key.as_str()),
+        "the same reply, the same key"
+    );
+
+    // Other refusals are not retried by push.
+    let mut other = reply("line", "U0CUST", None);
+    other.reply.reply_token = Some("t".into());
+    let fresh = Server::start().await;
+    fresh.answer(400, r#"{"message":"The request body has 1 error(s)"}"#);
+    let line = channel(
+        "line",
+        json!({ "channel_secret": "s", "channel_access_token": "line-token", "api_base": fresh.base }),
+    );
+    let error = line.send(&other).await.unwrap_err();
+    assert!(!error.is_transient());
+    assert_eq!(fresh.take().len(), 1);
+    fresh.answer(429, r#"{"message":"Too many requests"}"#);
+    assert!(line.send(&other).await.unwrap_err().is_transient());
 }

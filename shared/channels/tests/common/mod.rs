@@ -116,6 +116,7 @@ pub fn signed(channel: &SharedChannel, spec: &Value, now_ms: i64) -> WebhookRequ
 #[derive(Debug, Clone)]
 pub struct Received {
     pub path: String,
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
@@ -136,12 +137,14 @@ impl StandIn {
                 let path = uri.path().to_owned();
                 sink.lock().unwrap().push(Received {
                     path,
+                    query: uri.query().unwrap_or_default().to_owned(),
                     headers,
                     body: body.to_vec(),
                 });
-                axum::Json(
-                    serde_json::json!({ "ok": true, "errcode": 0, "result": { "message_id": 1 } }),
-                )
+                // Also an access token, as WeChat, WeCom and Feishu hand them out.
+                axum::Json(serde_json::json!({ "ok": true, "errcode": 0, "code": 0,
+                    "result": { "message_id": 1 }, "access_token": "stand-in-access-token",
+                    "expires_in": 7200, "tenant_access_token": "stand-in-access-token", "expire": 7200 }))
             }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

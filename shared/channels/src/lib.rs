@@ -12,6 +12,7 @@ pub mod registry;
 pub mod slack;
 pub mod telegram;
 pub mod webchat;
+pub mod wechat;
 
 pub use kit::{
     Channel, ChannelDeps, ChannelSpec, ConfigError, HttpReply, Inbound, Outbound, ParseError,

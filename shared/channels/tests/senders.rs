@@ -450,3 +450,52 @@ async fn line_replies_with_the_token_then_pushes_once_it_is_refused() {
     fresh.answer(429, r#"{"message":"Too many requests"}"#);
     assert!(line.send(&other).await.unwrap_err().is_transient());
 }
+
+#[tokio::test]
+async fn wechat_sends_customer_service_messages_with_a_cached_token() {
+    let server = Server::start().await;
+    server.answer_at(
+        "/cgi-bin/token",
+        200,
+        r#"{"access_token":"ACCESS_TOKEN","expires_in":7200}"#,
+    );
+    server.answer(200, r#"{"errcode":0,"errmsg":"ok"}"#);
+    let wechat = channel(
+        "wechat",
+        json!({ "token": "t", "app_id": "wxAPP", "app_secret": "app-secret", "api_base": server.base }),
+    );
+    wechat.send(&reply("wechat", "oCUST", None)).await.unwrap();
+    wechat.send(&reply("wechat", "oCUST", None)).await.unwrap();
+    let calls = server.take();
+    let paths: Vec<_> = calls.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/cgi-bin/token",
+            "/cgi-bin/message/custom/send",
+            "/cgi-bin/message/custom/send"
+        ],
+        "one token for both"
+    );
+    assert_eq!(calls[0].method, "GET");
+    assert_eq!(
+        calls[1].json(),
+        json!({ "touser": "cust-1", "msgtype": "text", "text": { "content": "Your order ships tomorrow. 明天发货。" } })
+    );
+    for (body, transient) in [
+        (r#"{"errcode":-1,"errmsg":"system error"}"#, true),
+        (
+            r#"{"errcode":45015,"errmsg":"response out of time limit"}"#,
+            false,
+        ),
+        (r#"{"errcode":40003,"errmsg":"invalid openid"}"#, false),
+    ] {
+        server.answer(200, body);
+        let error = wechat
+            .send(&reply("wechat", "oCUST", None))
+            .await
+            .unwrap_err();
+        assert_eq!(error.is_transient(), transient, "{body}");
+        assert!(!chain(&error).contains("app-secret") && !chain(&error).contains("ACCESS_TOKEN"));
+    }
+}

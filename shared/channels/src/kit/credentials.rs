@@ -168,6 +168,36 @@ where
     }
 }
 
+/// Asks the provider for a token with `request` and reads it from its JSON
+/// answer: the token at `token`, its lifetime in seconds at `expires_in`
+/// (WeChat `/access_token` + `/expires_in`, Feishu `/tenant_access_token` +
+/// `/expire`). The sender has already refused answers with error codes.
+pub async fn fetch_token(
+    sender: &Sender,
+    request: reqwest::RequestBuilder,
+    token: &str,
+    expires_in: &str,
+) -> Result<Fresh, SendError> {
+    let answer = sender.call("access-token", request).await?;
+    let body = answer.json().unwrap_or_default();
+    let value = body
+        .pointer(token)
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty());
+    let seconds = body.pointer(expires_in).and_then(|v| v.as_u64());
+    match (value, seconds) {
+        (Some(value), Some(seconds)) => Ok(Fresh {
+            value: Secret::from(value),
+            expires_in: Duration::from_secs(seconds.min(86_400 * 30)),
+        }),
+        _ => Err(SendError::Transient {
+            channel: "credentials".into(),
+            detail: "the provider's token answer lacks the token or its lifetime".into(),
+            source: None,
+        }),
+    }
+}
+
 /// A credential store in memory, for tests and single-process tools.
 #[derive(Default)]
 pub struct MemoryCredentials {

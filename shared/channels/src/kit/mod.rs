@@ -16,6 +16,7 @@ pub mod request;
 pub mod schemes;
 pub mod sender;
 pub mod signature;
+pub mod wechat_family;
 pub mod xml;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use switchboard_domain::{AttachmentKind, InboundMessage, OutboundReply, SendError};
 
-pub use credentials::{Fresh, TokenCache, call_with_token};
+pub use credentials::{Fresh, TokenCache, call_with_token, fetch_token};
 pub use descriptor::{ChannelDeps, ChannelSpec, DevContext, Function, Need, Setting, SettingsOf};
 pub use form::{Form, FormError, read_form};
 pub use request::{

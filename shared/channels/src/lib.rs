@@ -13,6 +13,7 @@ pub mod slack;
 pub mod telegram;
 pub mod webchat;
 pub mod wechat;
+pub mod wecom;
 
 pub use kit::{
     Channel, ChannelDeps, ChannelSpec, ConfigError, HttpReply, Inbound, Outbound, ParseError,

@@ -15,6 +15,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::mailgun::SPEC,
     crate::line::SPEC,
     crate::wechat::SPEC,
+    crate::wecom::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

@@ -9,7 +9,6 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use switchboard_domain::{
     AttachmentKind, InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
 };
@@ -19,8 +18,8 @@ use crate::kit::json::{MediaFields, int, invalid, json_request, location, media,
 use crate::kit::sender::base_url_or;
 use crate::kit::{
     ApiErrors, ChannelDeps, ChannelSpec, Function, Inbound, Outbound, Parsed, STATUS_ONLY, Sender,
-    SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, required, schemes,
-    split_text,
+    SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, idempotency_key, required,
+    schemes, split_text,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
@@ -138,7 +137,7 @@ impl Outbound for Line {
             let url = format!("{}/v2/bot/message/push", self.api_base);
             let body = json!({ "to": reply.conversation_id, "messages": messages });
             let request = self.sender.post_json(&url, Some(token), body);
-            let retry_key = retry_key(&reply.reply_id, index);
+            let retry_key = idempotency_key(&reply.reply_id, index);
             self.sender
                 .call(
                     &reply.reply_id,
@@ -148,16 +147,6 @@ impl Outbound for Line {
         }
         Ok(())
     }
-}
-
-/// A UUID fixed by our reply id and the call's index: LINE accepts a push
-/// with a retry key once.
-fn retry_key(reply_id: &str, index: usize) -> String {
-    let digest = Sha256::digest(format!("{reply_id}:{index}"));
-    let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
 }
 
 /// The customer message in one event, if it is one.
@@ -334,12 +323,5 @@ mod tests {
                 "{body}"
             );
         }
-    }
-
-    #[test]
-    fn retry_keys_are_stable_uuids() {
-        assert_eq!(retry_key("r1", 0), retry_key("r1", 0));
-        assert_ne!(retry_key("r1", 0), retry_key("r1", 1));
-        assert!(uuid::Uuid::parse_str(&retry_key("r1", 0)).is_ok());
     }
 }

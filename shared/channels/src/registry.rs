@@ -16,6 +16,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::line::SPEC,
     crate::wechat::SPEC,
     crate::wecom::SPEC,
+    crate::feishu::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

@@ -13,12 +13,12 @@ use switchboard_domain::{OutboundReply, Secret, SendError};
 use crate::kit::crypto::{wechat_decrypt, wechat_key};
 use crate::kit::descriptor::build;
 use crate::kit::sender::base_url_or;
-use crate::kit::wechat_family::{ERRORS, TOKEN_MARGIN, message, seal};
+use crate::kit::wechat_family::{ERRORS, message, seal};
 use crate::kit::{
     ChannelDeps, ChannelSpec, Function, Handshake, HttpReply, Inbound, Outbound, Parsed,
     RequestExt, Sender, SettingsOf, SignError, Signature, TextUnit, TokenCache, Unusable, Verified,
-    VerifyError, WebhookRequest, build_request, call_with_token, fetch_token, reply, required,
-    schemes, split_text, unusable, xml,
+    VerifyError, WebhookRequest, build_request, fetch_token, reply, required, schemes,
+    send_text_with_token, unusable, xml,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
@@ -92,12 +92,7 @@ impl SettingsOf for Wecom {
             corp_secret: config.corp_secret,
             agent_id,
             api_base: base_url_or("api_base", api_base, "https://qyapi.weixin.qq.com")?,
-            tokens: TokenCache::new(
-                cache_key,
-                deps.credentials.clone(),
-                deps.clock.clone(),
-                TOKEN_MARGIN,
-            ),
+            tokens: TokenCache::shared(cache_key, deps),
             sender: Sender::new(Self::NAME, deps.http.clone(), ERRORS),
         })
     }
@@ -196,33 +191,25 @@ impl Inbound for Wecom {
 #[async_trait]
 impl Outbound for Wecom {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        if reply.text.trim().is_empty() {
-            return Err(crate::kit::permanent(Self::NAME, "empty reply text"));
-        }
         let fetch = || {
             let url = format!("{}/cgi-bin/gettoken", self.api_base);
             let query = [
                 ("corpid", self.corp_id.as_str()),
                 ("corpsecret", self.corp_secret.expose()),
             ];
-            fetch_token(
-                &self.sender,
-                self.sender.http().get(url).query(&query),
-                "/access_token",
-                "/expires_in",
-            )
+            let request = self.sender.http().get(url).query(&query);
+            fetch_token(&self.sender, request, "/access_token", "/expires_in")
         };
         let url = format!("{}/cgi-bin/message/send", self.api_base);
-        for part in split_text(&reply.text, MAX_TEXT_BYTES, TextUnit::Bytes) {
+        let build = |_: usize, part: &str, token: &Secret| {
             let body = json!({ "touser": reply.customer_id, "msgtype": "text",
                 "agentid": self.agent_id, "text": { "content": part } });
-            let build = |token: &Secret| {
-                let request = self.sender.post_json(&url, None, body.clone());
-                request.query(&[("access_token", token.expose())])
-            };
-            call_with_token(&self.sender, &reply.reply_id, &self.tokens, fetch, build).await?;
-        }
-        Ok(())
+            self.sender
+                .post_json(&url, None, body)
+                .query(&[("access_token", token.expose())])
+        };
+        let limit = (MAX_TEXT_BYTES, TextUnit::Bytes);
+        send_text_with_token(&self.sender, reply, limit, &self.tokens, fetch, build).await
     }
 }
 

@@ -499,3 +499,58 @@ async fn wechat_sends_customer_service_messages_with_a_cached_token() {
         assert!(!chain(&error).contains("app-secret") && !chain(&error).contains("ACCESS_TOKEN"));
     }
 }
+
+#[tokio::test]
+async fn feishu_replies_to_the_message_with_a_tenant_token() {
+    let server = Server::start().await;
+    server.answer_at(
+        "/tenant_access_token/internal",
+        200,
+        r#"{"code":0,"msg":"ok","tenant_access_token":"t-123","expire":7200}"#,
+    );
+    server.answer(200, r#"{"code":0,"msg":"success","data":{}}"#);
+    let feishu = channel(
+        "feishu",
+        json!({ "app_id": "cli_1", "app_secret": "feishu-secret", "verification_token": "v", "encrypt_key": "k", "base_url": server.base }),
+    );
+    let mut answer = reply("feishu", "oc_1", None);
+    answer.reply.message_id = Some("om_1".into());
+    feishu.send(&answer).await.unwrap();
+    let calls = server.take();
+    assert_eq!(
+        calls[0].path,
+        "/open-apis/auth/v3/tenant_access_token/internal"
+    );
+    assert_eq!(
+        calls[0].json(),
+        json!({ "app_id": "cli_1", "app_secret": "feishu-secret" })
+    );
+    assert_eq!(calls[1].path, "/open-apis/im/v1/messages/om_1/reply");
+    assert_eq!(calls[1].header("authorization"), Some("Bearer t-123"));
+    let body = calls[1].json();
+    assert_eq!(body["msg_type"], "text");
+    let content: Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content["text"], "Your order ships tomorrow. 明天发货。");
+    let uuid = body["uuid"].as_str().unwrap().to_owned();
+    feishu.send(&answer).await.unwrap();
+    let again = server.take();
+    assert_eq!(again.len(), 1, "the token is cached");
+    assert_eq!(
+        again[0].json()["uuid"],
+        uuid,
+        "a retried reply keeps its uuid"
+    );
+
+    for (body, transient) in [
+        (
+            r#"{"code":99991400,"msg":"request trigger frequency limit"}"#,
+            true,
+        ),
+        (r#"{"code":230002,"msg":"bot not in chat"}"#, false),
+    ] {
+        server.answer(200, body);
+        let error = feishu.send(&answer).await.unwrap_err();
+        assert_eq!(error.is_transient(), transient, "{body}");
+        assert!(!chain(&error).contains("t-123") && !chain(&error).contains("feishu-secret"));
+    }
+}

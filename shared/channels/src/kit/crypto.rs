@@ -81,6 +81,15 @@ pub fn feishu_decrypt(encrypt_key: &str, encrypted: &str) -> Result<Vec<u8>, Und
     Ok(pkcs7_unpad(&plain, BLOCK)?.to_vec())
 }
 
+/// A Feishu JSON body, decrypted when it is `{"encrypt": …}`.
+pub fn feishu_open(encrypt_key: &str, body: &[u8]) -> Result<serde_json::Value, Undecryptable> {
+    let outer: serde_json::Value = serde_json::from_slice(body).map_err(|_| Undecryptable)?;
+    let Some(sealed) = outer.get("encrypt").and_then(serde_json::Value::as_str) else {
+        return Ok(outer);
+    };
+    serde_json::from_slice(&feishu_decrypt(encrypt_key, sealed)?).map_err(|_| Undecryptable)
+}
+
 /// What [`feishu_decrypt`] reads, with the given IV.
 pub fn feishu_encrypt(encrypt_key: &str, iv: &[u8; 16], plain: &[u8]) -> String {
     let key: [u8; 32] = Sha256::digest(encrypt_key.as_bytes()).into();

@@ -25,13 +25,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use switchboard_domain::{AttachmentKind, InboundMessage, OutboundReply, SendError};
 
-pub use credentials::{Fresh, TokenCache, call_with_token, fetch_token};
+pub use credentials::{Fresh, TokenCache, call_with_token, fetch_token, send_text_with_token};
 pub use descriptor::{ChannelDeps, ChannelSpec, DevContext, Function, Need, Setting, SettingsOf};
 pub use form::{Form, FormError, read_form};
 pub use request::{
     HttpReply, PublicUrl, RequestExt, WebhookRequest, at_public_base, build_request, reply,
 };
-pub use sender::{ApiErrors, ApiResponse, STATUS_ONLY, Sender, TextUnit, permanent, split_text};
+pub use sender::{
+    ApiErrors, ApiResponse, STATUS_ONLY, Sender, TextUnit, idempotency_key, permanent, split_text,
+};
 pub use signature::{Key, Scheme, SignError, Signature, SigningKey};
 
 /// Why a request is not accepted as coming from the provider. Maps to 401.

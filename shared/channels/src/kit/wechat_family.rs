@@ -16,7 +16,6 @@ pub const ERRORS: ApiErrors = ApiErrors {
     stale_token: "40001 40014 42001",
     retry_after: None,
 };
-pub const TOKEN_MARGIN: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Encrypts the body as the WeChat family does and signs it (`simulate`, tests).
 pub fn seal(

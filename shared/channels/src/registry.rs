@@ -17,6 +17,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::wechat::SPEC,
     crate::wecom::SPEC,
     crate::feishu::SPEC,
+    crate::dingtalk::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

@@ -554,3 +554,30 @@ async fn feishu_replies_to_the_message_with_a_tenant_token() {
         assert!(!chain(&error).contains("t-123") && !chain(&error).contains("feishu-secret"));
     }
 }
+
+#[tokio::test]
+async fn dingtalk_answers_on_the_session_webhook_path_at_dingtalks_host() {
+    let server = Server::start().await;
+    server.answer(200, r#"{"errcode":0,"errmsg":"ok"}"#);
+    let dingtalk = channel(
+        "dingtalk",
+        json!({ "app_secret": "s", "api_base": server.base }),
+    );
+    let mut answer = reply("dingtalk", "cid1", Some("2"));
+    // The host named in the (unsigned) body is never called: only its path.
+    answer.reply.reply_token = Some(format!(
+        "{}@https://attacker.example/robot/sendBySession?session=abc",
+        i64::MAX
+    ));
+    dingtalk.send(&answer).await.unwrap();
+    let call = &server.take()[0];
+    assert_eq!(call.path, "/robot/sendBySession");
+    assert_eq!(
+        call.json(),
+        json!({ "msgtype": "text", "text": { "content": "Your order ships tomorrow. 明天发货。" }, "at": { "atUserIds": ["cust-1"] } })
+    );
+    server.answer(200, r#"{"errcode":130101,"errmsg":"send too fast"}"#);
+    assert!(dingtalk.send(&answer).await.unwrap_err().is_transient());
+    server.answer(200, r#"{"errcode":300001,"errmsg":"session not found"}"#);
+    assert!(!dingtalk.send(&answer).await.unwrap_err().is_transient());
+}

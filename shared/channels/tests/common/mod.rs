@@ -16,6 +16,16 @@ use switchboard_domain::SendError;
 
 pub const NOW_MS: i64 = 1_700_000_030_000;
 
+/// The fixtures' "now": replies whose context expires (DingTalk's session
+/// webhook) are sent at the time the fixture's request was received.
+pub struct FixedClock(pub i64);
+
+impl switchboard_domain::Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
 /// A channel's contract fixture.
 pub struct Fixture {
     pub channel: &'static str,
@@ -42,6 +52,7 @@ impl Fixture {
         let settings: Value = serde_json::from_str(&settings).unwrap();
         let deps = ChannelDeps {
             email,
+            clock: Arc::new(FixedClock(NOW_MS)),
             ..ChannelDeps::offline()
         };
         registry::build(self.channel, &settings, &deps)

@@ -1,5 +1,6 @@
 //! End-to-end tests: `switchboard serve` driven from the outside.
 
+mod cjk;
 mod cli;
 mod defects;
 mod durability;

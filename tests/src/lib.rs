@@ -166,6 +166,7 @@ pub async fn eventually<T>(
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub path: String,
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Value,
 }
@@ -216,6 +217,7 @@ impl StandIn {
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 sink.lock().unwrap().push(Recorded {
                     path: uri.path().to_owned(),
+                    query: uri.query().unwrap_or_default().to_owned(),
                     headers: headers
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
@@ -224,7 +226,12 @@ impl StandIn {
                 });
                 (
                     StatusCode::OK,
-                    axum::Json(json!({ "ok": true, "result": { "message_id": 1 } })),
+                    // Also an access token, as WeChat, WeCom and Feishu hand them out.
+                    axum::Json(
+                        json!({ "ok": true, "result": { "message_id": 1 }, "errcode": 0,
+                        "code": 0, "access_token": "stand-in-token", "expires_in": 7200,
+                        "tenant_access_token": "stand-in-token", "expire": 7200 }),
+                    ),
                 )
                     .into_response()
             }

@@ -3,14 +3,19 @@
 //! normalised messages, and send a reply. Adding a channel touches its module,
 //! one registry line, its contract-test fixture and its README section.
 
+pub mod dingtalk;
 pub mod email;
+pub mod feishu;
 pub mod kit;
+pub mod line;
 pub mod mailgun;
 pub mod notify;
 pub mod registry;
 pub mod slack;
 pub mod telegram;
 pub mod webchat;
+pub mod wechat;
+pub mod wecom;
 
 pub use kit::{
     Channel, ChannelDeps, ChannelSpec, ConfigError, HttpReply, Inbound, Outbound, ParseError,

@@ -13,6 +13,11 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::slack::SPEC,
     crate::webchat::SPEC,
     crate::mailgun::SPEC,
+    crate::line::SPEC,
+    crate::wechat::SPEC,
+    crate::wecom::SPEC,
+    crate::feishu::SPEC,
+    crate::dingtalk::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

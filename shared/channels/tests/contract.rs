@@ -196,7 +196,16 @@ async fn contract(fixture: Fixture) {
         }
         return;
     }
-    let received = stand_in.take();
+    // A channel whose tokens expire fetches one first, then calls once.
+    let mut received = stand_in.take();
+    if let Some(token_path) = expect.get("token_path").and_then(Value::as_str) {
+        let fetched = received
+            .iter()
+            .filter(|call| call.path.ends_with(token_path))
+            .count();
+        assert_eq!(fetched, 1, "{name}: one token fetch");
+        received.retain(|call| !call.path.ends_with(token_path));
+    }
     assert_eq!(received.len(), 1, "{name}: one call");
     let call = &received[0];
     assert!(
@@ -204,6 +213,9 @@ async fn contract(fixture: Fixture) {
         "{name}: {}",
         call.path
     );
+    if let Some(query) = expect.get("query").and_then(Value::as_str) {
+        assert!(call.query.contains(query), "{name}: query {}", call.query);
+    }
     for (header, value) in expect
         .get("headers")
         .and_then(Value::as_object)

@@ -40,6 +40,8 @@ struct Recorder {
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
     answer: Arc<Mutex<String>>,
+    /// Answers for paths ending with a suffix: `(suffix, status, body)`.
+    by_path: Arc<Mutex<Vec<(String, u16, String)>>>,
 }
 
 /// A local HTTP server answering every request with the configured status and
@@ -55,6 +57,7 @@ impl Server {
             received: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
             answer: Arc::new(Mutex::new(r#"{"ok":true}"#.to_owned())),
+            by_path: Arc::default(),
         };
         let app = Router::new().fallback(record).with_state(recorder.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -69,6 +72,11 @@ impl Server {
     fn answer(&self, status: u16, body: &str) {
         self.recorder.status.store(status, Ordering::SeqCst);
         *self.recorder.answer.lock().unwrap() = body.to_owned();
+    }
+
+    fn answer_at(&self, suffix: &str, status: u16, body: &str) {
+        let answer = (suffix.to_owned(), status, body.to_owned());
+        self.recorder.by_path.lock().unwrap().push(answer);
     }
 
     fn take(&self) -> Vec<Received> {
@@ -89,8 +97,21 @@ async fn record(
         headers,
         body: body.to_vec(),
     });
-    let status = StatusCode::from_u16(recorder.status.load(Ordering::SeqCst)).unwrap();
-    let answer = recorder.answer.lock().unwrap().clone();
+    let special = recorder
+        .by_path
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(suffix, _, _)| uri.path().ends_with(suffix.as_str()))
+        .cloned();
+    let (status, answer) = match special {
+        Some((_, status, body)) => (status, body),
+        None => (
+            recorder.status.load(Ordering::SeqCst),
+            recorder.answer.lock().unwrap().clone(),
+        ),
+    };
+    let status = StatusCode::from_u16(status).unwrap();
     (status, [("content-type", "application/json")], answer)
 }
 
@@ -370,4 +391,193 @@ async fn chat_webhook_notifier_posts_a_text_summary() {
     assert!(notifier.notify(&ticket).await.unwrap_err().is_transient());
     server.answer(404, "");
     assert!(!notifier.notify(&ticket).await.unwrap_err().is_transient());
+}
+
+#[tokio::test]
+async fn line_replies_with_the_token_then_pushes_once_it_is_refused() {
+    let server = Server::start().await;
+    let line = channel(
+        "line",
+        json!({ "channel_secret": "s", "channel_access_token": "line-token", "api_base": server.base }),
+    );
+    let mut answer = reply("line", "U0CUST", None);
+    answer.reply.reply_token = Some("reply-token-1".into());
+    answer.text = format!("{}\n{}", "长".repeat(5_000), "短");
+    line.send(&answer).await.unwrap();
+    let calls = server.take();
+    assert_eq!(calls.len(), 1, "two parts, one reply call");
+    assert_eq!(calls[0].path, "/v2/bot/message/reply");
+    assert_eq!(calls[0].header("authorization"), Some("Bearer line-token"));
+    let body = calls[0].json();
+    assert_eq!(body["replyToken"], "reply-token-1");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        body["messages"][1]["text"].as_str().map(str::trim),
+        Some("短")
+    );
+
+    // An expired (or used) token: the same messages go by push, with a retry key.
+    server.answer_at("/reply", 400, r#"{"message":"Invalid reply token"}"#);
+    answer.text = "明天发货。".into();
+    line.send(&answer).await.unwrap();
+    let calls = server.take();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].path, "/v2/bot/message/push");
+    assert_eq!(
+        calls[1].json(),
+        json!({ "to": "U0CUST", "messages": [{ "type": "text", "text": "明天发货。" }] })
+    );
+    let key = calls[1].header("x-line-retry-key").unwrap().to_owned();
+    line.send(&answer).await.unwrap();
+    assert_eq!(
+        server.take()[1].header("x-line-retry-key"),
+        Some(key.as_str()),
+        "the same reply, the same key"
+    );
+
+    // Other refusals are not retried by push.
+    let mut other = reply("line", "U0CUST", None);
+    other.reply.reply_token = Some("t".into());
+    let fresh = Server::start().await;
+    fresh.answer(400, r#"{"message":"The request body has 1 error(s)"}"#);
+    let line = channel(
+        "line",
+        json!({ "channel_secret": "s", "channel_access_token": "line-token", "api_base": fresh.base }),
+    );
+    let error = line.send(&other).await.unwrap_err();
+    assert!(!error.is_transient());
+    assert_eq!(fresh.take().len(), 1);
+    fresh.answer(429, r#"{"message":"Too many requests"}"#);
+    assert!(line.send(&other).await.unwrap_err().is_transient());
+}
+
+#[tokio::test]
+async fn wechat_sends_customer_service_messages_with_a_cached_token() {
+    let server = Server::start().await;
+    server.answer_at(
+        "/cgi-bin/token",
+        200,
+        r#"{"access_token":"ACCESS_TOKEN","expires_in":7200}"#,
+    );
+    server.answer(200, r#"{"errcode":0,"errmsg":"ok"}"#);
+    let wechat = channel(
+        "wechat",
+        json!({ "token": "t", "app_id": "wxAPP", "app_secret": "app-secret", "api_base": server.base }),
+    );
+    wechat.send(&reply("wechat", "oCUST", None)).await.unwrap();
+    wechat.send(&reply("wechat", "oCUST", None)).await.unwrap();
+    let calls = server.take();
+    let paths: Vec<_> = calls.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/cgi-bin/token",
+            "/cgi-bin/message/custom/send",
+            "/cgi-bin/message/custom/send"
+        ],
+        "one token for both"
+    );
+    assert_eq!(calls[0].method, "GET");
+    assert_eq!(
+        calls[1].json(),
+        json!({ "touser": "cust-1", "msgtype": "text", "text": { "content": "Your order ships tomorrow. 明天发货。" } })
+    );
+    for (body, transient) in [
+        (r#"{"errcode":-1,"errmsg":"system error"}"#, true),
+        (
+            r#"{"errcode":45015,"errmsg":"response out of time limit"}"#,
+            false,
+        ),
+        (r#"{"errcode":40003,"errmsg":"invalid openid"}"#, false),
+    ] {
+        server.answer(200, body);
+        let error = wechat
+            .send(&reply("wechat", "oCUST", None))
+            .await
+            .unwrap_err();
+        assert_eq!(error.is_transient(), transient, "{body}");
+        assert!(!chain(&error).contains("app-secret") && !chain(&error).contains("ACCESS_TOKEN"));
+    }
+}
+
+#[tokio::test]
+async fn feishu_replies_to_the_message_with_a_tenant_token() {
+    let server = Server::start().await;
+    server.answer_at(
+        "/tenant_access_token/internal",
+        200,
+        r#"{"code":0,"msg":"ok","tenant_access_token":"t-123","expire":7200}"#,
+    );
+    server.answer(200, r#"{"code":0,"msg":"success","data":{}}"#);
+    let feishu = channel(
+        "feishu",
+        json!({ "app_id": "cli_1", "app_secret": "feishu-secret", "verification_token": "v", "encrypt_key": "k", "base_url": server.base }),
+    );
+    let mut answer = reply("feishu", "oc_1", None);
+    answer.reply.message_id = Some("om_1".into());
+    feishu.send(&answer).await.unwrap();
+    let calls = server.take();
+    assert_eq!(
+        calls[0].path,
+        "/open-apis/auth/v3/tenant_access_token/internal"
+    );
+    assert_eq!(
+        calls[0].json(),
+        json!({ "app_id": "cli_1", "app_secret": "feishu-secret" })
+    );
+    assert_eq!(calls[1].path, "/open-apis/im/v1/messages/om_1/reply");
+    assert_eq!(calls[1].header("authorization"), Some("Bearer t-123"));
+    let body = calls[1].json();
+    assert_eq!(body["msg_type"], "text");
+    let content: Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content["text"], "Your order ships tomorrow. 明天发货。");
+    let uuid = body["uuid"].as_str().unwrap().to_owned();
+    feishu.send(&answer).await.unwrap();
+    let again = server.take();
+    assert_eq!(again.len(), 1, "the token is cached");
+    assert_eq!(
+        again[0].json()["uuid"],
+        uuid,
+        "a retried reply keeps its uuid"
+    );
+
+    for (body, transient) in [
+        (
+            r#"{"code":99991400,"msg":"request trigger frequency limit"}"#,
+            true,
+        ),
+        (r#"{"code":230002,"msg":"bot not in chat"}"#, false),
+    ] {
+        server.answer(200, body);
+        let error = feishu.send(&answer).await.unwrap_err();
+        assert_eq!(error.is_transient(), transient, "{body}");
+        assert!(!chain(&error).contains("t-123") && !chain(&error).contains("feishu-secret"));
+    }
+}
+
+#[tokio::test]
+async fn dingtalk_answers_on_the_session_webhook_path_at_dingtalks_host() {
+    let server = Server::start().await;
+    server.answer(200, r#"{"errcode":0,"errmsg":"ok"}"#);
+    let dingtalk = channel(
+        "dingtalk",
+        json!({ "app_secret": "s", "api_base": server.base }),
+    );
+    let mut answer = reply("dingtalk", "cid1", Some("2"));
+    // The host named in the (unsigned) body is never called: only its path.
+    answer.reply.reply_token = Some(format!(
+        "{}@https://attacker.example/robot/sendBySession?session=abc",
+        i64::MAX
+    ));
+    dingtalk.send(&answer).await.unwrap();
+    let call = &server.take()[0];
+    assert_eq!(call.path, "/robot/sendBySession");
+    assert_eq!(
+        call.json(),
+        json!({ "msgtype": "text", "text": { "content": "Your order ships tomorrow. 明天发货。" }, "at": { "atUserIds": ["cust-1"] } })
+    );
+    server.answer(200, r#"{"errcode":130101,"errmsg":"send too fast"}"#);
+    assert!(dingtalk.send(&answer).await.unwrap_err().is_transient());
+    server.answer(200, r#"{"errcode":300001,"errmsg":"session not found"}"#);
+    assert!(!dingtalk.send(&answer).await.unwrap_err().is_transient());
 }

@@ -36,7 +36,10 @@ pub fn router(local: Arc<Local>) -> Router {
     let mut router = Router::new().route("/healthz", get(health));
     if local.dev.is_some() {
         router = router
-            .route("/dev/provider/{channel}/{*rest}", post(dev_provider))
+            .route(
+                "/dev/provider/{channel}/{*rest}",
+                post(dev_provider).get(dev_access_token),
+            )
             .route("/dev/provider/{channel}", post(dev_provider_root))
             .route("/dev/replies", get(dev_replies));
     }
@@ -197,10 +200,24 @@ async fn health(State(local): Shared, headers: HeaderMap) -> Response {
 /// The stand-in provider of development mode: records each reply.
 async fn dev_provider(
     State(local): Shared,
-    Path((channel, _rest)): Path<(String, String)>,
+    Path((channel, rest)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
+    // Providers' token endpoints (WeChat `cgi-bin/token`, WeCom `gettoken`,
+    // Feishu `tenant_access_token`) are no replies: they get a token.
+    if rest.contains("token") {
+        return dev_access_token().await;
+    }
     record_dev_reply(&local, &channel, &body)
+}
+
+/// An access token, shaped like WeChat's, WeCom's and Feishu's answers.
+async fn dev_access_token() -> Response {
+    respond(reply::json(
+        200,
+        &json!({ "errcode": 0, "code": 0, "access_token": "development", "expires_in": 7200,
+                 "tenant_access_token": "development", "expire": 7200 }),
+    ))
 }
 
 async fn dev_provider_root(

@@ -68,18 +68,26 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
     let base = args.server.clone().unwrap_or_else(|| config.public_url());
     let now_ms = SystemClock.now_ms();
     let mut request = channel.sample(customer, &args.text, now_ms);
-    let query = request
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let url = format!("{base}/webhooks/{}{query}", args.channel);
+    let with_query = |request: &switchboard_channels::WebhookRequest| {
+        let query = request.uri().query().map(|q| format!("?{q}"));
+        format!(
+            "{base}/webhooks/{}{}",
+            args.channel,
+            query.unwrap_or_default()
+        )
+    };
+    let public_url = with_query(&request);
     request
         .extensions_mut()
-        .insert(switchboard_channels::PublicUrl(url.clone()));
+        .insert(switchboard_channels::PublicUrl(public_url));
     channel.sign(&mut request, now_ms)?;
+    // Signing may add to the query (WeChat, WeCom) and encrypt the body.
+    let url = with_query(&request);
+    let verified = channel
+        .verify(&request, now_ms)
+        .unwrap_or_else(|_| Verified::assume(&request));
     let message = channel
-        .parse(&request, &Verified::assume(&request))
+        .parse(&request, &verified)
         .ok()
         .and_then(|mut messages| messages.pop());
 
@@ -156,11 +164,20 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
 
 /// The text of a recorded reply, whatever the provider's body shape.
 fn reply_text(payload: &Value) -> String {
-    ["/text", "/text/content", "/messages/0/text", "/content"]
+    let text = ["/text", "/text/content", "/messages/0/text", "/content"]
         .iter()
         .find_map(|pointer| payload.pointer(pointer).and_then(Value::as_str))
-        .unwrap_or_default()
-        .to_owned()
+        .unwrap_or_default();
+    // Feishu's `content` is JSON in a string.
+    let nested = serde_json::from_str::<Value>(text).ok();
+    match nested
+        .as_ref()
+        .and_then(|v| v.pointer("/text"))
+        .and_then(Value::as_str)
+    {
+        Some(inner) => inner.to_owned(),
+        None => text.to_owned(),
+    }
 }
 
 async fn dev_replies(

@@ -52,6 +52,12 @@ impl TokenCache {
         }
     }
 
+    /// A channel's token in the shared store, refreshed 5 minutes early.
+    pub fn shared(key: impl Into<String>, deps: &super::ChannelDeps) -> Self {
+        let (store, clock) = (deps.credentials.clone(), deps.clock.clone());
+        Self::new(key, store, clock, Duration::from_secs(300))
+    }
+
     /// A token valid for at least the margin, fetching one if need be.
     pub async fn get<F, Fut>(&self, fetch: F) -> Result<Credential, SendError>
     where
@@ -165,6 +171,64 @@ where
             sender.call(reply_id, build(&newer.value)).await
         }
         other => other,
+    }
+}
+
+/// Sends a reply's text in parts of at most `max` units, each call made by
+/// `build` (part index, text, token) with a cached token ([`call_with_token`]).
+pub async fn send_text_with_token<F, Fut, B>(
+    sender: &Sender,
+    reply: &switchboard_domain::OutboundReply,
+    (max, unit): (usize, super::TextUnit),
+    cache: &TokenCache,
+    fetch: F,
+    build: B,
+) -> Result<(), SendError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Fresh, SendError>>,
+    B: Fn(usize, &str, &Secret) -> reqwest::RequestBuilder,
+{
+    if reply.text.trim().is_empty() {
+        return Err(super::permanent(&reply.channel, "empty reply text"));
+    }
+    for (index, part) in super::split_text(&reply.text, max, unit)
+        .into_iter()
+        .enumerate()
+    {
+        let call = |token: &Secret| build(index, part, token);
+        call_with_token(sender, &reply.reply_id, cache, &fetch, call).await?;
+    }
+    Ok(())
+}
+
+/// Asks the provider for a token with `request` and reads it from its JSON
+/// answer: the token at `token`, its lifetime in seconds at `expires_in`
+/// (WeChat `/access_token` + `/expires_in`, Feishu `/tenant_access_token` +
+/// `/expire`). The sender has already refused answers with error codes.
+pub async fn fetch_token(
+    sender: &Sender,
+    request: reqwest::RequestBuilder,
+    token: &str,
+    expires_in: &str,
+) -> Result<Fresh, SendError> {
+    let answer = sender.call("access-token", request).await?;
+    let body = answer.json().unwrap_or_default();
+    let value = body
+        .pointer(token)
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty());
+    let seconds = body.pointer(expires_in).and_then(|v| v.as_u64());
+    match (value, seconds) {
+        (Some(value), Some(seconds)) => Ok(Fresh {
+            value: Secret::from(value),
+            expires_in: Duration::from_secs(seconds.min(86_400 * 30)),
+        }),
+        _ => Err(SendError::Transient {
+            channel: "credentials".into(),
+            detail: "the provider's token answer lacks the token or its lifetime".into(),
+            source: None,
+        }),
     }
 }
 

@@ -53,6 +53,18 @@ pub struct MediaFields {
     pub name: &'static str,
 }
 
+impl MediaFields {
+    /// A file known by its id (key) and name only.
+    pub const fn keyed(id: &'static str, name: &'static str) -> Self {
+        Self {
+            id,
+            url: "",
+            mime: "",
+            name,
+        }
+    }
+}
+
 /// An attachment from a provider's media object; without `kind`, the kind
 /// follows the media type. `None` when it has neither an id nor a URL.
 pub fn media(
@@ -103,6 +115,31 @@ pub fn media_list(
         .into_iter()
         .flatten();
     list.filter_map(|item| media(item, kind, fields)).collect()
+}
+
+/// Every string held by a field called `name`, anywhere in `value`, in
+/// document order (rich-text trees: Feishu `post`), at most 32 levels down.
+pub fn strings_named(value: &Value, name: &str) -> Vec<String> {
+    fn walk(value: &Value, name: &str, depth: usize, out: &mut Vec<String>) {
+        match value {
+            _ if depth > 32 => {}
+            Value::Array(items) => items
+                .iter()
+                .for_each(|item| walk(item, name, depth + 1, out)),
+            Value::Object(fields) => {
+                for (key, field) in fields {
+                    match field {
+                        Value::String(text) if key == name => out.push(text.clone()),
+                        _ => walk(field, name, depth + 1, out),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, name, 0, &mut out);
+    out
 }
 
 /// A location as an attachment: an RFC 5870 `geo:` URI, and a place name.

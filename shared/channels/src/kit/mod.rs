@@ -8,6 +8,7 @@
 //! provider tokens through one [`TokenCache`].
 
 pub mod credentials;
+pub mod crypto;
 pub mod descriptor;
 pub mod form;
 pub mod json;
@@ -15,6 +16,8 @@ pub mod request;
 pub mod schemes;
 pub mod sender;
 pub mod signature;
+pub mod wechat_family;
+pub mod xml;
 
 use std::sync::Arc;
 
@@ -22,13 +25,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use switchboard_domain::{AttachmentKind, InboundMessage, OutboundReply, SendError};
 
-pub use credentials::{Fresh, TokenCache, call_with_token};
+pub use credentials::{Fresh, TokenCache, call_with_token, fetch_token, send_text_with_token};
 pub use descriptor::{ChannelDeps, ChannelSpec, DevContext, Function, Need, Setting, SettingsOf};
 pub use form::{Form, FormError, read_form};
 pub use request::{
     HttpReply, PublicUrl, RequestExt, WebhookRequest, at_public_base, build_request, reply,
 };
-pub use sender::{ApiErrors, ApiResponse, STATUS_ONLY, Sender, TextUnit, permanent, split_text};
+pub use sender::{
+    ApiErrors, ApiResponse, STATUS_ONLY, Sender, TextUnit, idempotency_key, permanent, split_text,
+};
 pub use signature::{Key, Scheme, SignError, Signature, SigningKey};
 
 /// Why a request is not accepted as coming from the provider. Maps to 401.

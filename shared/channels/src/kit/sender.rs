@@ -248,6 +248,18 @@ impl Sender {
     }
 }
 
+/// A UUID fixed by our reply id and a call's index, for providers that send
+/// a call with the same idempotency key once (LINE's `X-Line-Retry-Key`,
+/// Feishu's `uuid`): a retried reply is not delivered twice.
+pub fn idempotency_key(reply_id: &str, index: usize) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{reply_id}:{index}"));
+    let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
 /// Whether a non-success HTTP status is worth retrying: rate limits, request
 /// timeouts and server errors are; every other client error is not.
 pub fn status_is_transient(status: StatusCode) -> bool {
@@ -358,6 +370,14 @@ pub fn base_url_or(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_keys_are_stable_uuids() {
+        assert_eq!(idempotency_key("r1", 0), idempotency_key("r1", 0));
+        assert_ne!(idempotency_key("r1", 0), idempotency_key("r1", 1));
+        assert_ne!(idempotency_key("r1", 0), idempotency_key("r2", 0));
+        assert!(uuid::Uuid::parse_str(&idempotency_key("r1", 0)).is_ok());
+    }
 
     fn answer(status: u16, body: &str) -> ApiResponse {
         ApiResponse {

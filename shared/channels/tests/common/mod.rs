@@ -16,6 +16,16 @@ use switchboard_domain::SendError;
 
 pub const NOW_MS: i64 = 1_700_000_030_000;
 
+/// The fixtures' "now": replies whose context expires (DingTalk's session
+/// webhook) are sent at the time the fixture's request was received.
+pub struct FixedClock(pub i64);
+
+impl switchboard_domain::Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
 /// A channel's contract fixture.
 pub struct Fixture {
     pub channel: &'static str,
@@ -42,6 +52,7 @@ impl Fixture {
         let settings: Value = serde_json::from_str(&settings).unwrap();
         let deps = ChannelDeps {
             email,
+            clock: Arc::new(FixedClock(NOW_MS)),
             ..ChannelDeps::offline()
         };
         registry::build(self.channel, &settings, &deps)
@@ -116,6 +127,7 @@ pub fn signed(channel: &SharedChannel, spec: &Value, now_ms: i64) -> WebhookRequ
 #[derive(Debug, Clone)]
 pub struct Received {
     pub path: String,
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
@@ -136,12 +148,14 @@ impl StandIn {
                 let path = uri.path().to_owned();
                 sink.lock().unwrap().push(Received {
                     path,
+                    query: uri.query().unwrap_or_default().to_owned(),
                     headers,
                     body: body.to_vec(),
                 });
-                axum::Json(
-                    serde_json::json!({ "ok": true, "errcode": 0, "result": { "message_id": 1 } }),
-                )
+                // Also an access token, as WeChat, WeCom and Feishu hand them out.
+                axum::Json(serde_json::json!({ "ok": true, "errcode": 0, "code": 0,
+                    "result": { "message_id": 1 }, "access_token": "stand-in-access-token",
+                    "expires_in": 7200, "tenant_access_token": "stand-in-access-token", "expire": 7200 }))
             }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

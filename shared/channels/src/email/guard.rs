@@ -73,24 +73,41 @@ pub fn auto_reply_block(
     if header("Return-Path").any(|value| value.is_empty() || value == "<>") {
         return Some("null-return-path");
     }
-    let sender = address_of(from);
-    if let Some(sender) = &sender {
-        let local = sender
-            .rsplit_once('@')
-            .map_or(sender.as_str(), |(local, _)| local);
-        let local = local.split('+').next().unwrap_or(local);
-        if SYSTEM_LOCAL_PARTS.contains(&local) {
-            return Some("system-sender");
-        }
-        if our_addresses
-            .iter()
-            .filter_map(|ours| address_of(ours))
-            .any(|ours| &ours == sender)
-        {
-            return Some("own-address");
-        }
+    // The reply goes to the Reply-To address when there is one (the first,
+    // as the reply is built), else to the sender: both must be people.
+    if let Some(reason) = address_of(from)
+        .and_then(|sender| address_block(&sender, our_addresses, "system-sender", "own-address"))
+    {
+        return Some(reason);
     }
-    None
+    header("Reply-To")
+        .find_map(address_of)
+        .and_then(|target| address_block(&target, our_addresses, "system-reply-to", "own-reply-to"))
+}
+
+/// Why mail must not be sent to `address` (lower-cased), if it must not.
+fn address_block(
+    address: &str,
+    our_addresses: &[String],
+    system: &'static str,
+    own: &'static str,
+) -> Option<&'static str> {
+    let (local, domain) = untagged(address);
+    if SYSTEM_LOCAL_PARTS.contains(&local) {
+        return Some(system);
+    }
+    let ours = our_addresses
+        .iter()
+        .filter_map(|ours| address_of(ours))
+        .any(|ours| untagged(&ours) == (local, domain));
+    ours.then_some(own)
+}
+
+/// An address's local part without its `+tag` (subaddress, RFC 5233), and
+/// its domain: `support+orders@shop.example` is `support` at `shop.example`.
+fn untagged(address: &str) -> (&str, &str) {
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    (local.split('+').next().unwrap_or(local), domain)
 }
 
 /// Every value of the header `name`, trimmed.
@@ -240,6 +257,52 @@ mod tests {
             Some("own-address")
         );
         assert_eq!(auto_reply_block(&[], "replying@x.example", &ours()), None);
+    }
+
+    #[test]
+    fn tagged_forms_of_our_addresses_are_ours() {
+        for from in [
+            "support+orders@shop.example",
+            "Shop <SUPPORT+x@Shop.Example>",
+            "help+a+b@shop.example",
+        ] {
+            assert_eq!(
+                auto_reply_block(&[], from, &ours()),
+                Some("own-address"),
+                "{from}"
+            );
+        }
+        assert_eq!(
+            auto_reply_block(&[], "support@other.example", &ours()),
+            None,
+            "same name, another domain"
+        );
+        assert_eq!(
+            auto_reply_block(&[], "supporter@shop.example", &ours()),
+            None
+        );
+    }
+
+    #[test]
+    fn the_address_the_reply_goes_to_is_checked_too() {
+        let cases = [
+            ("support@shop.example", Some("own-reply-to")),
+            ("Shop <support+loop@shop.example>", Some("own-reply-to")),
+            ("MAILER-DAEMON@mx.example", Some("system-reply-to")),
+            ("no-reply@service.example", Some("system-reply-to")),
+            // Only the first address gets the reply.
+            ("jane@home.example, support@shop.example", None),
+            ("Jane at home <jane@home.example>", None),
+            // Not an address: the reply goes to the sender, who is fine.
+            ("undisclosed-recipients:;", None),
+        ];
+        for (reply_to, expected) in cases {
+            assert_eq!(
+                auto_reply_block(&headers(&[("Reply-To", reply_to)]), CUSTOMER, &ours()),
+                expected,
+                "{reply_to}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod request;
 pub mod schemes;
 pub mod sender;
 pub mod signature;
+pub mod sns;
 
 use std::sync::Arc;
 
@@ -46,6 +47,10 @@ pub enum VerifyError {
     Malformed(&'static str),
     #[error("signature already used")]
     Replayed,
+    /// What verification needs could not be had just now (a provider's
+    /// certificate); the provider should retry. Maps to 503.
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
 }
 
 /// Why an authentic request cannot be read. Maps to 400. Never carries text
@@ -143,7 +148,16 @@ pub type Parsed = Result<Vec<InboundMessage>, ParseError>;
 pub type Handshake = Result<Option<HttpReply>, VerifyError>;
 
 /// The receiving half of a channel.
+#[async_trait]
 pub trait Inbound: Send + Sync {
+    /// Fetches what verification needs from the network (a provider's
+    /// signing certificate) and makes set-up calls a verified handshake asks
+    /// for (confirming a subscription), before the synchronous checks.
+    /// `webhook check` does not call it: it verifies with pinned settings.
+    async fn prepare(&self, _request: &WebhookRequest, _now_ms: i64) -> Result<(), VerifyError> {
+        Ok(())
+    }
+
     /// Answers a set-up handshake (URL verification, challenge) when the
     /// request is one. A handshake the provider signs is verified here too.
     fn handshake(&self, _request: &WebhookRequest, _now_ms: i64) -> Handshake {

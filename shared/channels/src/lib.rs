@@ -7,6 +7,7 @@ pub mod email;
 pub mod kit;
 pub mod mailgun;
 pub mod notify;
+pub mod postmark;
 pub mod registry;
 pub mod slack;
 pub mod telegram;

@@ -97,6 +97,7 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
         gaps: Arc::new(stores.gaps.clone()),
         queue: Arc::new(SqsQueueProducer::new(clients.sqs.clone(), &resources)),
         credentials: Arc::new(stores.credentials.clone()),
+        counters: Arc::new(stores.counters.clone()),
         email,
         clock: Arc::new(SystemClock),
         http: http_client()?,

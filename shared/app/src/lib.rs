@@ -21,8 +21,8 @@ use switchboard_channels::notify::{
 };
 use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
 use switchboard_domain::{
-    AgentNotifier, Clock, CredentialStore, CustomerStore, FeedbackStore, GapLog, IdempotencyStore,
-    QueueProducer, SessionStore,
+    AgentNotifier, Clock, CounterStore, CredentialStore, CustomerStore, FeedbackStore, GapLog,
+    IdempotencyStore, QueueProducer, SessionStore,
 };
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::desk::AgentDesk;
@@ -44,6 +44,8 @@ pub struct Ports {
     pub gaps: Arc<dyn GapLog>,
     pub queue: Arc<dyn QueueProducer>,
     pub credentials: Arc<dyn CredentialStore>,
+    /// Expiring counters (daily automated reply caps, bouncing addresses).
+    pub counters: Arc<dyn CounterStore>,
     pub email: Arc<dyn EmailTransport>,
     pub clock: Arc<dyn Clock>,
     pub http: reqwest::Client,
@@ -81,6 +83,7 @@ impl App {
             http: ports.http.clone(),
             email: ports.email.clone(),
             credentials: ports.credentials.clone(),
+            counters: ports.counters.clone(),
             clock: ports.clock.clone(),
         };
         let channels = Arc::new(

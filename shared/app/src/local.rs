@@ -72,6 +72,7 @@ impl Local {
                 wake: wake.clone(),
             }),
             credentials: Arc::new(store.clone()),
+            counters: Arc::new(store.clone()),
             email: email_transport(&config)?,
             clock: Arc::new(SystemClock),
             http: http_client()?,

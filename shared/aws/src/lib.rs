@@ -21,8 +21,9 @@ pub use aws_lambda_events;
 pub use batch::{is_fifo_record, message_group, process_sqs_batch, receive_count};
 pub use config::{AwsResources, Clients, WarmUp, aws_config, local_config, warm_up};
 pub use dynamo::{
-    DynamoCredentialStore, DynamoCustomerStore, DynamoFeedbackStore, DynamoGapLog,
-    DynamoIdempotencyStore, DynamoKnowledgeBase, DynamoSessionStore, Retention, TTL_ATTRIBUTE,
+    DynamoCounterStore, DynamoCredentialStore, DynamoCustomerStore, DynamoFeedbackStore,
+    DynamoGapLog, DynamoIdempotencyStore, DynamoKnowledgeBase, DynamoSessionStore, Retention,
+    TTL_ATTRIBUTE,
 };
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;
@@ -40,6 +41,7 @@ pub struct DynamoStores {
     pub gaps: DynamoGapLog,
     pub kb: DynamoKnowledgeBase,
     pub credentials: DynamoCredentialStore,
+    pub counters: DynamoCounterStore,
 }
 
 impl DynamoStores {
@@ -52,6 +54,7 @@ impl DynamoStores {
             gaps: DynamoGapLog::new(client.clone(), &resources.gaps_table),
             kb: DynamoKnowledgeBase::new(client.clone(), &resources.kb_table),
             credentials: DynamoCredentialStore::new(client.clone(), &resources.credentials_table),
+            counters: DynamoCounterStore::new(client.clone(), &resources.idempotency_table),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod mailgun;
 pub mod notify;
 pub mod postmark;
 pub mod registry;
+pub mod sendgrid;
 pub mod slack;
 pub mod telegram;
 pub mod webchat;

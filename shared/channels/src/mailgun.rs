@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use switchboard_domain::{OutboundReply, Secret, SendError};
 
-use crate::email::{EmailTransport, Identity, ReceivedMail, header, new_text};
+use crate::email::{EmailTransport, Identity, ReceivedMail, ReplyLimits, header, new_text};
 use crate::kit::descriptor::build;
 use crate::kit::json::invalid;
 use crate::kit::{
@@ -32,6 +32,7 @@ pub const SPEC: ChannelSpec = ChannelSpec {
         our_addresses: optional => "further addresses of ours, never answered automatically",
         replay_window_secs: optional => "default 900",
         message_id_domain: optional => "domain of our replies' `Message-ID`s; default: that of `from_address`",
+        max_auto_replies_per_day: optional => "automated replies per sender per day, default 10",
     },
     build: build::<Mailgun>,
     dev: |ctx| json!({ "signing_key": ctx.secret("signing_key"), "from_address": ctx.from_address }),
@@ -47,12 +48,14 @@ pub struct MailgunConfig {
     pub our_addresses: Vec<String>,
     pub replay_window_secs: Option<i64>,
     pub message_id_domain: Option<String>,
+    pub max_auto_replies_per_day: Option<u64>,
 }
 
 pub struct Mailgun {
     signature: Signature,
     identity: Identity,
     email: Arc<dyn EmailTransport>,
+    limits: ReplyLimits,
 }
 
 impl SettingsOf for Mailgun {
@@ -66,6 +69,7 @@ impl SettingsOf for Mailgun {
             signature: signature.window(config.replay_window_secs)?,
             identity: Identity::new(&config.from_address, &config.our_addresses, domain)?,
             email: deps.email.clone(),
+            limits: ReplyLimits::new(Self::NAME, deps, config.max_auto_replies_per_day)?,
         })
     }
 }
@@ -143,6 +147,9 @@ impl Inbound for Mailgun {
 #[async_trait]
 impl Outbound for Mailgun {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        if !self.limits.allow(reply).await? {
+            return Ok(());
+        }
         self.identity
             .send_reply(Self::NAME, self.email.as_ref(), reply)
             .await

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use switchboard_domain::{Attachment, OutboundReply, Secret, SendError};
 
-use crate::email::{EmailTransport, Identity, ReceivedMail, is_token, new_text};
+use crate::email::{EmailTransport, Identity, ReceivedMail, ReplyLimits, is_token, new_text};
 use crate::kit::descriptor::build;
 use crate::kit::{
     ChannelDeps, ChannelSpec, Function, Inbound, Outbound, Parsed, SettingsOf, Signature, Unusable,
@@ -30,6 +30,7 @@ pub const SPEC: ChannelSpec = ChannelSpec {
         from_address: send("support@example.invalid") => "your support address; automated replies come from it",
         our_addresses: optional => "further addresses of ours, never answered automatically",
         message_id_domain: optional => "domain of our replies' `Message-ID`s; default: that of `from_address`",
+        max_auto_replies_per_day: optional => "automated replies per sender per day, default 10",
     },
     build: build::<Postmark>,
     dev: |ctx| {
@@ -50,12 +51,14 @@ pub struct PostmarkConfig {
     #[serde(default)]
     pub our_addresses: Vec<String>,
     pub message_id_domain: Option<String>,
+    pub max_auto_replies_per_day: Option<u64>,
 }
 
 pub struct Postmark {
     signature: Signature,
     identity: Identity,
     email: Arc<dyn EmailTransport>,
+    limits: ReplyLimits,
 }
 
 impl SettingsOf for Postmark {
@@ -68,6 +71,7 @@ impl SettingsOf for Postmark {
             signature: Signature::basic(&config.inbound_username, &config.inbound_password)?,
             identity: Identity::new(&config.from_address, &config.our_addresses, domain)?,
             email: deps.email.clone(),
+            limits: ReplyLimits::new(Self::NAME, deps, config.max_auto_replies_per_day)?,
         })
     }
 }
@@ -209,6 +213,9 @@ impl Inbound for Postmark {
 #[async_trait]
 impl Outbound for Postmark {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        if !self.limits.allow(reply).await? {
+            return Ok(());
+        }
         self.identity
             .send_reply(Self::NAME, self.email.as_ref(), reply)
             .await

@@ -262,3 +262,22 @@ pub trait CredentialStore: Send + Sync {
 pub trait AgentNotifier: Send + Sync {
     async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError>;
 }
+
+/// Counters that expire, shared by every instance: the per-sender daily cap
+/// on automated email replies, and marks such as "this address bounces".
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Adds one to the counter `key` unless it has reached `limit`, and
+    /// says whether it did. A counter past its expiry counts as 0; one that
+    /// is started lives until `expires_at_ms`.
+    async fn increment_below(
+        &self,
+        key: &str,
+        limit: u64,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The counter's value at `now_ms` (0 when absent or expired).
+    async fn count(&self, key: &str, now_ms: i64) -> Result<u64, StoreError>;
+}

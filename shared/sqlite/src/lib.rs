@@ -6,6 +6,7 @@
 //! pool. Writes are committed with `synchronous = FULL`, so a message is on
 //! disk before ingress acknowledges it.
 
+mod counters;
 mod credentials;
 mod queue;
 mod stores;
@@ -82,6 +83,11 @@ CREATE TABLE IF NOT EXISTS credentials (
     version     INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,                   -- the instance refreshing it, until lease_until
     lease_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS counters (
+    key        TEXT PRIMARY KEY,        -- e.g. auto-replies:<channel>:<sender>:<day>
+    count      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL         -- unix ms; the counter counts as 0 after it
 );
 "#;
 

@@ -83,6 +83,14 @@ pub fn parse_mime(raw: &[u8]) -> Result<Mail, ParseError> {
     })
 }
 
+/// The text of an HTML body (a provider's `html` field), through the one parser.
+pub fn html_to_text(html: &str) -> String {
+    let raw = format!("Content-Type: text/html; charset=utf-8\r\n\r\n{html}");
+    parse_mime(raw.as_bytes())
+        .map(|mail| mail.body)
+        .unwrap_or_default()
+}
+
 /// A header value on one line, trimmed.
 fn unfold(value: &str) -> String {
     value

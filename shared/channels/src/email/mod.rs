@@ -4,6 +4,7 @@
 
 mod guard;
 mod inbound;
+mod limits;
 mod mime;
 mod quotes;
 mod reply;
@@ -14,7 +15,8 @@ pub use inbound::{
     Identity, ReceivedMail, Threading, bare_id, header, is_token, thread_subject, untag,
 };
 pub use lettre::Message;
-pub use mime::{Mail, parse_mime};
+pub use limits::{DEFAULT_DAILY_CAP, ReplyLimits};
+pub use mime::{Mail, html_to_text, parse_mime};
 pub use quotes::new_text;
 pub use reply::{BuildReplyError, build_reply, message_ids, normalize_message_id, reply_subject};
 pub use transport::{EmailTransport, OutboxTransport, SmtpConfig, SmtpTls, SmtpTransport};

@@ -10,6 +10,7 @@ pub mod notify;
 pub mod postmark;
 pub mod registry;
 pub mod sendgrid;
+pub mod ses;
 pub mod slack;
 pub mod telegram;
 pub mod webchat;

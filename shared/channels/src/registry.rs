@@ -15,6 +15,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::mailgun::SPEC,
     crate::postmark::SPEC,
     crate::sendgrid::SPEC,
+    crate::ses::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

@@ -204,10 +204,7 @@ impl Inbound for Sendgrid {
 
     fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
         let to = crate::email::address_of(&self.identity.from_address).unwrap_or_default();
-        let raw = format!(
-            "From: {customer}\r\nTo: {to}\r\nSubject: Question\r\nMessage-ID: <sample-{now_ms}@customer.example>\r\n\
-             MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{text}\r\n"
-        );
+        let raw = crate::email::sample_mail(customer, &to, text, now_ms);
         let envelope = json!({ "to": [to], "from": customer }).to_string();
         let mut body = String::new();
         for (name, value) in [

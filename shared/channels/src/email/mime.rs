@@ -91,6 +91,15 @@ pub fn html_to_text(html: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A customer's plain-text mail, as `simulate` and development mode send it.
+pub fn sample_mail(customer: &str, to: &str, text: &str, now_ms: i64) -> String {
+    format!(
+        "From: {customer}\r\nTo: {to}\r\nSubject: Question\r\n\
+         Message-ID: <sample-{now_ms}@customer.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\n\r\n{text}\r\n"
+    )
+}
+
 /// A header value on one line, trimmed.
 fn unfold(value: &str) -> String {
     value

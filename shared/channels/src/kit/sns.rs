@@ -189,6 +189,31 @@ impl Certificates {
     }
 }
 
+/// Confirms a verified `SubscriptionConfirmation` by fetching its
+/// `SubscribeURL`, which must be on an SNS host.
+pub async fn confirm_subscription(
+    http: &reqwest::Client,
+    envelope: &Map<String, Value>,
+) -> Result<(), VerifyError> {
+    let url = field(envelope, "SubscribeURL").ok_or(VerifyError::Missing("SubscribeURL"))?;
+    let on_sns = url.parse::<http::Uri>().ok().is_some_and(|uri| {
+        let host = uri.host().unwrap_or_default();
+        uri.scheme_str() == Some("https") && valid_cert_url(&format!("https://{host}/x.pem"))
+    });
+    if !on_sns {
+        return Err(VerifyError::Malformed("SubscribeURL"));
+    }
+    let confirmed = http
+        .get(url)
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
+    match confirmed.and_then(reqwest::Response::error_for_status) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(VerifyError::Unavailable("SNS subscription confirmation")),
+    }
+}
+
 /// Checks an envelope's signature and timestamp (at most `max_age_secs`
 /// old, at most a minute ahead).
 pub fn verify(
@@ -222,6 +247,13 @@ pub fn verify(
         .map_err(|_| VerifyError::BadSignature)?;
     let timestamp = field(envelope, "Timestamp").ok_or(VerifyError::Missing("Timestamp"))?;
     check_timestamp(timestamp, max_age_secs, now_ms)
+}
+
+/// An RFC 3339 timestamp (`2022-07-28T21:23:58.317Z`) in unix milliseconds.
+pub fn timestamp_ms(timestamp: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let at = time::OffsetDateTime::parse(timestamp.trim(), &Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// An RFC 3339 timestamp within `max_age_secs` before now and a minute after.

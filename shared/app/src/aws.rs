@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use switchboard_aws::{AwsResources, Clients, DynamoStores, SqsQueueProducer, WarmUp};
+use switchboard_aws::{
+    AwsResources, Clients, DynamoStores, S3ObjectReader, SqsQueueProducer, WarmUp,
+};
 use switchboard_channels::email::{EmailTransport, Message, SmtpTransport};
 use switchboard_domain::{SendError, SystemClock};
 use switchboard_faq::KnowledgeBase;
@@ -98,6 +100,7 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
         queue: Arc::new(SqsQueueProducer::new(clients.sqs.clone(), &resources)),
         credentials: Arc::new(stores.credentials.clone()),
         counters: Arc::new(stores.counters.clone()),
+        objects: Arc::new(S3ObjectReader::new(clients.s3.clone())),
         email,
         clock: Arc::new(SystemClock),
         http: http_client()?,

@@ -22,7 +22,7 @@ use switchboard_channels::notify::{
 use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
 use switchboard_domain::{
     AgentNotifier, Clock, CounterStore, CredentialStore, CustomerStore, FeedbackStore, GapLog,
-    IdempotencyStore, QueueProducer, SessionStore,
+    IdempotencyStore, ObjectReader, QueueProducer, SessionStore,
 };
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::desk::AgentDesk;
@@ -46,6 +46,8 @@ pub struct Ports {
     pub credentials: Arc<dyn CredentialStore>,
     /// Expiring counters (daily automated reply caps, bouncing addresses).
     pub counters: Arc<dyn CounterStore>,
+    /// Objects other services stored (SES's raw mail in S3; none locally).
+    pub objects: Arc<dyn ObjectReader>,
     pub email: Arc<dyn EmailTransport>,
     pub clock: Arc<dyn Clock>,
     pub http: reqwest::Client,
@@ -84,6 +86,7 @@ impl App {
             email: ports.email.clone(),
             credentials: ports.credentials.clone(),
             counters: ports.counters.clone(),
+            objects: ports.objects.clone(),
             clock: ports.clock.clone(),
         };
         let channels = Arc::new(

@@ -73,6 +73,7 @@ impl Local {
             }),
             credentials: Arc::new(store.clone()),
             counters: Arc::new(store.clone()),
+            objects: Arc::new(switchboard_domain::NoObjects),
             email: email_transport(&config)?,
             clock: Arc::new(SystemClock),
             http: http_client()?,

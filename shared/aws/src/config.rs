@@ -81,6 +81,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -89,6 +90,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            s3: aws_sdk_s3::Client::new(config),
         }
     }
 
@@ -101,6 +103,12 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(&dynamodb),
             sqs: aws_sdk_sqs::Client::new(&other),
             secrets: aws_sdk_secretsmanager::Client::new(&other),
+            // moto serves buckets on its own host, not as subdomains.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&other)
+                    .force_path_style(true)
+                    .build(),
+            ),
         }
     }
 

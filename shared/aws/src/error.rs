@@ -24,6 +24,14 @@ pub enum AwsError {
         #[source]
         source: BoxError,
     },
+    /// An S3 call failed.
+    #[error("S3 {operation} in bucket {bucket} failed")]
+    S3 {
+        operation: &'static str,
+        bucket: String,
+        #[source]
+        source: BoxError,
+    },
     /// A Secrets Manager call failed.
     #[error("Secrets Manager {operation} failed")]
     SecretsManager {
@@ -59,6 +67,14 @@ impl AwsError {
         AwsError::DynamoDb {
             operation,
             table: table.to_owned(),
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn s3(operation: &'static str, bucket: &str, source: impl Into<BoxError>) -> Self {
+        AwsError::S3 {
+            operation,
+            bucket: bucket.to_owned(),
             source: source.into(),
         }
     }

@@ -13,7 +13,8 @@ pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod poller;
-pub mod secrets;
+pub mod s3;
+mod secrets;
 pub mod setup;
 pub mod sqs;
 
@@ -27,6 +28,7 @@ pub use dynamo::{
 };
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;
+pub use s3::S3ObjectReader;
 pub use secrets::{load_json_secret, secret_field};
 pub use setup::{QueueOptions, QueueRef, create_queue_with_dlq, create_tables_and_queues};
 pub use sqs::{BodyError, SqsQueueProducer, fifo_id, is_fifo_url, message_body};

@@ -115,7 +115,7 @@ impl Sendgrid {
 impl Inbound for Sendgrid {
     /// Bounces and drops of a verified Event Webhook post are recorded here
     /// (the store is async); `parse` then yields nothing for the post.
-    async fn prepare(&self, request: &WebhookRequest, now_ms: i64) -> Result<(), VerifyError> {
+    async fn prepare(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), VerifyError> {
         if self.events(request).is_none() {
             return Ok(());
         }
@@ -327,7 +327,7 @@ mod tests {
             Err(VerifyError::Stale { .. })
         ));
         // The dropped address gets no automated reply; an agent still can write.
-        sendgrid.prepare(&post, NOW_MS).await.unwrap();
+        sendgrid.prepare(&mut post.clone(), NOW_MS).await.unwrap();
         let mut reply = OutboundReply {
             channel: "sendgrid".into(),
             account_id: "support@shop.example".into(),

@@ -10,16 +10,16 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_domain::{OutboundReply, Secret, SendError};
+use switchboard_domain::{ObjectReader, OutboundReply, Secret, SendError};
 
 use crate::email::{EmailTransport, Identity, ReceivedMail, ReplyLimits, new_text, parse_mime};
 use crate::kit::descriptor::build;
 use crate::kit::json::invalid;
 use crate::kit::sns::{self, Certificates};
+use crate::kit::stored::{self, stored};
 use crate::kit::{
     ChannelDeps, ChannelSpec, Function, Handshake, Inbound, Outbound, Parsed, SettingsOf,
-    Signature, Unusable, Verified, VerifyError, WebhookRequest, build_request, reply, schemes,
-    unusable,
+    Signature, Unusable, Verified, VerifyError, WebhookRequest, schemes, unusable,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
@@ -30,7 +30,7 @@ pub const SPEC: ChannelSpec = ChannelSpec {
         topic_arn: verify => "the SNS topic of the receipt rule's SNS action; messages of other topics are refused",
         from_address: send("support@example.invalid") => "your support address (verified in SES); automated replies come from it",
         signing_cert_pem: optional => "pins SNS's signing certificate (PEM) for offline checks; default: fetched from `SigningCertURL` (SNS hosts only), cached",
-        raw_mail_bucket: optional => "the bucket of a receipt rule's S3 action, for mail over SNS's 150 KB; read with `s3:GetObject`",
+        raw_mail_bucket: optional => "the bucket of a receipt rule's S3 action (mail over 150 KB), read with `s3:GetObject`",
         our_addresses: optional => "further addresses of ours, never answered automatically",
         message_id_domain: optional => "domain of our replies' `Message-ID`s; default: that of `from_address`",
         max_auto_replies_per_day: optional => "automated replies per sender per day, default 10",
@@ -71,6 +71,8 @@ pub struct Ses {
     http: reqwest::Client,
     email: Arc<dyn EmailTransport>,
     limits: ReplyLimits,
+    raw_mail_bucket: Option<String>,
+    objects: Arc<dyn ObjectReader>,
 }
 
 impl SettingsOf for Ses {
@@ -101,38 +103,54 @@ impl SettingsOf for Ses {
             http: deps.http.clone(),
             email: deps.email.clone(),
             limits: ReplyLimits::new(Self::NAME, deps, config.max_auto_replies_per_day)?,
+            raw_mail_bucket: config
+                .raw_mail_bucket
+                .filter(|bucket| !bucket.trim().is_empty()),
+            objects: deps.objects.clone(),
         })
+    }
+}
+
+impl Ses {
+    /// The mail of a verified notification of an S3 action into `raw_mail_bucket`.
+    async fn fetch_stored_mail(
+        &self,
+        request: &mut WebhookRequest,
+        now_ms: i64,
+    ) -> Result<(), VerifyError> {
+        let envelope = sns::envelope(request.body())?;
+        let message = sns::field(&envelope, "Message").unwrap_or_default();
+        let notification: Value = serde_json::from_str(message).unwrap_or_default();
+        let action = &notification["receipt"]["action"];
+        let (Some(bucket), None) = (
+            self.raw_mail_bucket.as_deref(),
+            notification["content"].as_str(),
+        ) else {
+            return Ok(());
+        };
+        if action["type"] != "S3" || action["bucketName"].as_str() != Some(bucket) {
+            return Ok(());
+        }
+        self.verify(request, now_ms)?;
+        let key = action["objectKey"]
+            .as_str()
+            .ok_or(VerifyError::Missing("objectKey"))?;
+        stored::attach(self.objects.as_ref(), request, bucket, key).await
     }
 }
 
 #[async_trait]
 impl Inbound for Ses {
-    async fn prepare(&self, request: &WebhookRequest, now_ms: i64) -> Result<(), VerifyError> {
-        let envelope = sns::envelope(request.body())?;
-        if let Some(url) = sns::cert_url(&envelope) {
-            self.certificates.fetch(&self.http, url).await?;
+    async fn prepare(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), VerifyError> {
+        let verify = |request: &WebhookRequest| self.verify(request, now_ms);
+        match sns::prepare(&self.certificates, &self.http, request, verify).await? {
+            Some(kind) if kind == "Notification" => self.fetch_stored_mail(request, now_ms).await,
+            _ => Ok(()),
         }
-        if sns::field(&envelope, "Type") != Some("SubscriptionConfirmation") {
-            return Ok(());
-        }
-        self.verify(request, now_ms)?;
-        sns::confirm_subscription(&self.http, &envelope).await?;
-        tracing::info!(channel = Self::NAME, "SNS subscription confirmed");
-        Ok(())
     }
 
     fn handshake(&self, request: &WebhookRequest, now_ms: i64) -> Handshake {
-        let envelope = sns::envelope(request.body()).unwrap_or_default();
-        match sns::field(&envelope, "Type") {
-            Some("SubscriptionConfirmation" | "UnsubscribeConfirmation") => {
-                self.verify(request, now_ms)?;
-                Ok(Some(reply::json(
-                    200,
-                    &json!({ "ok": true, "confirmed": true }),
-                )))
-            }
-            _ => Ok(None),
-        }
+        sns::handshake(request, |request| self.verify(request, now_ms))
     }
 
     fn signature(&self) -> &Signature {
@@ -149,7 +167,7 @@ impl Inbound for Ses {
         }
     }
 
-    fn parse(&self, _request: &WebhookRequest, verified: &Verified) -> Parsed {
+    fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
         let envelope = sns::envelope(&verified.body).map_err(|_| invalid("not an SNS envelope"))?;
         if sns::field(&envelope, "Type") != Some("Notification") {
             return Ok(Vec::new());
@@ -166,14 +184,15 @@ impl Inbound for Ses {
         }
         let id = mail["messageId"].as_str().filter(|id| !id.is_empty());
         let id = id.ok_or_else(|| invalid("notification without mail.messageId"))?;
-        let content = notification["content"].as_str();
-        let content =
-            content.ok_or_else(|| invalid("no mail content: use a receipt rule's SNS action"))?;
-        let raw = match receipt["action"]["encoding"].as_str() {
-            Some("BASE64" | "Base64") => base64::engine::general_purpose::STANDARD
+        let encoding = receipt["action"]["encoding"].as_str();
+        let raw = match (notification["content"].as_str(), encoding) {
+            (Some(content), Some("BASE64" | "Base64")) => base64::engine::general_purpose::STANDARD
                 .decode(content.trim())
                 .map_err(|_| invalid("content is not base64"))?,
-            _ => content.as_bytes().to_vec(),
+            (Some(content), _) => content.as_bytes().to_vec(),
+            (None, _) => stored(request).map(|raw| raw.to_vec()).ok_or_else(|| {
+                invalid("no mail content: use the SNS action, or an S3 action into raw_mail_bucket")
+            })?,
         };
         let mail_text = parse_mime(&raw)?;
         let received = ReceivedMail {
@@ -200,35 +219,21 @@ impl Inbound for Ses {
     fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
         let to = crate::email::address_of(&self.identity.from_address).unwrap_or_default();
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let content = crate::email::sample_mail(customer, &to, text, now_ms);
         let notification = json!({
             "notificationType": "Received",
             "mail": { "messageId": id, "source": customer, "destination": [to], "timestamp": "2024-01-01T00:00:00.000Z" },
             "receipt": { "action": { "type": "SNS", "topicArn": self.topic_arn, "encoding": "UTF8" } },
-            "content": content,
+            "content": crate::email::sample_mail(customer, &to, text, now_ms),
         });
-        let envelope = json!({
-            "Type": "Notification",
-            "MessageId": uuid::Uuid::new_v4().to_string(),
-            "TopicArn": self.topic_arn,
-            "Subject": "Amazon SES Email Receipt Notification",
-            "Message": notification.to_string(),
-            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-development.pem",
-        });
-        let headers = [(
-            "content-type".to_owned(),
-            "text/plain; charset=UTF-8".to_owned(),
-        )];
-        build_request("POST", "/webhooks", &headers, envelope.to_string()).expect("a valid request")
+        sns::notification(
+            &self.topic_arn,
+            "Amazon SES Email Receipt Notification",
+            &notification,
+        )
     }
 
-    /// Signs as SNS would, for this channel's topic.
     fn sign(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), crate::kit::SignError> {
-        if let Ok(mut envelope) = sns::envelope(request.body()) {
-            envelope.insert("TopicArn".into(), self.topic_arn.clone().into());
-            *request.body_mut() = serde_json::to_vec(&envelope).unwrap_or_default().into();
-        }
-        self.signature.sign(request, &[], now_ms, "")
+        sns::sign_for_topic(&self.signature, &self.topic_arn, request, now_ms)
     }
 }
 
@@ -247,7 +252,7 @@ impl Outbound for Ses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kit::DevContext;
+    use crate::kit::{DevContext, build_request};
 
     const NOW_MS: i64 = 1_700_000_000_000;
 
@@ -345,12 +350,72 @@ mod tests {
         };
         let evil = confirmation("https://evil.example/?Action=ConfirmSubscription");
         assert!(matches!(
-            ses.prepare(&evil, NOW_MS).await,
+            ses.prepare(&mut evil.clone(), NOW_MS).await,
             Err(VerifyError::Malformed(_))
         ));
         assert!(ses.handshake(&evil, NOW_MS).unwrap().is_some());
         let unsigned =
             build_request("POST", "/", &[], r#"{"Type":"SubscriptionConfirmation"}"#).unwrap();
         assert!(ses.handshake(&unsigned, NOW_MS).is_err());
+    }
+
+    /// One stored object, as SES's S3 action leaves it.
+    struct Bucket(Vec<u8>);
+
+    #[async_trait]
+    impl ObjectReader for Bucket {
+        async fn read(
+            &self,
+            bucket: &str,
+            key: &str,
+            max: usize,
+        ) -> Result<Option<Vec<u8>>, switchboard_domain::StoreError> {
+            assert!(max >= self.0.len());
+            Ok((bucket == "inbound-mail" && key == "mail/m-2").then(|| self.0.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn mail_an_s3_action_stored_is_read_after_verification() {
+        let mail = crate::email::sample_mail(
+            "big@customer.example",
+            "support@shop.example",
+            "Large attachment inside",
+            1,
+        );
+        let deps = ChannelDeps {
+            objects: Arc::new(Bucket(mail.into_bytes())),
+            ..ChannelDeps::offline()
+        };
+        let mut settings = (SPEC.dev)(&DevContext {
+            channel: "ses",
+            stand_in: "",
+            from_address: "support@shop.example",
+            seed: "s",
+        });
+        settings["topic_arn"] = TOPIC.into();
+        settings["raw_mail_bucket"] = "inbound-mail".into();
+        let ses = Ses::new(serde_json::from_value(settings).unwrap(), &deps).unwrap();
+        let notification = json!({
+            "notificationType": "Received",
+            "mail": { "messageId": "m-2", "source": "big@customer.example", "destination": ["support@shop.example"], "timestamp": "2023-11-14T22:13:20.000Z" },
+            "receipt": { "action": { "type": "S3", "topicArn": TOPIC, "bucketName": "inbound-mail", "objectKey": "mail/m-2" } },
+        });
+        let mut request = sns::notification(
+            TOPIC,
+            "Amazon SES Email Receipt Notification",
+            &notification,
+        );
+        ses.sign(&mut request, NOW_MS).unwrap();
+        let verified = ses.verify(&request, NOW_MS).unwrap();
+        assert!(ses.parse(&request, &verified).is_err(), "not fetched yet");
+        ses.prepare(&mut request, NOW_MS).await.unwrap();
+        let message = &ses.parse(&request, &verified).unwrap()[0];
+        assert_eq!(message.text, "Large attachment inside");
+        assert_eq!(message.provider_message_id, "m-2");
+        // Nothing is fetched for an unverified notification.
+        let mut forged = sns::notification(TOPIC, "x", &notification);
+        assert!(ses.prepare(&mut forged, NOW_MS).await.is_err());
+        assert!(stored(&forged).is_none());
     }
 }

@@ -281,3 +281,28 @@ pub trait CounterStore: Send + Sync {
     /// The counter's value at `now_ms` (0 when absent or expired).
     async fn count(&self, key: &str, now_ms: i64) -> Result<u64, StoreError>;
 }
+
+/// Reads objects another service stored: the raw mail Amazon SES's S3 action
+/// writes, for mail over SNS's 150 KB.
+#[async_trait]
+pub trait ObjectReader: Send + Sync {
+    /// The object's bytes, or `None` when there is no such object. An object
+    /// larger than `max_bytes` is an error (nothing that large is read).
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// No object storage (the local flavour): every object is absent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObjects;
+
+#[async_trait]
+impl ObjectReader for NoObjects {
+    async fn read(&self, _: &str, _: &str, _: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+}

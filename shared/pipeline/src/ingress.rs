@@ -199,8 +199,9 @@ impl Ingress {
         });
         // Key material a channel fetches (a provider's certificate) and
         // set-up calls it makes, before the synchronous checks.
+        let mut request = request;
         channel
-            .prepare(&request, now_ms)
+            .prepare(&mut request, now_ms)
             .await
             .map_err(IngressError::Unauthorized)?;
         match admit_off_runtime(channel.clone(), request, now_ms).await? {

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use switchboard_domain::{Clock, CounterStore, CredentialStore, SystemClock};
+use switchboard_domain::{
+    Clock, CounterStore, CredentialStore, NoObjects, ObjectReader, SystemClock,
+};
 
 use super::counters::MemoryCounters;
 use super::credentials::MemoryCredentials;
@@ -25,6 +27,8 @@ pub struct ChannelDeps {
     pub credentials: Arc<dyn CredentialStore>,
     /// Expiring counters shared by every instance (daily reply caps, marks).
     pub counters: Arc<dyn CounterStore>,
+    /// Objects other services stored (SES's raw mail in S3).
+    pub objects: Arc<dyn ObjectReader>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -39,6 +43,7 @@ impl ChannelDeps {
             )),
             credentials: Arc::new(MemoryCredentials::default()),
             counters: Arc::new(MemoryCounters::default()),
+            objects: Arc::new(NoObjects),
             clock: Arc::new(SystemClock),
         }
     }

@@ -17,6 +17,7 @@ pub mod schemes;
 pub mod sender;
 pub mod signature;
 pub mod sns;
+pub mod stored;
 
 use std::sync::Arc;
 
@@ -154,8 +155,14 @@ pub trait Inbound: Send + Sync {
     /// Fetches what verification needs from the network (a provider's
     /// signing certificate) and makes set-up calls a verified handshake asks
     /// for (confirming a subscription), before the synchronous checks.
-    /// `webhook check` does not call it: it verifies with pinned settings.
-    async fn prepare(&self, _request: &WebhookRequest, _now_ms: i64) -> Result<(), VerifyError> {
+    /// What it fetched after verifying (a mail stored elsewhere) goes in the
+    /// request's extensions for `parse`. `webhook check` does not call it: it
+    /// verifies with pinned settings.
+    async fn prepare(
+        &self,
+        _request: &mut WebhookRequest,
+        _now_ms: i64,
+    ) -> Result<(), VerifyError> {
         Ok(())
     }
 

@@ -189,6 +189,77 @@ impl Certificates {
     }
 }
 
+/// What a subscriber does before the synchronous checks: fetch the signing
+/// certificate (unless pinned or cached) and, for a `SubscriptionConfirmation`
+/// that `verify` accepts (signature and topic), confirm it. Returns the
+/// envelope's `Type`.
+pub async fn prepare(
+    certificates: &Certificates,
+    http: &reqwest::Client,
+    request: &super::WebhookRequest,
+    verify: impl Fn(&super::WebhookRequest) -> Result<super::Verified, VerifyError>,
+) -> Result<Option<String>, VerifyError> {
+    let envelope = envelope(request.body())?;
+    if let Some(url) = cert_url(&envelope) {
+        certificates.fetch(http, url).await?;
+    }
+    let kind = field(&envelope, "Type").map(str::to_owned);
+    if kind.as_deref() == Some("SubscriptionConfirmation") {
+        verify(request)?;
+        confirm_subscription(http, &envelope).await?;
+        tracing::info!("SNS subscription confirmed");
+    }
+    Ok(kind)
+}
+
+/// The answer to a (un)subscription confirmation that `verify` accepts.
+pub fn handshake(
+    request: &super::WebhookRequest,
+    verify: impl Fn(&super::WebhookRequest) -> Result<super::Verified, VerifyError>,
+) -> super::Handshake {
+    let envelope = envelope(request.body()).unwrap_or_default();
+    match field(&envelope, "Type") {
+        Some("SubscriptionConfirmation" | "UnsubscribeConfirmation") => {
+            verify(request)?;
+            let answer = serde_json::json!({ "ok": true, "confirmed": true });
+            Ok(Some(super::reply::json(200, &answer)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// An unsigned SNS notification of `topic` carrying `message` (samples).
+pub fn notification(topic: &str, subject: &str, message: &Value) -> super::WebhookRequest {
+    let envelope = serde_json::json!({
+        "Type": "Notification",
+        "MessageId": uuid::Uuid::new_v4().to_string(),
+        "TopicArn": topic,
+        "Subject": subject,
+        "Message": message.to_string(),
+        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-development.pem",
+    });
+    let headers = [(
+        "content-type".to_owned(),
+        "text/plain; charset=UTF-8".to_owned(),
+    )];
+    super::build_request("POST", "/webhooks", &headers, envelope.to_string())
+        .expect("a valid request")
+}
+
+/// Signs as SNS would for `topic` (the envelope's `TopicArn` set to it).
+pub fn sign_for_topic(
+    signature: &super::Signature,
+    topic: &str,
+    request: &mut super::WebhookRequest,
+    now_ms: i64,
+) -> Result<(), super::SignError> {
+    if let Ok(mut envelope) = envelope(request.body()) {
+        envelope.insert("TopicArn".into(), topic.into());
+        *request.body_mut() = serde_json::to_vec(&envelope).unwrap_or_default().into();
+    }
+    signature.sign(request, &[], now_ms, "")
+}
+
 /// Confirms a verified `SubscriptionConfirmation` by fetching its
 /// `SubscribeURL`, which must be on an SNS host.
 pub async fn confirm_subscription(

@@ -143,7 +143,8 @@ impl Inbound for Sendgrid {
     }
 
     fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
-        if request.header(EVENT_SIGNATURE).is_some() {
+        // Event posts are JSON; a Parse post is a form, signed or not.
+        if request.content_type() == "application/json" {
             let _: Vec<Event> = serde_json::from_slice(&verified.body)?;
             return Ok(Vec::new());
         }

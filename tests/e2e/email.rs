@@ -145,6 +145,275 @@ async fn forged_mailgun_posts_are_refused() {
     assert_eq!(server.queued_total("inbound").await, 0);
 }
 
+/// A channel's sample mail from `customer`, signed as its provider would.
+fn provider_mail(name: &str, customer: &str, text: &str) -> switchboard_channels::WebhookRequest {
+    remember_text(text);
+    let channel = channel(name);
+    let now_ms = now_secs() * 1000;
+    let mut request = channel.sample(customer, text, now_ms);
+    *request.uri_mut() = format!("/webhooks/{name}").parse().unwrap();
+    channel.sign(&mut request, now_ms).unwrap();
+    request
+}
+
+/// The mails sent to `address` so far.
+fn mails_to(server: &Server, address: &str) -> Vec<String> {
+    server
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|mail| mail_header(mail, "X-Envelope-To").as_deref() == Some(address))
+        .collect()
+}
+
+async fn wait_for_mails_to(server: &Server, address: &str, count: usize) -> Vec<String> {
+    eventually(
+        &format!("{count} mail(s) to {address}"),
+        Duration::from_secs(30),
+        || {
+            let mails = mails_to(server, address);
+            (mails.len() >= count).then_some(mails)
+        },
+    )
+    .await
+}
+
+/// The conversation token in one of our replies' `Message-ID` (`<sb.{token}.…@…>`).
+fn conversation_token(mail: &str) -> String {
+    let id = mail_header(mail, "Message-ID").unwrap();
+    let token = id.trim_start_matches("<sb.").split('.').next().unwrap();
+    assert_eq!(token.len(), 20, "{id}");
+    token.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sendgrid_postmark_and_ses_mail_get_threaded_automated_replies() {
+    let server = Server::start(Options::default()).await;
+    for name in ["postmark", "sendgrid", "ses"] {
+        let customer = format!("{name}-customer@customer.test");
+        let request = provider_mail(
+            name,
+            &customer,
+            "Hello, how do I return an item I bought last week?",
+        );
+        let (status, body) = server.post_request(&request).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        // The provider's retry of the same delivery is queued once.
+        assert_eq!(server.post_request(&request).await.0, 200, "{name}: retry");
+        let reply = &wait_for_mails_to(&server, &customer, 1).await[0];
+        assert_eq!(
+            mail_header(reply, "Subject").as_deref(),
+            Some("Re: Question"),
+            "{name}"
+        );
+        assert!(
+            mail_header(reply, "In-Reply-To")
+                .unwrap()
+                .starts_with("<sample-"),
+            "{name}"
+        );
+        assert_eq!(
+            mail_header(reply, "Auto-Submitted").as_deref(),
+            Some("auto-replied")
+        );
+        let token = conversation_token(reply);
+        assert_eq!(
+            mail_header(reply, "Reply-To").as_deref(),
+            Some(format!("support+{token}@shop.test").as_str()),
+            "{name}"
+        );
+        assert!(
+            mail_text(reply).contains("30 days"),
+            "{name}: the FAQ answer"
+        );
+        // Unsigned, the same post is refused.
+        let mut forged = request.clone();
+        forged.headers_mut().remove("authorization");
+        let forged = match name {
+            "ses" => {
+                let body = String::from_utf8(forged.body().to_vec()).unwrap();
+                *forged.body_mut() = body.replace("return an item", "return a car").into();
+                forged
+            }
+            _ => forged,
+        };
+        assert_eq!(server.post_request(&forged).await.0, 401, "{name}: forged");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for name in ["postmark", "sendgrid", "ses"] {
+        let customer = format!("{name}-customer@customer.test");
+        assert_eq!(
+            mails_to(&server, &customer).len(),
+            1,
+            "{name}: one reply, retries deduplicated"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outlook_reply_without_ids_joins_the_existing_conversation() {
+    let server = Server::start(Options::default()).await;
+    let customer = "jane@customer.test";
+    let first = mailgun_form(
+        "Jane Doe <jane@customer.test>",
+        "Order 42",
+        "Hello, how do I return an item I bought last week?",
+        "<first-42@mail.customer.test>",
+        &[],
+    );
+    assert_eq!(
+        server
+            .post("/webhooks/mailgun", &mailgun_headers(), first)
+            .await
+            .0,
+        200
+    );
+    let first_reply = wait_for_mails_to(&server, customer, 1).await.remove(0);
+    let token = conversation_token(&first_reply);
+    // Outlook: `RE:` subject, no In-Reply-To, no References.
+    let outlook = mailgun_form(
+        "Jane Doe <jane@customer.test>",
+        "RE: Order 42",
+        "And how long does shipping take?",
+        "<AM6PR01MB42@eurprd01.prod.outlook.test>",
+        &[
+            ("Thread-Topic", "Order 42"),
+            ("X-Mailer", "Microsoft Outlook 16.0"),
+        ],
+    );
+    assert_eq!(
+        server
+            .post("/webhooks/mailgun", &mailgun_headers(), outlook)
+            .await
+            .0,
+        200
+    );
+    let replies = wait_for_mails_to(&server, customer, 2).await;
+    let second = replies
+        .iter()
+        .find(|mail| {
+            mail_header(mail, "In-Reply-To").as_deref()
+                == Some("<AM6PR01MB42@eurprd01.prod.outlook.test>")
+        })
+        .expect("the Outlook mail is answered");
+    assert_eq!(conversation_token(second), token, "same conversation");
+    assert_eq!(
+        mail_header(second, "Subject").as_deref(),
+        Some("Re: Order 42")
+    );
+    // Another subject is another conversation.
+    let other = mailgun_form(
+        customer,
+        "Invoice",
+        "How long does shipping take?",
+        "<inv@customer.test>",
+        &[],
+    );
+    assert_eq!(
+        server
+            .post("/webhooks/mailgun", &mailgun_headers(), other)
+            .await
+            .0,
+        200
+    );
+    let replies = wait_for_mails_to(&server, customer, 3).await;
+    let third = replies
+        .iter()
+        .find(|mail| mail_header(mail, "In-Reply-To").as_deref() == Some("<inv@customer.test>"))
+        .unwrap();
+    assert_ne!(conversation_token(third), token);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_office_and_list_mail_through_postmark_get_no_reply() {
+    let server = Server::start(Options::default()).await;
+    let customer = "away@customer.test";
+    let postmark = channel("postmark");
+    let now_ms = now_secs() * 1000;
+    for (n, header) in [
+        ("Auto-Submitted", "auto-replied"),
+        ("List-Id", "<news.customer.test>"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut request = postmark.sample(customer, "How do I return an item?", now_ms);
+        let mut body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+        body["Headers"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({ "Name": header.0, "Value": header.1 }));
+        body["MessageID"] = format!("robot-{n}").into();
+        *request.body_mut() = body.to_string().into();
+        *request.uri_mut() = "/webhooks/postmark".parse().unwrap();
+        postmark.sign(&mut request, now_ms).unwrap();
+        assert_eq!(
+            server.post_request(&request).await.0,
+            200,
+            "accepted, then ignored"
+        );
+    }
+    let person = provider_mail(
+        "postmark",
+        "person@customer.test",
+        "How do I return an item?",
+    );
+    assert_eq!(server.post_request(&person).await.0, 200);
+    wait_for_mails_to(&server, "person@customer.test", 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(mails_to(&server, customer).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_eleventh_automated_reply_to_one_sender_in_a_day_is_not_sent() {
+    let server = Server::start(Options::default()).await;
+    let customer = "flood@customer.test";
+    for n in 0..11 {
+        let form = mailgun_form(
+            customer,
+            &format!("Question {n}"),
+            "Hello, how do I return an item I bought last week?",
+            &format!("<flood-{n}@customer.test>"),
+            &[],
+        );
+        assert_eq!(
+            server
+                .post("/webhooks/mailgun", &mailgun_headers(), form)
+                .await
+                .0,
+            200
+        );
+    }
+    wait_for_mails_to(&server, customer, 10).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.queue("inbound").await["done"].as_u64() != Some(11) {
+        assert!(std::time::Instant::now() < deadline, "all eleven processed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        mails_to(&server, customer).len(),
+        10,
+        "the cap is ten a day"
+    );
+    // Another sender is still answered.
+    let other = mailgun_form(
+        "calm@customer.test",
+        "Returns",
+        "How do I return an item?",
+        "<calm@customer.test>",
+        &[],
+    );
+    assert_eq!(
+        server
+            .post("/webhooks/mailgun", &mailgun_headers(), other)
+            .await
+            .0,
+        200
+    );
+    wait_for_mails_to(&server, "calm@customer.test", 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn no_reply_goes_to_our_own_address_or_a_machine_whatever_reply_to_says() {
     let server = Server::start(Options::default()).await;

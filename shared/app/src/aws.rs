@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use switchboard_aws::{
-    AwsResources, Clients, ConsumerSettings, DynamoStores, SqsConsumer, SqsQueueProducer, WarmUp,
+    AwsResources, Clients, ConsumerSettings, DynamoStores, S3ObjectReader, SqsConsumer,
+    SqsQueueProducer, WarmUp,
 };
 use switchboard_channels::email::{EmailTransport, Message, SmtpTransport};
 use switchboard_domain::{QueueName, SendError, SystemClock};
@@ -107,6 +108,8 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
         queue: Arc::new(SqsQueueProducer::new(clients.sqs.clone(), &resources)),
         payloads: Arc::new(switchboard_aws::payload_store(&clients, &resources)),
         credentials: Arc::new(stores.credentials.clone()),
+        counters: Arc::new(stores.counters.clone()),
+        objects: Arc::new(S3ObjectReader::new(clients.s3.clone())),
         email,
         clock: Arc::new(SystemClock),
         http: http_client()?,

@@ -24,8 +24,8 @@ use switchboard_channels::notify::{
 use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
 use switchboard_domain::privacy::CustomerData;
 use switchboard_domain::{
-    AgentNotifier, Clock, CredentialStore, CustomerStore, FeedbackStore, GapLog, IdempotencyStore,
-    PayloadStore, QueueProducer, SessionStore,
+    AgentNotifier, Clock, CounterStore, CredentialStore, CustomerStore, FeedbackStore, GapLog,
+    IdempotencyStore, ObjectReader, PayloadStore, QueueProducer, SessionStore,
 };
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::access::AccessTokens;
@@ -54,6 +54,10 @@ pub struct Ports {
     /// Job bodies too large for a queue message (SQLite row, S3 object).
     pub payloads: Arc<dyn PayloadStore>,
     pub credentials: Arc<dyn CredentialStore>,
+    /// Expiring counters (daily automated reply caps, bouncing addresses).
+    pub counters: Arc<dyn CounterStore>,
+    /// Objects other services stored (SES's raw mail in S3; none locally).
+    pub objects: Arc<dyn ObjectReader>,
     pub email: Arc<dyn EmailTransport>,
     pub clock: Arc<dyn Clock>,
     pub http: reqwest::Client,
@@ -101,6 +105,8 @@ impl App {
             http: ports.http.clone(),
             email: ports.email.clone(),
             credentials: ports.credentials.clone(),
+            counters: ports.counters.clone(),
+            objects: ports.objects.clone(),
             clock: ports.clock.clone(),
         };
         let channels = Arc::new(

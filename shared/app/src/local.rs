@@ -74,6 +74,8 @@ impl Local {
             }),
             payloads: Arc::new(store.clone()),
             credentials: Arc::new(store.clone()),
+            counters: Arc::new(store.clone()),
+            objects: Arc::new(switchboard_domain::NoObjects),
             email: email_transport(&config)?,
             clock: Arc::new(SystemClock),
             http: http_client()?,

@@ -24,12 +24,13 @@ pub use batch::{
 };
 pub use config::{AwsResources, Clients, WarmUp, aws_config, local_config, warm_up};
 pub use dynamo::{
-    DynamoCredentialStore, DynamoCustomerData, DynamoCustomerStore, DynamoFeedbackStore,
-    DynamoGapLog, DynamoIdempotencyStore, DynamoKnowledgeBase, DynamoSessionStore, Retention,
-    TTL_ATTRIBUTE,
+    DynamoCounterStore, DynamoCredentialStore, DynamoCustomerData, DynamoCustomerStore,
+    DynamoFeedbackStore, DynamoGapLog, DynamoIdempotencyStore, DynamoKnowledgeBase,
+    DynamoSessionStore, Retention, TTL_ATTRIBUTE,
 };
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;
+pub use s3::S3ObjectReader;
 pub use s3::S3PayloadStore;
 pub use secrets::{load_json_secret, secret_field};
 pub use setup::{
@@ -47,6 +48,7 @@ pub struct DynamoStores {
     pub gaps: DynamoGapLog,
     pub kb: DynamoKnowledgeBase,
     pub credentials: DynamoCredentialStore,
+    pub counters: DynamoCounterStore,
 }
 
 /// The payload store on the stack's bucket.
@@ -64,6 +66,7 @@ impl DynamoStores {
             gaps: DynamoGapLog::new(client.clone(), &resources.gaps_table),
             kb: DynamoKnowledgeBase::new(client.clone(), &resources.kb_table),
             credentials: DynamoCredentialStore::new(client.clone(), &resources.credentials_table),
+            counters: DynamoCounterStore::new(client.clone(), &resources.idempotency_table),
         }
     }
 }

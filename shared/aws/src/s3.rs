@@ -1,5 +1,7 @@
-//! The payload port on S3: bodies too large for an SQS message, one object
-//! each. The bucket (template.yaml) is private and encrypted, and a lifecycle
+//! S3: the payload port (bodies too large for an SQS message, one object
+//! each), and reading the raw mail Amazon SES's S3 action stores.
+//!
+//! Payloads: The bucket (template.yaml) is private and encrypted, and a lifecycle
 //! rule deletes objects after 20 days, longer than a message can stay in a
 //! queue and its dead-letter queue; so `expires_at_ms` needs no per-object
 //! setting.
@@ -8,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
-use switchboard_domain::{PayloadStore, StoreError};
+use switchboard_domain::{ObjectReader, PayloadStore, StoreError};
 
 use crate::error::AwsError;
 
@@ -64,6 +66,58 @@ impl PayloadStore for S3PayloadStore {
             .collect()
             .await
             .map_err(|e| AwsError::s3("GetObject", &self.bucket, e))?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+}
+
+/// Reads objects of any bucket the role may read (SES's raw mail).
+#[derive(Debug, Clone)]
+pub struct S3ObjectReader {
+    client: Client,
+}
+
+impl S3ObjectReader {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl ObjectReader for S3ObjectReader {
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(error) => {
+                return match error.into_service_error() {
+                    GetObjectError::NoSuchKey(_) => Ok(None),
+                    other => Err(AwsError::s3("GetObject", bucket, other).into()),
+                };
+            }
+        };
+        let length = output.content_length().unwrap_or_default();
+        if usize::try_from(length).map_or(true, |length| length > max_bytes) {
+            return Err(StoreError::Corrupt {
+                key: format!("s3://{bucket}/…"),
+                source: format!("object of {length} bytes exceeds {max_bytes}").into(),
+            });
+        }
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 }

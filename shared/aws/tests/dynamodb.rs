@@ -503,4 +503,48 @@ async fn a_completed_record_keeps_its_result_until_it_expires() {
     );
     store.complete("reply:1", 200_000).await.unwrap();
     assert_eq!(store.result("reply:1", 100_002).await.unwrap(), None);
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counters_stop_at_the_limit_under_concurrency_and_reset_when_expired() {
+    use switchboard_aws::DynamoCounterStore;
+    use switchboard_domain::CounterStore;
+    let local = common::local().await;
+    let table = &local.resources.idempotency_table;
+    let store = Arc::new(DynamoCounterStore::new(
+        local.clients.dynamodb.clone(),
+        table,
+    ));
+    let barrier = Arc::new(Barrier::new(15));
+    let tasks: Vec<_> = (0..15)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .increment_below("auto-replies:ses:jane@x.example:1", 10, 1_000, 90_000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        granted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(granted, 10, "ten automated replies a day, never eleven");
+    let key = "auto-replies:ses:jane@x.example:1";
+    assert_eq!(store.count(key, 2_000).await.unwrap(), 10);
+    assert!(!store.increment_below(key, 10, 2_000, 90_000).await.unwrap());
+    // Past its expiry the counter is 0 and starts again.
+    assert_eq!(store.count(key, 90_000).await.unwrap(), 0);
+    assert!(
+        store
+            .increment_below(key, 10, 90_000, 180_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.count(key, 90_001).await.unwrap(), 1);
+    assert_eq!(store.count("absent", 0).await.unwrap(), 0);
+    // The counters share the idempotency table without touching its records.
+    let dedupe = DynamoIdempotencyStore::new(local.clients.dynamodb.clone(), table);
+    assert_eq!(dedupe.claim(key, 0, 1_000).await.unwrap(), Claim::Acquired);
 }

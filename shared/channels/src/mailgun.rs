@@ -12,11 +12,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_domain::{
-    InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
-};
+use switchboard_domain::{OutboundReply, Secret, SendError};
 
-use crate::email::{EmailTransport, Identity, Threading, address_of, display_name, header};
+use crate::email::{EmailTransport, Identity, ReceivedMail, ReplyLimits, header, new_text};
 use crate::kit::descriptor::build;
 use crate::kit::json::invalid;
 use crate::kit::{
@@ -34,6 +32,7 @@ pub const SPEC: ChannelSpec = ChannelSpec {
         our_addresses: optional => "further addresses of ours, never answered automatically",
         replay_window_secs: optional => "default 900",
         message_id_domain: optional => "domain of our replies' `Message-ID`s; default: that of `from_address`",
+        max_auto_replies_per_day: optional => "automated replies per sender per day, default 10",
     },
     build: build::<Mailgun>,
     dev: |ctx| json!({ "signing_key": ctx.secret("signing_key"), "from_address": ctx.from_address }),
@@ -49,12 +48,14 @@ pub struct MailgunConfig {
     pub our_addresses: Vec<String>,
     pub replay_window_secs: Option<i64>,
     pub message_id_domain: Option<String>,
+    pub max_auto_replies_per_day: Option<u64>,
 }
 
 pub struct Mailgun {
     signature: Signature,
     identity: Identity,
     email: Arc<dyn EmailTransport>,
+    limits: ReplyLimits,
 }
 
 impl SettingsOf for Mailgun {
@@ -68,6 +69,7 @@ impl SettingsOf for Mailgun {
             signature: signature.window(config.replay_window_secs)?,
             identity: Identity::new(&config.from_address, &config.our_addresses, domain)?,
             email: deps.email.clone(),
+            limits: ReplyLimits::new(Self::NAME, deps, config.max_auto_replies_per_day)?,
         })
     }
 }
@@ -86,78 +88,31 @@ impl Inbound for Mailgun {
             Some(raw) => parse_headers(raw)?,
             None => Vec::new(),
         };
-        let header = |name: &str| header(&headers, name);
-        let from = form.non_empty("from").or_else(|| header("From"));
-        let envelope_sender = form.get("sender");
-        let customer_id = from
-            .and_then(address_of)
-            .or_else(|| envelope_sender.and_then(address_of));
-        let customer_id = customer_id.ok_or_else(|| invalid("mail without a sender address"))?;
-        let recipient = form
-            .non_empty("recipient")
-            .or_else(|| header("To"))
-            .and_then(address_of);
-        let recipient = recipient.ok_or_else(|| invalid("mail without a recipient address"))?;
-        if let Some(reason) =
-            self.identity
-                .automated(&headers, from.unwrap_or(&customer_id), envelope_sender)
-        {
-            tracing::info!(channel = Self::NAME, reason, "not answering automated mail");
-            return Ok(Vec::new());
-        }
-        let threading = Threading::of(header);
-        // Without a Message-Id, Mailgun's token identifies the delivery.
-        let token = form.non_empty("token").unwrap_or_default().to_owned();
-        let provider_message_id = threading
-            .message_id
-            .as_deref()
-            .map_or(token.clone(), |id| crate::email::bare_id(id).to_owned());
-        if provider_message_id.is_empty() {
-            return Err(invalid("mail without a Message-Id or token"));
-        }
-        let subject = form
-            .get("subject")
-            .or_else(|| header("Subject"))
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        let body = form
-            .non_empty("stripped-text")
-            .or_else(|| form.get("body-plain"))
-            .unwrap_or_default()
-            .trim();
-        // Some customers write the whole question in the subject line.
-        let text = if body.is_empty() {
-            subject.clone()
-        } else {
-            body.to_owned()
+        let text = match form.non_empty("stripped-text") {
+            Some(stripped) => stripped.to_owned(),
+            None => new_text(form.get("body-plain").unwrap_or_default()),
         };
-        let reply_to = header("Reply-To")
-            .and_then(address_of)
-            .unwrap_or_else(|| customer_id.clone());
         let seconds = form
             .get("timestamp")
             .and_then(|value| value.trim().parse::<i64>().ok());
-        Ok(vec![InboundMessage {
-            channel: Self::NAME.into(),
-            account_id: recipient.clone(),
-            customer_name: from.and_then(display_name),
-            customer_id,
-            conversation_id: threading.root.clone().unwrap_or(token),
-            provider_message_id,
-            sent_at_ms: seconds.unwrap_or_default().saturating_mul(1000),
-            kind: if text.is_empty() {
-                MessageKind::Media
-            } else {
-                MessageKind::Text
-            },
+        let mail = ReceivedMail {
+            from: form.non_empty("from").map(str::to_owned),
+            envelope_sender: form.get("sender").map(str::to_owned),
+            recipient: form.non_empty("recipient").map(str::to_owned),
+            subject: form
+                .get("subject")
+                .or_else(|| header(&headers, "Subject"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             text,
             attachments: form.attachments(),
-            reply: ReplyContext {
-                email: Some(threading.reply_thread(&subject, reply_to, recipient)),
-                ..ReplyContext::default()
-            },
-        }])
+            // Without a Message-Id, Mailgun's token identifies the delivery.
+            delivery_id: form.non_empty("token").map(str::to_owned),
+            sent_at_ms: seconds.unwrap_or_default().saturating_mul(1000),
+            headers,
+        };
+        self.identity.inbound(Self::NAME, mail)
     }
 
     fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
@@ -192,6 +147,9 @@ impl Inbound for Mailgun {
 #[async_trait]
 impl Outbound for Mailgun {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        if !self.limits.allow(reply).await? {
+            return Ok(());
+        }
         self.identity
             .send_reply(Self::NAME, self.email.as_ref(), reply)
             .await
@@ -214,7 +172,7 @@ mod tests {
     use std::sync::Mutex;
 
     use crate::kit::VerifyError;
-    use switchboard_domain::AttachmentKind;
+    use switchboard_domain::{AttachmentKind, InboundMessage, MessageKind, ReplyContext};
 
     use serde_json::json;
 
@@ -397,7 +355,18 @@ mod tests {
         assert_eq!(message.account_id, "support@shop.example");
         assert_eq!(message.customer_id, "jane@customer.example");
         assert_eq!(message.customer_name.as_deref(), Some("Jane Doe"));
-        assert_eq!(message.conversation_id, "m1@mail.customer.example");
+        // Not one of our replies in its ids: the thread is the sender's
+        // subject, the one her first mail "Where is my order?" opened.
+        assert!(crate::email::is_token(&message.conversation_id));
+        let first = form_request(&[
+            ("recipient", "support@shop.example"),
+            ("sender", "jane@customer.example"),
+            ("subject", "Where is my order?"),
+            ("body-plain", "Hello?"),
+            ("token", TOKEN),
+        ]);
+        let first = &channel().parse_body(&first).unwrap()[0];
+        assert_eq!(message.conversation_id, first.conversation_id);
         assert_eq!(message.provider_message_id, "CAF=m2@mail.customer.example");
         assert_eq!(message.sent_at_ms, 1_700_000_000_000);
         assert_eq!(message.kind, MessageKind::Text);
@@ -425,7 +394,7 @@ mod tests {
             ("message-headers", &headers),
         ]);
         let message = &channel().parse_body(&request).unwrap()[0];
-        assert_eq!(message.conversation_id, "first@mail.customer.example");
+        assert!(crate::email::is_token(&message.conversation_id));
         assert_eq!(message.provider_message_id, "first@mail.customer.example");
         assert_eq!(message.customer_id, "bob@customer.example");
         // An empty body falls back to the subject.
@@ -443,7 +412,6 @@ mod tests {
         ]);
         let message = &channel().parse_body(&no_id).unwrap()[0];
         assert_eq!(message.provider_message_id, TOKEN);
-        assert_eq!(message.conversation_id, TOKEN);
     }
 
     #[test]

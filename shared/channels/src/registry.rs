@@ -18,6 +18,9 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::wecom::SPEC,
     crate::feishu::SPEC,
     crate::dingtalk::SPEC,
+    crate::postmark::SPEC,
+    crate::sendgrid::SPEC,
+    crate::ses::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

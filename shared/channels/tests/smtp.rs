@@ -109,6 +109,7 @@ fn message() -> lettre::Message {
         "support@shop.example",
         "It ships today.",
         "shop.example",
+        None,
     )
     .unwrap()
 }

@@ -317,3 +317,47 @@ pub trait CredentialStore: Send + Sync {
 pub trait AgentNotifier: Send + Sync {
     async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError>;
 }
+
+/// Counters that expire, shared by every instance: the per-sender daily cap
+/// on automated email replies, and marks such as "this address bounces".
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Adds one to the counter `key` unless it has reached `limit`, and
+    /// says whether it did. A counter past its expiry counts as 0; one that
+    /// is started lives until `expires_at_ms`.
+    async fn increment_below(
+        &self,
+        key: &str,
+        limit: u64,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The counter's value at `now_ms` (0 when absent or expired).
+    async fn count(&self, key: &str, now_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// Reads objects another service stored: the raw mail Amazon SES's S3 action
+/// writes, for mail over SNS's 150 KB.
+#[async_trait]
+pub trait ObjectReader: Send + Sync {
+    /// The object's bytes, or `None` when there is no such object. An object
+    /// larger than `max_bytes` is an error (nothing that large is read).
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// No object storage (the local flavour): every object is absent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObjects;
+
+#[async_trait]
+impl ObjectReader for NoObjects {
+    async fn read(&self, _: &str, _: &str, _: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+}

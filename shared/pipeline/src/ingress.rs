@@ -68,6 +68,7 @@ impl IngressError {
         let (status, code) = match self {
             IngressError::UnknownChannel(_) => (404, "unknown_channel"),
             IngressError::TooLarge(_) => (413, "body_too_large"),
+            IngressError::Unauthorized(VerifyError::Unavailable(_)) => (503, "unavailable"),
             IngressError::Unauthorized(_) => (401, "unauthorized"),
             IngressError::BadRequest(_) => (400, "bad_request"),
             IngressError::Store(_) | IngressError::Queue(_) | IngressError::StillInProgress => {
@@ -199,6 +200,13 @@ impl Ingress {
         let keep_nonce_ms = channel.scheme().window().map_or(DEDUPE_RETENTION_MS, |w| {
             (w.max_age_secs + w.max_future_secs + 60).saturating_mul(1000)
         });
+        // Key material a channel fetches (a provider's certificate) and
+        // set-up calls it makes, before the synchronous checks.
+        let mut request = request;
+        channel
+            .prepare(&mut request, now_ms)
+            .await
+            .map_err(IngressError::Unauthorized)?;
         match admit_off_runtime(channel.clone(), request, now_ms).await? {
             Admitted::Handshake(reply) => {
                 info!(channel = channel_name, "handshake answered");

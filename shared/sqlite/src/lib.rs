@@ -7,6 +7,7 @@
 //! disk before ingress acknowledges it. Deleted content is overwritten
 //! (`secure_delete`), so an erased customer leaves nothing in the file.
 
+mod counters;
 mod credentials;
 mod privacy;
 mod queue;
@@ -100,6 +101,11 @@ CREATE TABLE IF NOT EXISTS payloads (
     key        TEXT PRIMARY KEY,
     body       BLOB NOT NULL,
     expires_at INTEGER NOT NULL         -- unix ms
+);
+CREATE TABLE IF NOT EXISTS counters (
+    key        TEXT PRIMARY KEY,        -- e.g. auto-replies:<channel>:<sender>:<day>
+    count      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL         -- unix ms; the counter counts as 0 after it
 );
 "#;
 

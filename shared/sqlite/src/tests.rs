@@ -513,4 +513,33 @@ async fn every_knowledge_base_import_gets_a_newer_generation() {
         store.load_knowledge_base().await.unwrap().as_deref(),
         Some("c")
     );
+#[tokio::test]
+async fn counters_stop_at_the_limit_and_reset_when_expired() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    for _ in 0..10 {
+        assert!(store.increment_below("cap", 10, 0, 1_000).await.unwrap());
+    }
+    assert!(!store.increment_below("cap", 10, 1, 1_000).await.unwrap());
+    assert_eq!(store.count("cap", 1).await.unwrap(), 10);
+    assert_eq!(store.count("other", 1).await.unwrap(), 0);
+    // Expired: counts as 0 and starts again with the new expiry.
+    assert_eq!(store.count("cap", 1_000).await.unwrap(), 0);
+    assert!(
+        store
+            .increment_below("cap", 10, 1_000, 2_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.count("cap", 1_500).await.unwrap(), 1);
+    // Concurrent takers never pass the limit together.
+    let store = Arc::new(store);
+    let takers = (0..20).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.increment_below("race", 5, 0, 10).await.unwrap() })
+    });
+    let mut granted = 0;
+    for taker in takers {
+        granted += usize::from(taker.await.unwrap());
+    }
+    assert_eq!(granted, 5);
 }

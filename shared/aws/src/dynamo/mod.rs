@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::AwsError;
 
+mod counters;
 mod credentials;
 mod customers;
 mod feedback;
@@ -16,6 +17,7 @@ mod kb;
 mod privacy;
 mod sessions;
 
+pub use counters::DynamoCounterStore;
 pub use credentials::DynamoCredentialStore;
 pub use customers::DynamoCustomerStore;
 pub use feedback::DynamoFeedbackStore;

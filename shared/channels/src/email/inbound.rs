@@ -3,10 +3,39 @@
 //! `Message-ID` domain), the thread a mail belongs to, the loop guard applied
 //! to the sender, and the reply threaded under the customer's mail.
 
-use switchboard_domain::{EmailThread, OutboundReply, SendError};
+use sha2::{Digest, Sha256};
+use switchboard_domain::{
+    Attachment, EmailThread, InboundMessage, MessageKind, OutboundReply, ReplyContext, SendError,
+};
 
 use super::{EmailTransport, address_of, auto_reply_block, build_reply, message_ids};
-use crate::kit::{Unusable, permanent, unusable};
+use crate::kit::json::invalid;
+use crate::kit::{ParseError, Unusable, permanent, unusable};
+
+/// Hex characters of a conversation token: 8 for the customer, 12 for the thread.
+const TOKEN_LEN: usize = 20;
+
+/// Reply and forward prefixes left out of a subject when matching threads.
+const THREAD_PREFIXES: &[&str] = &["fwd", "fw", "转发", "轉寄"];
+
+/// A received mail as a channel read it, before normalisation.
+#[derive(Debug, Clone, Default)]
+pub struct ReceivedMail {
+    pub headers: Vec<(String, String)>,
+    /// The `From` mailbox.
+    pub from: Option<String>,
+    /// The envelope sender (`MAIL FROM`), where the provider gives it.
+    pub envelope_sender: Option<String>,
+    /// The address it was delivered to (ours, maybe tagged).
+    pub recipient: Option<String>,
+    pub subject: String,
+    /// The new text only (quotes and signature removed).
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    /// The provider's id of the delivery, used when the mail has no `Message-ID`.
+    pub delivery_id: Option<String>,
+    pub sent_at_ms: i64,
+}
 
 /// Our side of an email channel.
 #[derive(Debug, Clone)]
@@ -72,6 +101,128 @@ impl Identity {
         })
     }
 
+    /// The customer message in a received mail, or nothing when the mail
+    /// must not be answered automatically (the reason is logged).
+    pub fn inbound(
+        &self,
+        channel: &str,
+        mail: ReceivedMail,
+    ) -> Result<Vec<InboundMessage>, ParseError> {
+        let header = |name: &str| header(&mail.headers, name);
+        let from = mail
+            .from
+            .clone()
+            .or_else(|| header("From").map(str::to_owned));
+        let customer_id = from
+            .as_deref()
+            .and_then(address_of)
+            .or_else(|| mail.envelope_sender.as_deref().and_then(address_of))
+            .ok_or_else(|| invalid("mail without a sender address"))?;
+        let recipient = mail
+            .recipient
+            .as_deref()
+            .or_else(|| header("To"))
+            .and_then(address_of)
+            .ok_or_else(|| invalid("mail without a recipient address"))?;
+        let sender = from.as_deref().unwrap_or(&customer_id);
+        if let Some(reason) = self.automated(&mail.headers, sender, mail.envelope_sender.as_deref())
+        {
+            tracing::info!(channel, reason, "not answering automated mail");
+            return Ok(Vec::new());
+        }
+        let threading = Threading::of(header);
+        let provider_message_id = match (&threading.message_id, &mail.delivery_id) {
+            (Some(id), _) => bare_id(id).to_owned(),
+            (None, Some(id)) if !id.trim().is_empty() => id.trim().to_owned(),
+            _ => return Err(invalid("mail without a Message-ID or delivery id")),
+        };
+        let conversation_id = self.conversation(
+            &threading,
+            header("In-Reply-To"),
+            &customer_id,
+            &recipient,
+            &mail.subject,
+        );
+        // Some customers write the whole question in the subject line.
+        let text = match mail.text.trim() {
+            "" => mail.subject.trim().to_owned(),
+            text => text.to_owned(),
+        };
+        let reply_to = header("Reply-To")
+            .and_then(address_of)
+            .unwrap_or_else(|| customer_id.clone());
+        let account_id = untag(&recipient);
+        Ok(vec![InboundMessage {
+            channel: channel.into(),
+            account_id: account_id.clone(),
+            customer_name: from.as_deref().and_then(super::display_name),
+            customer_id,
+            conversation_id,
+            provider_message_id,
+            sent_at_ms: mail.sent_at_ms,
+            kind: if text.is_empty() {
+                MessageKind::Media
+            } else {
+                MessageKind::Text
+            },
+            text,
+            attachments: mail.attachments,
+            reply: ReplyContext {
+                email: Some(threading.reply_thread(&mail.subject, reply_to, account_id)),
+                ..ReplyContext::default()
+            },
+        }])
+    }
+
+    /// The conversation a mail belongs to, as a token we also put in our
+    /// replies' `Message-ID` and `Reply-To`: from `In-Reply-To` when it is
+    /// one of our replies, then the newest of ours in `References`, then the
+    /// token in the tagged address the customer wrote to, then the sender and
+    /// the subject without `Re:`/`Fwd:` (an Outlook reply without ids, a
+    /// customer's own follow-up). A token of another sender is ignored.
+    pub fn conversation(
+        &self,
+        threading: &Threading,
+        in_reply_to: Option<&str>,
+        customer: &str,
+        recipient: &str,
+        subject: &str,
+    ) -> String {
+        let customer_part = &hash_hex(customer)[..8];
+        let ours = |id: &str| {
+            self.token_in_id(id)
+                .filter(|t| t.starts_with(customer_part))
+        };
+        let replied = in_reply_to
+            .map(message_ids)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|id| ours(&id));
+        let referenced = || threading.references.iter().rev().find_map(|id| ours(id));
+        let tagged = || {
+            let (local, _) = recipient.rsplit_once('@')?;
+            let (_, tag) = local.split_once('+')?;
+            is_token(tag)
+                .then(|| tag.to_owned())
+                .filter(|t| t.starts_with(customer_part))
+        };
+        replied
+            .or_else(referenced)
+            .or_else(tagged)
+            .unwrap_or_else(|| {
+                let thread = format!("{customer}\n{}", thread_subject(subject));
+                format!("{customer_part}{}", &hash_hex(&thread)[..TOKEN_LEN - 8])
+            })
+    }
+
+    /// The token in one of our replies' ids: `<sb.{token}.{unique}@{our domain}>`.
+    fn token_in_id(&self, id: &str) -> Option<String> {
+        let (local, domain) = bare_id(id).rsplit_once('@')?;
+        let token = local.strip_prefix("sb.")?.split('.').next()?;
+        (domain.eq_ignore_ascii_case(&self.message_id_domain) && is_token(token))
+            .then(|| token.to_owned())
+    }
+
     /// Mails the reply, threaded under the customer's mail.
     pub async fn send_reply(
         &self,
@@ -82,11 +233,13 @@ impl Identity {
         let thread = reply.reply.email.as_ref();
         let thread =
             thread.ok_or_else(|| permanent(channel, "reply without email threading data"))?;
+        let token = Some(reply.conversation_id.as_str()).filter(|t| is_token(t));
         let message = build_reply(
             thread,
             &self.from_address,
             &reply.text,
             &self.message_id_domain,
+            token,
         )
         .map_err(|error| permanent(channel, switchboard_domain::error_chain(&error)))?;
         let outcome = transport.send(message).await;
@@ -142,6 +295,59 @@ impl Threading {
     }
 }
 
+fn hash_hex(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// Whether `value` is a conversation token (20 lower-case hex characters).
+pub fn is_token(value: &str) -> bool {
+    value.len() == TOKEN_LEN
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// An address without its `+tag`: `support+x@shop.example` → `support@shop.example`.
+pub fn untag(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split('+').next().unwrap_or(local);
+            format!("{local}@{domain}")
+        }
+        None => address.to_owned(),
+    }
+}
+
+/// A subject as threads compare it: reply and forward prefixes removed,
+/// case and spaces folded.
+pub fn thread_subject(subject: &str) -> String {
+    let mut rest = super::reply_subject(subject);
+    rest = rest.strip_prefix("Re: ").unwrap_or(&rest).to_owned();
+    loop {
+        let lower = rest.to_lowercase();
+        let stripped = THREAD_PREFIXES.iter().find_map(|prefix| {
+            let tail = lower.strip_prefix(prefix)?.trim_start();
+            tail.strip_prefix(':')
+                .or_else(|| tail.strip_prefix('：'))
+                .map(str::to_owned)
+        });
+        match stripped {
+            Some(tail) => {
+                rest = super::reply_subject(&tail)
+                    .trim_start_matches("Re: ")
+                    .to_owned()
+            }
+            None => break,
+        }
+    }
+    let folded = rest.to_lowercase();
+    let words: Vec<&str> = folded.split_whitespace().collect();
+    match words.join(" ").as_str() {
+        "(no subject)" => String::new(),
+        other => other.to_owned(),
+    }
+}
+
 /// A message id without its angle brackets.
 pub fn bare_id(id: &str) -> &str {
     id.trim_start_matches('<').trim_end_matches('>')
@@ -153,4 +359,104 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
         .map(|(_, value)| value.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity {
+        Identity::new("Shop <support@shop.example>", &[], None).unwrap()
+    }
+
+    fn conversation(headers: &[(&str, &str)], recipient: &str, subject: &str) -> String {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let threading = Threading::of(|name| header(&headers, name));
+        identity().conversation(
+            &threading,
+            header(&headers, "In-Reply-To"),
+            "jane@customer.example",
+            recipient,
+            subject,
+        )
+    }
+
+    #[test]
+    fn an_outlook_reply_without_ids_joins_the_first_mail() {
+        let first = conversation(
+            &[("Message-ID", "<m1@customer.example>")],
+            "support@shop.example",
+            "Order 42 late",
+        );
+        assert!(is_token(&first));
+        for subject in [
+            "RE: Order 42 late",
+            "Re: re:  order 42 LATE",
+            "回复：Order 42 late",
+            "FW: Order 42 late",
+        ] {
+            let reply = conversation(
+                &[("Message-ID", "<m2@customer.example>")],
+                "support@shop.example",
+                subject,
+            );
+            assert_eq!(reply, first, "{subject}");
+        }
+        let other = conversation(&[], "support@shop.example", "Another question");
+        assert_ne!(other, first);
+    }
+
+    #[test]
+    fn our_ids_and_tagged_addresses_carry_the_conversation() {
+        let token = conversation(&[], "support@shop.example", "Order 42 late");
+        let our_id = format!("<sb.{token}.0f0e0d0c0b0a09080706050403020100@shop.example>");
+        // In-Reply-To one of ours wins over a changed subject.
+        assert_eq!(
+            conversation(
+                &[("In-Reply-To", &our_id)],
+                "support@shop.example",
+                "new words"
+            ),
+            token
+        );
+        // The newest of ours in References.
+        let references = format!("<m1@customer.example> {our_id} <m3@customer.example>");
+        assert_eq!(
+            conversation(&[("References", &references)], "support@shop.example", "x"),
+            token
+        );
+        // The tagged Reply-To the customer answered to.
+        assert_eq!(
+            conversation(&[], &format!("support+{token}@shop.example"), "x"),
+            token
+        );
+        // Our ids at another domain, or a token of another sender, are not ours.
+        let foreign = our_id.replace("shop.example", "evil.example");
+        assert_ne!(
+            conversation(&[("In-Reply-To", &foreign)], "support@shop.example", "x"),
+            token
+        );
+        let bob = identity().conversation(
+            &Threading::default(),
+            None,
+            "bob@customer.example",
+            "support@shop.example",
+            "Order 42 late",
+        );
+        assert_ne!(
+            conversation(&[], &format!("support+{bob}@shop.example"), "x"),
+            bob
+        );
+    }
+
+    #[test]
+    fn subjects_fold_for_threads() {
+        assert_eq!(thread_subject("Re: Fwd: RE:  Where  IS it"), "where is it");
+        assert_eq!(thread_subject("转发: 回复: 订单"), "订单");
+        assert_eq!(thread_subject(""), "");
+        assert_eq!(untag("support+abc@shop.example"), "support@shop.example");
+    }
 }

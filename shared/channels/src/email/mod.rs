@@ -4,11 +4,19 @@
 
 mod guard;
 mod inbound;
+mod limits;
+mod mime;
+mod quotes;
 mod reply;
 mod transport;
 
 pub use guard::{address_of, auto_reply_block, display_name, domain_of};
-pub use inbound::{Identity, Threading, bare_id, header};
+pub use inbound::{
+    Identity, ReceivedMail, Threading, bare_id, header, is_token, thread_subject, untag,
+};
 pub use lettre::Message;
+pub use limits::{DEFAULT_DAILY_CAP, ReplyLimits};
+pub use mime::{Mail, html_to_text, parse_mime, sample_mail};
+pub use quotes::new_text;
 pub use reply::{BuildReplyError, build_reply, message_ids, normalize_message_id, reply_subject};
 pub use transport::{EmailTransport, OutboxTransport, SmtpConfig, SmtpTls, SmtpTransport};

@@ -25,12 +25,16 @@ pub enum BuildReplyError {
 /// The reply to `thread`, from our address `from`, with `text` as its plain
 /// text body: `Re:` subject, `In-Reply-To` and `References` for threading,
 /// marked as an automatic reply (RFC 3834) so that other robots leave it alone,
-/// and a fresh `Message-ID` at `message_id_domain`.
+/// and a fresh `Message-ID` at `message_id_domain`. With a conversation
+/// `token`, the `Message-ID` carries it (`<sb.{token}.{unique}@domain>`) and
+/// `Reply-To` is our address tagged with it, so that a client that drops
+/// `In-Reply-To` still leads the answer back to the conversation.
 pub fn build_reply(
     thread: &EmailThread,
     from: &str,
     text: &str,
     message_id_domain: &str,
+    token: Option<&str>,
 ) -> Result<Message, BuildReplyError> {
     let to: Mailbox = thread
         .reply_to
@@ -50,11 +54,22 @@ pub fn build_reply(
         return Err(BuildReplyError::Invalid("message id domain"));
     }
 
+    let unique = uuid::Uuid::new_v4();
+    let message_id = match token {
+        Some(token) => format!("<sb.{token}.{}@{domain}>", unique.simple()),
+        None => format!("<{unique}@{domain}>"),
+    };
     let mut builder = Message::builder()
-        .from(from)
-        .to(to)
         .subject(reply_subject(&thread.subject))
-        .message_id(Some(format!("<{}@{}>", uuid::Uuid::new_v4(), domain)));
+        .message_id(Some(message_id));
+    if let Some(token) = token {
+        let user = from.email.user();
+        let base = user.split('+').next().unwrap_or(user);
+        let tagged = lettre::Address::new(format!("{base}+{token}"), from.email.domain())
+            .map_err(|_| BuildReplyError::Invalid("from address"))?;
+        builder = builder.reply_to(Mailbox::new(from.name.clone(), tagged));
+    }
+    let mut builder = builder.from(from).to(to);
 
     let original = normalize_message_id(&thread.message_id);
     let mut references: Vec<String> = thread
@@ -190,6 +205,7 @@ mod tests {
             "Shop Support <support@shop.example>",
             "Your parcel left today.",
             "shop.example",
+            None,
         )
         .unwrap();
         let text = rendered(&message);
@@ -231,7 +247,14 @@ mod tests {
 
     #[test]
     fn references_are_unfolded_in_order() {
-        let message = build_reply(&thread(), "support@shop.example", "ok", "shop.example").unwrap();
+        let message = build_reply(
+            &thread(),
+            "support@shop.example",
+            "ok",
+            "shop.example",
+            None,
+        )
+        .unwrap();
         let references = message.headers().get_raw("References").unwrap();
         assert_eq!(
             references,
@@ -243,7 +266,8 @@ mod tests {
     fn long_reference_chains_keep_root_and_newest() {
         let mut long = thread();
         long.references = (0..30).map(|i| format!("<r{i}@x.example>")).collect();
-        let message = build_reply(&long, "support@shop.example", "ok", "shop.example").unwrap();
+        let message =
+            build_reply(&long, "support@shop.example", "ok", "shop.example", None).unwrap();
         let ids = message_ids(message.headers().get_raw("References").unwrap());
         assert_eq!(ids.len(), MAX_REFERENCES);
         assert_eq!(ids[0], "<r0@x.example>");
@@ -267,6 +291,7 @@ mod tests {
             "support@shop.example",
             "你好，订单已发货。",
             "shop.example",
+            None,
         )
         .unwrap();
         assert!(message.headers().get_raw("In-Reply-To").is_none());
@@ -283,11 +308,12 @@ mod tests {
             reply_to: "not an address secret-customer".into(),
             ..thread()
         };
-        let error = build_reply(&bad_to, "support@shop.example", "x", "shop.example").unwrap_err();
+        let error =
+            build_reply(&bad_to, "support@shop.example", "x", "shop.example", None).unwrap_err();
         assert!(!error.to_string().contains("secret-customer"));
-        assert!(build_reply(&thread(), "nobody", "x", "shop.example").is_err());
-        assert!(build_reply(&thread(), "support@shop.example", "x", "bad domain").is_err());
-        assert!(build_reply(&thread(), "support@shop.example", "x", "").is_err());
+        assert!(build_reply(&thread(), "nobody", "x", "shop.example", None).is_err());
+        assert!(build_reply(&thread(), "support@shop.example", "x", "bad domain", None).is_err());
+        assert!(build_reply(&thread(), "support@shop.example", "x", "", None).is_err());
     }
 
     #[test]
@@ -297,13 +323,35 @@ mod tests {
             references: vec!["<ok@x.example>".into(), "<bad id@x>".into()],
             ..thread()
         };
-        let message = build_reply(&evil, "support@shop.example", "x", "shop.example").unwrap();
+        let message =
+            build_reply(&evil, "support@shop.example", "x", "shop.example", None).unwrap();
         let text = rendered(&message);
         assert!(!text.contains("Bcc"));
         assert!(message.headers().get_raw("In-Reply-To").is_none());
         assert_eq!(
             message.headers().get_raw("References"),
             Some("<ok@x.example>")
+        );
+    }
+
+    #[test]
+    fn conversation_token_goes_in_message_id_and_reply_to() {
+        let token = "0123456789abcdef0123";
+        let message = build_reply(
+            &thread(),
+            "Shop Support <support@shop.example>",
+            "ok",
+            "shop.example",
+            Some(token),
+        )
+        .unwrap();
+        let text = rendered(&message);
+        let id = header(&text, "Message-ID").unwrap();
+        assert!(id.starts_with(&format!("<sb.{token}.")), "{id}");
+        assert!(id.ends_with("@shop.example>"), "{id}");
+        assert_eq!(
+            header(&text, "Reply-To"),
+            Some(format!("\"Shop Support\" <support+{token}@shop.example>").as_str())
         );
     }
 

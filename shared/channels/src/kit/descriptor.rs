@@ -7,8 +7,11 @@
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use switchboard_domain::{Clock, CredentialStore, SystemClock};
+use switchboard_domain::{
+    Clock, CounterStore, CredentialStore, NoObjects, ObjectReader, SystemClock,
+};
 
+use super::counters::MemoryCounters;
 use super::credentials::MemoryCredentials;
 use super::signature::{Digest, Mac, digest};
 use super::{ConfigError, SharedChannel, Unusable};
@@ -22,6 +25,10 @@ pub struct ChannelDeps {
     pub email: Arc<dyn EmailTransport>,
     /// Provider access tokens shared by every instance.
     pub credentials: Arc<dyn CredentialStore>,
+    /// Expiring counters shared by every instance (daily reply caps, marks).
+    pub counters: Arc<dyn CounterStore>,
+    /// Objects other services stored (SES's raw mail in S3).
+    pub objects: Arc<dyn ObjectReader>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -35,6 +42,8 @@ impl ChannelDeps {
                 std::env::temp_dir().join("switchboard-offline-outbox"),
             )),
             credentials: Arc::new(MemoryCredentials::default()),
+            counters: Arc::new(MemoryCounters::default()),
+            objects: Arc::new(NoObjects),
             clock: Arc::new(SystemClock),
         }
     }

@@ -7,6 +7,7 @@
 //! are data ([`signature`], [`schemes`]), replies go through one [`Sender`],
 //! provider tokens through one [`TokenCache`].
 
+pub mod counters;
 pub mod credentials;
 pub mod crypto;
 pub mod descriptor;
@@ -16,6 +17,8 @@ pub mod request;
 pub mod schemes;
 pub mod sender;
 pub mod signature;
+pub mod sns;
+pub mod stored;
 pub mod wechat_family;
 pub mod xml;
 
@@ -51,6 +54,10 @@ pub enum VerifyError {
     Malformed(&'static str),
     #[error("signature already used")]
     Replayed,
+    /// What verification needs could not be had just now (a provider's
+    /// certificate); the provider should retry. Maps to 503.
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
 }
 
 /// Why an authentic request cannot be read. Maps to 400. Never carries text
@@ -148,7 +155,22 @@ pub type Parsed = Result<Vec<InboundMessage>, ParseError>;
 pub type Handshake = Result<Option<HttpReply>, VerifyError>;
 
 /// The receiving half of a channel.
+#[async_trait]
 pub trait Inbound: Send + Sync {
+    /// Fetches what verification needs from the network (a provider's
+    /// signing certificate) and makes set-up calls a verified handshake asks
+    /// for (confirming a subscription), before the synchronous checks.
+    /// What it fetched after verifying (a mail stored elsewhere) goes in the
+    /// request's extensions for `parse`. `webhook check` does not call it: it
+    /// verifies with pinned settings.
+    async fn prepare(
+        &self,
+        _request: &mut WebhookRequest,
+        _now_ms: i64,
+    ) -> Result<(), VerifyError> {
+        Ok(())
+    }
+
     /// Answers a set-up handshake (URL verification, challenge) when the
     /// request is one. A handshake the provider signs is verified here too.
     fn handshake(&self, _request: &WebhookRequest, _now_ms: i64) -> Handshake {

@@ -6,12 +6,12 @@
 //! the future bound is a small clock skew (60 s) everywhere, so a request
 //! cannot be made to stay valid longer than the provider intended.
 //!
-//! Amazon SES (through SNS) is not here: SNS signs with an RSA certificate
-//! fetched from AWS, which the SES channel checks itself.
+//! Amazon SES signs through SNS: RSA with a certificate fetched from AWS
+//! ([`SNS`], [`super::sns`]).
 
 use super::signature::{At, Digest, Encoding, Mac, MacScheme, Part, Scheme, Unit, Window};
 
-const SKEW_SECS: i64 = 60;
+pub const SKEW_SECS: i64 = 60;
 
 const fn window(at: At, unit: Unit, max_age_secs: i64) -> Option<Window> {
     Some(Window {
@@ -158,6 +158,14 @@ pub const SENDGRID_EVENTS: Scheme = Scheme::EcdsaP256 {
         Unit::Seconds,
         86_400,
     ),
+};
+
+/// Amazon SNS (SES receipt rules to HTTPS): RSA SHA-1/SHA-256 over the
+/// envelope's canonical string; the signed `Timestamp` at most a day old
+/// (SNS retries for hours under a custom delivery policy; duplicates within
+/// the week of dedupe retention are dropped by `MessageId`).
+pub const SNS: Scheme = Scheme::Sns {
+    max_age_secs: 86_400,
 };
 
 /// SendGrid Inbound Parse and Postmark inbound are unsigned: basic auth in

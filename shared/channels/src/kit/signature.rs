@@ -145,6 +145,12 @@ pub enum Scheme {
         signature: At,
         timestamp: Option<Window>,
     },
+    /// Amazon SNS: RSA over the envelope's canonical string, with the
+    /// certificate at its `SigningCertURL` ([`super::sns`]); the signed
+    /// `Timestamp` at most `max_age_secs` old.
+    Sns {
+        max_age_secs: i64,
+    },
 }
 
 /// What a channel verifies with.
@@ -157,6 +163,7 @@ pub enum Key<'a> {
     },
     Ed25519(&'a ed25519_dalek::VerifyingKey),
     P256(&'a p256::ecdsa::VerifyingKey),
+    Sns(&'a super::sns::Certificates),
 }
 
 /// What a request is signed with, as the provider would.
@@ -168,6 +175,7 @@ pub enum SigningKey<'a> {
     },
     Ed25519(&'a ed25519_dalek::SigningKey),
     P256(&'a p256::ecdsa::SigningKey),
+    Rsa(&'a rsa::RsaPrivateKey),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -431,6 +439,14 @@ impl Scheme {
                 check_optional_window(timestamp, raw_ts, now_ms)?;
                 None
             }
+            Scheme::Sns { max_age_secs } => {
+                let Key::Sns(certificates) = key else {
+                    return Err(VerifyError::Malformed("key"));
+                };
+                let envelope = super::sns::envelope(request.body())?;
+                super::sns::verify(certificates, &envelope, *max_age_secs, now_ms)?;
+                None
+            }
         };
         Ok(Verified {
             body: request.body().clone(),
@@ -540,6 +556,18 @@ impl Scheme {
                     &BASE64.encode(value.to_der().as_bytes()),
                 )
             }
+            Scheme::Sns { .. } => {
+                let SigningKey::Rsa(private) = key else {
+                    return Err(SignError::WrongKey);
+                };
+                let mut envelope = super::sns::envelope(request.body())
+                    .map_err(|_| SignError::Unsupported("a body that is not an SNS envelope"))?;
+                super::sns::sign(private, &mut envelope, now_ms);
+                let body = serde_json::to_vec(&envelope)
+                    .map_err(|_| SignError::Unsupported("the envelope"))?;
+                *request.body_mut() = Bytes::from(body);
+                Ok(())
+            }
         }
     }
 
@@ -550,7 +578,7 @@ impl Scheme {
             Scheme::Ed25519 { timestamp, .. } | Scheme::EcdsaP256 { timestamp, .. } => {
                 timestamp.as_ref()
             }
-            Scheme::SharedSecret { .. } | Scheme::BasicAuth => None,
+            Scheme::SharedSecret { .. } | Scheme::BasicAuth | Scheme::Sns { .. } => None,
         }
     }
 
@@ -560,6 +588,12 @@ impl Scheme {
             Scheme::Mac(scheme) => scheme.timestamp.as_mut(),
             Scheme::Ed25519 { timestamp, .. } | Scheme::EcdsaP256 { timestamp, .. } => {
                 timestamp.as_mut()
+            }
+            Scheme::Sns {
+                max_age_secs: max_age,
+            } => {
+                *max_age = max_age_secs;
+                None
             }
             Scheme::SharedSecret { .. } | Scheme::BasicAuth => None,
         };
@@ -714,6 +748,10 @@ enum Material {
         public: Box<p256::ecdsa::VerifyingKey>,
         private: Option<Box<p256::ecdsa::SigningKey>>,
     },
+    Sns {
+        certificates: std::sync::Arc<super::sns::Certificates>,
+        private: Option<Box<rsa::RsaPrivateKey>>,
+    },
 }
 
 impl Signature {
@@ -771,6 +809,23 @@ impl Signature {
         }
     }
 
+    /// Amazon SNS with these certificates, and the private key to sign with
+    /// (development and tests).
+    pub fn sns(
+        scheme: Scheme,
+        certificates: std::sync::Arc<super::sns::Certificates>,
+        private: Option<rsa::RsaPrivateKey>,
+    ) -> Self {
+        let private = private.map(Box::new);
+        Self {
+            scheme,
+            key: Material::Sns {
+                certificates,
+                private,
+            },
+        }
+    }
+
     /// The replay window from a setting (seconds, positive), else the scheme's.
     pub fn window(mut self, max_age_secs: Option<i64>) -> Result<Self, super::Unusable> {
         match max_age_secs {
@@ -794,6 +849,7 @@ impl Signature {
             Material::Basic { username, password } => Key::Basic { username, password },
             Material::Ed25519 { public, .. } => Key::Ed25519(public),
             Material::P256 { public, .. } => Key::P256(public),
+            Material::Sns { certificates, .. } => Key::Sns(certificates),
         };
         self.scheme.verify(&key, request, fields, now_ms)
     }
@@ -816,7 +872,13 @@ impl Signature {
                 private: Some(private),
                 ..
             } => SigningKey::P256(private),
-            Material::Ed25519 { .. } | Material::P256 { .. } => return Err(SignError::WrongKey),
+            Material::Sns {
+                private: Some(private),
+                ..
+            } => SigningKey::Rsa(private),
+            Material::Ed25519 { .. } | Material::P256 { .. } | Material::Sns { .. } => {
+                return Err(SignError::WrongKey);
+            }
         };
         self.scheme.sign(&key, request, fields, now_ms, nonce)
     }

@@ -1,0 +1,166 @@
+//! Loop safety on the sending side: at most N automated replies per sender
+//! per day (RFC 3834 asks responders to limit their rate), and none to an
+//! address the provider reported as bouncing. Agents' replies are never held
+//! back. The counters are shared by every instance ([`CounterStore`]).
+
+use std::sync::Arc;
+
+use switchboard_domain::{Clock, CounterStore, OutboundReply, SendError};
+
+use crate::kit::{ChannelDeps, Unusable, unusable};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Automated replies per sender per day unless configured.
+pub const DEFAULT_DAILY_CAP: u64 = 10;
+
+/// How long a bounce keeps an address from getting automated replies.
+const UNDELIVERABLE_MS: i64 = 30 * DAY_MS;
+
+pub struct ReplyLimits {
+    channel: &'static str,
+    counters: Arc<dyn CounterStore>,
+    clock: Arc<dyn Clock>,
+    daily_cap: u64,
+}
+
+impl ReplyLimits {
+    pub fn new(
+        channel: &'static str,
+        deps: &ChannelDeps,
+        daily_cap: Option<u64>,
+    ) -> Result<Self, Unusable> {
+        let daily_cap = daily_cap.unwrap_or(DEFAULT_DAILY_CAP);
+        if daily_cap == 0 {
+            return Err(unusable("max_auto_replies_per_day must be at least 1"));
+        }
+        Ok(Self {
+            channel,
+            counters: deps.counters.clone(),
+            clock: deps.clock.clone(),
+            daily_cap,
+        })
+    }
+
+    /// Whether this reply may be mailed: an agent's always; an automated one
+    /// unless the address bounces or the sender's cap for today is reached
+    /// (the reply then counts against it). A store failure is transient.
+    pub async fn allow(&self, reply: &OutboundReply) -> Result<bool, SendError> {
+        // Agents' replies get ids `a-…` (the desk), automated ones `r-…`.
+        if reply.reply_id.starts_with("a-") {
+            return Ok(true);
+        }
+        let now_ms = self.clock.now_ms();
+        let customer = reply.customer_id.to_lowercase();
+        let unavailable = |error: switchboard_domain::StoreError| SendError::Transient {
+            channel: self.channel.to_owned(),
+            detail: "reply counters unavailable".into(),
+            source: Some(Box::new(error)),
+        };
+        let undeliverable = undeliverable_key(self.channel, &customer);
+        let marked = self.counters.count(&undeliverable, now_ms);
+        if marked.await.map_err(unavailable)? > 0 {
+            tracing::info!(channel = self.channel, reply_id = %reply.reply_id, "not mailing an address that bounces");
+            return Ok(false);
+        }
+        let day = now_ms.div_euclid(DAY_MS);
+        let key = format!("auto-replies:{}:{customer}:{day}", self.channel);
+        let expires = day.saturating_add(2).saturating_mul(DAY_MS);
+        let counted = self
+            .counters
+            .increment_below(&key, self.daily_cap, now_ms, expires);
+        let allowed = counted.await.map_err(unavailable)?;
+        if !allowed {
+            tracing::warn!(channel = self.channel, reply_id = %reply.reply_id, cap = self.daily_cap, "daily automated reply cap reached; reply not mailed");
+        }
+        Ok(allowed)
+    }
+
+    /// Records that mail to `address` bounces (provider event); best effort.
+    pub async fn mark_undeliverable(&self, address: &str, now_ms: i64) {
+        let Some(address) = super::address_of(address) else {
+            return;
+        };
+        let key = undeliverable_key(self.channel, &address);
+        let until = now_ms.saturating_add(UNDELIVERABLE_MS);
+        if let Err(error) = self.counters.increment_below(&key, 1, now_ms, until).await {
+            tracing::warn!(channel = self.channel, error = %error, "could not record an undeliverable address");
+        }
+    }
+}
+
+fn undeliverable_key(channel: &str, address: &str) -> String {
+    format!("undeliverable:{channel}:{address}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_domain::ReplyContext;
+
+    fn reply(id: &str, customer: &str) -> OutboundReply {
+        OutboundReply {
+            channel: "mailgun".into(),
+            account_id: "support@shop.example".into(),
+            conversation_id: "c".into(),
+            customer_id: customer.into(),
+            text: "hi".into(),
+            reply: ReplyContext::default(),
+            reply_id: id.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_eleventh_automated_reply_of_the_day_is_held_back() {
+        let limits = ReplyLimits::new("mailgun", &ChannelDeps::offline(), Some(10)).unwrap();
+        for n in 0..10 {
+            assert!(
+                limits
+                    .allow(&reply(&format!("r-{n}"), "Jane@Customer.example"))
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            !limits
+                .allow(&reply("r-10", "jane@customer.example"))
+                .await
+                .unwrap()
+        );
+        // Another sender, and an agent, are not affected.
+        assert!(
+            limits
+                .allow(&reply("r-11", "bob@customer.example"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            limits
+                .allow(&reply("a-1", "jane@customer.example"))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn bouncing_addresses_get_no_automated_reply() {
+        let deps = ChannelDeps::offline();
+        let limits = ReplyLimits::new("sendgrid", &deps, None).unwrap();
+        limits
+            .mark_undeliverable("Jane <jane@customer.example>", deps.clock.now_ms())
+            .await;
+        assert!(
+            !limits
+                .allow(&reply("r-1", "jane@customer.example"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            limits
+                .allow(&reply("a-1", "jane@customer.example"))
+                .await
+                .unwrap()
+        );
+        assert!(ReplyLimits::new("x", &deps, Some(0)).is_err());
+    }
+}

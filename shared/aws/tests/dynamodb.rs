@@ -503,6 +503,8 @@ async fn a_completed_record_keeps_its_result_until_it_expires() {
     );
     store.complete("reply:1", 200_000).await.unwrap();
     assert_eq!(store.result("reply:1", 100_002).await.unwrap(), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counters_stop_at_the_limit_under_concurrency_and_reset_when_expired() {
     use switchboard_aws::DynamoCounterStore;

@@ -513,6 +513,8 @@ async fn every_knowledge_base_import_gets_a_newer_generation() {
         store.load_knowledge_base().await.unwrap().as_deref(),
         Some("c")
     );
+}
+
 #[tokio::test]
 async fn counters_stop_at_the_limit_and_reset_when_expired() {
     let store = SqliteStore::open_in_memory().unwrap();

@@ -10,11 +10,13 @@
 pub mod credentials;
 pub mod descriptor;
 pub mod form;
+pub mod handshake;
 pub mod json;
 pub mod request;
 pub mod schemes;
 pub mod sender;
 pub mod signature;
+pub mod window;
 
 use std::sync::Arc;
 
@@ -26,10 +28,12 @@ pub use credentials::{Fresh, TokenCache, call_with_token};
 pub use descriptor::{ChannelDeps, ChannelSpec, DevContext, Function, Need, Setting, SettingsOf};
 pub use form::{Form, FormError, read_form};
 pub use request::{
-    HttpReply, PublicUrl, RequestExt, WebhookRequest, at_public_base, build_request, reply,
+    HttpReply, PublicUrl, RequestExt, WebhookRequest, at_public_base, build_request, called_at,
+    port_variants, reply,
 };
 pub use sender::{ApiErrors, ApiResponse, STATUS_ONLY, Sender, TextUnit, permanent, split_text};
 pub use signature::{Key, Scheme, SignError, Signature, SigningKey};
+pub use window::{Allowed, ReplyWindow};
 
 /// Why a request is not accepted as coming from the provider. Maps to 401.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ pub mod registry;
 pub mod slack;
 pub mod telegram;
 pub mod webchat;
+pub mod whatsapp;
 
 pub use kit::{
     Channel, ChannelDeps, ChannelSpec, ConfigError, HttpReply, Inbound, Outbound, ParseError,

@@ -13,6 +13,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::slack::SPEC,
     crate::webchat::SPEC,
     crate::mailgun::SPEC,
+    crate::whatsapp::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

@@ -12,6 +12,7 @@ pub mod descriptor;
 pub mod form;
 pub mod handshake;
 pub mod json;
+pub mod meta;
 pub mod request;
 pub mod schemes;
 pub mod sender;

@@ -16,6 +16,16 @@ use switchboard_domain::SendError;
 
 pub const NOW_MS: i64 = 1_700_000_030_000;
 
+/// The contract's time, so that reply windows (Meta's 24 hours) count from
+/// the fixtures' timestamps.
+pub struct ContractClock;
+
+impl switchboard_domain::Clock for ContractClock {
+    fn now_ms(&self) -> i64 {
+        NOW_MS
+    }
+}
+
 /// A channel's contract fixture.
 pub struct Fixture {
     pub channel: &'static str,
@@ -42,6 +52,7 @@ impl Fixture {
         let settings: Value = serde_json::from_str(&settings).unwrap();
         let deps = ChannelDeps {
             email,
+            clock: Arc::new(ContractClock),
             ..ChannelDeps::offline()
         };
         registry::build(self.channel, &settings, &deps)

@@ -5,27 +5,28 @@
 //! entries, each with changes, each with messages from possibly several
 //! customers: every message is queued, on its `wamid` id. Status updates
 //! (sent, delivered, read, failed) are receipts and yield nothing; Cloud API
-//! does not echo our own messages on the `messages` field. Replies go through
-//! `POST /{phone_number_id}/messages` from the number the customer wrote to,
-//! within WhatsApp's 24-hour customer-service window (later only a template
-//! may be sent, which a support answer is not: such a reply fails visibly).
+//! does not echo our own messages on the `messages` field. Replies go from the
+//! number the customer wrote to, within the 24-hour customer-service window
+//! (later only templates may be sent: such a reply fails visibly).
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_domain::{
-    Attachment, AttachmentKind, Clock, InboundMessage, MessageKind, OutboundReply, ReplyContext,
-    Secret, SendError,
+    Attachment, Clock, InboundMessage, OutboundReply, ReplyContext, Secret, SendError,
 };
 
 use crate::kit::descriptor::build;
 use crate::kit::handshake::META_HUB;
-use crate::kit::json::{MediaFields, first_text, invalid, json_request, location, media, text};
+use crate::kit::json::{
+    MediaFields, contact_card, first_text, invalid, items, json_request, location, media, text,
+};
 use crate::kit::meta::{GRAPH_API, GRAPH_ERRORS};
 use crate::kit::sender::base_url_or;
 use crate::kit::{
     ChannelDeps, ChannelSpec, Function, Handshake, Inbound, Outbound, Parsed, ReplyWindow, Sender,
-    SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, required, schemes,
+    SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, kind_for_name, required,
+    schemes, text_or_media,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
@@ -118,28 +119,18 @@ impl Inbound for WhatsApp {
         }
         let entries = body.get("entry").and_then(Value::as_array);
         let entries = entries.ok_or_else(|| invalid("body has no entry list"))?;
-        let changes = entries
-            .iter()
-            .filter_map(|e| e.get("changes")?.as_array())
-            .flatten();
+        let changes = entries.iter().flat_map(|entry| items(entry, "/changes"));
         let mut out = Vec::new();
         for change in changes.filter(|c| text(c, "/field").as_deref() == Some("messages")) {
             let value = &change["value"];
-            let account = text(value, "/metadata/phone_number_id")
-                .ok_or_else(|| invalid("a change without metadata.phone_number_id"))?;
-            let contacts = value.get("contacts").and_then(Value::as_array);
-            for message in value
-                .get("messages")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            let account = text(value, "/metadata/phone_number_id");
+            let account = account.ok_or_else(|| invalid("a change without its phone_number_id"))?;
+            for message in items(value, "/messages") {
                 let from =
                     text(message, "/from").ok_or_else(|| invalid("a message without from"))?;
-                let name = contacts
-                    .into_iter()
-                    .flatten()
-                    .find(|c| text(c, "/wa_id").as_ref() == Some(&from));
+                let contact =
+                    items(value, "/contacts").find(|c| text(c, "/wa_id") == Some(from.clone()));
+                let name = contact.and_then(|c| text(c, "/profile/name"));
                 out.extend(normalise(&account, &from, name, message));
             }
         }
@@ -191,7 +182,7 @@ const MEDIA: MediaFields = MediaFields {
 fn normalise(
     account: &str,
     from: &str,
-    contact: Option<&Value>,
+    name: Option<String>,
     message: &Value,
 ) -> Option<InboundMessage> {
     let kind = text(message, "/type")?;
@@ -200,38 +191,22 @@ fn normalise(
     let body = match kind.as_str() {
         "text" => text(message, "/text/body"),
         key @ ("image" | "video" | "audio" | "document" | "sticker") => {
-            let media_kind = match key {
-                "image" => AttachmentKind::Image,
-                "video" => AttachmentKind::Video,
-                "audio" => AttachmentKind::Audio,
-                "sticker" => AttachmentKind::Sticker,
-                _ => AttachmentKind::File,
-            };
-            attachments.extend(media(&message[key], Some(media_kind), &MEDIA));
+            attachments.extend(media(&message[key], Some(kind_for_name(key)), &MEDIA));
             text(message, &format!("/{key}/caption"))
         }
         "location" => {
-            let at = &message["location"];
+            let (at, names) = (&message["location"], ["/name", "/address"]);
             attachments.push(location(
                 &at["latitude"],
                 &at["longitude"],
-                first_text(at, &["/name", "/address"]),
+                first_text(at, &names),
             ));
             None
         }
         "contacts" => {
-            let people = message
-                .get("contacts")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
-            attachments.extend(people.map(|person| Attachment {
-                kind: AttachmentKind::Other,
-                provider_id: None,
-                url: text(person, "/phones/0/phone").map(|phone| format!("tel:{phone}")),
-                mime_type: Some("text/vcard".into()),
-                name: text(person, "/name/formatted_name"),
-            }));
+            let card =
+                |c| contact_card(text(c, "/phones/0/phone"), text(c, "/name/formatted_name"));
+            attachments.extend(items(message, "/contacts").map(card));
             None
         }
         "reaction" => {
@@ -252,23 +227,17 @@ fn normalise(
     if body.is_empty() && attachments.is_empty() {
         return None;
     }
-    let seconds: i64 = text(message, "/timestamp")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_default();
-    let sent_at_ms = seconds.saturating_mul(1000);
+    let seconds: Option<i64> = text(message, "/timestamp").and_then(|t| t.parse().ok());
+    let sent_at_ms = seconds.unwrap_or_default().saturating_mul(1000);
     Some(InboundMessage {
         channel: "whatsapp".into(),
         account_id: account.to_owned(),
         customer_id: from.to_owned(),
-        customer_name: contact.and_then(|c| text(c, "/profile/name")),
+        customer_name: name,
         conversation_id: from.to_owned(),
         provider_message_id: text(message, "/id")?,
         sent_at_ms,
-        kind: if body.is_empty() {
-            MessageKind::Media
-        } else {
-            MessageKind::Text
-        },
+        kind: text_or_media(&body),
         text: body,
         attachments,
         reply: ReplyContext {
@@ -283,6 +252,7 @@ fn normalise(
 mod tests {
     use super::*;
     use crate::kit::{ParseError, RequestExt, build_request};
+    use switchboard_domain::MessageKind;
 
     fn channel() -> WhatsApp {
         let config = WhatsAppConfig {

@@ -218,6 +218,26 @@ pub fn kind_for_mime(mime: &str) -> AttachmentKind {
     }
 }
 
+/// The attachment kind a provider names (`image`, `video`, `audio`,
+/// `sticker`; `file`, `document` and anything else are files).
+pub fn kind_for_name(name: &str) -> AttachmentKind {
+    match name {
+        "image" | "picture" | "photo" => AttachmentKind::Image,
+        "video" => AttachmentKind::Video,
+        "audio" | "voice" => AttachmentKind::Audio,
+        "sticker" => AttachmentKind::Sticker,
+        _ => AttachmentKind::File,
+    }
+}
+
+/// A message with words is text; one without (attachments only) is media.
+pub fn text_or_media(text: &str) -> switchboard_domain::MessageKind {
+    match text.trim().is_empty() {
+        true => switchboard_domain::MessageKind::Media,
+        false => switchboard_domain::MessageKind::Text,
+    }
+}
+
 /// A random token for development secrets.
 pub fn random_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -242,6 +262,9 @@ mod tests {
         );
         assert_eq!(kind_for_mime("application/pdf"), AttachmentKind::File);
         assert_eq!(kind_for_mime(""), AttachmentKind::File);
+        assert_eq!(kind_for_name("sticker"), AttachmentKind::Sticker);
+        assert_eq!(kind_for_name("document"), AttachmentKind::File);
+        assert_eq!(text_or_media(" "), switchboard_domain::MessageKind::Media);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod email;
 pub mod kit;
 pub mod mailgun;
+pub mod messenger;
 pub mod notify;
 pub mod registry;
 pub mod slack;

@@ -14,6 +14,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::webchat::SPEC,
     crate::mailgun::SPEC,
     crate::whatsapp::SPEC,
+    crate::messenger::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

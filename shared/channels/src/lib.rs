@@ -4,6 +4,7 @@
 //! one registry line, its contract-test fixture and its README section.
 
 pub mod email;
+pub mod instagram;
 pub mod kit;
 pub mod mailgun;
 pub mod messenger;

@@ -15,6 +15,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::mailgun::SPEC,
     crate::whatsapp::SPEC,
     crate::messenger::SPEC,
+    crate::instagram::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

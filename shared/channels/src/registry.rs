@@ -16,6 +16,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::whatsapp::SPEC,
     crate::messenger::SPEC,
     crate::instagram::SPEC,
+    crate::viber::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

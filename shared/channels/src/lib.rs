@@ -12,6 +12,7 @@ pub mod notify;
 pub mod registry;
 pub mod slack;
 pub mod telegram;
+pub mod twilio;
 pub mod viber;
 pub mod webchat;
 pub mod whatsapp;

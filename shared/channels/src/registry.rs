@@ -17,6 +17,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::messenger::SPEC,
     crate::instagram::SPEC,
     crate::viber::SPEC,
+    crate::twilio::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

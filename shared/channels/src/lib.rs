@@ -3,6 +3,7 @@
 //! normalised messages, and send a reply. Adding a channel touches its module,
 //! one registry line, its contract-test fixture and its README section.
 
+pub mod discord;
 pub mod email;
 pub mod instagram;
 pub mod kit;

@@ -17,6 +17,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::messenger::SPEC,
     crate::instagram::SPEC,
     crate::viber::SPEC,
+    crate::discord::SPEC,
     crate::twilio::SPEC,
 ];
 

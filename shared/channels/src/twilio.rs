@@ -18,7 +18,7 @@ use crate::kit::form::form_request;
 use crate::kit::json::location;
 use crate::kit::sender::{base_url_or, http_url};
 use crate::kit::{
-    ApiErrors, ChannelDeps, ChannelSpec, Function, HttpReply, Inbound, Outbound, Parsed, PublicUrl,
+    ApiErrors, ChannelDeps, ChannelSpec, Function, HttpReply, Inbound, Outbound, Parsed,
     RequestExt, STATUS_ONLY, Sender, SettingsOf, SignError, Signature, TextUnit, Unusable,
     Verified, VerifyError, WebhookRequest, kind_for_mime, reply, required, schemes, text_or_media,
     unusable,
@@ -244,7 +244,7 @@ impl Outbound for Twilio {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kit::build_request;
+    use crate::kit::{PublicUrl, build_request};
     use switchboard_domain::{AttachmentKind, MessageKind};
 
     fn channel(public_url: Option<&str>) -> Twilio {

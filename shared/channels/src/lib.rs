@@ -17,6 +17,7 @@ pub mod twilio;
 pub mod viber;
 pub mod webchat;
 pub mod whatsapp;
+pub mod x;
 
 pub use kit::{
     Channel, ChannelDeps, ChannelSpec, ConfigError, HttpReply, Inbound, Outbound, ParseError,

@@ -18,6 +18,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::instagram::SPEC,
     crate::viber::SPEC,
     crate::discord::SPEC,
+    crate::x::SPEC,
     crate::twilio::SPEC,
 ];
 

@@ -5,3 +5,4 @@ mod defects;
 mod durability;
 mod email;
 mod webhooks;
+mod world;

@@ -10,3 +10,4 @@ mod faults;
 mod knowledge_base;
 mod privacy;
 mod webhooks;
+mod world;

@@ -4,11 +4,14 @@
 //! one registry line, its contract-test fixture and its README section.
 
 pub mod dingtalk;
+pub mod discord;
 pub mod email;
 pub mod feishu;
+pub mod instagram;
 pub mod kit;
 pub mod line;
 pub mod mailgun;
+pub mod messenger;
 pub mod notify;
 pub mod postmark;
 pub mod registry;
@@ -16,9 +19,13 @@ pub mod sendgrid;
 pub mod ses;
 pub mod slack;
 pub mod telegram;
+pub mod twilio;
+pub mod viber;
 pub mod webchat;
 pub mod wechat;
 pub mod wecom;
+pub mod whatsapp;
+pub mod x;
 
 pub use kit::{
     Channel, ChannelDeps, ChannelSpec, ConfigError, HttpReply, Inbound, Outbound, ParseError,

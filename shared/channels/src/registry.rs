@@ -21,6 +21,13 @@ pub const CHANNELS: &[ChannelSpec] = &[
     crate::postmark::SPEC,
     crate::sendgrid::SPEC,
     crate::ses::SPEC,
+    crate::whatsapp::SPEC,
+    crate::messenger::SPEC,
+    crate::instagram::SPEC,
+    crate::viber::SPEC,
+    crate::discord::SPEC,
+    crate::x::SPEC,
+    crate::twilio::SPEC,
 ];
 
 /// Channel configuration as loaded from the config file or secret: one JSON

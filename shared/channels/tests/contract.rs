@@ -229,6 +229,22 @@ async fn contract(fixture: Fixture) {
             "{name}: {header}"
         );
     }
+    // A form-encoded API call (Twilio's Messages API), field by field.
+    if let Some(Value::Object(fields)) = expect.get("form") {
+        let sent: Vec<(String, String)> = form_urlencoded::parse(&call.body).into_owned().collect();
+        for (field, value) in fields {
+            let actual = sent
+                .iter()
+                .find(|(k, _)| k == field)
+                .map(|(_, v)| v.clone());
+            assert_eq!(
+                actual,
+                Some(fill(value.as_str().unwrap())),
+                "{name}: {field}"
+            );
+        }
+        return;
+    }
     let body: Value = serde_json::from_slice(&call.body).unwrap();
     for (pointer, value) in expect["json"].as_object().unwrap() {
         let value = match value {

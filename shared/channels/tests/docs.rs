@@ -22,7 +22,7 @@ fn channel_table() -> String {
         let settings: Vec<String> = spec
             .settings
             .iter()
-            .filter(|s| s.need != Need::Optional)
+            .filter(|s| matches!(s.need, Need::Verify | Need::Send(_)))
             .map(|s| format!("`{}`", s.name))
             .collect();
         table.push_str(&format!(
@@ -41,7 +41,7 @@ fn settings_table(spec: &ChannelSpec) -> String {
     let mut table = String::from("| setting | |\n|---|---|\n");
     for setting in spec.settings {
         let need = match setting.need {
-            Need::Optional => "optional; ",
+            Need::Optional | Need::DevSigning => "optional; ",
             Need::Verify | Need::Send(_) => "",
         };
         table.push_str(&format!("| `{}` | {need}{} |\n", setting.name, setting.doc));

@@ -99,6 +99,11 @@ pub struct ReplyContext {
     /// Email threading data; present for email channels only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailThread>,
+    /// When the customer's message was sent (unix ms), for providers that
+    /// allow replies only for a while after it: Meta's 24-hour messaging
+    /// window, Discord's 15-minute interaction token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_sent_at_ms: Option<i64>,
 }
 
 /// The headers an email reply needs to thread correctly in the customer's client.
@@ -130,7 +135,16 @@ pub struct OutboundReply {
     pub reply_id: String,
 }
 
+/// The start of the `reply_id` of a reply an agent wrote (the bot's differ),
+/// for providers that treat a person's reply differently (Meta's human-agent tag).
+pub const AGENT_REPLY_PREFIX: &str = "a-";
+
 impl OutboundReply {
+    /// Whether a person (an agent) wrote this reply, not the bot.
+    pub fn is_from_agent(&self) -> bool {
+        self.reply_id.starts_with(AGENT_REPLY_PREFIX)
+    }
+
     /// A reply in the same conversation as `message`.
     pub fn to_message(
         message: &InboundMessage,

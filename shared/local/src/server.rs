@@ -230,7 +230,12 @@ async fn dev_provider_root(
 
 fn record_dev_reply(local: &Local, channel: &str, body: &[u8]) -> Response {
     use std::io::Write;
-    let payload: serde_json::Value = serde_json::from_slice(body).unwrap_or(json!(null));
+    // JSON, else a form post (Twilio's Messages API) as an object.
+    let form = || {
+        let fields = form_urlencoded::parse(body).into_owned();
+        serde_json::Value::Object(fields.map(|(k, v)| (k, v.into())).collect())
+    };
+    let payload: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|_| form());
     let line = json!({ "channel": channel, "payload": payload }).to_string();
     let path = local.app.config.data_dir.join("dev-replies.jsonl");
     let written = std::fs::OpenOptions::new()

@@ -164,7 +164,17 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
 
 /// The text of a recorded reply, whatever the provider's body shape.
 fn reply_text(payload: &Value) -> String {
-    let text = ["/text", "/text/content", "/messages/0/text", "/content"]
+    // Telegram, Slack, Viber, X; WeChat-like; LINE; Discord; WhatsApp; Messenger, Instagram; Twilio.
+    let pointers = [
+        "/text",
+        "/text/content",
+        "/messages/0/text",
+        "/content",
+        "/text/body",
+        "/message/text",
+        "/Body",
+    ];
+    let text = pointers
         .iter()
         .find_map(|pointer| payload.pointer(pointer).and_then(Value::as_str))
         .unwrap_or_default();

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use switchboard_domain::{
-    Clock, ConversationKey, Feedback, FeedbackStore, OutboundReply, ReplySender, Role, SendError,
-    SessionStatus, SessionStore, StoreError, Turn,
+    AGENT_REPLY_PREFIX, Clock, ConversationKey, Feedback, FeedbackStore, OutboundReply,
+    ReplySender, Role, SendError, SessionStatus, SessionStore, StoreError, Turn,
 };
 use tracing::info;
 
@@ -92,7 +92,7 @@ impl AgentDesk {
             .await?
             .ok_or_else(|| DeskError::NotFound(conversation.to_owned()))?;
         let now_ms = self.clock.now_ms();
-        let reply_id = format!("a-{}", uuid::Uuid::now_v7());
+        let reply_id = format!("{AGENT_REPLY_PREFIX}{}", uuid::Uuid::now_v7());
         let outbound = OutboundReply {
             channel: session.channel.clone(),
             account_id: session.account_id.clone(),

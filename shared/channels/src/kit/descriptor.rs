@@ -85,6 +85,10 @@ pub enum Need {
     /// Required; only sending needs it (`webhook check` fills in a placeholder).
     Send(&'static str),
     Optional,
+    /// Optional: a private key that signs requests as the provider would, for
+    /// development mode and tests of a public-key channel (Discord). Never
+    /// needed in production; the contract's impostor changes it.
+    DevSigning,
 }
 
 /// One setting of a channel: its name in the config file, the AWS secret and
@@ -207,5 +211,6 @@ macro_rules! settings {
     };
     (@need verify) => { $crate::kit::Need::Verify };
     (@need optional) => { $crate::kit::Need::Optional };
+    (@need dev_signing) => { $crate::kit::Need::DevSigning };
     (@need send $placeholder:literal) => { $crate::kit::Need::Send($placeholder) };
 }

@@ -187,6 +187,16 @@ fn extended_filename(disposition: &str) -> Option<String> {
         .map(|name| name.into_owned())
 }
 
+/// A form POST as a provider sends it (samples, tests).
+pub fn form_request(path: &str, pairs: &[(&str, &str)]) -> super::WebhookRequest {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let content_type = "application/x-www-form-urlencoded".to_owned();
+    let headers = [("content-type".to_owned(), content_type)];
+    super::build_request("POST", path, &headers, body).expect("a valid request")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

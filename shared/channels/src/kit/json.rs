@@ -10,6 +10,26 @@ pub fn int(value: &Value, pointer: &str) -> Option<i64> {
     value.pointer(pointer)?.as_i64()
 }
 
+/// The items of the array at `pointer`; none when there is no array.
+pub fn items<'a>(value: &'a Value, pointer: &str) -> impl Iterator<Item = &'a Value> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// A shared contact card as an attachment: a `tel:` URI and the name.
+pub fn contact_card(phone: Option<String>, name: Option<String>) -> switchboard_domain::Attachment {
+    switchboard_domain::Attachment {
+        kind: switchboard_domain::AttachmentKind::Other,
+        provider_id: None,
+        url: phone.map(|phone| format!("tel:{phone}")),
+        mime_type: Some("text/vcard".into()),
+        name,
+    }
+}
+
 /// The string at `pointer`, if there is one.
 pub fn text(value: &Value, pointer: &str) -> Option<String> {
     value.pointer(pointer)?.as_str().map(str::to_owned)

@@ -12,7 +12,9 @@ pub mod credentials;
 pub mod crypto;
 pub mod descriptor;
 pub mod form;
+pub mod handshake;
 pub mod json;
+pub mod meta;
 pub mod request;
 pub mod schemes;
 pub mod sender;
@@ -20,6 +22,7 @@ pub mod signature;
 pub mod sns;
 pub mod stored;
 pub mod wechat_family;
+pub mod window;
 pub mod xml;
 
 use std::sync::Arc;
@@ -32,12 +35,14 @@ pub use credentials::{Fresh, TokenCache, call_with_token, fetch_token, send_text
 pub use descriptor::{ChannelDeps, ChannelSpec, DevContext, Function, Need, Setting, SettingsOf};
 pub use form::{Form, FormError, read_form};
 pub use request::{
-    HttpReply, PublicUrl, RequestExt, WebhookRequest, at_public_base, build_request, reply,
+    HttpReply, PublicUrl, RequestExt, WebhookRequest, at_public_base, build_request, called_at,
+    port_variants, reply,
 };
 pub use sender::{
     ApiErrors, ApiResponse, STATUS_ONLY, Sender, TextUnit, idempotency_key, permanent, split_text,
 };
 pub use signature::{Key, Scheme, SignError, Signature, SigningKey};
+pub use window::{Allowed, ReplyWindow};
 
 /// Why a request is not accepted as coming from the provider. Maps to 401.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +245,26 @@ pub fn kind_for_mime(mime: &str) -> AttachmentKind {
     }
 }
 
+/// The attachment kind a provider names (`image`, `video`, `audio`,
+/// `sticker`; `file`, `document` and anything else are files).
+pub fn kind_for_name(name: &str) -> AttachmentKind {
+    match name {
+        "image" | "picture" | "photo" => AttachmentKind::Image,
+        "video" => AttachmentKind::Video,
+        "audio" | "voice" => AttachmentKind::Audio,
+        "sticker" => AttachmentKind::Sticker,
+        _ => AttachmentKind::File,
+    }
+}
+
+/// A message with words is text; one without (attachments only) is media.
+pub fn text_or_media(text: &str) -> switchboard_domain::MessageKind {
+    match text.trim().is_empty() {
+        true => switchboard_domain::MessageKind::Media,
+        false => switchboard_domain::MessageKind::Text,
+    }
+}
+
 /// A random token for development secrets.
 pub fn random_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -264,6 +289,9 @@ mod tests {
         );
         assert_eq!(kind_for_mime("application/pdf"), AttachmentKind::File);
         assert_eq!(kind_for_mime(""), AttachmentKind::File);
+        assert_eq!(kind_for_name("sticker"), AttachmentKind::Sticker);
+        assert_eq!(kind_for_name("document"), AttachmentKind::File);
+        assert_eq!(text_or_media(" "), switchboard_domain::MessageKind::Media);
     }
 
     #[test]

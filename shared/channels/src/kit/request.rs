@@ -79,6 +79,52 @@ pub fn at_public_base(request: &WebhookRequest, base: &str) -> WebhookRequest {
     request
 }
 
+/// The request as the provider called it at `url`, the webhook URL as
+/// registered with the provider (Twilio's `public_url`): that URL with the
+/// request's query, unless `url` has a query of its own.
+pub fn called_at(request: &WebhookRequest, url: &str) -> WebhookRequest {
+    let mut request = request.clone();
+    let url = match (url.contains('?'), request.uri().query()) {
+        (false, Some(query)) => format!("{url}?{query}"),
+        _ => url.to_owned(),
+    };
+    request.extensions_mut().insert(PublicUrl(url));
+    request
+}
+
+/// The same URL written the other ways a provider may have signed it: with
+/// its port removed, or with the scheme's default port added (Twilio's back
+/// end is not consistent about the port, its SDKs accept either).
+pub fn port_variants(url: &str) -> Vec<String> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Vec::new();
+    };
+    let mut variants = Vec::new();
+    let explicit_port = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .is_some_and(|authority| {
+            authority
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        });
+    let (Some(host), scheme) = (parsed.host_str(), parsed.scheme()) else {
+        return variants;
+    };
+    let rest = &url[url.find(host).map_or(url.len(), |at| at + host.len())..];
+    let rest = match explicit_port {
+        true => rest
+            .trim_start_matches(':')
+            .trim_start_matches(|c: char| c.is_ascii_digit()),
+        false => rest,
+    };
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    variants.push(format!("{scheme}://{host}{rest}"));
+    variants.push(format!("{scheme}://{host}:{default_port}{rest}"));
+    variants.retain(|variant| variant != url);
+    variants
+}
+
 /// A request from parts, for tools and tests: `url` may be absolute or a path.
 /// Header lines that `http` refuses are reported by name.
 pub fn build_request(
@@ -164,6 +210,28 @@ mod tests {
             behind_a_proxy.public_url(),
             "https://support.example.com/prod/x?a=1&hub.challenge=x%20y"
         );
+    }
+
+    #[test]
+    fn a_registered_url_keeps_the_query_and_ports_vary() {
+        let request = build_request("POST", "/prod/webhooks/twilio?a=1&b=2", &[], "").unwrap();
+        let called = called_at(&request, "https://sms.example.com:8443/hooks/twilio");
+        assert_eq!(
+            called.public_url(),
+            "https://sms.example.com:8443/hooks/twilio?a=1&b=2"
+        );
+        let own_query = called_at(&request, "https://sms.example.com/t?x=9");
+        assert_eq!(own_query.public_url(), "https://sms.example.com/t?x=9");
+        assert_eq!(
+            port_variants("https://mycompany.com:1234/myapp.php?foo=1&bar=2"),
+            [
+                "https://mycompany.com/myapp.php?foo=1&bar=2",
+                "https://mycompany.com:443/myapp.php?foo=1&bar=2"
+            ]
+        );
+        assert_eq!(port_variants("http://h.test/x"), ["http://h.test:80/x"]);
+        assert_eq!(port_variants("https://h.test:443/x"), ["https://h.test/x"]);
+        assert!(port_variants("/relative").is_empty());
     }
 
     #[test]

@@ -553,3 +553,41 @@ mod tests {
         assert_eq!(split_text("😀😀", 1, TextUnit::Utf16), ["😀", "😀"]);
     }
 }
+
+/// A provider API on loopback for the channels' unit tests: answers every
+/// call with `{}` and keeps the JSON bodies.
+#[cfg(test)]
+pub mod tests_support {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+
+    pub struct Recorder {
+        pub base: String,
+        bodies: Arc<Mutex<Vec<Value>>>,
+    }
+
+    impl Recorder {
+        pub async fn start() -> Self {
+            let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+            let sink = bodies.clone();
+            let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let value = serde_json::from_slice(&body)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
+                    sink.lock().unwrap().push(value);
+                    axum::Json(serde_json::json!({}))
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            Self { base, bodies }
+        }
+
+        pub fn bodies(&self) -> Vec<Value> {
+            self.bodies.lock().unwrap().clone()
+        }
+    }
+}

@@ -884,6 +884,53 @@ impl Signature {
     }
 }
 
+/// Schemes that sign the URL the provider called (Twilio): the request is
+/// taken as called at `registered` (the URL entered in the provider's
+/// console, with the request's query), else as it arrived; like the
+/// provider's SDKs, the URL with its default port added or removed is
+/// accepted too.
+impl Signature {
+    pub fn verify_as_called(
+        &self,
+        request: &WebhookRequest,
+        registered: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Verified, VerifyError> {
+        let request = as_called(request, registered);
+        let first = self.verify(&request, &[], now_ms);
+        if !matches!(first, Err(VerifyError::BadSignature)) {
+            return first;
+        }
+        for url in super::request::port_variants(&request.public_url()) {
+            let mut variant = request.clone();
+            variant.extensions_mut().insert(super::PublicUrl(url));
+            if let Ok(verified) = self.verify(&variant, &[], now_ms) {
+                return Ok(verified);
+            }
+        }
+        first
+    }
+
+    pub fn sign_as_called(
+        &self,
+        request: &mut WebhookRequest,
+        registered: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), SignError> {
+        let mut called = as_called(request, registered);
+        self.sign(&mut called, &[], now_ms, &super::nonce())?;
+        request.headers_mut().extend(called.headers().clone());
+        Ok(())
+    }
+}
+
+fn as_called(request: &WebhookRequest, registered: Option<&str>) -> WebhookRequest {
+    match registered {
+        Some(url) => super::request::called_at(request, url),
+        None => request.clone(),
+    }
+}
+
 /// An Ed25519 public key from its hex form (Discord's `public_key`).
 pub fn ed25519_public_key(hex_key: &str) -> Option<ed25519_dalek::VerifyingKey> {
     let bytes: [u8; 32] = hex::decode(hex_key.trim()).ok()?.try_into().ok()?;

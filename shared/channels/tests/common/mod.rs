@@ -65,7 +65,8 @@ impl Fixture {
         let spec = registry::spec(self.channel).unwrap();
         let mut settings = self.json["settings"].clone();
         for setting in spec.settings {
-            if setting.need == switchboard_channels::kit::Need::Verify
+            use switchboard_channels::kit::Need;
+            if matches!(setting.need, Need::Verify | Need::DevSigning)
                 && let Some(Value::String(value)) = settings.get_mut(setting.name)
             {
                 let last = value.pop().unwrap_or('a');

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use switchboard_channels::ChannelSettings;
 use switchboard_channels::email::SmtpConfig;
 use switchboard_domain::{RetryPolicy, Secret};
@@ -148,7 +148,7 @@ pub struct WorkersConfig {
 }
 
 /// The tables and queues of the stack, and the secret (set by the template).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     pub secret_arn: String,
@@ -168,6 +168,30 @@ pub struct AwsConfig {
     pub escalation_standard_dead_letter_queue_url: String,
     /// The S3 bucket for job bodies too large for an SQS message.
     pub payload_bucket: String,
+}
+
+impl AwsConfig {
+    /// The section as the environment variables the SAM template sets
+    /// (`SWITCHBOARD_AWS__SESSIONS_TABLE`, ...), named from the fields as
+    /// [`Config::from_environment`] reads them, so a test can say which
+    /// physical names a function was given.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(self).expect("plain strings serialize")
+        else {
+            unreachable!("a struct serializes as an object")
+        };
+        fields
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let value = value.as_str()?.to_owned();
+                Some((
+                    format!("SWITCHBOARD_AWS__{}", key.to_ascii_uppercase()),
+                    value,
+                ))
+            })
+            .collect()
+    }
 }
 
 impl Default for Config {

@@ -17,13 +17,15 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use switchboard_app::aws::{Aws, Role};
-use switchboard_app::config::{AwsConfig, Channels, Config, EmailConfig, ServerConfig};
+use switchboard_app::config::{
+    AwsConfig, Channels, Config, EmailConfig, ServerConfig, WorkersConfig,
+};
 use switchboard_aws::{Clients, EventSourcePoller, QueueRef};
 use switchboard_channels::email::{SmtpConfig, SmtpTls};
 use switchboard_domain::QueueName;
 use switchboard_e2e::{
     ADMIN_TOKEN, SmtpSink, StandIn, aws_test_endpoint, channel_settings, mail_header, mail_text,
-    mailgun_form, telegram_bot_token, telegram_update,
+    mailgun_form, now_secs, telegram_bot_token, telegram_update,
 };
 use switchboard_lambda::handlers::{self, Consumer};
 use switchboard_lambda::invoke;
@@ -176,9 +178,22 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
     let resources = switchboard_aws::create_tables_and_queues(&setup, &prefix)
         .await
         .unwrap();
+    // The knowledge base imported into its table (the sample's entries), as
+    // `switchboard kb import --dynamodb-table` does: the worker reads it back.
+    let entries: Vec<String> = switchboard_app::sample_knowledge_base()
+        .unwrap()
+        .to_jsonl()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    switchboard_aws::DynamoStores::new(&setup.dynamodb, &resources)
+        .kb
+        .put_raw_entries(&entries, now_secs() * 1000)
+        .await
+        .unwrap();
     let standin = StandIn::start().await;
     let smtp_dir = tempfile::tempdir().unwrap();
-    let smtp = SmtpSink::start(smtp_dir.path());
+    let mut smtp = SmtpSink::start(smtp_dir.path());
     let settings = channel_settings(&standin.base);
     let secret = json!({
         "channels": { "telegram": settings["telegram"], "mailgun": settings["mailgun"] },
@@ -219,6 +234,11 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         routing: WorkerSettings {
             vip_customers: ["mailgun:grace@customer.test".to_owned()].into(),
             ..WorkerSettings::default()
+        },
+        // Retries come back after a second, not five.
+        workers: WorkersConfig {
+            retry_initial_secs: 1,
+            ..WorkersConfig::default()
         },
         ..Config::default()
     };
@@ -431,11 +451,27 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .unwrap();
     assert!(result.batch_item_failures.is_empty());
     inbound.settle(&batch, &result).await.unwrap();
+    // SMTP is down at first: the notifier releases its claim and delays the
+    // retry (ChangeMessageVisibility); the retry mails it once.
+    smtp.stop();
     let tickets = next_batch(&priority_escalations).await;
     assert!(
         tickets.records[0].body.as_deref().unwrap().len() < 1024,
         "the ticket is queued as a reference"
     );
+    let result = handlers::escalations(
+        &notifier,
+        LambdaEvent::new(tickets.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.batch_item_failures.len(), 1, "retried later");
+    priority_escalations
+        .settle(&tickets, &result)
+        .await
+        .unwrap();
+    smtp.restart();
+    let tickets = next_batch(&priority_escalations).await;
     let result = handlers::escalations(
         &notifier,
         LambdaEvent::new(tickets.clone(), Context::default()),
@@ -456,4 +492,125 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         mail_header(ticket, "X-Envelope-To").as_deref(),
         Some("vip-agents@shop.test")
     );
+
+    // Failures, as the functions meet them on AWS. A reply the provider
+    // refuses for now: the worker releases its claim and delays the retry
+    // (ChangeMessageVisibility); the retry answers once.
+    standin.set_down(true);
+    let update = telegram_update(42_003, 5151, "What are your opening hours?").to_string();
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200);
+    let batch = next_batch(&inbound).await;
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(result.batch_item_failures.len(), 1, "retried later");
+    inbound.settle(&batch, &result).await.unwrap();
+    standin.set_down(false);
+    run_worker(1).await;
+    let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 5151);
+    assert_eq!(replies.len(), 1, "answered once");
+
+    // The same on the standard escalation queue.
+    let update =
+        telegram_update(42_004, 6161, "Can you engrave a name on the 1987 model?").to_string();
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200);
+    run_worker(1).await;
+    smtp.stop();
+    let tickets = next_batch(&escalations).await;
+    let result = handlers::escalations(
+        &notifier,
+        LambdaEvent::new(tickets.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.batch_item_failures.len(), 1, "retried later");
+    escalations.settle(&tickets, &result).await.unwrap();
+    smtp.restart();
+    run_notifier().await;
+    let mails = smtp.wait_for(3).await;
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| mail_text(m).contains("engrave a name"))
+            .count(),
+        1
+    );
+
+    // Records no function can read go to their dead-letter queues at once.
+    setup
+        .sqs
+        .send_message()
+        .queue_url(&resources.inbound_queue_url)
+        .message_body("not a job")
+        .message_group_id("broken")
+        .message_deduplication_id("broken-1")
+        .send()
+        .await
+        .unwrap();
+    let batch = next_batch(&inbound).await;
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(
+        result.batch_item_failures.is_empty(),
+        "settled: dead-lettered"
+    );
+    inbound.settle(&batch, &result).await.unwrap();
+    for (queue, poller, dead_letters) in [
+        (
+            &resources.escalation_standard_queue_url,
+            &escalations,
+            &resources.escalation_standard_dead_letter_queue_url,
+        ),
+        (
+            &resources.escalation_priority_queue_url,
+            &priority_escalations,
+            &resources.escalation_priority_dead_letter_queue_url,
+        ),
+    ] {
+        setup
+            .sqs
+            .send_message()
+            .queue_url(queue)
+            .message_body("not a ticket")
+            .send()
+            .await
+            .unwrap();
+        let tickets = next_batch(poller).await;
+        let result = handlers::escalations(
+            &notifier,
+            LambdaEvent::new(tickets.clone(), Context::default()),
+        )
+        .await
+        .unwrap();
+        assert!(
+            result.batch_item_failures.is_empty(),
+            "settled: dead-lettered"
+        );
+        poller.settle(&tickets, &result).await.unwrap();
+        let dead = setup
+            .sqs
+            .receive_message()
+            .queue_url(dead_letters)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(dead.messages().len(), 1, "{dead_letters}");
+    }
+    let dead = setup
+        .sqs
+        .receive_message()
+        .queue_url(&resources.inbound_dead_letter_queue_url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dead.messages().len(), 1, "the inbound dead letter");
 }

@@ -613,4 +613,26 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .await
         .unwrap();
     assert_eq!(dead.messages().len(), 1, "the inbound dead letter");
+
+    // A webhook body larger than an SQS message on the IM ingress, too: stored
+    // aside, read back by the worker, answered.
+    let text = format!(
+        "What are your opening hours? {}",
+        "Asking for my whole family. ".repeat(11_000)
+    );
+    let update = telegram_update(42_005, 7171, &text).to_string();
+    assert!(update.len() > 300 * 1024);
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let batch = next_batch(&inbound).await;
+    assert!(batch.records[0].body.as_deref().unwrap().len() < 1024);
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    inbound.settle(&batch, &result).await.unwrap();
+    let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 7171);
+    assert_eq!(replies.len(), 1, "answered (or told a person will)");
 }

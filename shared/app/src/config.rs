@@ -573,4 +573,36 @@ bot_token = "1:abc"
             Ok(())
         });
     }
+
+    /// The variables a test reports as a function's environment are the ones
+    /// the SAM template sets and the ones this configuration reads.
+    #[test]
+    fn aws_environment_names_are_the_templates() {
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+        )
+        .unwrap();
+        let aws = AwsConfig {
+            secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:s".into(),
+            sessions_table: "sessions".into(),
+            ..AwsConfig::default()
+        };
+        let environment = aws.environment();
+        assert_eq!(environment.len(), 15);
+        for (name, _) in &environment {
+            assert!(
+                template.contains(&format!("        {name}: !Ref ")),
+                "{name}"
+            );
+        }
+        Jail::expect_with(|jail| {
+            for (name, value) in &environment {
+                jail.set_env(name, value);
+            }
+            let read = Config::from_environment().unwrap().aws.unwrap();
+            assert_eq!(read.sessions_table, "sessions");
+            assert_eq!(read.secret_arn, aws.secret_arn);
+            Ok(())
+        });
+    }
 }

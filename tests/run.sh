@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh clone: unit tests, adapter tests against real
 # local servers (DynamoDB Local, moto, aiosmtpd), end-to-end tests against
-# `switchboard serve`, the FAQ benchmark and sentiment figures, the SAM
+# `switchboard serve`, the AWS permissions check (recorded calls against
+# template.yaml), the FAQ benchmark and sentiment figures, the SAM
 # template checks and the Lambda builds. Installs what it needs; stops what it starts.
 #
 # Each crate compiles once per profile: one feature set for the whole debug
@@ -36,11 +37,24 @@ step "Build (debug): every crate and binary"
 cargo build --workspace --bins --locked "${FEATURES[@]}"
 export SWITCHBOARD_BIN="$TARGET_DIR/debug/switchboard"
 
+step "AWS permissions: the checker's self-test; the call log starts empty"
+.venv/bin/python tests/services/permissions.py selftest
+# The Lambda tests sign each function's calls with its logical id and send them
+# through the recording proxy; this run's calls only.
+: >"$SWITCHBOARD_TEST_AWS_CALLS"
+
 step "Tests: unit, adapters, end to end"
 cargo test --workspace --locked "${FEATURES[@]}"
 # "Asks for a person": precision and recall on our labelled sentences, printed
 # (the test binary the line above built, run again with its output).
 cargo test --workspace --locked "${FEATURES[@]}" --test asks_for_person -- --nocapture --test-threads 1
+
+step "AWS permissions (recorded calls vs template.yaml)"
+# Every call each function made above is granted by its policies (expanded by
+# SAM's translator, within the permissions boundary), no grant has a wildcard
+# action, and every grant was used. Prints the calls per function; fails on any problem.
+.venv/bin/python tests/services/permissions.py check --template template.yaml \
+  --calls "$SWITCHBOARD_TEST_AWS_CALLS"
 
 if [[ -d "$BENCH" ]]; then
   step "FAQ benchmark (dev parts of $BENCH)"

@@ -19,6 +19,5 @@ out="$("$VENV/bin/sam" validate --lint --template template.yaml --config-file in
   echo "$out" >&2
   exit 1
 }
-# Every function may make the calls its code makes; queues, consumers and
-# leases agree (visibility, maxReceiveCount, message size, payload expiry).
+# Queues, consumers and leases agree (visibility, maxReceiveCount, message size, payload expiry).
 "$VENV/bin/python" tests/services/check_stack.py template.yaml

@@ -1,9 +1,8 @@
 """Checks template.yaml against what the code relies on.
 
-Grants: each function is allowed the calls its code makes on the stack's
-tables, queues and bucket (listed below from the adapters), whether through
-a SAM policy template or a statement. DynamoDB Local and moto do not enforce
-IAM, so without this a missing grant only shows once deployed.
+Grants are not checked here: `tests/services/permissions.py check` compares
+the AWS calls the functions make in the Lambda tests (recorded through a proxy)
+with the expanded policies, both ways (tests/run.sh runs it).
 
 Queues: they and their consumers agree with what the functions are told
 (SWITCHBOARD_WORKERS__VISIBILITY_SECS, __MAX_ATTEMPTS):
@@ -19,91 +18,9 @@ Queues: they and their consumers agree with what the functions are told
 Prints what is wrong and exits 1; quiet on success.
 """
 
-import fnmatch
-import glob
-import json
-import os
 import sys
 
-import samtranslator
 from cfnlint.decode import cfn_yaml
-
-CLAIMS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-INGRESS = {
-    "IdempotencyTable": CLAIMS,
-    "InboundQueue": ["sqs:SendMessage"],
-    "PayloadBucket": ["s3:PutObject"],
-}
-# (function, resource) -> actions the code calls.
-NEEDED = {
-    "IngressImFunction": INGRESS,
-    "IngressSocialFunction": INGRESS,
-    "IngressEmailFunction": INGRESS,
-    "ConversationWorkerFunction": {
-        "IdempotencyTable": CLAIMS,
-        "InboundQueue": ["sqs:ChangeMessageVisibility"],
-        "InboundDeadLetterQueue": ["sqs:SendMessage"],
-        "EscalationPriorityQueue": ["sqs:SendMessage"],
-        "EscalationStandardQueue": ["sqs:SendMessage"],
-        "PayloadBucket": ["s3:GetObject", "s3:PutObject"],
-    },
-    "EscalationNotifierFunction": {
-        "IdempotencyTable": CLAIMS,
-        "EscalationPriorityQueue": ["sqs:ChangeMessageVisibility"],
-        "EscalationStandardQueue": ["sqs:ChangeMessageVisibility"],
-        "EscalationPriorityDeadLetterQueue": ["sqs:SendMessage"],
-        "EscalationStandardDeadLetterQueue": ["sqs:SendMessage"],
-        "PayloadBucket": ["s3:GetObject"],
-    },
-}
-
-
-def listify(value):
-    return value if isinstance(value, list) else [value]
-
-
-def logical_id(value):
-    """The stack resource a Ref / GetAtt / Sub refers to, if any."""
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return value["Ref"]
-        if "Fn::GetAtt" in value:
-            target = value["Fn::GetAtt"]
-            return target[0] if isinstance(target, list) else target.split(".")[0]
-        if "Fn::Sub" in value:
-            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
-            if "${" in text:
-                return text.split("${", 1)[1].split("}", 1)[0].split(".")[0]
-    return None
-
-
-def policy_templates():
-    folder = os.path.dirname(samtranslator.__file__)
-    path = glob.glob(os.path.join(folder, "policy_templates_data", "policy_templates.json"))[0]
-    with open(path) as handle:
-        return json.load(handle)["Templates"]
-
-
-def granted(props, templates):
-    """(action pattern, resource) pairs the function's policies allow."""
-    grants = set()
-    for policy in props.get("Policies", []):
-        if not isinstance(policy, dict):
-            continue
-        if "Statement" in policy:
-            for statement in policy["Statement"]:
-                if statement.get("Effect") != "Allow":
-                    continue
-                for resource in listify(statement["Resource"]):
-                    for action in listify(statement["Action"]):
-                        grants.add((action, logical_id(resource)))
-            continue
-        for name, params in policy.items():
-            target = logical_id(next(iter(params.values()))) if params else None
-            for statement in templates[name]["Definition"]["Statement"]:
-                for action in listify(statement["Action"]):
-                    grants.add((action, target))
-    return grants
 
 
 def main(path):
@@ -118,17 +35,6 @@ def main(path):
     except KeyError as missing:
         problems.append(f"the functions are not told {missing}")
         visibility, max_receives = 0, 0
-
-    templates = policy_templates()
-    for function, needs in NEEDED.items():
-        grants = granted(resources[function]["Properties"], templates)
-        for resource, actions in needs.items():
-            for action in actions:
-                if not any(
-                    fnmatch.fnmatchcase(action, pattern) and target == resource
-                    for pattern, target in grants
-                ):
-                    problems.append(f"{function} may not {action} on {resource}")
 
     queues = {
         name: r["Properties"]

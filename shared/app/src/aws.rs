@@ -48,7 +48,20 @@ pub async fn from_environment(role: Role) -> anyhow::Result<Aws> {
         .clone()
         .context("the SWITCHBOARD_AWS__* variables are missing")?;
     let clients = Clients::new(&switchboard_aws::aws_config().await);
-    let resources = resources(&aws);
+    let secret = init(role, &clients, &aws).await?;
+    let config = Config::with_secret(&secret).context("reading the configuration")?;
+    build(config, clients)
+}
+
+/// A function's AWS calls during init: the channel secret read while the
+/// connections its role needs first are warmed up. Returns the secret.
+/// (Tests call this too, so the permissions test sees the init calls.)
+pub async fn init(
+    role: Role,
+    clients: &Clients,
+    aws: &AwsConfig,
+) -> anyhow::Result<serde_json::Value> {
+    let resources = resources(aws);
     let secret = async {
         switchboard_aws::load_json_secret(&clients.secrets, &aws.secret_arn)
             .await
@@ -56,10 +69,9 @@ pub async fn from_environment(role: Role) -> anyhow::Result<Aws> {
     };
     let (secret, ()) = tokio::join!(
         secret,
-        switchboard_aws::warm_up(&clients, warm_up(role, &resources), WARM_UP_TIMEOUT)
+        switchboard_aws::warm_up(clients, warm_up(role, &resources), WARM_UP_TIMEOUT)
     );
-    let config = Config::with_secret(&secret?).context("reading the configuration")?;
-    build(config, clients)
+    secret
 }
 
 fn warm_up(role: Role, resources: &AwsResources) -> WarmUp<'_> {

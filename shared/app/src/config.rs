@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use switchboard_channels::ChannelSettings;
 use switchboard_channels::email::SmtpConfig;
 use switchboard_domain::{RetryPolicy, Secret};
@@ -190,7 +190,7 @@ pub struct WorkersConfig {
 }
 
 /// The tables and queues of the stack, and the secret (set by the template).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     pub secret_arn: String,
@@ -210,6 +210,30 @@ pub struct AwsConfig {
     pub escalation_standard_dead_letter_queue_url: String,
     /// The S3 bucket for job bodies too large for an SQS message.
     pub payload_bucket: String,
+}
+
+impl AwsConfig {
+    /// The section as the environment variables the SAM template sets
+    /// (`SWITCHBOARD_AWS__SESSIONS_TABLE`, ...), named from the fields as
+    /// [`Config::from_environment`] reads them, so a test can say which
+    /// physical names a function was given.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(self).expect("plain strings serialize")
+        else {
+            unreachable!("a struct serializes as an object")
+        };
+        fields
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let value = value.as_str()?.to_owned();
+                Some((
+                    format!("SWITCHBOARD_AWS__{}", key.to_ascii_uppercase()),
+                    value,
+                ))
+            })
+            .collect()
+    }
 }
 
 impl Default for Config {
@@ -591,6 +615,38 @@ bot_token = "1:abc"
                 error.to_lowercase().contains("workers.max_attempts"),
                 "{error}"
             );
+            Ok(())
+        });
+    }
+
+    /// The variables a test reports as a function's environment are the ones
+    /// the SAM template sets and the ones this configuration reads.
+    #[test]
+    fn aws_environment_names_are_the_templates() {
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+        )
+        .unwrap();
+        let aws = AwsConfig {
+            secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:s".into(),
+            sessions_table: "sessions".into(),
+            ..AwsConfig::default()
+        };
+        let environment = aws.environment();
+        assert_eq!(environment.len(), 15);
+        for (name, _) in &environment {
+            assert!(
+                template.contains(&format!("        {name}: !Ref ")),
+                "{name}"
+            );
+        }
+        Jail::expect_with(|jail| {
+            for (name, value) in &environment {
+                jail.set_env(name, value);
+            }
+            let read = Config::from_environment().unwrap().aws.unwrap();
+            assert_eq!(read.sessions_table, "sessions");
+            assert_eq!(read.secret_arn, aws.secret_arn);
             Ok(())
         });
     }

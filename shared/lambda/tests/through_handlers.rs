@@ -1,49 +1,94 @@
-//! The Lambda functions end to end, fed the event JSON API Gateway and SQS
-//! send (HTTP through `lambda_http`, as the functions serve it), against
+//! The five Lambda functions end to end, fed the event JSON API Gateway and
+//! SQS send (HTTP through `lambda_http`, as the functions serve it), against
 //! DynamoDB Local and moto (started by `tests/services/aws.sh`), with a
 //! stand-in Telegram API and a real SMTP server. The parts are built by the
 //! AWS composition root, the channels read from the Secrets Manager secret.
+//!
+//! Each function has clients of its own that sign with its template logical
+//! id and go through the recording proxy (`tests/services/permissions.py`),
+//! and the test writes the environment it gave each function to the call log:
+//! `permissions.py check` then proves every recorded call is granted by
+//! `template.yaml`, and every grant used. The stand-in Lambda service (the
+//! event source poller) and the test's own setup use ordinary clients.
+
+use std::io::Write;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use switchboard_app::config::{Channels, Config, EmailConfig, ServerConfig};
+use switchboard_app::aws::{Aws, Role};
+use switchboard_app::config::{
+    AwsConfig, Channels, Config, EmailConfig, ServerConfig, WorkersConfig,
+};
 use switchboard_aws::{Clients, EventSourcePoller, QueueRef};
 use switchboard_channels::email::{SmtpConfig, SmtpTls};
 use switchboard_domain::QueueName;
 use switchboard_e2e::{
-    SmtpSink, StandIn, aws_test_endpoint, channel_settings, mail_header, mail_text, telegram_update,
+    ADMIN_TOKEN, SmtpSink, StandIn, aws_test_endpoint, channel_settings, mail_header, mail_text,
+    mailgun_form, now_secs, telegram_bot_token, telegram_update,
 };
 use switchboard_lambda::handlers::{self, Consumer};
 use switchboard_lambda::invoke;
+use switchboard_pipeline::worker::WorkerSettings;
 
-/// An HTTP API v2 event for `POST /webhooks/telegram` with a signed update.
-fn api_gateway_event(body: &str, secret_token: &str) -> Value {
+/// An HTTP API v2 event for `method path` with `headers` and `body`.
+fn api_gateway_event(method: &str, path: &str, headers: Value, body: &str) -> Value {
     json!({
         "version": "2.0",
-        "routeKey": "POST /webhooks/{channel}",
-        "rawPath": "/webhooks/telegram",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
         "rawQueryString": "",
-        "headers": {
-            "content-type": "application/json",
-            "x-telegram-bot-api-secret-token": secret_token
-        },
+        "headers": headers,
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "api",
             "domainName": "api.execute-api.eu-west-1.amazonaws.com",
-            "http": { "method": "POST", "path": "/webhooks/telegram", "protocol": "HTTP/1.1", "sourceIp": "149.154.167.200", "userAgent": "" },
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "" },
             "requestId": "r1",
-            "routeKey": "POST /webhooks/{channel}",
+            "routeKey": format!("{method} {path}"),
             "stage": "$default",
             "time": "21/Nov/2026:00:00:00 +0000",
             "timeEpoch": 1795132800000u64
         },
-        "pathParameters": { "channel": "telegram" },
         "body": body,
         "isBase64Encoded": false
     })
 }
+
+/// `POST /webhooks/telegram` with a signed update.
+fn telegram_event(body: &str, secret_token: &str) -> Value {
+    api_gateway_event(
+        "POST",
+        "/webhooks/telegram",
+        json!({
+            "content-type": "application/json",
+            "x-telegram-bot-api-secret-token": secret_token
+        }),
+        body,
+    )
+}
+
+fn mailgun_event(body: &str) -> Value {
+    api_gateway_event(
+        "POST",
+        "/webhooks/mailgun",
+        json!({ "content-type": "application/x-www-form-urlencoded" }),
+        body,
+    )
+}
+
+fn admin_event(path: &str, body: Value) -> Value {
+    api_gateway_event(
+        "POST",
+        path,
+        json!({
+            "content-type": "application/json",
+            "authorization": format!("Bearer {ADMIN_TOKEN}")
+        }),
+        &body.to_string(),
+    )
+}
+
 async fn queue_ref(clients: &Clients, url: &str) -> QueueRef {
     let attributes = clients
         .sqs
@@ -71,29 +116,94 @@ async fn next_batch(poller: &EventSourcePoller) -> SqsEvent {
     panic!("no message arrived on the queue");
 }
 
+/// Where the functions' calls go and are recorded.
+struct Recorder {
+    proxy: String,
+    calls: String,
+}
+
+impl Recorder {
+    fn from_environment() -> Self {
+        Self {
+            proxy: aws_test_endpoint("SWITCHBOARD_TEST_AWS_PROXY"),
+            calls: aws_test_endpoint("SWITCHBOARD_TEST_AWS_CALLS"),
+        }
+    }
+
+    /// One function as its main.rs starts it: its own clients (signing as
+    /// `logical_id`), the secret read and connections warmed during init,
+    /// the parts built from the configuration. Logs the environment the
+    /// template would give it, so the checker can resolve its policies.
+    async fn start(&self, logical_id: &str, role: Role, aws: &AwsConfig, base: &Config) -> Aws {
+        let clients = Clients::local_as(logical_id, &self.proxy).await;
+        let context = json!({
+            "context": logical_id,
+            "region": "us-east-1",
+            "env": aws.environment().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.calls)
+            .unwrap();
+        writeln!(log, "{context}").unwrap();
+        let secret = switchboard_app::aws::init(role, &clients, aws)
+            .await
+            .unwrap();
+        // The configuration as the template's variables and the secret make it.
+        let config = Config {
+            aws: Some(aws.clone()),
+            channels: serde_json::from_value::<Channels>(secret["channels"].clone()).unwrap(),
+            server: ServerConfig {
+                admin_token: secret["admin_token"].as_str().map(Into::into),
+                ..ServerConfig::default()
+            },
+            ..base.clone()
+        };
+        switchboard_app::aws::build(config, clients).unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an_escalation_email()
+async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation_emails_and_agents()
 {
-    let clients = Clients::local(
+    // Setup with ordinary clients, straight to the stand-ins: not recorded.
+    let setup = Clients::local(
         &aws_test_endpoint("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT"),
         &aws_test_endpoint("SWITCHBOARD_TEST_MOTO_ENDPOINT"),
     )
     .await;
+    let recorder = Recorder::from_environment();
     let prefix = format!("e2e{}", std::process::id());
-    let resources = switchboard_aws::create_tables_and_queues(&clients, &prefix)
+    let resources = switchboard_aws::create_tables_and_queues(&setup, &prefix)
+        .await
+        .unwrap();
+    // The knowledge base imported into its table (the sample's entries), as
+    // `switchboard kb import --dynamodb-table` does: the worker reads it back.
+    let entries: Vec<String> = switchboard_app::sample_knowledge_base()
+        .unwrap()
+        .to_jsonl()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    switchboard_aws::DynamoStores::new(&setup.dynamodb, &resources)
+        .kb
+        .put_raw_entries(&entries, now_secs() * 1000)
         .await
         .unwrap();
     let standin = StandIn::start().await;
     let smtp_dir = tempfile::tempdir().unwrap();
-    let smtp = SmtpSink::start(smtp_dir.path());
+    let mut smtp = SmtpSink::start(smtp_dir.path());
     let settings = channel_settings(&standin.base);
-    let secret =
-        json!({ "channels": { "telegram": settings["telegram"] }, "admin_token": "admin" });
+    let secret = json!({
+        "channels": { "telegram": settings["telegram"], "mailgun": settings["mailgun"] },
+        "admin_token": ADMIN_TOKEN
+    });
     let secret_token = settings["telegram"]["secret_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let secret_arn = clients
+    let secret_arn = setup
         .secrets
         .create_secret()
         .name(format!("{prefix}-channels"))
@@ -104,21 +214,12 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
         .arn()
         .unwrap()
         .to_owned();
-
-    // The configuration as the template's variables and the secret make it.
-    let stored = switchboard_aws::load_json_secret(&clients.secrets, &secret_arn)
-        .await
-        .unwrap();
-    let config = Config {
-        aws: Some(switchboard_app::aws::aws_config(&resources, &secret_arn)),
-        channels: serde_json::from_value::<Channels>(stored["channels"].clone()).unwrap(),
-        server: ServerConfig {
-            admin_token: stored["admin_token"].as_str().map(Into::into),
-            ..ServerConfig::default()
-        },
+    let aws = switchboard_app::aws::aws_config(&resources, &secret_arn);
+    let base = Config {
         email: EmailConfig {
             from: "support@shop.test".into(),
             agents: "agents@shop.test".into(),
+            priority_agents: Some("vip-agents@shop.test".into()),
             smtp: Some(SmtpConfig {
                 host: "127.0.0.1".into(),
                 port: Some(smtp.port),
@@ -129,42 +230,100 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
             }),
             ..EmailConfig::default()
         },
+        // The large email's sender is a VIP: its ticket takes the priority queue.
+        routing: WorkerSettings {
+            vip_customers: ["mailgun:grace@customer.test".to_owned()].into(),
+            ..WorkerSettings::default()
+        },
+        // Retries come back after a second, not five.
+        workers: WorkersConfig {
+            retry_initial_secs: 1,
+            ..WorkersConfig::default()
+        },
         ..Config::default()
     };
 
-    // The three functions, built as their main.rs do.
-    let aws = switchboard_app::aws::build(config, clients.clone()).unwrap();
-    let router = aws.app.router(true);
+    // The five functions, each built as its main.rs does.
+    let im = recorder
+        .start("IngressImFunction", Role::Ingress, &aws, &base)
+        .await
+        .app
+        .router(true);
+    // No social channel is registered yet: the function starts (secret,
+    // warm-up) and answers its routes 404 until one is.
+    let social = recorder
+        .start("IngressSocialFunction", Role::Ingress, &aws, &base)
+        .await
+        .app
+        .router(false);
+    let email = recorder
+        .start("IngressEmailFunction", Role::Ingress, &aws, &base)
+        .await
+        .app
+        .router(false);
+    let worker = recorder
+        .start("ConversationWorkerFunction", Role::Worker, &aws, &base)
+        .await;
     let worker = Consumer {
-        stage: aws.app.worker(aws.knowledge_base().await.unwrap()),
-        sqs: aws.sqs_consumer(&[QueueName::Inbound]),
+        stage: worker.app.worker(worker.knowledge_base().await.unwrap()),
+        sqs: worker.sqs_consumer(&[QueueName::Inbound]),
     };
+    let notifier = recorder
+        .start("EscalationNotifierFunction", Role::Notifier, &aws, &base)
+        .await;
     let notifier = Consumer {
-        stage: aws.app.notifier.clone(),
-        sqs: aws.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
+        stage: notifier.app.notifier.clone(),
+        sqs: notifier.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
     };
+    // The Lambda service's event sources.
     let inbound = EventSourcePoller::new(
-        clients.sqs.clone(),
-        queue_ref(&clients, &resources.inbound_queue_url).await,
+        setup.sqs.clone(),
+        queue_ref(&setup, &resources.inbound_queue_url).await,
     );
     let escalations = EventSourcePoller::new(
-        clients.sqs.clone(),
-        queue_ref(&clients, &resources.escalation_standard_queue_url).await,
+        setup.sqs.clone(),
+        queue_ref(&setup, &resources.escalation_standard_queue_url).await,
     );
+    let priority_escalations = EventSourcePoller::new(
+        setup.sqs.clone(),
+        queue_ref(&setup, &resources.escalation_priority_queue_url).await,
+    );
+    let run_worker = async |expected: usize| {
+        for _ in 0..expected {
+            let batch = next_batch(&inbound).await;
+            let result =
+                handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+                    .await
+                    .unwrap();
+            assert!(result.batch_item_failures.is_empty());
+            inbound.settle(&batch, &result).await.unwrap();
+        }
+    };
+    let run_notifier = async || {
+        let tickets = next_batch(&escalations).await;
+        let result = handlers::escalations(
+            &notifier,
+            LambdaEvent::new(tickets.clone(), Context::default()),
+        )
+        .await
+        .unwrap();
+        assert!(result.batch_item_failures.is_empty());
+        escalations.settle(&tickets, &result).await.unwrap();
+    };
 
-    // Ingress: API Gateway event in, 200 out, one message on the FIFO queue.
+    // IM ingress: API Gateway event in, 200 out, one message on the FIFO queue.
     let update = telegram_update(42_001, 4242, "What are your opening hours?").to_string();
-    let response = invoke(router.clone(), api_gateway_event(&update, &secret_token))
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
         .await
         .unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
     // The same delivery again (a provider retry) is acknowledged and not queued twice.
-    let retry = invoke(router.clone(), api_gateway_event(&update, &secret_token))
+    let retry = invoke(im.clone(), telegram_event(&update, &secret_token))
         .await
         .unwrap();
     assert_eq!(retry["statusCode"], 200);
     // A forged one is refused.
-    let refused = invoke(router.clone(), api_gateway_event(&update, "wrong"))
+    let refused = invoke(im.clone(), telegram_event(&update, "wrong"))
         .await
         .unwrap();
     assert_eq!(refused["statusCode"], 401);
@@ -193,26 +352,12 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
         "Do you sell replacement parts for the 1987 model?",
     )
     .to_string();
-    let response = invoke(router.clone(), api_gateway_event(&update, &secret_token))
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
         .await
         .unwrap();
     assert_eq!(response["statusCode"], 200);
-    let batch = next_batch(&inbound).await;
-    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
-        .await
-        .unwrap();
-    assert!(result.batch_item_failures.is_empty());
-    inbound.settle(&batch, &result).await.unwrap();
-
-    let tickets = next_batch(&escalations).await;
-    let result = handlers::escalations(
-        &notifier,
-        LambdaEvent::new(tickets.clone(), Context::default()),
-    )
-    .await
-    .unwrap();
-    assert!(result.batch_item_failures.is_empty());
-    escalations.settle(&tickets, &result).await.unwrap();
+    run_worker(1).await;
+    run_notifier().await;
     let mails = smtp.wait_for(1).await;
     assert_eq!(
         mail_header(&mails[0], "X-Envelope-To").as_deref(),
@@ -233,4 +378,261 @@ async fn telegram_message_flows_from_api_gateway_through_sqs_to_an_answer_and_an
         2,
         "the customer was told a person will answer"
     );
+
+    // The agents' API on the IM ingress: an agent answers, the customer rates.
+    let conversation = format!(
+        "telegram:{}:4242",
+        telegram_bot_token().split(':').next().unwrap()
+    );
+    let response = invoke(
+        im.clone(),
+        admin_event(
+            &format!("/api/conversations/{conversation}/reply"),
+            json!({ "text": "Yes, we still stock them.", "agent": "Lee" }),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 4242);
+    assert_eq!(
+        replies.last().unwrap().body["text"],
+        "Yes, we still stock them."
+    );
+    let response = invoke(
+        im.clone(),
+        admin_event(
+            "/api/feedback",
+            json!({ "conversation": conversation, "helpful": true, "satisfaction": 5 }),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+
+    // Social ingress: no channel of its routes is registered yet.
+    let response = invoke(
+        social,
+        api_gateway_event(
+            "POST",
+            "/webhooks/messenger",
+            json!({ "content-type": "application/json" }),
+            "{}",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response["statusCode"], 404, "{response}");
+
+    // Email ingress: a question larger than an SQS message (256 KiB) is stored
+    // aside in S3 and a reference queued; the worker reads it back, cannot
+    // answer it and escalates it (a VIP: the priority queue); the ticket, too
+    // large as well, goes through S3 to the notifier, which emails it to the
+    // VIP agents.
+    let text = format!(
+        "Do you sell replacement parts for the 1987 model? {}",
+        "The serial number under the base plate reads 1987-XZ-4411. ".repeat(6_000)
+    );
+    let form = mailgun_form(
+        "grace@customer.test",
+        "Spare parts",
+        &text,
+        "<large@customer.test>",
+        &[],
+    );
+    assert!(text.len() > 300 * 1024 && form.len() < 1024 * 1024);
+    let response = invoke(email, mailgun_event(&form)).await.unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let batch = next_batch(&inbound).await;
+    let queued = batch.records[0].body.as_deref().unwrap();
+    assert!(queued.len() < 1024, "a reference is queued, not the body");
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    inbound.settle(&batch, &result).await.unwrap();
+    // SMTP is down at first: the notifier releases its claim and delays the
+    // retry (ChangeMessageVisibility); the retry mails it once.
+    smtp.stop();
+    let tickets = next_batch(&priority_escalations).await;
+    assert!(
+        tickets.records[0].body.as_deref().unwrap().len() < 1024,
+        "the ticket is queued as a reference"
+    );
+    let result = handlers::escalations(
+        &notifier,
+        LambdaEvent::new(tickets.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.batch_item_failures.len(), 1, "retried later");
+    priority_escalations
+        .settle(&tickets, &result)
+        .await
+        .unwrap();
+    smtp.restart();
+    let tickets = next_batch(&priority_escalations).await;
+    let result = handlers::escalations(
+        &notifier,
+        LambdaEvent::new(tickets.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    priority_escalations
+        .settle(&tickets, &result)
+        .await
+        .unwrap();
+    let mails = smtp.wait_for(2).await;
+    let ticket = mails
+        .iter()
+        .find(|m| mail_text(m).contains("1987-XZ-4411"))
+        .expect("the large question is emailed to the agents");
+    assert_eq!(
+        mail_header(ticket, "X-Envelope-To").as_deref(),
+        Some("vip-agents@shop.test")
+    );
+
+    // Failures, as the functions meet them on AWS. A reply the provider
+    // refuses for now: the worker releases its claim and delays the retry
+    // (ChangeMessageVisibility); the retry answers once.
+    standin.set_down(true);
+    let update = telegram_update(42_003, 5151, "What are your opening hours?").to_string();
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200);
+    let batch = next_batch(&inbound).await;
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(result.batch_item_failures.len(), 1, "retried later");
+    inbound.settle(&batch, &result).await.unwrap();
+    standin.set_down(false);
+    run_worker(1).await;
+    let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 5151);
+    assert_eq!(replies.len(), 1, "answered once");
+
+    // The same on the standard escalation queue.
+    let update =
+        telegram_update(42_004, 6161, "Can you engrave a name on the 1987 model?").to_string();
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200);
+    run_worker(1).await;
+    smtp.stop();
+    let tickets = next_batch(&escalations).await;
+    let result = handlers::escalations(
+        &notifier,
+        LambdaEvent::new(tickets.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.batch_item_failures.len(), 1, "retried later");
+    escalations.settle(&tickets, &result).await.unwrap();
+    smtp.restart();
+    run_notifier().await;
+    let mails = smtp.wait_for(3).await;
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| mail_text(m).contains("engrave a name"))
+            .count(),
+        1
+    );
+
+    // Records no function can read go to their dead-letter queues at once.
+    setup
+        .sqs
+        .send_message()
+        .queue_url(&resources.inbound_queue_url)
+        .message_body("not a job")
+        .message_group_id("broken")
+        .message_deduplication_id("broken-1")
+        .send()
+        .await
+        .unwrap();
+    let batch = next_batch(&inbound).await;
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(
+        result.batch_item_failures.is_empty(),
+        "settled: dead-lettered"
+    );
+    inbound.settle(&batch, &result).await.unwrap();
+    for (queue, poller, dead_letters) in [
+        (
+            &resources.escalation_standard_queue_url,
+            &escalations,
+            &resources.escalation_standard_dead_letter_queue_url,
+        ),
+        (
+            &resources.escalation_priority_queue_url,
+            &priority_escalations,
+            &resources.escalation_priority_dead_letter_queue_url,
+        ),
+    ] {
+        setup
+            .sqs
+            .send_message()
+            .queue_url(queue)
+            .message_body("not a ticket")
+            .send()
+            .await
+            .unwrap();
+        let tickets = next_batch(poller).await;
+        let result = handlers::escalations(
+            &notifier,
+            LambdaEvent::new(tickets.clone(), Context::default()),
+        )
+        .await
+        .unwrap();
+        assert!(
+            result.batch_item_failures.is_empty(),
+            "settled: dead-lettered"
+        );
+        poller.settle(&tickets, &result).await.unwrap();
+        let dead = setup
+            .sqs
+            .receive_message()
+            .queue_url(dead_letters)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(dead.messages().len(), 1, "{dead_letters}");
+    }
+    let dead = setup
+        .sqs
+        .receive_message()
+        .queue_url(&resources.inbound_dead_letter_queue_url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dead.messages().len(), 1, "the inbound dead letter");
+
+    // A webhook body larger than an SQS message on the IM ingress, too: stored
+    // aside, read back by the worker, answered.
+    let text = format!(
+        "What are your opening hours? {}",
+        "Asking for my whole family. ".repeat(11_000)
+    );
+    let update = telegram_update(42_005, 7171, &text).to_string();
+    assert!(update.len() > 300 * 1024);
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let batch = next_batch(&inbound).await;
+    assert!(batch.records[0].body.as_deref().unwrap().len() < 1024);
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    inbound.settle(&batch, &result).await.unwrap();
+    let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 7171);
+    assert_eq!(replies.len(), 1, "answered (or told a person will)");
 }

@@ -298,6 +298,12 @@ fn webhook_check_reads_every_channel() {
         channel.sign(&mut request, now_secs() * 1000).unwrap();
         let body = dir.path().join(format!("{name}.body"));
         std::fs::write(&body, request.body()).unwrap();
+        // Some providers sign the query string (WeChat, WeCom): check the URL as called.
+        let called = match request.uri().query() {
+            Some(query) => format!("{url}?{query}"),
+            None => url.to_owned(),
+        };
+        let url = called.as_str();
         let ours = channel_settings("http://127.0.0.1:9");
         // Another deployment's settings: valid, but other secrets and keys.
         let theirs = registry::dev_settings("another-seed", SUPPORT_ADDRESS, |_| {
@@ -310,15 +316,20 @@ fn webhook_check_reads_every_channel() {
                 .args(["webhook", "check", "--channel", name, "--url", url])
                 .arg("--body-file")
                 .arg(&body);
-            for setting in spec
-                .settings
-                .iter()
-                .filter(|s| s.need == switchboard_channels::kit::Need::Verify)
-            {
-                let value = settings[name][setting.name].as_str().unwrap();
-                command
-                    .arg("--secret")
-                    .arg(format!("{}={value}", setting.name));
+            // The verification settings, and the optional ones that change what
+            // is verified (WeChat's safe mode needs its `encoding_aes_key`).
+            for setting in spec.settings.iter().filter(|s| {
+                matches!(
+                    s.need,
+                    switchboard_channels::kit::Need::Verify
+                        | switchboard_channels::kit::Need::Optional
+                )
+            }) {
+                if let Some(value) = settings[name][setting.name].as_str() {
+                    command
+                        .arg("--secret")
+                        .arg(format!("{}={value}", setting.name));
+                }
             }
             for (header, value) in request.headers() {
                 command
@@ -343,6 +354,11 @@ fn webhook_check_reads_every_channel() {
                 .contains("我的订单"),
             "{name}: {report}"
         );
+        // SNS signs with AWS's certificate, the same for every deployment; SES
+        // is bound to one by its topic, which development settings share.
+        if name == "ses" {
+            continue;
+        }
         let (code, report, stderr) = run(true);
         assert_eq!(
             code,

@@ -64,16 +64,33 @@ impl ReplyLimits {
             return Ok(false);
         }
         let day = now_ms.div_euclid(DAY_MS);
-        let key = format!("auto-replies:{}:{customer}:{day}", self.channel);
         let expires = day.saturating_add(2).saturating_mul(DAY_MS);
+        // A reply retried after a failed send (SMTP down) already holds its
+        // slot: it must not take another, or an outage would use up the cap.
+        let holds_slot = format!("auto-reply-slot:{}:{}", self.channel, reply.reply_id);
+        if self
+            .counters
+            .count(&holds_slot, now_ms)
+            .await
+            .map_err(unavailable)?
+            > 0
+        {
+            return Ok(true);
+        }
+        let key = format!("auto-replies:{}:{customer}:{day}", self.channel);
         let counted = self
             .counters
             .increment_below(&key, self.daily_cap, now_ms, expires);
         let allowed = counted.await.map_err(unavailable)?;
         if !allowed {
             tracing::warn!(channel = self.channel, reply_id = %reply.reply_id, cap = self.daily_cap, "daily automated reply cap reached; reply not mailed");
+            return Ok(false);
         }
-        Ok(allowed)
+        self.counters
+            .increment_below(&holds_slot, 1, now_ms, expires)
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
     }
 
     /// Records that mail to `address` bounces (provider event); best effort.
@@ -137,6 +154,39 @@ mod tests {
         assert!(
             limits
                 .allow(&reply("a-1", "jane@customer.example"))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_retried_after_failed_sends_takes_one_slot() {
+        let limits = ReplyLimits::new("mailgun", &ChannelDeps::offline(), Some(2)).unwrap();
+        // SMTP down: the same reply is tried twenty times.
+        for _ in 0..20 {
+            assert!(
+                limits
+                    .allow(&reply("r-1", "jane@customer.example"))
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            limits
+                .allow(&reply("r-2", "jane@customer.example"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !limits
+                .allow(&reply("r-3", "jane@customer.example"))
+                .await
+                .unwrap()
+        );
+        // A reply held back by the cap stays held back when retried.
+        assert!(
+            !limits
+                .allow(&reply("r-3", "jane@customer.example"))
                 .await
                 .unwrap()
         );

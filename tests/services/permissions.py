@@ -338,6 +338,12 @@ def roles(template: dict, resolver: Resolver) -> dict[str, Role]:
         properties = resources[role_name]["Properties"]
         role = Role(function=name)
         for policy in properties.get("Policies", []):
+            # A conditional policy (`!If [condition, policy, AWS::NoValue]`) is checked as if the
+            # condition held: the strict reading, since it grants more.
+            if "Fn::If" in policy:
+                policy = policy["Fn::If"][1]
+                if not isinstance(policy, dict) or "PolicyDocument" not in policy:
+                    continue
             role.grants += statements(policy["PolicyDocument"], resolver, f"{name}: {policy['PolicyName']}")
         for arn in properties.get("ManagedPolicyArns", []):
             managed = str(resolver.resolve(arn)).rsplit("/", 1)[-1]

@@ -13,7 +13,7 @@ use switchboard_domain::{
     ConversationKey, Customer, Feedback, QueueName, Session, StoreError, Tier, payload_key,
 };
 
-use crate::stores::normalize_question;
+use crate::stores::{normalize_question, sessions_where};
 use crate::{SqliteStore, unavailable};
 
 #[async_trait]
@@ -137,33 +137,11 @@ fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
 }
 
 fn conversations_of(tx: &Transaction, customer: &CustomerRef) -> Result<Vec<Session>, StoreError> {
-    let mut statement = tx
-        .prepare(
-            "SELECT key, version, data FROM sessions
-             WHERE channel = ?1 AND json_extract(data, '$.customer_id') = ?2 ORDER BY key",
-        )
-        .map_err(unavailable)?;
-    let rows = statement
-        .query_map(params![customer.channel, customer.customer_id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(unavailable)?;
-    let mut sessions = Vec::new();
-    for row in rows {
-        let (key, version, data) = row.map_err(unavailable)?;
-        let mut session: Session =
-            serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
-                key,
-                source: Box::new(e),
-            })?;
-        session.version = u64::try_from(version).unwrap_or_default();
-        sessions.push(session);
-    }
-    Ok(sessions)
+    sessions_where(
+        tx,
+        "channel = ?1 AND json_extract(data, '$.customer_id') = ?2 ORDER BY key",
+        params![customer.channel, customer.customer_id],
+    )
 }
 
 fn record_of(tx: &Transaction, customer: &CustomerRef) -> Result<Option<Customer>, StoreError> {

@@ -358,33 +358,8 @@ impl SqliteStore {
 
     /// Sessions updated since `since_ms`, for reports.
     pub async fn sessions_since(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
-        self.with(move |conn| {
-            let mut statement = conn
-                .prepare("SELECT key, version, data FROM sessions WHERE updated_at >= ?1")
-                .map_err(unavailable)?;
-            let rows = statement
-                .query_map([since_ms], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                })
-                .map_err(unavailable)?;
-            let mut sessions = Vec::new();
-            for row in rows {
-                let (key, version, data) = row.map_err(unavailable)?;
-                let mut session: Session =
-                    serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
-                        key,
-                        source: Box::new(e),
-                    })?;
-                session.version = version as u64;
-                sessions.push(session);
-            }
-            Ok(sessions)
-        })
-        .await
+        self.with(move |conn| sessions_where(conn, "updated_at >= ?1", [since_ms]))
+            .await
     }
 
     /// Feedback given since `since_ms`, for reports.
@@ -429,4 +404,39 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// The sessions of `SELECT ... FROM sessions WHERE <condition>`, decoded,
+/// each with its stored version.
+pub(crate) fn sessions_where(
+    conn: &rusqlite::Connection,
+    condition: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Session>, StoreError> {
+    let mut statement = conn
+        .prepare(&format!(
+            "SELECT key, version, data FROM sessions WHERE {condition}"
+        ))
+        .map_err(unavailable)?;
+    let rows = statement
+        .query_map(params, |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    let mut sessions = Vec::new();
+    for row in rows {
+        let (key, version, data) = row.map_err(unavailable)?;
+        let mut session: Session =
+            serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
+                key,
+                source: Box::new(e),
+            })?;
+        session.version = u64::try_from(version).unwrap_or_default();
+        sessions.push(session);
+    }
+    Ok(sessions)
 }

@@ -21,7 +21,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchboard_channels::ChannelSettings;
 use switchboard_channels::email::SmtpConfig;
-use switchboard_domain::{RetryPolicy, Secret};
+use switchboard_domain::{RetryPolicy, Secret, SlaPolicy};
 use switchboard_pipeline::access::TokenConfig;
 use switchboard_pipeline::worker::WorkerSettings;
 
@@ -61,6 +61,7 @@ const SECTIONS: &[&str] = &[
     "aws",
     "retention",
     "privacy",
+    "sla",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +85,8 @@ pub struct Config {
     pub aws: Option<AwsConfig>,
     pub retention: RetentionConfig,
     pub privacy: PrivacyConfig,
+    /// Service levels per tier (`[sla.new]`, `[sla.regular]`, `[sla.vip]`).
+    pub sla: SlaPolicy,
 }
 
 /// How long customers' data is kept. Locally a sweep deletes older data; on
@@ -250,6 +253,7 @@ impl Default for Config {
             aws: None,
             retention: RetentionConfig::default(),
             privacy: PrivacyConfig::default(),
+            sla: SlaPolicy::default(),
         }
     }
 }

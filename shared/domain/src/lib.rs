@@ -14,6 +14,7 @@ pub mod routing;
 pub mod secret;
 pub mod sentiment;
 pub mod session;
+pub mod sla;
 
 pub use jobs::*;
 pub use model::*;
@@ -21,3 +22,4 @@ pub use ports::*;
 pub use routing::*;
 pub use secret::Secret;
 pub use session::*;
+pub use sla::{SlaPolicy, TierSla};

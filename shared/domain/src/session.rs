@@ -58,6 +58,24 @@ pub struct Session {
     pub updated_at_ms: i64,
     /// 0 for a session that has never been saved.
     pub version: u64,
+    /// Set when the conversation is handed to a person; kept after it is resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
+}
+
+/// A hand-over to a person: when, for whom, why, and what the agents have done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handover {
+    pub at_ms: i64,
+    pub tier: Tier,
+    pub reason: EscalationReason,
+    pub priority: bool,
+    /// The agent who claimed the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    /// When an agent first answered (stops the reassurance and SLA timers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_answered_at_ms: Option<i64>,
 }
 
 /// Sessions keep at most this many turns; older ones are dropped first.
@@ -78,6 +96,7 @@ impl Session {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             version: 0,
+            handover: None,
         }
     }
 

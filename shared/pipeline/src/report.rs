@@ -234,6 +234,7 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
             version: 1,
+            handover: None,
         }
     }
 

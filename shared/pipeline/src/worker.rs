@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use switchboard_domain::{
-    Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, GapLog,
+    Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, GapLog, Handover,
     IdempotencyStore, InboundMessage, JobLease, Language, MessageKind, OutboundReply, PayloadStore,
     QueueItem, QueueName, QueueProducer, ReplySender, Role, RoutingPolicy, Session, SessionStatus,
     SessionStore, StoreError, Tier, Turn, texts,
@@ -449,8 +449,23 @@ impl ConversationWorker {
                     session.push(turn.clone());
                 }
             }
+            // A new hand-over starts unless the conversation is already with a person.
+            let already_handed_over =
+                session.status == SessionStatus::Escalated && session.handover.is_some();
             session.status = plan.status;
             session.language = language;
+            if let Some(ticket) = &plan.ticket
+                && !already_handed_over
+            {
+                session.handover = Some(Handover {
+                    at_ms: now_ms,
+                    tier: ticket.tier,
+                    reason: ticket.reason,
+                    priority: ticket.priority,
+                    claimed_by: None,
+                    agent_answered_at_ms: None,
+                });
+            }
             if message.kind == MessageKind::Text || message.kind == MessageKind::Media {
                 session.reply = message.reply.clone();
             }

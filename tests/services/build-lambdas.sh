@@ -4,9 +4,9 @@
 # `tests/services/aws.sh install`, which brings zig as the linker), in one
 # cargo invocation so that every dependency compiles once, then prints each
 # bootstrap's size and fails if one is larger than the budget
-# (SWITCHBOARD_LAMBDA_MAX_MIB, default 11.2: the 2026-11-28 sizes, 10.53-11.03
-# MiB with eighteen channels, S3 and MIME, plus a little; it catches growth,
-# and issue 14 aims at 8 MB). Honours CARGO_TARGET_DIR
+# (SWITCHBOARD_LAMBDA_MAX_MIB, default 10.25: below the 10.3 MiB the channel
+# kit issue set; with opt-level "z" the worker, the largest, measured 9.61 MiB
+# on 2026-11-28; issue 14 aims at 8 MB). Honours CARGO_TARGET_DIR
 # (default: target/).
 #
 #   tests/services/build-lambdas.sh            # all function binaries
@@ -62,7 +62,7 @@ cargo lambda build --release --arm64 --locked "${args[@]}" || die "cargo lambda 
 echo "built in $(( $(date +%s) - started )) s"
 
 target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
-max_mib="${SWITCHBOARD_LAMBDA_MAX_MIB:-11.2}"
+max_mib="${SWITCHBOARD_LAMBDA_MAX_MIB:-10.25}"
 max_bytes="$(awk -v m="$max_mib" 'BEGIN { printf "%d", m * 1048576 }')"
 printf '%-22s %12s %9s\n' binary bytes MiB
 too_large=()

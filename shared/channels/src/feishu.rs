@@ -1,7 +1,6 @@
-//! Feishu / Lark events (HTTP, schema 2.0): bodies `{"encrypt": …}`, signed
-//! by `X-Lark-Signature` (a plain SHA-256, [`schemes::FEISHU`]), carrying our
-//! Verification Token. The unsigned `url_verification` is answered from the
-//! token alone, at once (Feishu waits 1 s). `content` is JSON in a string.
+//! Feishu / Lark events (HTTP, schema 2.0): bodies `{"encrypt": …}`, signed by `X-Lark-Signature`
+//! (plain SHA-256, [`schemes::FEISHU`]), carrying our Verification Token. The unsigned
+//! `url_verification` is answered from the token alone, at once (Feishu waits 1 s).
 
 use async_trait::async_trait;
 use serde::Deserialize;

@@ -1,8 +1,7 @@
-//! Amazon SES inbound: a receipt rule's SNS action publishes each mail to a topic
-//! that POSTs here. SNS messages are verified ([`schemes::SNS`], [`sns`]) and must
-//! be the configured topic's; its `SubscriptionConfirmation` is confirmed. The mail
-//! is in `content` (UTF-8 or base64, up to 150 KB); the dedupe key is
-//! `mail.messageId`. Mail SES marks as spam or virus gets no reply.
+//! Amazon SES inbound: a receipt rule's SNS action publishes each mail to a topic that POSTs
+//! here. SNS messages are verified ([`schemes::SNS`], [`sns`]) and must be the configured
+//! topic's; its `SubscriptionConfirmation` is confirmed. The mail is in `content` (UTF-8 or
+//! base64, up to 150 KB); the dedupe key is `mail.messageId`. Spam or virus gets no reply.
 
 use std::sync::Arc;
 

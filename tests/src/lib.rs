@@ -443,6 +443,8 @@ pub struct Options {
     /// three minutes.
     pub max_attempts: u32,
     pub vip_customers: Vec<String>,
+    /// More TOML appended to the configuration (`[sla.regular]`, `[tiers]`, ...).
+    pub extra_config: String,
 }
 
 impl Default for Options {
@@ -453,6 +455,7 @@ impl Default for Options {
             notifier_concurrency: 2,
             max_attempts: 40,
             vip_customers: Vec::new(),
+            extra_config: String::new(),
         }
     }
 }
@@ -518,8 +521,6 @@ tokens = [{{ name = "lee", scope = "agent", sha256 = "{AGENT_TOKEN_SHA256}" }}]
 
 [routing]
 vip_customers = [{vip}]
-priority_response_minutes = 15
-standard_response_minutes = 240
 
 [email]
 from = "{SUPPORT_ADDRESS}"
@@ -546,7 +547,9 @@ retry_max_secs = 5
 visibility_secs = 5
 redrive_check_secs = 2
 
-{channels}"#,
+{channels}
+{extra}"#,
+            extra = options.extra_config,
             port = self.port,
             vip = vip.join(", "),
             smtp = self.smtp.port,

@@ -307,8 +307,9 @@ impl ConversationWorker {
                 }
             )
         };
-        // A new customer the bot cannot help yet is shown the way first.
-        if welcome && failed(&decision) {
+        // A new customer's greeting ("hi", "你好") is answered with the way
+        // around; a real question the bot cannot answer goes to a person.
+        if welcome && failed(&decision) && is_short(&message.text) {
             let best = candidates.first().map_or(0.0, |c| c.confidence);
             return self.welcome(message, None, best, language, now_ms);
         }
@@ -707,6 +708,20 @@ fn last_bot_turn_failed(session: &Session, answer_band: f32) -> bool {
 
 fn minutes_rounded_up(secs: u64) -> u32 {
     u32::try_from(secs.div_ceil(60).max(1)).unwrap_or(u32::MAX)
+}
+
+/// A message of a few words (a greeting rather than a question).
+fn is_short(text: &str) -> bool {
+    let text = text.trim();
+    let cjk = text
+        .chars()
+        .filter(|c| switchboard_domain::is_han(*c))
+        .count();
+    if cjk > 0 {
+        text.chars().count() <= 6
+    } else {
+        text.split_whitespace().count() <= 3 && text.chars().count() <= 24
+    }
 }
 
 /// The menu entry a message picks: "2", "２", "二", "2." (1 to 10).

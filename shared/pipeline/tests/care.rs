@@ -307,6 +307,20 @@ fn with_menu() -> WorkerSettings {
 }
 
 #[tokio::test]
+async fn a_new_customers_real_question_the_bot_cannot_answer_goes_to_a_person() {
+    let f = Fixture::new(with_menu(), None);
+    assert_eq!(
+        f.say(
+            "1",
+            "c1",
+            "Do you sell replacement parts for the 1987 model?"
+        )
+        .await,
+        Outcome::Escalated(EscalationReason::NoConfidentMatch)
+    );
+}
+
+#[tokio::test]
 async fn a_new_customer_gets_the_welcome_menu_and_a_number_answers_its_entry() {
     let f = Fixture::new(with_menu(), None);
     assert_eq!(f.say("1", "c1", "hello there").await, Outcome::Welcomed);
@@ -363,8 +377,7 @@ async fn chinese_customers_get_the_chinese_welcome() {
 #[tokio::test]
 async fn the_bot_failing_twice_in_a_row_hands_over_with_priority() {
     let f = Fixture::new(with_menu(), None);
-    let question = "Do you sell replacement parts for the 1987 model?";
-    assert_eq!(f.say("1", "c1", question).await, Outcome::Welcomed);
+    assert_eq!(f.say("1", "c1", "hi").await, Outcome::Welcomed);
     assert_eq!(
         f.say("2", "c1", "the spare gasket for the old blender")
             .await,
@@ -401,5 +414,12 @@ async fn the_crms_vip_goes_to_a_person_at_once_and_a_failing_crm_leaves_the_stor
     );
 
     let down = Fixture::new(with_menu(), Some(Arc::new(Directory(Err("timed out")))));
-    assert_eq!(down.say("1", "c1", question).await, Outcome::Welcomed);
+    assert_eq!(
+        down.say("1", "c1", question).await,
+        Outcome::Escalated(EscalationReason::NoConfidentMatch)
+    );
+    assert!(
+        down.texts()[0].contains("4 hours"),
+        "the new tier's service level"
+    );
 }

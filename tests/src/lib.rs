@@ -403,9 +403,17 @@ pub fn mail_text(raw: &str) -> String {
         .split_once("\r\n\r\n")
         .or_else(|| raw.split_once("\n\n"))
         .unwrap_or((raw, ""));
-    let quoted = head
-        .to_ascii_lowercase()
-        .contains("content-transfer-encoding: quoted-printable");
+    let head = head.to_ascii_lowercase();
+    // Mostly non-ASCII bodies (a Chinese transcript) go as base64.
+    if head.contains("content-transfer-encoding: base64") {
+        use base64::Engine;
+        let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        return base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_else(|_| body.to_owned());
+    }
+    let quoted = head.contains("content-transfer-encoding: quoted-printable");
     if !quoted {
         return body.to_owned();
     }

@@ -111,8 +111,9 @@ impl ConversationWorker {
         let delay_ms = timer.due_at_ms.saturating_sub(self.clock.now_ms()).max(0);
         let dedupe_id = timer.dedupe_id();
         let item = QueueItem {
-            // A group of its own: a waiting timer holds up nothing else.
-            group: dedupe_id.clone(),
+            // A group of its own, so that a waiting timer holds up nothing
+            // else, named after the conversation, whose erasure takes it along.
+            group: format!("{}#{}", timer.conversation, dedupe_id),
             dedupe_id,
             body: serde_json::to_vec(timer).expect("timers serialise"),
         };

@@ -586,7 +586,7 @@ fn feishu_body(card: &Card) -> serde_json::Value {
 fn dingtalk_body(card: &Card) -> serde_json::Value {
     let mut text = format!("#### {}\n\n", card.title);
     for (name, value) in &card.facts {
-        let _ = write!(text, "- **{name}**: {value}\n");
+        let _ = writeln!(text, "- **{name}**: {value}");
     }
     for line in card.question.lines() {
         let _ = write!(text, "\n> {line}\n");

@@ -403,9 +403,17 @@ pub fn mail_text(raw: &str) -> String {
         .split_once("\r\n\r\n")
         .or_else(|| raw.split_once("\n\n"))
         .unwrap_or((raw, ""));
-    let quoted = head
-        .to_ascii_lowercase()
-        .contains("content-transfer-encoding: quoted-printable");
+    let head = head.to_ascii_lowercase();
+    // Mostly non-ASCII bodies (a Chinese transcript) go as base64.
+    if head.contains("content-transfer-encoding: base64") {
+        use base64::Engine;
+        let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        return base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_else(|_| body.to_owned());
+    }
+    let quoted = head.contains("content-transfer-encoding: quoted-printable");
     if !quoted {
         return body.to_owned();
     }
@@ -443,6 +451,8 @@ pub struct Options {
     /// three minutes.
     pub max_attempts: u32,
     pub vip_customers: Vec<String>,
+    /// More TOML appended to the configuration (`[sla.regular]`, `[tiers]`, ...).
+    pub extra_config: String,
 }
 
 impl Default for Options {
@@ -453,6 +463,7 @@ impl Default for Options {
             notifier_concurrency: 2,
             max_attempts: 40,
             vip_customers: Vec::new(),
+            extra_config: String::new(),
         }
     }
 }
@@ -518,8 +529,6 @@ tokens = [{{ name = "lee", scope = "agent", sha256 = "{AGENT_TOKEN_SHA256}" }}]
 
 [routing]
 vip_customers = [{vip}]
-priority_response_minutes = 15
-standard_response_minutes = 240
 
 [email]
 from = "{SUPPORT_ADDRESS}"
@@ -546,7 +555,9 @@ retry_max_secs = 5
 visibility_secs = 5
 redrive_check_secs = 2
 
-{channels}"#,
+{channels}
+{extra}"#,
+            extra = options.extra_config,
             port = self.port,
             vip = vip.join(", "),
             smtp = self.smtp.port,

@@ -1,4 +1,5 @@
-//! The conversation worker: the inbound FIFO queue's consumer.
+//! The conversation worker: the inbound FIFO queue's consumer, and the timers
+//! queue's (reassurances and service-level breaches).
 
 use lambda_runtime::{run, service_fn};
 use switchboard_app::aws::{Role, from_environment};
@@ -12,7 +13,11 @@ async fn main() -> Result<(), Error> {
     let aws = from_environment(Role::Worker).await?;
     let worker = Consumer {
         stage: aws.app.worker(aws.knowledge_base().await?),
-        sqs: aws.sqs_consumer(&[QueueName::Inbound]),
+        sqs: aws.sqs_consumer(&[QueueName::Inbound, QueueName::Timers]),
     };
-    run(service_fn(|event| handlers::inbound(&worker, event))).await
+    let timers_queue_url = aws.resources.timers_queue_url.clone();
+    run(service_fn(|event| {
+        handlers::conversation(&worker, &timers_queue_url, event)
+    }))
+    .await
 }

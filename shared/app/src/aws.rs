@@ -186,6 +186,8 @@ pub fn resources(aws: &AwsConfig) -> AwsResources {
         inbound_queue_url: aws.inbound_queue_url.clone(),
         escalation_priority_queue_url: aws.escalation_priority_queue_url.clone(),
         escalation_standard_queue_url: aws.escalation_standard_queue_url.clone(),
+        timers_queue_url: aws.timers_queue_url.clone(),
+        timers_dead_letter_queue_url: aws.timers_dead_letter_queue_url.clone(),
         inbound_dead_letter_queue_url: aws.inbound_dead_letter_queue_url.clone(),
         escalation_priority_dead_letter_queue_url: aws
             .escalation_priority_dead_letter_queue_url
@@ -211,6 +213,8 @@ pub fn aws_config(resources: &AwsResources, secret_arn: &str) -> AwsConfig {
         inbound_queue_url: resources.inbound_queue_url.clone(),
         escalation_priority_queue_url: resources.escalation_priority_queue_url.clone(),
         escalation_standard_queue_url: resources.escalation_standard_queue_url.clone(),
+        timers_queue_url: resources.timers_queue_url.clone(),
+        timers_dead_letter_queue_url: resources.timers_dead_letter_queue_url.clone(),
         inbound_dead_letter_queue_url: resources.inbound_dead_letter_queue_url.clone(),
         escalation_priority_dead_letter_queue_url: resources
             .escalation_priority_dead_letter_queue_url

@@ -62,6 +62,8 @@ const SECTIONS: &[&str] = &[
     "retention",
     "privacy",
     "sla",
+    "tiers",
+    "notify",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +89,76 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Service levels per tier (`[sla.new]`, `[sla.regular]`, `[sla.vip]`).
     pub sla: SlaPolicy,
+    /// Tiers from the business's CRM, and the welcome of new customers.
+    pub tiers: TiersConfig,
+    /// Chat notifications of the agents (Slack, Feishu, DingTalk, Teams).
+    pub notify: NotifyConfig,
+}
+
+/// `[tiers]`: where customers' tiers come from besides the configured VIPs
+/// and the agents' API, and how new customers are welcomed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TiersConfig {
+    /// The CRM's tier lookup (see README): called with the customer's key,
+    /// signed with `secret`.
+    pub lookup_url: Option<String>,
+    pub secret: Option<Secret>,
+    /// The CRM must answer within this; otherwise the stored tier is used.
+    pub timeout_ms: u64,
+    /// How long an answer is reused.
+    pub cache_secs: u64,
+    /// Common questions in a new customer's welcome menu; 0: no welcome.
+    pub menu_size: usize,
+}
+
+impl Default for TiersConfig {
+    fn default() -> Self {
+        Self {
+            lookup_url: None,
+            secret: None,
+            timeout_ms: 1500,
+            cache_secs: 600,
+            menu_size: 5,
+        }
+    }
+}
+
+impl TiersConfig {
+    /// The CRM lookup, when `lookup_url` is set.
+    pub fn directory(
+        &self,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn switchboard_domain::TierDirectory>>> {
+        use anyhow::Context;
+        let Some(url) = &self.lookup_url else {
+            return Ok(None);
+        };
+        let secret = self
+            .secret
+            .clone()
+            .context("tiers.secret is needed with tiers.lookup_url")?;
+        let directory = switchboard_channels::tiers::CrmTierDirectory::new(
+            switchboard_channels::tiers::CrmTierConfig {
+                lookup_url: url.clone(),
+                secret,
+                timeout: std::time::Duration::from_millis(self.timeout_ms.max(1)),
+                cache_for: std::time::Duration::from_secs(self.cache_secs),
+            },
+            http,
+        )?;
+        Ok(Some(std::sync::Arc::new(directory)))
+    }
+}
+
+/// `[notify]`: chat incoming webhooks the agents are notified on, each in
+/// its platform's format; VIP and priority tickets can go to their own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `/console#<conversation>` links in notifications start with
+    /// `server.public_url`; without it they carry the API path.
+    pub webhooks: Vec<switchboard_channels::notify::ChatHookConfig>,
 }
 
 /// How long customers' data is kept. Locally a sweep deletes older data; on
@@ -207,10 +279,15 @@ pub struct AwsConfig {
     pub inbound_queue_url: String,
     pub escalation_priority_queue_url: String,
     pub escalation_standard_queue_url: String,
+    /// Delayed jobs: reassurance and service-level timers (standard queue).
+    #[serde(default)]
+    pub timers_queue_url: String,
     /// Where a consumer puts a job that failed for good.
     pub inbound_dead_letter_queue_url: String,
     pub escalation_priority_dead_letter_queue_url: String,
     pub escalation_standard_dead_letter_queue_url: String,
+    #[serde(default)]
+    pub timers_dead_letter_queue_url: String,
     /// The S3 bucket for job bodies too large for an SQS message.
     pub payload_bucket: String,
 }
@@ -254,6 +331,8 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             privacy: PrivacyConfig::default(),
             sla: SlaPolicy::default(),
+            tiers: TiersConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -637,7 +716,7 @@ bot_token = "1:abc"
             ..AwsConfig::default()
         };
         let environment = aws.environment();
-        assert_eq!(environment.len(), 15);
+        assert_eq!(environment.len(), 17);
         for (name, _) in &environment {
             assert!(
                 template.contains(&format!("        {name}: !Ref ")),

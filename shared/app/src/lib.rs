@@ -19,13 +19,14 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_channels::email::EmailTransport;
 use switchboard_channels::notify::{
-    ChatWebhookConfig, ChatWebhookNotifier, EmailAgentNotifier, EmailNotifierConfig, MultiNotifier,
+    ChatHookNotifier, ChatWebhookConfig, ChatWebhookNotifier, EmailAgentNotifier,
+    EmailNotifierConfig, MultiNotifier,
 };
 use switchboard_channels::{ChannelDeps, ChannelSettings, Registry};
 use switchboard_domain::privacy::CustomerData;
 use switchboard_domain::{
     AgentNotifier, Clock, CounterStore, CredentialStore, CustomerStore, FeedbackStore, GapLog,
-    IdempotencyStore, ObjectReader, PayloadStore, QueueProducer, SessionStore,
+    IdempotencyStore, ObjectReader, PayloadStore, QueueProducer, SessionStore, TierDirectory,
 };
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::access::AccessTokens;
@@ -87,6 +88,8 @@ pub struct App {
     pub notifier: Arc<EscalationNotifier>,
     /// Who may call the agents' API.
     pub access: Arc<AccessTokens>,
+    /// The CRM asked for customers' tiers (`[tiers] lookup_url`).
+    pub tiers: Option<Arc<dyn TierDirectory>>,
 }
 
 impl App {
@@ -126,7 +129,12 @@ impl App {
             clock: ports.clock.clone(),
         });
         let notifier = Arc::new(EscalationNotifier {
-            notifier: agent_notifier(&config, ports.email.clone(), ports.http.clone())?,
+            notifier: agent_notifier(
+                &config,
+                ports.email.clone(),
+                ports.http.clone(),
+                ports.clock.clone(),
+            )?,
             idempotency: ports.idempotency.clone(),
             payloads: ports.payloads.clone(),
             clock: ports.clock.clone(),
@@ -135,6 +143,17 @@ impl App {
             AccessTokens::new(config.server.admin_token.as_ref(), &config.server.tokens)
                 .context("configuring server.tokens")?,
         );
+        let tiers = config
+            .tiers
+            .directory(ports.http.clone())
+            .context("configuring [tiers]")?;
+        if config.routing.priority_response_minutes.is_some()
+            || config.routing.standard_response_minutes.is_some()
+        {
+            tracing::warn!(
+                "routing.priority_response_minutes and routing.standard_response_minutes are no longer used: the promise comes from [sla.*] first_response_secs"
+            );
+        }
         Ok(Self {
             config,
             ports,
@@ -143,6 +162,7 @@ impl App {
             desk,
             notifier,
             access,
+            tiers,
         })
     }
 
@@ -192,8 +212,11 @@ impl App {
             clock: self.ports.clock.clone(),
             settings: WorkerSettings {
                 redact_transcripts: self.config.privacy.redact_transcripts,
+                sla: self.config.sla,
+                menu_size: self.config.tiers.menu_size,
                 ..self.config.routing.clone()
             },
+            tiers: self.tiers.clone(),
         }
     }
 }
@@ -203,6 +226,7 @@ fn agent_notifier(
     config: &Config,
     email: Arc<dyn EmailTransport>,
     http: reqwest::Client,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn AgentNotifier>> {
     let by_email = EmailAgentNotifier::new(
         EmailNotifierConfig {
@@ -215,8 +239,18 @@ fn agent_notifier(
     .context("configuring agent email")?;
     let mut notifiers: Vec<Arc<dyn AgentNotifier>> = vec![Arc::new(by_email)];
     if let Some(url) = &config.email.chat_webhook {
-        let chat = ChatWebhookNotifier::new(ChatWebhookConfig { url: url.clone() }, http)
+        let chat = ChatWebhookNotifier::new(ChatWebhookConfig { url: url.clone() }, http.clone())
             .context("configuring email.chat_webhook")?;
+        notifiers.push(Arc::new(chat));
+    }
+    for (index, hook) in config.notify.webhooks.iter().enumerate() {
+        let chat = ChatHookNotifier::new(
+            hook.clone(),
+            config.server.public_url.as_deref(),
+            http.clone(),
+            clock.clone(),
+        )
+        .with_context(|| format!("configuring notify.webhooks[{index}]"))?;
         notifiers.push(Arc::new(chat));
     }
     Ok(Arc::new(MultiNotifier::new(notifiers)))

@@ -41,6 +41,16 @@ impl QueueProducer for WakingQueue {
         self.wake.notify_waiters();
         Ok(())
     }
+
+    async fn send_after(
+        &self,
+        queue: QueueName,
+        item: QueueItem,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        // Nothing to wake for: the workers look again within their idle poll.
+        self.store.send_after(queue, item, delay).await
+    }
 }
 
 impl Local {

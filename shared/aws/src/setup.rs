@@ -354,6 +354,12 @@ pub async fn create_tables_and_queues(
         QueueOptions::default(),
     )
     .await?;
+    let (timers, timers_dlq) = create_queue_with_dlq(
+        &clients.sqs,
+        &format!("{prefix}-timers"),
+        QueueOptions::default(),
+    )
+    .await?;
     Ok(AwsResources {
         sessions_table: format!("{prefix}-sessions"),
         customers_table: format!("{prefix}-customers"),
@@ -368,6 +374,8 @@ pub async fn create_tables_and_queues(
         inbound_dead_letter_queue_url: inbound_dlq.url,
         escalation_priority_dead_letter_queue_url: priority_dlq.url,
         escalation_standard_dead_letter_queue_url: standard_dlq.url,
+        timers_queue_url: timers.url,
+        timers_dead_letter_queue_url: timers_dlq.url,
         payload_bucket: create_bucket(&clients.s3, &format!("{prefix}-payloads")).await?,
     })
 }

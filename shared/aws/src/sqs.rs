@@ -105,9 +105,40 @@ pub fn message_body(message: &SqsMessage) -> Result<Vec<u8>, BodyError> {
     }
 }
 
+/// Longest `DelaySeconds` SQS accepts.
+pub const MAX_DELAY_SECS: u64 = 900;
+
 #[async_trait]
 impl QueueProducer for SqsQueueProducer {
     async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError> {
+        self.send_delayed(queue, item, 0).await
+    }
+
+    /// `DelaySeconds`, at most 15 minutes: a longer timer arrives early and
+    /// its consumer queues it again for the rest. (A FIFO queue takes no
+    /// per-message delay: delayed jobs go to a standard queue.)
+    async fn send_after(
+        &self,
+        queue: QueueName,
+        item: QueueItem,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        // Rounded up, so that a job never arrives before it is due unless capped.
+        let secs = delay
+            .as_millis()
+            .div_ceil(1000)
+            .min(u128::from(MAX_DELAY_SECS)) as i32;
+        self.send_delayed(queue, item, secs).await
+    }
+}
+
+impl SqsQueueProducer {
+    async fn send_delayed(
+        &self,
+        queue: QueueName,
+        item: QueueItem,
+        delay_secs: i32,
+    ) -> Result<(), QueueError> {
         let url = self
             .urls
             .get(&queue)
@@ -127,6 +158,9 @@ impl QueueProducer for SqsQueueProducer {
                 .build()
                 .map_err(|e| queue_error(queue, AwsError::sqs("SendMessage", url, e)))?;
             request = request.message_attributes(ENCODING_ATTRIBUTE, attribute);
+        }
+        if delay_secs > 0 {
+            request = request.delay_seconds(delay_secs);
         }
         if is_fifo_url(url) {
             request = request

@@ -615,3 +615,59 @@ async fn leases_end_with_the_invocation_and_a_refused_record_does_not_hold_its_g
         "{lease:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_jobs_wait_their_delay_capped_at_fifteen_minutes() {
+    let clients = common::clients().await;
+    let (queue, _) = create_queue_with_dlq(
+        &clients.sqs,
+        &common::unique("timers"),
+        QueueOptions::default(),
+    )
+    .await
+    .unwrap();
+    let producer = SqsQueueProducer::with_urls(
+        clients.sqs.clone(),
+        [(QueueName::Timers, queue.url.clone())],
+    );
+    let sent = Instant::now();
+    producer
+        .send_after(
+            QueueName::Timers,
+            item("t", "t1", "{\"due\":1}"),
+            Duration::from_millis(2_500),
+        )
+        .await
+        .unwrap();
+    // Longer than SQS allows: sent with the longest delay, not refused.
+    producer
+        .send_after(
+            QueueName::Timers,
+            item("t", "t2", "{\"due\":2}"),
+            Duration::from_secs(4 * 3600),
+        )
+        .await
+        .unwrap();
+    let poller = EventSourcePoller::new(clients.sqs.clone(), queue);
+    let event = loop {
+        if let Some(event) = poller.receive(1).await.unwrap() {
+            break event;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(20), "never delivered");
+    };
+    assert!(
+        sent.elapsed() >= Duration::from_secs(2),
+        "delivered after {:?}",
+        sent.elapsed()
+    );
+    let bodies: Vec<Vec<u8>> = event
+        .records
+        .iter()
+        .map(|r| message_body(r).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [b"{\"due\":1}".to_vec()],
+        "the capped one still waits"
+    );
+}

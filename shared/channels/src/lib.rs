@@ -19,6 +19,7 @@ pub mod sendgrid;
 pub mod ses;
 pub mod slack;
 pub mod telegram;
+pub mod tiers;
 pub mod twilio;
 pub mod viber;
 pub mod webchat;

@@ -26,7 +26,7 @@ use switchboard_domain::{AgentNotifier, EscalationTicket, Role, SendError, Tier,
 
 use crate::ConfigError;
 use crate::email::{EmailTransport, domain_of};
-use crate::kit::sender::{self as outbound, STATUS_ONLY, Sender, permanent};
+use crate::kit::sender::{self as outbound, ApiErrors, STATUS_ONLY, Sender, permanent};
 
 const EMAIL: &str = "agent-email";
 const WEBHOOK: &str = "agent-webhook";
@@ -218,6 +218,420 @@ impl AgentNotifier for ChatWebhookNotifier {
         let call = self.http.post(self.url.expose()).json(&body);
         sender.call(&ticket.ticket_id, call).await.map(|_| ())
     }
+}
+
+/// The chat platforms whose incoming webhooks the agents can be notified on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatPlatform {
+    /// Slack incoming webhook: Block Kit with a `text` fallback.
+    Slack,
+    /// Feishu / Lark custom bot: an interactive card; signed with the bot's
+    /// secret when it has one (`timestamp` and `sign` in the body).
+    Feishu,
+    /// DingTalk custom robot: markdown; signed with the robot's `SEC…`
+    /// secret when it has one (`timestamp` and `sign` in the URL).
+    Dingtalk,
+    /// Microsoft Teams (Workflows or incoming webhook): an Adaptive Card.
+    Teams,
+}
+
+impl ChatPlatform {
+    fn name(self) -> &'static str {
+        match self {
+            ChatPlatform::Slack => "notify-slack",
+            ChatPlatform::Feishu => "notify-feishu",
+            ChatPlatform::Dingtalk => "notify-dingtalk",
+            ChatPlatform::Teams => "notify-teams",
+        }
+    }
+
+    /// How the platform reports a refusal inside a 200 answer.
+    fn errors(self) -> ApiErrors {
+        match self {
+            ChatPlatform::Slack | ChatPlatform::Teams => STATUS_ONLY,
+            ChatPlatform::Feishu => ApiErrors {
+                ok: Some("/code"),
+                code: "/code",
+                // Too many requests.
+                transient: "11232",
+                stale_token: "",
+                retry_after: None,
+            },
+            ChatPlatform::Dingtalk => ApiErrors {
+                ok: Some("/errcode"),
+                code: "/errcode",
+                // Sending too fast (20 a minute per robot).
+                transient: "130101",
+                stale_token: "",
+                retry_after: None,
+            },
+        }
+    }
+}
+
+/// Which tickets a webhook receives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketFilter {
+    #[default]
+    All,
+    /// VIP and urgent tickets (and service-level breaches) only.
+    Priority,
+    /// The others only (pair it with a `priority` webhook).
+    Standard,
+}
+
+/// One `[[notify.webhooks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatHookConfig {
+    pub platform: ChatPlatform,
+    /// The incoming webhook URL; a credential, so kept secret.
+    pub url: switchboard_domain::Secret,
+    /// The signing secret of a Feishu bot or DingTalk robot.
+    #[serde(default)]
+    pub secret: Option<switchboard_domain::Secret>,
+    #[serde(default)]
+    pub tickets: TicketFilter,
+}
+
+/// Posts each ticket to a chat platform's incoming webhook in its format.
+pub struct ChatHookNotifier {
+    platform: ChatPlatform,
+    url: switchboard_domain::Secret,
+    secret: Option<switchboard_domain::Secret>,
+    tickets: TicketFilter,
+    /// `<public_url>/api/conversations/` when the server's URL is known.
+    link_base: Option<String>,
+    http: reqwest::Client,
+    clock: Arc<dyn switchboard_domain::Clock>,
+}
+
+/// What every platform's message says.
+struct Card {
+    title: String,
+    urgent: bool,
+    facts: Vec<(&'static str, String)>,
+    question: String,
+    link: Option<String>,
+}
+
+impl ChatHookNotifier {
+    pub fn new(
+        config: ChatHookConfig,
+        public_url: Option<&str>,
+        http: reqwest::Client,
+        clock: Arc<dyn switchboard_domain::Clock>,
+    ) -> Result<Self, ConfigError> {
+        let unusable = |detail: String| ConfigError::Unusable {
+            channel: "notify".into(),
+            detail,
+        };
+        outbound::http_url("url", config.url.expose()).map_err(|error| unusable(error.0))?;
+        if config
+            .secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose().trim().is_empty())
+        {
+            return Err(unusable("secret is empty".into()));
+        }
+        if config.secret.is_some()
+            && matches!(config.platform, ChatPlatform::Slack | ChatPlatform::Teams)
+        {
+            return Err(unusable(
+                "Slack and Teams webhooks are not signed: leave secret out".into(),
+            ));
+        }
+        Ok(Self {
+            platform: config.platform,
+            url: config.url.expose().trim().into(),
+            secret: config.secret,
+            tickets: config.tickets,
+            link_base: public_url
+                .map(|url| format!("{}/api/conversations/", url.trim_end_matches('/'))),
+            http,
+            clock,
+        })
+    }
+
+    fn wants(&self, ticket: &EscalationTicket) -> bool {
+        match self.tickets {
+            TicketFilter::All => true,
+            TicketFilter::Priority => is_urgent(ticket),
+            TicketFilter::Standard => !is_urgent(ticket),
+        }
+    }
+
+    fn card(&self, ticket: &EscalationTicket) -> Card {
+        let waiting_ms = self.clock.now_ms().saturating_sub(ticket.created_at_ms);
+        let question = switchboard_domain::redact::redact(ticket.question.trim());
+        Card {
+            title: format!(
+                "{} {} on {}",
+                tags(ticket),
+                if ticket.reason == switchboard_domain::EscalationReason::SlaBreach {
+                    "SLA breach"
+                } else {
+                    "Escalation"
+                },
+                one_line(&ticket.channel)
+            ),
+            urgent: is_urgent(ticket),
+            facts: vec![
+                ("Summary", ticket.reason.describe().to_owned()),
+                ("Customer", customer(ticket)),
+                ("Tier", ticket.tier.as_str().to_owned()),
+                ("Reason", ticket.reason.as_str().to_owned()),
+                ("Waiting", waiting(waiting_ms)),
+                (
+                    "Promised",
+                    format!("within {}", one_line(&ticket.expected_response)),
+                ),
+                ("Conversation", ticket.conversation.to_string()),
+            ],
+            question: outbound::clip(&question, 300),
+            link: self.link_base.as_ref().map(|base| {
+                format!(
+                    "{base}{}",
+                    utf8_percent_encode(ticket.conversation.as_str())
+                )
+            }),
+        }
+    }
+
+    /// The request body for `ticket`, in the platform's format, signed where
+    /// the platform signs (Feishu in the body), at `now_ms`.
+    pub fn body(&self, ticket: &EscalationTicket, now_ms: i64) -> serde_json::Value {
+        let card = self.card(ticket);
+        match self.platform {
+            ChatPlatform::Slack => slack_body(&card),
+            ChatPlatform::Teams => teams_body(&card),
+            ChatPlatform::Dingtalk => dingtalk_body(&card),
+            ChatPlatform::Feishu => {
+                let mut body = feishu_body(&card);
+                if let Some(secret) = &self.secret {
+                    let timestamp = now_ms.div_euclid(1000).to_string();
+                    body["timestamp"] = json!(timestamp);
+                    body["sign"] = json!(feishu_sign(secret.expose(), &timestamp));
+                }
+                body
+            }
+        }
+    }
+
+    /// The URL to post to: DingTalk's carries `timestamp` and `sign`.
+    pub fn url(&self, now_ms: i64) -> String {
+        match (&self.secret, self.platform) {
+            (Some(secret), ChatPlatform::Dingtalk) => {
+                let timestamp = now_ms.to_string();
+                let mut url = match reqwest::Url::parse(self.url.expose()) {
+                    Ok(url) => url,
+                    Err(_) => return self.url.expose().to_owned(),
+                };
+                url.query_pairs_mut()
+                    .append_pair("timestamp", &timestamp)
+                    .append_pair("sign", &dingtalk_sign(secret.expose(), &timestamp));
+                url.into()
+            }
+            _ => self.url.expose().to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl AgentNotifier for ChatHookNotifier {
+    async fn notify(&self, ticket: &EscalationTicket) -> Result<(), SendError> {
+        if !self.wants(ticket) {
+            return Ok(());
+        }
+        let now_ms = self.clock.now_ms();
+        let sender = Sender::new(
+            self.platform.name(),
+            self.http.clone(),
+            self.platform.errors(),
+        );
+        let call = self
+            .http
+            .post(self.url(now_ms))
+            .json(&self.body(ticket, now_ms));
+        sender.call(&ticket.ticket_id, call).await.map(|_| ())
+    }
+}
+
+/// Feishu custom bot: base64 of HMAC-SHA256 keyed with `timestamp + "\n" +
+/// secret` over nothing.
+pub fn feishu_sign(secret: &str, timestamp: &str) -> String {
+    use base64::Engine;
+    let key = format!("{timestamp}\n{secret}");
+    base64::engine::general_purpose::STANDARD.encode(crate::kit::signature::digest(
+        crate::kit::signature::Mac::Hmac(crate::kit::signature::Digest::Sha256),
+        key.as_bytes(),
+        b"",
+    ))
+}
+
+/// DingTalk custom robot: base64 of HMAC-SHA256 keyed with the secret over
+/// `timestamp + "\n" + secret` (the URL encoding is the query's).
+pub fn dingtalk_sign(secret: &str, timestamp: &str) -> String {
+    use base64::Engine;
+    let message = format!("{timestamp}\n{secret}");
+    base64::engine::general_purpose::STANDARD.encode(crate::kit::signature::digest(
+        crate::kit::signature::Mac::Hmac(crate::kit::signature::Digest::Sha256),
+        secret.as_bytes(),
+        message.as_bytes(),
+    ))
+}
+
+/// Percent-encodes a conversation key for a URL path.
+fn utf8_percent_encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// "45 s", "12 min", "3 h 5 min".
+fn waiting(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as markup.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn plain_text(card: &Card) -> String {
+    let mut text = format!("{}\n", card.title);
+    for (name, value) in &card.facts {
+        let _ = writeln!(text, "{name}: {value}");
+    }
+    for line in card.question.lines() {
+        let _ = writeln!(text, "> {line}");
+    }
+    if let Some(link) = &card.link {
+        let _ = writeln!(text, "{link}");
+    }
+    text.trim_end().to_owned()
+}
+
+fn slack_body(card: &Card) -> serde_json::Value {
+    let fields: Vec<serde_json::Value> = card
+        .facts
+        .iter()
+        .map(|(name, value)| json!({ "type": "mrkdwn", "text": format!("*{name}*\n{}", slack_escape(value)) }))
+        .collect();
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": outbound::clip(&card.title, 150) } }),
+        // Slack shows at most 10 fields in a section.
+        json!({ "type": "section", "fields": fields }),
+    ];
+    if !card.question.is_empty() {
+        let quoted: Vec<String> = card
+            .question
+            .lines()
+            .map(|line| format!("> {}", slack_escape(line)))
+            .collect();
+        blocks.push(
+            json!({ "type": "section", "text": { "type": "mrkdwn", "text": quoted.join("\n") } }),
+        );
+    }
+    if let Some(link) = &card.link {
+        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": format!("<{link}|Open the conversation>") } }));
+    }
+    json!({ "text": plain_text(card), "blocks": blocks })
+}
+
+fn feishu_body(card: &Card) -> serde_json::Value {
+    let mut content = String::new();
+    for (name, value) in &card.facts {
+        let _ = writeln!(content, "**{name}**: {value}");
+    }
+    for line in card.question.lines() {
+        let _ = writeln!(content, "> {line}");
+    }
+    let mut elements =
+        vec![json!({ "tag": "div", "text": { "tag": "lark_md", "content": content.trim_end() } })];
+    if let Some(link) = &card.link {
+        elements.push(json!({ "tag": "action", "actions": [{
+            "tag": "button", "type": "primary", "url": link,
+            "text": { "tag": "plain_text", "content": "Open the conversation" } }] }));
+    }
+    json!({
+        "msg_type": "interactive",
+        "card": {
+            "config": { "wide_screen_mode": true },
+            "header": {
+                "template": if card.urgent { "red" } else { "blue" },
+                "title": { "tag": "plain_text", "content": card.title },
+            },
+            "elements": elements,
+        }
+    })
+}
+
+fn dingtalk_body(card: &Card) -> serde_json::Value {
+    let mut text = format!("#### {}\n\n", card.title);
+    for (name, value) in &card.facts {
+        let _ = writeln!(text, "- **{name}**: {value}");
+    }
+    for line in card.question.lines() {
+        let _ = write!(text, "\n> {line}\n");
+    }
+    if let Some(link) = &card.link {
+        let _ = write!(text, "\n[Open the conversation]({link})\n");
+    }
+    json!({ "msgtype": "markdown", "markdown": { "title": card.title, "text": text } })
+}
+
+fn teams_body(card: &Card) -> serde_json::Value {
+    let facts: Vec<serde_json::Value> = card
+        .facts
+        .iter()
+        .map(|(name, value)| json!({ "title": name, "value": value }))
+        .collect();
+    let mut body = vec![
+        json!({ "type": "TextBlock", "text": card.title, "weight": "Bolder", "size": "Medium", "wrap": true,
+                "color": if card.urgent { "Attention" } else { "Default" } }),
+        json!({ "type": "FactSet", "facts": facts }),
+    ];
+    if !card.question.is_empty() {
+        body.push(
+            json!({ "type": "TextBlock", "text": card.question, "wrap": true, "isSubtle": true }),
+        );
+    }
+    let actions: Vec<serde_json::Value> = card
+        .link
+        .iter()
+        .map(|link| json!({ "type": "Action.OpenUrl", "title": "Open the conversation", "url": link }))
+        .collect();
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+                "actions": actions,
+            }
+        }]
+    })
 }
 
 /// Notifies through every notifier in turn, and fails if any of them fails.

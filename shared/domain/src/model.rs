@@ -198,6 +198,24 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// `new` < `regular` < `vip`: the higher of two sources wins.
+    fn rank(self) -> u8 {
+        match self {
+            Tier::New => 0,
+            Tier::Regular => 1,
+            Tier::Vip => 2,
+        }
+    }
+
+    /// The higher of two tiers.
+    pub fn max(self, other: Tier) -> Tier {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::New => "new",

@@ -154,13 +154,16 @@ pub enum QueueName {
     /// Escalations of VIP customers, handled first.
     EscalationPriority,
     EscalationStandard,
+    /// Delayed jobs: reassurance and service-level timers.
+    Timers,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 3] = [
+    pub const ALL: [QueueName; 4] = [
         QueueName::Inbound,
         QueueName::EscalationPriority,
         QueueName::EscalationStandard,
+        QueueName::Timers,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,6 +171,7 @@ impl QueueName {
             QueueName::Inbound => "inbound",
             QueueName::EscalationPriority => "escalation_priority",
             QueueName::EscalationStandard => "escalation_standard",
+            QueueName::Timers => "timers",
         }
     }
 }
@@ -193,6 +197,30 @@ pub struct QueueError {
 pub trait QueueProducer: Send + Sync {
     /// Returns once the item is durably stored.
     async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError>;
+
+    /// Like `send`, but the item is delivered no earlier than `delay` from
+    /// now. A queue may deliver it earlier than asked when it cannot wait
+    /// that long (SQS waits at most 15 minutes): consumers of delayed jobs
+    /// check the time and put the job back for the rest.
+    async fn send_after(
+        &self,
+        queue: QueueName,
+        item: QueueItem,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        let _ = (item, delay);
+        Err(QueueError {
+            queue,
+            source: "this queue cannot delay jobs".into(),
+        })
+    }
+}
+
+/// Where the business keeps its customers' tiers (a CRM), asked by customer
+/// key (`channel:customer_id`). `Ok(None)`: the customer is not known there.
+#[async_trait]
+pub trait TierDirectory: Send + Sync {
+    async fn tier(&self, customer_key: &str) -> Result<Option<crate::model::Tier>, BoxError>;
 }
 
 /// Starts a queued reference to a body stored aside. No job body starts so:

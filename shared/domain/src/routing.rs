@@ -256,6 +256,10 @@ pub enum EscalationReason {
     NotText,
     /// The customer wrote again while waiting for a person.
     FollowUp,
+    /// The bot could not answer twice in a row.
+    RepeatedFailure,
+    /// No agent answered within the tier's first-response target.
+    SlaBreach,
 }
 
 impl EscalationReason {
@@ -267,6 +271,8 @@ impl EscalationReason {
             EscalationReason::VipUnanswered => "vip_unanswered",
             EscalationReason::NotText => "not_text",
             EscalationReason::FollowUp => "follow_up",
+            EscalationReason::RepeatedFailure => "repeated_failure",
+            EscalationReason::SlaBreach => "sla_breach",
         }
     }
 
@@ -278,7 +284,24 @@ impl EscalationReason {
             EscalationReason::VipUnanswered => "a VIP customer's question the FAQ cannot answer",
             EscalationReason::NotText => "a message the bot cannot read (media or empty)",
             EscalationReason::FollowUp => "the customer wrote again while waiting for a person",
+            EscalationReason::RepeatedFailure => "the bot could not answer twice in a row",
+            EscalationReason::SlaBreach => {
+                "no agent has answered within the service level: the customer is still waiting"
+            }
         }
+    }
+
+    /// Whether the reason makes a ticket urgent (the priority queue and
+    /// address): anger, an explicit ask for a person, repeated failure, and
+    /// a missed service level.
+    pub fn is_urgent(self) -> bool {
+        matches!(
+            self,
+            EscalationReason::AskedForHuman
+                | EscalationReason::NegativeSentiment
+                | EscalationReason::RepeatedFailure
+                | EscalationReason::SlaBreach
+        )
     }
 }
 
@@ -467,6 +490,65 @@ pub mod texts {
             }
             Language::De => {
                 "Danke, ich habe das Ihrem Gespräch hinzugefügt. Ein Mensch antwortet Ihnen hier in Kürze."
+            }
+        }
+    }
+
+    /// Sent by the reassurance timer while the customer waits for a person,
+    /// with the expected wait ("about 10 minutes").
+    pub fn still_waiting(language: Language, expected_wait: &str) -> String {
+        match language {
+            Language::En => format!(
+                "We're on it: your request is with our support team. Thanks for your patience; a person will reply here in about {expected_wait}."
+            ),
+            Language::Zh => {
+                format!(
+                    "正在为您查询，请稍候。客服人员预计{expected_wait}内在这里回复您，感谢您的耐心等待。"
+                )
+            }
+            Language::Ja => format!(
+                "ただいま確認しております。少々お待ちください。担当者が{expected_wait}ほどでこちらにご返信いたします。"
+            ),
+            Language::Es => format!(
+                "Estamos en ello: tu consulta está con nuestro equipo. Gracias por tu paciencia; una persona te responderá aquí en unos {expected_wait}."
+            ),
+            Language::Fr => format!(
+                "Nous nous en occupons : votre demande est entre les mains de notre équipe. Merci de votre patience ; une personne vous répondra ici d'ici {expected_wait} environ."
+            ),
+            Language::De => format!(
+                "Wir kümmern uns darum: Ihre Anfrage liegt bei unserem Support-Team. Danke für Ihre Geduld; ein Mensch antwortet Ihnen hier in etwa {expected_wait}."
+            ),
+        }
+    }
+
+    /// Introduces the numbered menu of common questions.
+    pub fn menu_intro(language: Language) -> &'static str {
+        match language {
+            Language::En => "Common questions (reply with a number):",
+            Language::Zh => "常见问题（回复数字即可）：",
+            Language::Ja => "よくあるご質問（番号でご返信ください）：",
+            Language::Es => "Preguntas frecuentes (responde con un número):",
+            Language::Fr => "Questions fréquentes (répondez par un chiffre) :",
+            Language::De => "Häufige Fragen (antworten Sie mit einer Zahl):",
+        }
+    }
+
+    /// Closes the menu: a person is one word away.
+    pub fn menu_or_person(language: Language) -> &'static str {
+        match language {
+            Language::En => "Or just ask your question; reply \"agent\" for a person.",
+            Language::Zh => "也可以直接提问；回复“人工”转接客服。",
+            Language::Ja => {
+                "ご質問をそのままお送りいただくこともできます。担当者をご希望の場合は「オペレーター」と返信してください。"
+            }
+            Language::Es => {
+                "O escribe tu pregunta; responde \"agente\" para hablar con una persona."
+            }
+            Language::Fr => {
+                "Ou posez directement votre question ; répondez « conseiller » pour parler à une personne."
+            }
+            Language::De => {
+                "Oder stellen Sie einfach Ihre Frage; antworten Sie „Mitarbeiter“ für einen Menschen."
             }
         }
     }

@@ -61,6 +61,10 @@ pub struct Session {
     /// Set when the conversation is handed to a person; kept after it is resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
+    /// The FAQ entries of the numbered menu last shown, so that "2" answers
+    /// the second; cleared when the customer asks something else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub menu: Vec<String>,
 }
 
 /// A hand-over to a person: when, for whom, why, and what the agents have done.
@@ -76,6 +80,17 @@ pub struct Handover {
     /// When an agent first answered (stops the reassurance and SLA timers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_answered_at_ms: Option<i64>,
+    /// When the first-response target passed without an agent's answer
+    /// (the breach the reports count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breached_at_ms: Option<i64>,
+}
+
+impl Handover {
+    /// Whether the customer is still waiting for a person's first answer.
+    pub fn waiting(&self) -> bool {
+        self.agent_answered_at_ms.is_none()
+    }
 }
 
 /// Sessions keep at most this many turns; older ones are dropped first.
@@ -97,6 +112,7 @@ impl Session {
             updated_at_ms: now_ms,
             version: 0,
             handover: None,
+            menu: Vec::new(),
         }
     }
 

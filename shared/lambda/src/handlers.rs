@@ -42,6 +42,56 @@ pub async fn inbound<W: Borrow<ConversationWorker>>(
         .await)
 }
 
+/// The timers queue → reassurances and service-level breaches.
+pub async fn timers<W: Borrow<ConversationWorker>>(
+    worker: &Consumer<W>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    let deadline = deadline_ms(&event);
+    Ok(worker
+        .sqs
+        .process(event.payload, deadline, |body, lease| async move {
+            worker
+                .stage
+                .borrow()
+                .handle_timer(&body, &lease)
+                .await
+                .map(|_| ())
+        })
+        .await)
+}
+
+/// The conversation worker's function consumes the inbound queue and the
+/// timers queue (an event source mapping each; a batch comes from one):
+/// the batch goes to the handler of the queue it came from.
+pub async fn conversation<W: Borrow<ConversationWorker>>(
+    worker: &Consumer<W>,
+    timers_queue_url: &str,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    let queue_name = |arn_or_url: &str| {
+        arn_or_url
+            .trim_end_matches('/')
+            .rsplit([':', '/'])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let from_timers = event
+        .payload
+        .records
+        .first()
+        .and_then(|record| record.event_source_arn.as_deref())
+        .is_some_and(|arn| {
+            !timers_queue_url.is_empty() && queue_name(arn) == queue_name(timers_queue_url)
+        });
+    if from_timers {
+        timers(worker, event).await
+    } else {
+        inbound(worker, event).await
+    }
+}
+
 /// The escalation queues → the agents.
 pub async fn escalations<N: Borrow<EscalationNotifier>>(
     notifier: &Consumer<N>,

@@ -112,6 +112,7 @@ async fn a_poisoned_record_is_dead_lettered_at_once_and_a_failing_one_holds_back
             )),
             clock: Arc::new(SystemClock),
             settings: WorkerSettings::default(),
+            tiers: None,
         },
         sqs: SqsConsumer::with_queues(
             clients.sqs.clone(),

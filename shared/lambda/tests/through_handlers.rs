@@ -22,7 +22,7 @@ use switchboard_app::config::{
 };
 use switchboard_aws::{Clients, EventSourcePoller, QueueRef};
 use switchboard_channels::email::{SmtpConfig, SmtpTls};
-use switchboard_domain::QueueName;
+use switchboard_domain::{ConversationKey, QueueName, SessionStore, SlaPolicy, TierSla};
 use switchboard_e2e::{
     ADMIN_TOKEN, SmtpSink, StandIn, aws_test_endpoint, channel_settings, mail_header, mail_text,
     mailgun_form, now_secs, telegram_bot_token, telegram_update,
@@ -240,6 +240,18 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
             retry_initial_secs: 1,
             ..WorkersConfig::default()
         },
+        // Short service levels: a hand-over's timers are due within seconds.
+        sla: {
+            let tier = TierSla {
+                first_response_secs: 3,
+                reassure_after_secs: 1,
+            };
+            SlaPolicy {
+                new: tier,
+                regular: tier,
+                vip: tier,
+            }
+        },
         ..Config::default()
     };
 
@@ -266,7 +278,7 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .await;
     let worker = Consumer {
         stage: worker.app.worker(worker.knowledge_base().await.unwrap()),
-        sqs: worker.sqs_consumer(&[QueueName::Inbound]),
+        sqs: worker.sqs_consumer(&[QueueName::Inbound, QueueName::Timers]),
     };
     let notifier = recorder
         .start("EscalationNotifierFunction", Role::Notifier, &aws, &base)
@@ -635,4 +647,136 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
     inbound.settle(&batch, &result).await.unwrap();
     let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 7171);
     assert_eq!(replies.len(), 1, "answered (or told a person will)");
+
+    // Service-level timers: a hand-over queues them on the timers queue with
+    // DelaySeconds; the worker's function consumes that queue too
+    // (`handlers::conversation` picks the handler by the batch's queue). The
+    // customer is reassured, the breach goes to the priority queue; a
+    // reassurance the provider refuses for now is retried later
+    // (ChangeMessageVisibility) and sent once; an unreadable timer is
+    // dead-lettered.
+    let timers = EventSourcePoller::new(
+        setup.sqs.clone(),
+        queue_ref(&setup, &resources.timers_queue_url).await,
+    );
+    let update = telegram_update(42_006, 7272, "I want to talk to a human").to_string();
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200);
+    run_worker(1).await;
+    let sessions = switchboard_aws::DynamoStores::new(&setup.dynamodb, &resources).sessions;
+    let key = ConversationKey::new(
+        "telegram",
+        telegram_bot_token().split(':').next().unwrap(),
+        "7272",
+    );
+    let reassurances = || {
+        standin.matching("/sendMessage", |r| {
+            r.body["chat_id"] == 7272
+                && r.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("We're on it"))
+        })
+    };
+    // Earlier hand-overs' timers are queued too; they run in the same loop.
+    standin.set_down(true);
+    let mut retried = false;
+    for _ in 0..60 {
+        let handover = sessions
+            .load(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .handover
+            .unwrap();
+        if reassurances().len() == 3 && handover.breached_at_ms.is_some() {
+            break;
+        }
+        let Some(batch) = timers.receive(1).await.unwrap() else {
+            continue;
+        };
+        let result = handlers::conversation(
+            &worker,
+            &resources.timers_queue_url,
+            LambdaEvent::new(batch.clone(), Context::default()),
+        )
+        .await
+        .unwrap();
+        if !result.batch_item_failures.is_empty() {
+            retried = true;
+            standin.set_down(false);
+        }
+        timers.settle(&batch, &result).await.unwrap();
+    }
+    assert!(retried, "a reassurance was refused for now and retried");
+    let handover = sessions
+        .load(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .handover
+        .unwrap();
+    assert!(handover.breached_at_ms.is_some(), "the breach is recorded");
+    assert_eq!(reassurances().len(), 3, "three reassurances, each once");
+    let breach = loop {
+        let tickets = next_batch(&priority_escalations).await;
+        let found = tickets.records.iter().any(|r| {
+            let body = r.body.as_deref().unwrap_or_default();
+            body.contains("sla_breach") && body.contains(":7272")
+        });
+        let result = handlers::escalations(
+            &notifier,
+            LambdaEvent::new(tickets.clone(), Context::default()),
+        )
+        .await
+        .unwrap();
+        priority_escalations
+            .settle(&tickets, &result)
+            .await
+            .unwrap();
+        if found {
+            break tickets;
+        }
+    };
+    assert!(!breach.records.is_empty());
+    setup
+        .sqs
+        .send_message()
+        .queue_url(&resources.timers_queue_url)
+        .message_body("not a timer")
+        .send()
+        .await
+        .unwrap();
+    loop {
+        let batch = next_batch(&timers).await;
+        let unreadable = batch
+            .records
+            .iter()
+            .any(|r| r.body.as_deref() == Some("not a timer"));
+        let result = handlers::conversation(
+            &worker,
+            &resources.timers_queue_url,
+            LambdaEvent::new(batch.clone(), Context::default()),
+        )
+        .await
+        .unwrap();
+        timers.settle(&batch, &result).await.unwrap();
+        if unreadable {
+            break;
+        }
+    }
+    let dead = setup
+        .sqs
+        .receive_message()
+        .queue_url(&resources.timers_dead_letter_queue_url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.messages().len(),
+        1,
+        "the unreadable timer is dead-lettered"
+    );
 }

@@ -62,6 +62,21 @@ pub async fn spawn_workers(
             )));
         }
         let worker = Arc::new(local.app.worker_answering_from(faq));
+        // Reassurance and service-level timers: delayed jobs, one consumer.
+        {
+            let worker = worker.clone();
+            handles.push(tokio::spawn(run(
+                local.store.clone(),
+                vec![QueueName::Timers],
+                settings,
+                local.wake.clone(),
+                stop.clone(),
+                move |body, lease| {
+                    let worker = worker.clone();
+                    async move { worker.handle_timer(&body, &lease).await.map(|_| ()) }
+                },
+            )));
+        }
         for _ in 0..workers.concurrency.max(1) {
             let worker = worker.clone();
             handles.push(tokio::spawn(run(

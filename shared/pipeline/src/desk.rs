@@ -118,6 +118,10 @@ impl AgentDesk {
         // The reply is out; record it even if the worker changes the session meanwhile.
         loop {
             session.push(turn.clone());
+            // The first answer stops the reassurance and service-level timers.
+            if let Some(handover) = session.handover.as_mut() {
+                handover.agent_answered_at_ms.get_or_insert(now_ms);
+            }
             session.status = if reply.resolve {
                 SessionStatus::Resolved
             } else {

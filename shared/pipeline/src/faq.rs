@@ -38,6 +38,36 @@ impl CompiledFaq {
         self.candidates_excluding(text, None, language, top)
     }
 
+    /// The entry `id` as a certain candidate (the customer picked it from a menu).
+    pub fn entry(&self, id: &str, language: Language) -> Option<FaqCandidate> {
+        let entry = self.kb.get(id)?;
+        Some(FaqCandidate {
+            entry_id: entry.id.clone(),
+            question: entry.question.clone(),
+            answer: self.kb.answer_for(entry, language).to_owned(),
+            confidence: 1.0,
+        })
+    }
+
+    /// The top questions for a menu: the first `size` entries with an answer
+    /// (the business orders its knowledge base, most asked first), each as
+    /// its id and the phrasing in `language` where the entry has one.
+    pub fn menu(&self, size: usize, language: Language) -> Vec<(String, String)> {
+        self.kb
+            .entries
+            .iter()
+            .filter(|entry| !self.kb.answer_for(entry, language).trim().is_empty())
+            .take(size)
+            .map(|entry| {
+                let label = entry
+                    .phrasings()
+                    .find(|phrasing| Language::detect(phrasing) == language)
+                    .unwrap_or(&entry.question);
+                (entry.id.clone(), label.to_owned())
+            })
+            .collect()
+    }
+
     /// Like [`CompiledFaq::candidates`], leaving out the entry with id `except`.
     pub fn candidates_excluding(
         &self,

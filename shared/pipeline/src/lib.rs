@@ -18,6 +18,7 @@ pub mod notifier;
 pub mod payload;
 pub mod privacy;
 pub mod report;
+pub mod timers;
 pub mod worker;
 
 use switchboard_domain::{JobFailure, QueueError, SendError, StoreError, error_chain};

@@ -47,6 +47,16 @@ impl OffloadingQueue {
 
 #[async_trait]
 impl QueueProducer for OffloadingQueue {
+    /// Delayed jobs (timers) are small: they go as they are.
+    async fn send_after(
+        &self,
+        queue: QueueName,
+        item: QueueItem,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        self.inner.send_after(queue, item, delay).await
+    }
+
     async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError> {
         if item.body.len() <= INLINE_LIMIT {
             return self.inner.send(queue, item).await;

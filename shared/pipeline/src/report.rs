@@ -15,6 +15,8 @@ pub struct Report {
     pub answered_by_bot: u64,
     /// Conversations handed to a person at least once.
     pub escalated_conversations: u64,
+    /// Hand-overs no agent answered within the tier's first-response target.
+    pub sla_breaches: u64,
     /// Conversations the bot handled alone, or that a person marked resolved.
     pub resolution_rate: f64,
     /// Conversations the bot handled alone.
@@ -62,6 +64,14 @@ pub fn build(
         customer_messages: 0,
         answered_by_bot: 0,
         escalated_conversations: 0,
+        sla_breaches: sessions
+            .iter()
+            .filter(|s| {
+                s.handover
+                    .as_ref()
+                    .is_some_and(|h| h.breached_at_ms.is_some())
+            })
+            .count() as u64,
         resolution_rate: 0.0,
         self_service_rate: 0.0,
         top_questions: Vec::new(),
@@ -235,6 +245,7 @@ mod tests {
             updated_at_ms: 0,
             version: 1,
             handover: None,
+            menu: Vec::new(),
         }
     }
 
@@ -262,12 +273,23 @@ mod tests {
                     turn(Role::Agent, 9 * HOUR + 1_800_000, None),
                 ],
             ),
-            // Escalated at 22:00, still waiting.
-            session(
-                "c",
-                SessionStatus::Escalated,
-                vec![turn(Role::Customer, 22 * HOUR, None)],
-            ),
+            // Escalated at 22:00, still waiting past the service level.
+            Session {
+                handover: Some(switchboard_domain::Handover {
+                    at_ms: 22 * HOUR,
+                    tier: switchboard_domain::Tier::Regular,
+                    reason: switchboard_domain::EscalationReason::NoConfidentMatch,
+                    priority: false,
+                    claimed_by: None,
+                    agent_answered_at_ms: None,
+                    breached_at_ms: Some(22 * HOUR + 4 * HOUR),
+                }),
+                ..session(
+                    "c",
+                    SessionStatus::Escalated,
+                    vec![turn(Role::Customer, 22 * HOUR, None)],
+                )
+            },
         ];
         let feedback = vec![
             Feedback {
@@ -290,6 +312,7 @@ mod tests {
         assert_eq!(report.customer_messages, 4);
         assert_eq!(report.answered_by_bot, 2);
         assert_eq!(report.escalated_conversations, 2);
+        assert_eq!(report.sla_breaches, 1);
         assert!((report.self_service_rate - 1.0 / 3.0).abs() < 1e-9);
         assert!((report.resolution_rate - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(report.top_questions, vec![("hours".to_owned(), 2)]);

@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use switchboard_domain::{
-    Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, GapLog, Handover,
-    IdempotencyStore, InboundMessage, JobLease, Language, MessageKind, OutboundReply, PayloadStore,
-    QueueItem, QueueName, QueueProducer, ReplySender, Role, RoutingPolicy, Session, SessionStatus,
-    SessionStore, StoreError, Tier, Turn, texts,
+    Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, FaqCandidate,
+    GapLog, Handover, IdempotencyStore, InboundMessage, JobLease, Language, MessageKind,
+    OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, ReplySender, Role,
+    RoutingPolicy, Session, SessionStatus, SessionStore, SlaPolicy, StoreError, Tier,
+    TierDirectory, Turn, texts,
 };
 use tracing::{info, warn};
 
 use crate::faq::Faq;
 use crate::{DEDUPE_RETENTION_MS, JobError, payload, stable_id};
+use switchboard_domain::Customer;
 
 /// Attempts at saving a session that others keep changing.
 const SAVE_ATTEMPTS: usize = 8;
@@ -27,14 +29,23 @@ pub struct WorkerSettings {
     pub routing: RoutingPolicy,
     /// Customers treated as VIP, as `channel:customer_id`.
     pub vip_customers: HashSet<String>,
-    /// What VIPs are promised after a hand-over.
-    pub priority_response_minutes: u32,
-    pub standard_response_minutes: u32,
+    /// Removed: the promise after a hand-over comes from `[sla.*]`
+    /// (`first_response_secs`). Still read, so that old files load; ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_response_minutes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standard_response_minutes: Option<u32>,
     /// FAQ candidates considered, and shown to agents on escalation.
     pub candidates: usize,
     /// Mask personal data in stored transcripts (`[privacy] redact_transcripts`).
     #[serde(skip)]
     pub redact_transcripts: bool,
+    /// Service levels per tier (`[sla.*]`): the promise, reassurance and breach timers.
+    #[serde(skip)]
+    pub sla: SlaPolicy,
+    /// Questions in the welcome menu of a new customer (`[tiers] menu_size`); 0: no welcome.
+    #[serde(skip)]
+    pub menu_size: usize,
 }
 
 impl Default for WorkerSettings {
@@ -42,10 +53,12 @@ impl Default for WorkerSettings {
         Self {
             routing: RoutingPolicy::default(),
             vip_customers: HashSet::new(),
-            priority_response_minutes: 15,
-            standard_response_minutes: 240,
+            priority_response_minutes: None,
+            standard_response_minutes: None,
             candidates: 3,
             redact_transcripts: false,
+            sla: SlaPolicy::default(),
+            menu_size: 0,
         }
     }
 }
@@ -56,6 +69,9 @@ pub enum Outcome {
     Answered,
     AnsweredOfferingHuman,
     Escalated(EscalationReason),
+    /// A new customer's first message the bot could not answer: welcomed
+    /// with the menu of common questions instead.
+    Welcomed,
     /// Edits and deletes are recorded without a reply.
     Recorded,
     /// Seen before: nothing done.
@@ -74,6 +90,8 @@ pub struct ConversationWorker {
     pub faq: Arc<Faq>,
     pub clock: Arc<dyn Clock>,
     pub settings: WorkerSettings,
+    /// The business's CRM, asked for the customer's tier (`[tiers] lookup_url`).
+    pub tiers: Option<Arc<dyn TierDirectory>>,
 }
 
 /// The decision for one message, before anything is sent or stored.
@@ -84,6 +102,8 @@ struct Plan {
     bot_turn: Option<Turn>,
     status: SessionStatus,
     record_gap: bool,
+    /// The menu to remember (empty: forget the one shown); `None`: keep it.
+    menu: Option<Vec<String>>,
 }
 
 impl ConversationWorker {
@@ -143,7 +163,9 @@ impl ConversationWorker {
         {
             return Ok(Outcome::Duplicate);
         }
-        let language = if message.text.trim().is_empty() {
+        // An empty message, or a number picked from a menu, carries no
+        // language of its own: the conversation's is kept.
+        let language = if message.text.trim().is_empty() || menu_pick(&message.text).is_some() {
             existing.as_ref().map(|s| s.language).unwrap_or_default()
         } else {
             Language::detect(&message.text)
@@ -152,23 +174,17 @@ impl ConversationWorker {
             .customers
             .record_contact(&message.customer_key(), now_ms)
             .await?;
-        let tier = if self
-            .settings
-            .vip_customers
-            .contains(&message.customer_key())
-        {
-            Tier::Vip
-        } else if previous.is_some() {
-            Tier::Regular
-        } else {
-            Tier::New
-        };
+        let tier = self.tier(message, previous.as_ref()).await;
+        let first_contact = previous.is_none() && existing.is_none();
         let session = existing.unwrap_or_else(|| Session::start(message, language, now_ms));
-        let mut plan = self.plan(message, &session, tier, language, now_ms);
+        let mut plan = self.plan(message, &session, tier, first_contact, language, now_ms);
 
         let reply_id = stable_id("r", &message.dedupe_key());
         let sent = match &plan.reply_text {
-            Some(text) => Some(self.send_once(message, text, &reply_id, job).await?),
+            Some(text) => {
+                let reply = OutboundReply::to_message(message, text.as_str(), &reply_id);
+                Some(self.send_once(&reply, &reply_key(message), job).await?)
+            }
             // An earlier delivery may have replied before things changed (an
             // agent took the conversation over since): its reply is still ours.
             None if job.attempt > 1 => {
@@ -206,6 +222,12 @@ impl ConversationWorker {
                 .send(queue, item)
                 .await
                 .map_err(|error| JobError::Retryable(Box::new(error)))?;
+            // A new hand-over starts its timers before the session records
+            // it: a crash in between leaves timers that find no such
+            // hand-over and do nothing, never a hand-over without timers.
+            if !already_handed_over(&session) {
+                self.start_timers(&session.key, ticket.tier, now_ms).await?;
+            }
         }
         if plan.record_gap {
             // The log is read by people who are not the customer's agents: masked.
@@ -222,6 +244,7 @@ impl ConversationWorker {
         message: &InboundMessage,
         session: &Session,
         tier: Tier,
+        first_contact: bool,
         language: Language,
         now_ms: i64,
     ) -> Plan {
@@ -232,10 +255,22 @@ impl ConversationWorker {
             bot_turn: None,
             status,
             record_gap: false,
+            menu: None,
         };
         if matches!(message.kind, MessageKind::Edit | MessageKind::Delete) {
             return recorded(session.status);
         }
+        // "2" after a menu answers its second entry.
+        if session.status != SessionStatus::Escalated
+            && let Some(number) = menu_pick(&message.text)
+            && let Some(entry) = number.checked_sub(1).and_then(|i| session.menu.get(i))
+            && let Some(candidate) = self.faq.current().entry(entry, language)
+        {
+            let mut plan = self.answer(message, candidate, false, now_ms);
+            plan.menu = None;
+            return plan;
+        }
+        let welcome = first_contact && tier == Tier::New && self.settings.menu_size > 0;
         let candidates = if message.text.trim().is_empty() {
             Vec::new()
         } else {
@@ -261,44 +296,60 @@ impl ConversationWorker {
         let unanswered = candidates
             .first()
             .is_none_or(|best| best.confidence < bands.answer);
+        let failed = |decision: &Decision| {
+            matches!(
+                decision,
+                Decision::Answer {
+                    offer_human: true,
+                    ..
+                } | Decision::Escalate {
+                    reason: EscalationReason::NoConfidentMatch
+                }
+            )
+        };
+        // A new customer's greeting ("hi", "你好") is answered with the way
+        // around; a real question the bot cannot answer goes to a person.
+        if welcome && failed(&decision) && is_short(&message.text) {
+            let best = candidates.first().map_or(0.0, |c| c.confidence);
+            return self.welcome(message, None, best, language, now_ms);
+        }
+        // The bot could not answer last time either: a person takes over.
+        let decision = if failed(&decision)
+            && session.status != SessionStatus::Escalated
+            && last_bot_turn_failed(session, bands.answer)
+        {
+            Decision::Escalate {
+                reason: EscalationReason::RepeatedFailure,
+            }
+        } else {
+            decision
+        };
         match decision {
+            Decision::Answer {
+                candidate,
+                offer_human: false,
+            } if welcome => {
+                let confidence = candidate.confidence;
+                self.welcome(message, Some(candidate), confidence, language, now_ms)
+            }
             Decision::Answer {
                 candidate,
                 offer_human,
             } => {
-                let mut text = candidate.answer.clone();
-                if offer_human {
+                let mut plan = self.answer(message, candidate, offer_human, now_ms);
+                if let Some(text) = plan.reply_text.as_mut().filter(|_| offer_human) {
                     text.push_str("\n\n");
                     text.push_str(texts::offer_human(language));
+                    if let Some(turn) = plan.bot_turn.as_mut() {
+                        turn.text = text.clone();
+                    }
                 }
-                Plan {
-                    outcome: if offer_human {
-                        Outcome::AnsweredOfferingHuman
-                    } else {
-                        Outcome::Answered
-                    },
-                    bot_turn: Some(Turn {
-                        role: Role::Bot,
-                        text: text.clone(),
-                        at_ms: now_ms,
-                        message_id: Some(stable_id("r", &message.dedupe_key())),
-                        faq_entry: Some(candidate.entry_id.clone()),
-                        confidence: Some(candidate.confidence),
-                    }),
-                    reply_text: Some(text),
-                    ticket: None,
-                    status: SessionStatus::Open,
-                    record_gap: offer_human,
-                }
+                plan
             }
             Decision::Escalate { reason } => {
-                let priority = tier == Tier::Vip;
-                let minutes = if priority {
-                    self.settings.priority_response_minutes
-                } else {
-                    self.settings.standard_response_minutes
-                };
-                let expected_response = texts::duration(language, minutes);
+                // Urgency (anger, an explicit ask, repeated failure) raises the priority.
+                let priority = tier == Tier::Vip || reason.is_urgent();
+                let expected_response = self.expected_response(tier, language);
                 let mut transcript = session.turns.clone();
                 transcript.push(customer_turn(
                     message,
@@ -321,9 +372,14 @@ impl ConversationWorker {
                     expected_response: expected_response.clone(),
                     created_at_ms: now_ms,
                 };
-                // Follow-ups reach the agents without repeating the promise to the customer.
-                let reply_text = (reason != EscalationReason::FollowUp)
-                    .then(|| texts::handed_over(language, &expected_response));
+                // Follow-ups reach the agents without repeating the promise;
+                // the customer's are acknowledged at most once an interval.
+                let reply_text = if reason == EscalationReason::FollowUp {
+                    self.may_acknowledge(session, now_ms)
+                        .then(|| texts::reassurance(language).to_owned())
+                } else {
+                    Some(texts::handed_over(language, &expected_response))
+                };
                 Plan {
                     outcome: Outcome::Escalated(reason),
                     bot_turn: reply_text.as_ref().map(|text| Turn {
@@ -340,26 +396,166 @@ impl ConversationWorker {
                     record_gap: unanswered
                         && matches!(
                             reason,
-                            EscalationReason::NoConfidentMatch | EscalationReason::VipUnanswered
+                            EscalationReason::NoConfidentMatch
+                                | EscalationReason::VipUnanswered
+                                | EscalationReason::RepeatedFailure
                         ),
+                    menu: (reason != EscalationReason::FollowUp).then(Vec::new),
                 }
             }
         }
     }
 
-    /// Sends the reply unless an earlier delivery already did, and returns
-    /// the text that went out (the earlier delivery's, if it was that one).
-    async fn send_once(
+    /// The plan that answers with `candidate` (and forgets any menu shown).
+    fn answer(
         &self,
         message: &InboundMessage,
-        text: &str,
-        reply_id: &str,
+        candidate: FaqCandidate,
+        offer_human: bool,
+        now_ms: i64,
+    ) -> Plan {
+        let text = candidate.answer.clone();
+        Plan {
+            outcome: if offer_human {
+                Outcome::AnsweredOfferingHuman
+            } else {
+                Outcome::Answered
+            },
+            bot_turn: Some(Turn {
+                role: Role::Bot,
+                text: text.clone(),
+                at_ms: now_ms,
+                message_id: Some(stable_id("r", &message.dedupe_key())),
+                faq_entry: Some(candidate.entry_id.clone()),
+                confidence: Some(candidate.confidence),
+            }),
+            reply_text: Some(text),
+            ticket: None,
+            status: SessionStatus::Open,
+            record_gap: offer_human,
+            menu: Some(Vec::new()),
+        }
+    }
+
+    /// A new customer's first reply: a welcome, the answer when the bot has
+    /// a confident one, and the numbered menu of common questions.
+    fn welcome(
+        &self,
+        message: &InboundMessage,
+        answer: Option<FaqCandidate>,
+        confidence: f32,
+        language: Language,
+        now_ms: i64,
+    ) -> Plan {
+        let menu = self.faq.current().menu(self.settings.menu_size, language);
+        let mut text = texts::welcome(language).to_owned();
+        if let Some(answer) = &answer {
+            text.push_str("\n\n");
+            text.push_str(&answer.answer);
+        }
+        if !menu.is_empty() {
+            text.push_str("\n\n");
+            text.push_str(texts::menu_intro(language));
+            for (number, (_, label)) in menu.iter().enumerate() {
+                text.push_str(&format!("\n{}. {}", number + 1, label.trim()));
+            }
+        }
+        text.push_str("\n\n");
+        text.push_str(texts::menu_or_person(language));
+        let answered = answer.is_some();
+        Plan {
+            outcome: if answered {
+                Outcome::Answered
+            } else {
+                Outcome::Welcomed
+            },
+            bot_turn: Some(Turn {
+                role: Role::Bot,
+                text: text.clone(),
+                at_ms: now_ms,
+                message_id: Some(stable_id("r", &message.dedupe_key())),
+                faq_entry: answer.map(|a| a.entry_id),
+                // A welcome without an answer counts as a failed answer, so
+                // that a second one hands over (repeated failure).
+                confidence: Some(confidence),
+            }),
+            reply_text: Some(text),
+            ticket: None,
+            status: SessionStatus::Open,
+            record_gap: !answered,
+            menu: Some(menu.into_iter().map(|(id, _)| id).collect()),
+        }
+    }
+
+    /// The tier: VIP by configuration or the stored record, `new` on first
+    /// contact, else `regular`; the CRM's answer raises it. A CRM that fails
+    /// leaves the stored tier.
+    async fn tier(&self, message: &InboundMessage, previous: Option<&Customer>) -> Tier {
+        let customer = message.customer_key();
+        let mut tier = match previous {
+            None => Tier::New,
+            Some(stored) if stored.tier == Tier::Vip => Tier::Vip,
+            Some(_) => Tier::Regular,
+        };
+        if self.settings.vip_customers.contains(&customer) {
+            tier = Tier::Vip;
+        }
+        if let Some(directory) = &self.tiers {
+            match directory.tier(&customer).await {
+                Ok(Some(found)) => tier = tier.max(found),
+                Ok(None) => {}
+                Err(error) => {
+                    warn!(channel = %message.channel, error = %switchboard_domain::error_chain(error.as_ref()), "tier lookup failed: using the stored tier");
+                }
+            }
+        }
+        tier
+    }
+
+    /// What the customer is promised after a hand-over: the tier's
+    /// first-response target, in minutes (at least one).
+    fn expected_response(&self, tier: Tier, language: Language) -> String {
+        let secs = self.settings.sla.for_tier(tier).first_response_secs;
+        texts::duration(language, minutes_rounded_up(secs))
+    }
+
+    /// Whether a follow-up may be acknowledged: the customer still waits for
+    /// a person's first answer, and we have not written for an interval.
+    fn may_acknowledge(&self, session: &Session, now_ms: i64) -> bool {
+        let Some(handover) = session.handover.as_ref().filter(|h| h.waiting()) else {
+            return false;
+        };
+        let interval_secs = match self
+            .settings
+            .sla
+            .for_tier(handover.tier)
+            .reassure_after_secs
+        {
+            0 => DEFAULT_ACKNOWLEDGE_SECS,
+            secs => secs,
+        };
+        let interval_ms = i64::try_from(interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let last_bot = session
+            .turns
+            .iter()
+            .rev()
+            .find(|t| t.role == Role::Bot)
+            .map_or(handover.at_ms, |t| t.at_ms.max(handover.at_ms));
+        now_ms.saturating_sub(last_bot) >= interval_ms
+    }
+
+    /// Sends the reply unless an earlier delivery already did, and returns
+    /// the text that went out (the earlier delivery's, if it was that one).
+    pub(crate) async fn send_once(
+        &self,
+        reply: &OutboundReply,
+        reply_key: &str,
         job: &JobLease,
     ) -> Result<String, JobError> {
-        let reply_key = reply_key(message);
+        let (text, reply_id) = (reply.text.as_str(), reply.reply_id.as_str());
         let now_ms = self.clock.now_ms();
         if job.attempt > 1
-            && let Some(sent) = self.idempotency.result(&reply_key, now_ms).await?
+            && let Some(sent) = self.idempotency.result(reply_key, now_ms).await?
         {
             return Ok(sent);
         }
@@ -372,11 +568,11 @@ impl ConversationWorker {
         }
         match self
             .idempotency
-            .claim(&reply_key, now_ms, job.claim_ms(now_ms))
+            .claim(reply_key, now_ms, job.claim_ms(now_ms))
             .await?
         {
             Claim::Done => {
-                let sent = self.idempotency.result(&reply_key, now_ms).await?;
+                let sent = self.idempotency.result(reply_key, now_ms).await?;
                 return Ok(sent.unwrap_or_else(|| text.to_owned()));
             }
             Claim::InProgress => {
@@ -389,22 +585,21 @@ impl ConversationWorker {
             // provider may have the reply already, and nothing can tell.
             // Sending again risks a repeat; not sending risks a lost answer.
             Claim::TakenOver => {
-                warn!(channel = %message.channel, reply_id, possible_repeat = true, "sending a reply an interrupted delivery may have sent");
+                warn!(channel = %reply.channel, reply_id, possible_repeat = true, "sending a reply an interrupted delivery may have sent");
             }
         }
-        let reply = OutboundReply::to_message(message, text, reply_id);
         let sending = std::time::Instant::now();
-        match self.replies.send(&reply).await {
+        match self.replies.send(reply).await {
             Ok(()) => {
                 let sent = std::time::Instant::now();
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency
-                    .complete_with_result(&reply_key, keep_until, text)
+                    .complete_with_result(reply_key, keep_until, text)
                     .await?;
                 // A crash before the record is written repeats the reply: how
                 // long that window was open.
                 info!(
-                    channel = %message.channel,
+                    channel = %reply.channel,
                     reply_id,
                     send_ms = sent.duration_since(sending).as_millis() as u64,
                     record_ms = sent.elapsed().as_millis() as u64,
@@ -413,10 +608,10 @@ impl ConversationWorker {
                 Ok(text.to_owned())
             }
             Err(error) => {
-                if let Err(release_error) = self.idempotency.release(&reply_key).await {
+                if let Err(release_error) = self.idempotency.release(reply_key).await {
                     warn!(error = %release_error, "could not release reply claim");
                 }
-                warn!(channel = %message.channel, reply_id, transient = error.is_transient(), error = %error, "reply failed");
+                warn!(channel = %reply.channel, reply_id, transient = error.is_transient(), error = %error, "reply failed");
                 // A refusal for good (an address the mail server does not
                 // know, a chat the bot may not write to) goes to the dead
                 // letters at once; anything else is retried with backoff.
@@ -450,10 +645,12 @@ impl ConversationWorker {
                 }
             }
             // A new hand-over starts unless the conversation is already with a person.
-            let already_handed_over =
-                session.status == SessionStatus::Escalated && session.handover.is_some();
+            let already_handed_over = already_handed_over(&session);
             session.status = plan.status;
             session.language = language;
+            if let Some(menu) = &plan.menu {
+                session.menu = menu.clone();
+            }
             if let Some(ticket) = &plan.ticket
                 && !already_handed_over
             {
@@ -464,6 +661,7 @@ impl ConversationWorker {
                     priority: ticket.priority,
                     claimed_by: None,
                     agent_answered_at_ms: None,
+                    breached_at_ms: None,
                 });
             }
             if message.kind == MessageKind::Text || message.kind == MessageKind::Media {
@@ -485,6 +683,74 @@ impl ConversationWorker {
             format!("session {} kept changing", session.key).into(),
         ))
     }
+}
+
+/// A follow-up is acknowledged at most this often when the tier has no
+/// reassurance interval (`reassure_after_secs = 0`).
+const DEFAULT_ACKNOWLEDGE_SECS: u64 = 300;
+
+/// Whether the conversation is with a person already (no new hand-over).
+fn already_handed_over(session: &Session) -> bool {
+    session.status == SessionStatus::Escalated && session.handover.is_some()
+}
+
+/// Whether the bot's last message was not a confident answer (an answer
+/// offering a person, or a welcome without an answer).
+fn last_bot_turn_failed(session: &Session, answer_band: f32) -> bool {
+    session
+        .turns
+        .iter()
+        .rev()
+        .find(|t| t.role == Role::Bot)
+        .and_then(|t| t.confidence)
+        .is_some_and(|confidence| confidence < answer_band)
+}
+
+fn minutes_rounded_up(secs: u64) -> u32 {
+    u32::try_from(secs.div_ceil(60).max(1)).unwrap_or(u32::MAX)
+}
+
+/// A message of a few words (a greeting rather than a question).
+fn is_short(text: &str) -> bool {
+    let text = text.trim();
+    let cjk = text
+        .chars()
+        .filter(|c| switchboard_domain::is_han(*c))
+        .count();
+    if cjk > 0 {
+        text.chars().count() <= 6
+    } else {
+        text.split_whitespace().count() <= 3 && text.chars().count() <= 24
+    }
+}
+
+/// The menu entry a message picks: "2", "２", "二", "2." (1 to 10).
+fn menu_pick(text: &str) -> Option<usize> {
+    let text = text.trim().trim_end_matches(['.', '。', ')', '）']);
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    let rest: String = chars.collect();
+    let digit = |c: char| -> Option<usize> {
+        match c {
+            '0'..='9' => Some(c as usize - '0' as usize),
+            '０'..='９' => Some(c as usize - '０' as usize),
+            _ => None,
+        }
+    };
+    let han = |c: char| {
+        "一二三四五六七八九十"
+            .chars()
+            .position(|h| h == c)
+            .map(|i| i + 1)
+    };
+    let number = match rest.as_str() {
+        "" => digit(first).or_else(|| han(first))?,
+        _ => {
+            let second = rest.chars().next().and_then(digit)?;
+            (rest.chars().count() == 1 && digit(first)? == 1 && second == 0).then_some(10)?
+        }
+    };
+    (1..=10).contains(&number).then_some(number)
 }
 
 /// The idempotency key of the reply to `message`; its record keeps the text sent.

@@ -119,6 +119,7 @@ fn fixture(settings: WorkerSettings) -> Fixture {
         faq: Arc::new(Faq::new(kb)),
         clock: Arc::new(SystemClock),
         settings,
+        tiers: None,
     };
     Fixture {
         store,
@@ -428,9 +429,10 @@ async fn refusals_for_good_are_permanent_failures_and_outages_are_not() {
         .handle(&message("3", "c3", "I want to talk to a human"), &lease())
         .await
         .unwrap();
+    // An explicit ask is urgent: the priority queue.
     let ticket = f
         .store
-        .receive(QueueName::EscalationStandard, SystemClock.now_ms(), 1_000)
+        .receive(QueueName::EscalationPriority, SystemClock.now_ms(), 1_000)
         .await
         .unwrap()
         .unwrap();

@@ -71,7 +71,7 @@ impl CustomerData for SqliteStore {
                 }
                 // Every state: even a finished item keeps the conversation key as its group.
                 erasure.queued += tx
-                    .execute("DELETE FROM queue WHERE grp = ?1", [key])
+                    .execute(&format!("DELETE FROM queue WHERE {OF_CONVERSATION}"), [key])
                     .map_err(unavailable)?;
             }
             // A gap counts everyone who asked the same question, but it keeps the
@@ -195,12 +195,16 @@ fn feedback_of(tx: &Transaction, keys: &[String]) -> Result<Vec<Feedback>, Store
     Ok(feedback)
 }
 
+/// Queue items of the conversation `?1`: its group, or a group of its own
+/// named `<conversation>#...` (a timer, ordered apart from the conversation).
+const OF_CONVERSATION: &str = "(grp = ?1 OR substr(grp, 1, length(?1) + 1) = ?1 || '#')";
+
 fn queued_for(tx: &Transaction, keys: &[String]) -> Result<Vec<QueuedData>, StoreError> {
     let mut statement = tx
-        .prepare(
+        .prepare(&format!(
             "SELECT queue, state, enqueued_at, body FROM queue
-             WHERE grp = ?1 AND state != 'done' ORDER BY id",
-        )
+                 WHERE {OF_CONVERSATION} AND state != 'done' ORDER BY id"
+        ))
         .map_err(unavailable)?;
     let mut queued = Vec::new();
     for key in keys {
@@ -235,7 +239,9 @@ fn queued_for(tx: &Transaction, keys: &[String]) -> Result<Vec<QueuedData>, Stor
 /// Where the bodies of the queue items of conversation `key` would be stored aside.
 fn payload_keys(tx: &Transaction, key: &str) -> Result<Vec<String>, StoreError> {
     let mut statement = tx
-        .prepare("SELECT queue, dedupe_id FROM queue WHERE grp = ?1")
+        .prepare(&format!(
+            "SELECT queue, dedupe_id FROM queue WHERE {OF_CONVERSATION}"
+        ))
         .map_err(unavailable)?;
     let rows = statement
         .query_map([key], |row| {

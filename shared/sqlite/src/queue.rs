@@ -81,18 +81,43 @@ fn count(tx: &Transaction<'_>, queue: QueueName, name: &str, by: usize) -> Resul
 #[async_trait]
 impl QueueProducer for SqliteStore {
     async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError> {
+        self.enqueue(queue, item, 0).await
+    }
+
+    /// The item becomes visible `delay` from now (`visible_at`); the
+    /// per-group order still holds, so delayed jobs get groups of their own.
+    async fn send_after(
+        &self,
+        queue: QueueName,
+        item: QueueItem,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        self.enqueue(queue, item, delay_ms).await
+    }
+}
+
+impl SqliteStore {
+    async fn enqueue(
+        &self,
+        queue: QueueName,
+        item: QueueItem,
+        delay_ms: i64,
+    ) -> Result<(), QueueError> {
         let now_ms = SystemClock.now_ms();
+        let visible_at = now_ms.saturating_add(delay_ms.max(0));
         self.with(move |conn| {
             // A repeated dedupe id is dropped, as SQS FIFO does.
             conn.execute(
                 "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
-                 VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?5)
+                 VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?6)
                  ON CONFLICT (queue, dedupe_id) DO NOTHING",
                 params![
                     queue.as_str(),
                     item.group,
                     item.dedupe_id,
                     item.body,
+                    visible_at,
                     now_ms
                 ],
             )

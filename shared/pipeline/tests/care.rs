@@ -1,0 +1,425 @@
+//! Tiers, the welcome menu, urgency, and the service-level timers of a
+//! hand-over, over the real embedded store with a recording reply sender and
+//! a clock the test moves.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use switchboard_domain::*;
+use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::faq::Faq;
+use switchboard_pipeline::timers::TimerOutcome;
+use switchboard_pipeline::worker::{ConversationWorker, Outcome, WorkerSettings};
+use switchboard_sqlite::SqliteStore;
+
+#[derive(Default)]
+struct Replies(Mutex<Vec<OutboundReply>>);
+
+#[async_trait]
+impl ReplySender for Replies {
+    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        self.0.lock().unwrap().push(reply.clone());
+        Ok(())
+    }
+}
+
+struct TestClock(AtomicI64);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    store: SqliteStore,
+    replies: Arc<Replies>,
+    clock: Arc<TestClock>,
+    worker: ConversationWorker,
+}
+
+impl Fixture {
+    fn new(settings: WorkerSettings, tiers: Option<Arc<dyn TierDirectory>>) -> Self {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let replies = Arc::new(Replies::default());
+        // A little ahead of the queue's own clock, so what is queued now is visible now.
+        let clock = Arc::new(TestClock(AtomicI64::new(SystemClock.now_ms() + 5_000)));
+        let kb = KnowledgeBase::from_yaml(switchboard_faq::SAMPLE_KB_YAML).unwrap();
+        let worker = ConversationWorker {
+            sessions: Arc::new(store.clone()),
+            customers: Arc::new(store.clone()),
+            gaps: Arc::new(store.clone()),
+            idempotency: Arc::new(store.clone()),
+            queue: Arc::new(store.clone()),
+            replies: replies.clone(),
+            payloads: Arc::new(store.clone()),
+            faq: Arc::new(Faq::new(kb)),
+            clock: clock.clone(),
+            settings,
+            tiers,
+        };
+        Self {
+            store,
+            replies,
+            clock,
+            worker,
+        }
+    }
+
+    fn advance_secs(&self, secs: i64) {
+        self.clock.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+
+    fn lease(&self) -> JobLease {
+        JobLease::new(1, self.clock.now_ms(), 60_000)
+    }
+
+    async fn say(&self, id: &str, customer: &str, text: &str) -> Outcome {
+        let body = serde_json::to_vec(&InboundMessage {
+            channel: "telegram".into(),
+            account_id: "1".into(),
+            customer_id: customer.into(),
+            customer_name: None,
+            conversation_id: customer.into(),
+            provider_message_id: id.into(),
+            sent_at_ms: self.clock.now_ms(),
+            kind: MessageKind::Text,
+            text: text.into(),
+            attachments: vec![],
+            reply: ReplyContext::default(),
+        })
+        .unwrap();
+        self.worker.handle(&body, &self.lease()).await.unwrap()
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.replies
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.text.clone())
+            .collect()
+    }
+
+    /// Every timer due by the test clock, handled once each, in order. (The
+    /// queue keeps time by the system clock, behind the test's: a job it
+    /// hands out early goes back, and is left out of the outcomes.)
+    async fn fire_due_timers(&self) -> Vec<TimerOutcome> {
+        let mut outcomes = Vec::new();
+        for _ in 0..50 {
+            let Some(job) = self
+                .store
+                .receive(QueueName::Timers, self.clock.now_ms(), 60_000)
+                .await
+                .unwrap()
+            else {
+                break;
+            };
+            let outcome = self
+                .worker
+                .handle_timer(&job.body, &self.lease())
+                .await
+                .unwrap();
+            if outcome != TimerOutcome::Rescheduled {
+                outcomes.push(outcome);
+            }
+            self.store.ack(&job, self.clock.now_ms()).await.unwrap();
+        }
+        outcomes
+    }
+
+    async fn session(&self, customer: &str) -> Session {
+        let key = ConversationKey::new("telegram", "1", customer);
+        self.store.load(&key).await.unwrap().unwrap()
+    }
+
+    async fn tickets(&self, queue: QueueName) -> Vec<EscalationTicket> {
+        let mut tickets = Vec::new();
+        while let Some(job) = self
+            .store
+            .receive(queue, self.clock.now_ms(), 60_000)
+            .await
+            .unwrap()
+        {
+            tickets.push(serde_json::from_slice(&job.body).unwrap());
+            self.store.ack(&job, self.clock.now_ms()).await.unwrap();
+        }
+        tickets
+    }
+}
+
+fn short_sla() -> WorkerSettings {
+    let tier = TierSla {
+        first_response_secs: 600,
+        reassure_after_secs: 60,
+    };
+    WorkerSettings {
+        sla: SlaPolicy {
+            new: tier,
+            regular: tier,
+            vip: tier,
+        },
+        ..WorkerSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_customer_is_reassured_three_times_and_a_breach_goes_to_the_priority_queue() {
+    let f = Fixture::new(short_sla(), None);
+    assert_eq!(
+        f.say("1", "c1", "I want to talk to a human").await,
+        Outcome::Escalated(EscalationReason::AskedForHuman)
+    );
+    assert!(f.texts()[0].contains("10 minutes"), "{:?}", f.texts());
+    let first = f.tickets(QueueName::EscalationPriority).await;
+    assert_eq!(first.len(), 1, "an explicit ask is urgent");
+    assert!(f.fire_due_timers().await.is_empty(), "nothing due yet");
+
+    f.advance_secs(61);
+    let fired = f.fire_due_timers().await;
+    assert_eq!(fired, vec![TimerOutcome::Reassured(1)]);
+    let texts = f.texts();
+    assert_eq!(texts.len(), 2);
+    assert!(texts[1].contains("We're on it"), "{texts:?}");
+    assert!(texts[1].contains("9 minutes"), "the wait left: {texts:?}");
+
+    // Two more intervals, then the target: two more reassurances, the breach.
+    f.advance_secs(600);
+    let fired = f.fire_due_timers().await;
+    assert_eq!(
+        fired,
+        vec![
+            TimerOutcome::Breached,
+            TimerOutcome::Reassured(2),
+            TimerOutcome::Reassured(3)
+        ]
+    );
+    f.advance_secs(3600);
+    assert!(f.fire_due_timers().await.is_empty(), "at most three");
+    assert_eq!(f.texts().len(), 4);
+
+    let breach = f.tickets(QueueName::EscalationPriority).await;
+    assert_eq!(breach.len(), 1);
+    assert_eq!(breach[0].reason, EscalationReason::SlaBreach);
+    assert!(breach[0].priority);
+    let session = f.session("c1").await;
+    let handover = session.handover.unwrap();
+    assert!(handover.breached_at_ms.is_some(), "the breach is recorded");
+    let reassured = session
+        .turns
+        .iter()
+        .filter(|t| t.role == Role::Bot && t.text.contains("We're on it"))
+        .count();
+    assert_eq!(reassured, 3, "reassurances are in the transcript");
+}
+
+#[tokio::test]
+async fn a_redelivered_timer_sends_no_second_reassurance_and_an_early_one_waits() {
+    let f = Fixture::new(short_sla(), None);
+    f.say("1", "c1", "I want to talk to a human").await;
+    f.advance_secs(61);
+    let job = f
+        .store
+        .receive(QueueName::Timers, f.clock.now_ms(), 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let redelivery = JobLease::new(2, f.clock.now_ms(), 60_000);
+    assert_eq!(
+        f.worker.handle_timer(&job.body, &f.lease()).await.unwrap(),
+        TimerOutcome::Reassured(1)
+    );
+    assert_eq!(
+        f.worker.handle_timer(&job.body, &redelivery).await.unwrap(),
+        TimerOutcome::Reassured(1)
+    );
+    assert_eq!(f.texts().len(), 2, "one hand-over notice, one reassurance");
+    let session = f.session("c1").await;
+    assert_eq!(session.turns.len(), 3, "recorded once");
+
+    // A timer delivered before it is due (SQS waits at most 15 minutes)
+    // goes back for the rest.
+    let early = serde_json::to_vec(&serde_json::json!({
+        "kind": "breach", "conversation": "telegram:1:c1",
+        "handover_at_ms": session.handover.unwrap().at_ms, "number": 0,
+        "due_at_ms": f.clock.now_ms() + 3_600_000
+    }))
+    .unwrap();
+    assert_eq!(
+        f.worker.handle_timer(&early, &f.lease()).await.unwrap(),
+        TimerOutcome::Rescheduled
+    );
+}
+
+#[tokio::test]
+async fn an_agents_answer_or_a_resolution_stops_the_timers() {
+    let f = Fixture::new(short_sla(), None);
+    f.say("1", "c1", "I want to talk to a human").await;
+    f.say("2", "c2", "I want to talk to a human").await;
+    // As the agents' API records it.
+    let mut answered = f.session("c1").await;
+    answered.handover.as_mut().unwrap().agent_answered_at_ms = Some(f.clock.now_ms());
+    f.store.save(&answered).await.unwrap();
+    let mut resolved = f.session("c2").await;
+    resolved.status = SessionStatus::Resolved;
+    f.store.save(&resolved).await.unwrap();
+
+    f.advance_secs(3600);
+    let fired = f.fire_due_timers().await;
+    assert!(fired.iter().all(|o| *o == TimerOutcome::Stale), "{fired:?}");
+    assert_eq!(f.texts().len(), 2, "only the two hand-over notices");
+    assert!(f.tickets(QueueName::EscalationPriority).await.len() == 2);
+}
+
+#[tokio::test]
+async fn follow_ups_while_waiting_are_acknowledged_at_most_once_an_interval() {
+    let f = Fixture::new(short_sla(), None);
+    f.say("1", "c1", "I want to talk to a human").await;
+    f.advance_secs(10);
+    assert_eq!(
+        f.say("2", "c1", "hello?").await,
+        Outcome::Escalated(EscalationReason::FollowUp)
+    );
+    assert_eq!(f.texts().len(), 1, "just told: no acknowledgement yet");
+    f.advance_secs(55);
+    f.say("3", "c1", "anyone there?").await;
+    assert_eq!(f.texts().len(), 2);
+    assert!(f.texts()[1].contains("added this to your conversation"));
+    f.advance_secs(5);
+    f.say("4", "c1", "please").await;
+    assert_eq!(f.texts().len(), 2, "once an interval");
+    // After an agent's answer the bot stays quiet.
+    let mut session = f.session("c1").await;
+    session.handover.as_mut().unwrap().agent_answered_at_ms = Some(f.clock.now_ms());
+    f.store.save(&session).await.unwrap();
+    f.advance_secs(600);
+    f.say("5", "c1", "thanks").await;
+    assert_eq!(f.texts().len(), 2);
+}
+
+fn with_menu() -> WorkerSettings {
+    WorkerSettings {
+        menu_size: 4,
+        ..WorkerSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn a_new_customers_real_question_the_bot_cannot_answer_goes_to_a_person() {
+    let f = Fixture::new(with_menu(), None);
+    assert_eq!(
+        f.say(
+            "1",
+            "c1",
+            "Do you sell replacement parts for the 1987 model?"
+        )
+        .await,
+        Outcome::Escalated(EscalationReason::NoConfidentMatch)
+    );
+}
+
+#[tokio::test]
+async fn a_new_customer_gets_the_welcome_menu_and_a_number_answers_its_entry() {
+    let f = Fixture::new(with_menu(), None);
+    assert_eq!(f.say("1", "c1", "hello there").await, Outcome::Welcomed);
+    let welcome = &f.texts()[0];
+    assert!(welcome.starts_with("Hi!"), "{welcome}");
+    assert!(
+        welcome.contains("1. What are your opening hours?\n2. How long does shipping take?"),
+        "{welcome}"
+    );
+    assert!(
+        welcome.contains("4. When will I get my refund?"),
+        "{welcome}"
+    );
+    assert!(!welcome.contains("5. "), "{welcome}");
+    assert_eq!(
+        f.session("c1").await.menu,
+        vec!["opening-hours", "shipping-time", "returns", "refund"]
+    );
+    for (id, pick) in [("2", "2"), ("3", "２"), ("4", "二")] {
+        assert_eq!(f.say(id, "c1", pick).await, Outcome::Answered);
+        let answer = f.texts().last().unwrap().clone();
+        assert!(answer.contains("working day"), "{pick}: {answer}");
+    }
+    // Another question forgets the menu.
+    f.say("5", "c1", "How do I reset my password?").await;
+    assert!(f.session("c1").await.menu.is_empty());
+
+    // A first message the bot can answer: welcome, answer and menu; a
+    // returning customer gets no welcome.
+    f.say("6", "c2", "What are your opening hours?").await;
+    let first = f.texts().last().unwrap().clone();
+    assert!(
+        first.starts_with("Hi!") && first.contains("Monday to Saturday") && first.contains("1. ")
+    );
+    f.say("7", "c2", "How long does shipping take?").await;
+    let second = f.texts().last().unwrap().clone();
+    assert!(
+        !second.contains("Hi!") && second.contains("working day"),
+        "{second}"
+    );
+}
+
+#[tokio::test]
+async fn chinese_customers_get_the_chinese_welcome() {
+    let f = Fixture::new(with_menu(), None);
+    assert_eq!(f.say("1", "c1", "你好").await, Outcome::Welcomed);
+    let welcome = &f.texts()[0];
+    assert!(welcome.starts_with("您好"), "{welcome}");
+    assert!(welcome.contains("常见问题"), "{welcome}");
+    assert_eq!(f.say("2", "c1", "1").await, Outcome::Answered);
+    assert!(f.texts()[1].contains("周一至周六"), "{:?}", f.texts());
+}
+
+#[tokio::test]
+async fn the_bot_failing_twice_in_a_row_hands_over_with_priority() {
+    let f = Fixture::new(with_menu(), None);
+    assert_eq!(f.say("1", "c1", "hi").await, Outcome::Welcomed);
+    assert_eq!(
+        f.say("2", "c1", "the spare gasket for the old blender")
+            .await,
+        Outcome::Escalated(EscalationReason::RepeatedFailure)
+    );
+    let tickets = f.tickets(QueueName::EscalationPriority).await;
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].reason, EscalationReason::RepeatedFailure);
+    assert!(tickets[0].priority);
+}
+
+struct Directory(Result<Option<Tier>, &'static str>);
+
+#[async_trait]
+impl TierDirectory for Directory {
+    async fn tier(&self, _customer: &str) -> Result<Option<Tier>, BoxError> {
+        self.0.map_err(Into::into)
+    }
+}
+
+#[tokio::test]
+async fn the_crms_vip_goes_to_a_person_at_once_and_a_failing_crm_leaves_the_stored_tier() {
+    let question = "Do you sell replacement parts for the 1987 model?";
+    let vip = Fixture::new(with_menu(), Some(Arc::new(Directory(Ok(Some(Tier::Vip))))));
+    assert_eq!(
+        vip.say("1", "c1", question).await,
+        Outcome::Escalated(EscalationReason::VipUnanswered)
+    );
+    let tickets = vip.tickets(QueueName::EscalationPriority).await;
+    assert_eq!(tickets[0].tier, Tier::Vip);
+    assert!(
+        vip.texts()[0].contains("15 minutes"),
+        "the VIP service level"
+    );
+
+    let down = Fixture::new(with_menu(), Some(Arc::new(Directory(Err("timed out")))));
+    assert_eq!(
+        down.say("1", "c1", question).await,
+        Outcome::Escalated(EscalationReason::NoConfidentMatch)
+    );
+    assert!(
+        down.texts()[0].contains("4 hours"),
+        "the new tier's service level"
+    );
+}

@@ -353,7 +353,8 @@ async fn main() -> ExitCode {
     // A late repeat (a job taken over after its lease) would show up now.
     tokio::time::sleep(Duration::from_secs(6)).await;
 
-    let (answered, lost, duplicate_replies) = tally(&sent, &replies(&server));
+    let got = replies(&server);
+    let (answered, lost, duplicate_replies) = tally(&sent, &got);
     let (open, dead) = unfinished(&server);
     let log = server.log();
     let dropped = log.matches("duplicate dropped").count();
@@ -387,11 +388,34 @@ async fn main() -> ExitCode {
     for problem in &failures {
         println!("failure: {problem}");
     }
+    for (conversation, n) in &sent {
+        let got = got.get(conversation).copied().unwrap_or(0);
+        if got != *n {
+            println!("uneven: {conversation}: {n} messages, {got} replies");
+        }
+    }
     let repeats = match settings.strict {
         true => duplicate_replies,
         false => unexplained,
     };
     let ok = failures.is_empty() && lost == 0 && repeats == 0 && open == 0 && dead == 0;
+    if !ok {
+        // The server's log and database, for a look at what went wrong.
+        let kept = std::env::temp_dir().join(format!("switchboard-load-{}", settings.seed));
+        let _ = std::fs::create_dir_all(&kept);
+        let _ = std::fs::copy(
+            server.dir.path().join("server.log"),
+            kept.join("server.log"),
+        );
+        for suffix in ["", "-wal"] {
+            let name = format!("switchboard.sqlite3{suffix}");
+            let _ = std::fs::copy(
+                server.database_path().with_file_name(&name),
+                kept.join(name),
+            );
+        }
+        println!("the server's log and database: {}", kept.display());
+    }
     println!("load: {}", if ok { "passed" } else { "FAILED" });
     match ok {
         true => ExitCode::SUCCESS,

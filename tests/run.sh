@@ -52,8 +52,8 @@ cargo test --workspace --locked "${FEATURES[@]}" --test asks_for_person -- --noc
 step "Load: signed messages with duplicates, the server killed twice (tests/load.sh)"
 tests/load.sh
 
-step "Fuzzing: every target for 15 s (tests/fuzz.sh)"
-tests/fuzz.sh 15
+step "Fuzzing: every target for 10 s (tests/fuzz.sh)"
+tests/fuzz.sh 10
 
 step "AWS permissions (recorded calls vs template.yaml)"
 # Every call each function made above is granted by its policies (expanded by

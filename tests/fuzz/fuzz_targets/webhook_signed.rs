@@ -1,12 +1,13 @@
 //! Any request to any channel, signed with the channel's own scheme (sealed
 //! where the provider encrypts) through the kit's `sign`, so verification
-//! passes and parse runs on what verify returns. Nothing panics.
+//! passes and parse runs on what verify returns (checked on every channel's
+//! own sample before fuzzing starts). Nothing panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_fuzz::{NOW_MS, webhook_request, write_samples};
+use switchboard_fuzz::{NOW_MS, check_signed_samples, webhook_request, write_samples};
 
-fuzz_target!(init: write_samples(), |data: &[u8]| {
+fuzz_target!(init: { check_signed_samples(); write_samples() }, |data: &[u8]| {
     let Some((built, mut request)) = webhook_request(data) else {
         return;
     };

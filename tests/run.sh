@@ -49,6 +49,12 @@ cargo test --workspace --locked "${FEATURES[@]}"
 # (the test binary the line above built, run again with its output).
 cargo test --workspace --locked "${FEATURES[@]}" --test asks_for_person -- --nocapture --test-threads 1
 
+step "Load: signed messages with duplicates, the server killed twice (tests/load.sh)"
+tests/load.sh
+
+step "Fuzzing: every target for 10 s (tests/fuzz.sh)"
+tests/fuzz.sh 10
+
 step "AWS permissions (recorded calls vs template.yaml)"
 # Every call each function made above is granted by its policies (expanded by
 # SAM's translator, within the permissions boundary), no grant has a wildcard

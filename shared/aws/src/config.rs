@@ -21,10 +21,13 @@ pub struct AwsResources {
     pub inbound_queue_url: String,
     pub escalation_priority_queue_url: String,
     pub escalation_standard_queue_url: String,
+    /// Every reply on its way to a customer.
+    pub outbound_queue_url: String,
     /// Where each queue's consumer puts a message that failed for good.
     pub inbound_dead_letter_queue_url: String,
     pub escalation_priority_dead_letter_queue_url: String,
     pub escalation_standard_dead_letter_queue_url: String,
+    pub outbound_dead_letter_queue_url: String,
     /// The S3 bucket for bodies too large for an SQS message.
     pub payload_bucket: String,
 }
@@ -35,6 +38,7 @@ impl AwsResources {
             QueueName::Inbound => &self.inbound_queue_url,
             QueueName::EscalationPriority => &self.escalation_priority_queue_url,
             QueueName::EscalationStandard => &self.escalation_standard_queue_url,
+            QueueName::Outbound => &self.outbound_queue_url,
         }
     }
 
@@ -43,6 +47,7 @@ impl AwsResources {
             QueueName::Inbound => &self.inbound_dead_letter_queue_url,
             QueueName::EscalationPriority => &self.escalation_priority_dead_letter_queue_url,
             QueueName::EscalationStandard => &self.escalation_standard_dead_letter_queue_url,
+            QueueName::Outbound => &self.outbound_dead_letter_queue_url,
         }
     }
 }

@@ -6,9 +6,9 @@ use std::error::Error as StdError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ConversationKey, Customer, Feedback, OutboundReply};
+use crate::model::{ConversationKey, Customer, Feedback, OutboundReply, Tier};
 use crate::routing::Language;
-use crate::session::{EscalationTicket, Session};
+use crate::session::{ConversationSummary, EscalationTicket, Session};
 
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -110,13 +110,22 @@ pub trait SessionStore: Send + Sync {
     /// Saves `session` if the stored version still equals `session.version`
     /// (0: not stored yet) and returns the new version; otherwise `Conflict`.
     async fn save(&self, session: &Session) -> Result<u64, StoreError>;
+    /// Summaries of the conversations waiting for or with a person (status
+    /// `escalated`), at most `limit`, in no particular order. Stores keep
+    /// the summary beside the session (an index on the status), so the
+    /// agents' list does not read whole transcripts.
+    async fn escalated(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError>;
 }
 
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
     /// Records one contact and returns the customer as it was *before* it:
-    /// `None` on first contact.
+    /// `None` on first contact. Its `tier` is the stored one (set through the
+    /// agents' API) if any, else `regular` once it has written before, else `new`.
     async fn record_contact(&self, key: &str, now_ms: i64) -> Result<Option<Customer>, StoreError>;
+    /// Stores the customer's tier (creating the record of a customer not
+    /// seen yet); it applies from their next message.
+    async fn set_tier(&self, key: &str, tier: Tier) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -154,13 +163,17 @@ pub enum QueueName {
     /// Escalations of VIP customers, handled first.
     EscalationPriority,
     EscalationStandard,
+    /// Every reply to a customer, the bot's and the agents': sent, retried
+    /// and dead-lettered apart from the work that wrote it.
+    Outbound,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 3] = [
+    pub const ALL: [QueueName; 4] = [
         QueueName::Inbound,
         QueueName::EscalationPriority,
         QueueName::EscalationStandard,
+        QueueName::Outbound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,6 +181,7 @@ impl QueueName {
             QueueName::Inbound => "inbound",
             QueueName::EscalationPriority => "escalation_priority",
             QueueName::EscalationStandard => "escalation_standard",
+            QueueName::Outbound => "outbound",
         }
     }
 }

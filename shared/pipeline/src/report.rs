@@ -235,6 +235,7 @@ mod tests {
             updated_at_ms: 0,
             version: 1,
             handover: None,
+            deliveries: Vec::new(),
         }
     }
 

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use switchboard_domain::{
     Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, GapLog, Handover,
     IdempotencyStore, InboundMessage, JobLease, Language, MessageKind, OutboundReply, PayloadStore,
-    QueueItem, QueueName, QueueProducer, ReplySender, Role, RoutingPolicy, Session, SessionStatus,
-    SessionStore, StoreError, Tier, Turn, texts,
+    QueueItem, QueueName, QueueProducer, Role, RoutingPolicy, Session, SessionStatus, SessionStore,
+    StoreError, Tier, Turn, texts,
 };
 use tracing::{info, warn};
 
 use crate::faq::Faq;
-use crate::{DEDUPE_RETENTION_MS, JobError, payload, stable_id};
+use crate::{DEDUPE_RETENTION_MS, JobError, outbound, payload, stable_id};
 
 /// Attempts at saving a session that others keep changing.
 const SAVE_ATTEMPTS: usize = 8;
@@ -67,8 +67,8 @@ pub struct ConversationWorker {
     pub customers: Arc<dyn CustomerStore>,
     pub gaps: Arc<dyn GapLog>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The escalation queues, and the outbound queue every reply leaves by.
     pub queue: Arc<dyn QueueProducer>,
-    pub replies: Arc<dyn ReplySender>,
     /// Where bodies too large for the queue are kept.
     pub payloads: Arc<dyn PayloadStore>,
     pub faq: Arc<Faq>,
@@ -158,17 +158,19 @@ impl ConversationWorker {
             .contains(&message.customer_key())
         {
             Tier::Vip
-        } else if previous.is_some() {
-            Tier::Regular
         } else {
-            Tier::New
+            // The tier the agents stored, else new or returning.
+            previous.map_or(Tier::New, |customer| customer.tier)
         };
         let session = existing.unwrap_or_else(|| Session::start(message, language, now_ms));
         let mut plan = self.plan(message, &session, tier, language, now_ms);
 
         let reply_id = stable_id("r", &message.dedupe_key());
         let sent = match &plan.reply_text {
-            Some(text) => Some(self.send_once(message, text, &reply_id, job).await?),
+            Some(text) => Some(
+                self.queue_once(message, &session, text, &reply_id, job)
+                    .await?,
+            ),
             // An earlier delivery may have replied before things changed (an
             // agent took the conversation over since): its reply is still ours.
             None if job.attempt > 1 => {
@@ -347,11 +349,14 @@ impl ConversationWorker {
         }
     }
 
-    /// Sends the reply unless an earlier delivery already did, and returns
-    /// the text that went out (the earlier delivery's, if it was that one).
-    async fn send_once(
+    /// Queues the reply for the outbound sender unless an earlier delivery
+    /// already did, and returns the text queued (the earlier delivery's, if
+    /// it was that one). The `reply:` record makes a redelivered message
+    /// never queue a second reply; the sender sends each reply id once.
+    async fn queue_once(
         &self,
         message: &InboundMessage,
+        session: &Session,
         text: &str,
         reply_id: &str,
         job: &JobLease,
@@ -359,16 +364,9 @@ impl ConversationWorker {
         let reply_key = reply_key(message);
         let now_ms = self.clock.now_ms();
         if job.attempt > 1
-            && let Some(sent) = self.idempotency.result(&reply_key, now_ms).await?
+            && let Some(queued) = self.idempotency.result(&reply_key, now_ms).await?
         {
-            return Ok(sent);
-        }
-        // A send must be over before the queue may hand the job to another
-        // consumer, or both could send.
-        if !job.can_start_send(now_ms) {
-            return Err(JobError::Retryable(
-                "too little of the job's lease is left to send the reply".into(),
-            ));
+            return Ok(queued);
         }
         match self
             .idempotency
@@ -376,55 +374,33 @@ impl ConversationWorker {
             .await?
         {
             Claim::Done => {
-                let sent = self.idempotency.result(&reply_key, now_ms).await?;
-                return Ok(sent.unwrap_or_else(|| text.to_owned()));
+                let queued = self.idempotency.result(&reply_key, now_ms).await?;
+                return Ok(queued.unwrap_or_else(|| text.to_owned()));
             }
             Claim::InProgress => {
                 return Err(JobError::Retryable(
-                    "reply is being sent by another attempt".into(),
+                    "reply is being queued by another attempt".into(),
                 ));
             }
-            Claim::Acquired => {}
-            // The delivery before died between sending and recording: the
-            // provider may have the reply already, and nothing can tell.
-            // Sending again risks a repeat; not sending risks a lost answer.
-            Claim::TakenOver => {
-                warn!(channel = %message.channel, reply_id, possible_repeat = true, "sending a reply an interrupted delivery may have sent");
-            }
+            // An interrupted delivery may have queued it already: the same
+            // reply id again, which the sender sends once.
+            Claim::Acquired | Claim::TakenOver => {}
         }
         let reply = OutboundReply::to_message(message, text, reply_id);
-        let sending = std::time::Instant::now();
-        match self.replies.send(&reply).await {
+        match outbound::enqueue(self.queue.as_ref(), &session.key, reply, now_ms).await {
             Ok(()) => {
-                let sent = std::time::Instant::now();
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency
                     .complete_with_result(&reply_key, keep_until, text)
                     .await?;
-                // A crash before the record is written repeats the reply: how
-                // long that window was open.
-                info!(
-                    channel = %message.channel,
-                    reply_id,
-                    send_ms = sent.duration_since(sending).as_millis() as u64,
-                    record_ms = sent.elapsed().as_millis() as u64,
-                    "reply sent"
-                );
+                info!(channel = %message.channel, reply_id, "reply queued");
                 Ok(text.to_owned())
             }
             Err(error) => {
                 if let Err(release_error) = self.idempotency.release(&reply_key).await {
                     warn!(error = %release_error, "could not release reply claim");
                 }
-                warn!(channel = %message.channel, reply_id, transient = error.is_transient(), error = %error, "reply failed");
-                // A refusal for good (an address the mail server does not
-                // know, a chat the bot may not write to) goes to the dead
-                // letters at once; anything else is retried with backoff.
-                Err(if error.is_transient() {
-                    JobError::Retryable(Box::new(error))
-                } else {
-                    JobError::Permanent(Box::new(error))
-                })
+                Err(error)
             }
         }
     }

@@ -344,6 +344,7 @@ async fn the_chat_api_and_smtp_down_for_two_minutes_loses_and_repeats_nothing() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_address_the_mail_server_refuses_is_dead_lettered_at_once_and_stays_there() {
+    // The reply leaves by the outbound queue: its refusal is dead-lettered there.
     let server = Server::start(Options::default()).await;
     let form = mailgun_form(
         "nosuchuser@customer.test",
@@ -359,17 +360,17 @@ async fn an_address_the_mail_server_refuses_is_dead_lettered_at_once_and_stays_t
         form.as_bytes(),
     )
     .await;
-    let inbound = eventually("the refusal dead-lettered", Duration::from_secs(20), || {
+    let outbound = eventually("the refusal dead-lettered", Duration::from_secs(20), || {
         let stats = server.queue_stats();
-        let inbound = stats
+        let outbound = stats
             .iter()
-            .find(|q| q["queue"] == "inbound")
+            .find(|q| q["queue"] == "outbound")
             .unwrap()
             .clone();
-        (inbound["dead"] == 1).then_some(inbound)
+        (outbound["dead"] == 1).then_some(outbound)
     })
     .await;
-    assert_eq!(inbound["dead_permanent"], 1);
+    assert_eq!(outbound["dead_permanent"], 1);
     // Dead letters are tried again every 2 s here, but not this one.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let log = server.log();
@@ -390,9 +391,12 @@ async fn an_address_the_mail_server_refuses_is_dead_lettered_at_once_and_stays_t
         alarms[0]
     );
     let stats = server.queue_stats();
-    let inbound = stats.iter().find(|q| q["queue"] == "inbound").unwrap();
+    let outbound = stats.iter().find(|q| q["queue"] == "outbound").unwrap();
     assert_eq!(
-        (inbound["dead"].as_u64(), inbound["redriven_total"].as_u64()),
+        (
+            outbound["dead"].as_u64(),
+            outbound["redriven_total"].as_u64()
+        ),
         (Some(1), Some(0))
     );
     assert!(server.smtp.messages().is_empty());

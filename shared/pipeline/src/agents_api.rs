@@ -287,8 +287,10 @@ async fn reply_to_conversation(
     request: Request,
 ) -> Response {
     let result = async {
-        let idempotency_key = idempotency_key(request.headers())?;
+        // The token is checked first: a caller without one learns nothing else.
+        let idempotency_key = idempotency_key(request.headers());
         let (desk, caller, body) = desk_request(&api, request, Scope::Agent).await?;
+        let idempotency_key = idempotency_key?;
         let input: AgentReply = parse_json(&body)?;
         Ok(answer(
             202,

@@ -270,6 +270,7 @@ async fn a_reply_posted_twice_with_one_key_is_delivered_once_and_a_second_claim_
             400,
         ),
         ("GET", "/api/conversations?limit=0".to_owned(), None, 400),
+        ("DELETE", "/api/conversations".to_owned(), None, 405),
         (
             "POST",
             format!("/api/conversations/{key}/claim"),

@@ -43,13 +43,13 @@ fn waiting_session(i: usize) -> Session {
     session.status = SessionStatus::Escalated;
     session.handover = Some(Handover {
         at_ms: (i * 100) as i64,
-        tier: if i % 10 == 0 {
+        tier: if i.is_multiple_of(10) {
             Tier::Vip
         } else {
             Tier::Regular
         },
         reason: EscalationReason::NoConfidentMatch,
-        priority: i % 10 == 0,
+        priority: i.is_multiple_of(10),
         claimed_by: None,
         agent_answered_at_ms: None,
     });

@@ -475,7 +475,7 @@ impl AgentDesk {
             }
             let handover = session
                 .handover
-                .get_or_insert_with(|| switchboard_domain::Handover {
+                .get_or_insert(switchboard_domain::Handover {
                     at_ms: now_ms,
                     tier: Tier::Regular,
                     reason: switchboard_domain::EscalationReason::AskedForHuman,

@@ -58,6 +58,7 @@ pub fn router(api: Arc<HttpApi>) -> Router {
             crate::agents_api::set_tier_route().delete(erase_customer),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
 }
 
@@ -69,6 +70,14 @@ pub fn respond(reply: HttpReply) -> Response {
 
 async fn not_found() -> Response {
     respond(reply::error(404, "not_found", "no such route"))
+}
+
+async fn method_not_allowed() -> Response {
+    respond(reply::error(
+        405,
+        "method_not_allowed",
+        "this route does not take that method",
+    ))
 }
 
 /// A body over the limit is still read, up to this much, and dropped, so that

@@ -442,6 +442,32 @@ async fn a_vip_set_through_the_api_is_escalated_at_once_and_listed_first() {
         [conversation(7302), conversation(7301)],
         "VIP first, then the oldest"
     );
+    // Made a VIP while waiting: the older of two VIPs, now first.
+    let (status, _) = api(
+        &server,
+        "PUT",
+        "/api/customers/telegram:7301",
+        &[],
+        Some(json!({ "tier": "vip" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, list) = api(
+        &server,
+        "GET",
+        "/api/conversations?status=waiting",
+        &[],
+        None,
+    )
+    .await;
+    let firsts: Vec<(&str, &str)> = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["key"].as_str().unwrap(), c["tier"].as_str().unwrap()))
+        .collect();
+    let (first, second) = (conversation(7301), conversation(7302));
+    assert_eq!(firsts, [(first.as_str(), "vip"), (second.as_str(), "vip")]);
     // The ticket goes to the priority address, marked VIP.
     let mails = server.smtp.wait_for(2).await;
     let vip = mails

@@ -55,6 +55,8 @@ def main() -> int:
             capture_output=True,
             text=True,
             timeout=240,
+            # Its caches (.schemathesis/) go with the reports, not into the checkout.
+            cwd=reports,
         )
     # The summary without the token (schemathesis sanitises it too).
     print(run.stdout.replace(token, "***")[-6000:])

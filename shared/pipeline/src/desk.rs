@@ -663,7 +663,8 @@ impl AgentDesk {
         }
     }
 
-    /// Stores a customer's tier; the worker uses it from their next message.
+    /// Stores a customer's tier; the worker uses it from their next message,
+    /// and a hand-over of theirs still waiting for a first answer takes it now.
     pub async fn set_tier(
         &self,
         customer: &str,
@@ -683,7 +684,29 @@ impl AgentDesk {
         })?;
         let key = customer.key();
         self.customers.set_tier(&key, tier).await?;
-        info!(channel = %customer.channel, tier = tier.as_str(), "customer tier set");
+        // Conversations of theirs already waiting move with the tier (list
+        // order, priority, first-response deadline).
+        let waiting: Vec<ConversationKey> = self
+            .sessions
+            .escalated(MAX_WAITING)
+            .await?
+            .into_iter()
+            .filter(|s| s.channel == customer.channel && s.customer_id == customer.customer_id)
+            .map(|s| s.key)
+            .collect();
+        for conversation in &waiting {
+            self.update(conversation, |session| {
+                if let Some(handover) = &mut session.handover
+                    && handover.agent_answered_at_ms.is_none()
+                {
+                    handover.tier = tier;
+                    handover.priority = tier == Tier::Vip;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        info!(channel = %customer.channel, tier = tier.as_str(), waiting = waiting.len(), "customer tier set");
         Ok(CustomerTier {
             customer: key,
             tier: tier.as_str().to_owned(),

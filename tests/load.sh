@@ -5,9 +5,9 @@
 # while it works; then it waits for the queues to drain and prints accepted,
 # answered, duplicates (sent and dropped), lost and duplicate replies. Exits
 # non-zero when a message is lost or answered twice (see the driver,
-# tests/src/bin/load.rs, for the one kind of repeat no server can rule out).
+# tests/src/bin/load.rs, for replies a kill interrupts mid-send).
 #
-#   tests/load.sh [--messages 300] [--customers 40] [--duplicate-rate 0.1] [--kills 2] [--seed S] [--strict]
+#   tests/load.sh [--messages 300] [--customers 40] [--duplicate-rate 0.1] [--kills 2] [--seed S]
 #
 # Needs the Python tools of tests/run.sh (.venv, for the SMTP server); uses
 # SWITCHBOARD_BIN when set, else builds the binaries as tests/run.sh does.

@@ -12,6 +12,7 @@ async fn tokens_are_checked_by_hash_and_scope() {
         [
             ("authorization", format!("Bearer {token}")),
             ("content-type", "application/json".to_owned()),
+            ("idempotency-key", "k1".to_owned()),
         ]
     };
 

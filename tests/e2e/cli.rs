@@ -2,7 +2,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchboard_channels::registry;
 use switchboard_e2e::*;
 
 fn check(dir: &std::path::Path, body: &str, extra: &[&str]) -> (i32, Value, String) {

@@ -71,6 +71,7 @@ async fn agents_reply_through_the_api_on_the_customers_channel_and_feedback_is_r
     let auth = [
         ("authorization", format!("Bearer {ADMIN_TOKEN}")),
         ("content-type", "application/json".into()),
+        ("idempotency-key", "reply-666".into()),
     ];
 
     let (status, body) = server
@@ -98,8 +99,13 @@ async fn agents_reply_through_the_api_on_the_customers_channel_and_feedback_is_r
                 .to_string(),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
-    let replies = server.telegram_replies(666);
+    // Queued (202), then delivered by the outbound sender.
+    assert_eq!(status, 202, "{body}");
+    let replies = eventually("the agent's reply", Duration::from_secs(20), || {
+        let replies = server.telegram_replies(666);
+        (replies.len() == 2).then_some(replies)
+    })
+    .await;
     assert_eq!(
         replies.last().unwrap().body["text"],
         "Yes, we still stock them."

@@ -1,6 +1,7 @@
 //! End-to-end tests: `switchboard serve` driven from the outside.
 
 mod access;
+mod agents;
 mod care;
 mod cjk;
 mod cli;

@@ -60,10 +60,8 @@ JUSTIFIED: dict[tuple[str, ...], str] = {
     ("IngressSocialFunction", "s3:PutObject"): "stores a large body aside: the same Ingress code as IngressIm",
     # Token cache of WeChat, WeCom and Feishu (kit::TokenCache over the credentials table); tested against
     # DynamoDB Local in shared/aws/tests/dynamodb.rs and end to end on SQLite (tests/e2e/cjk.rs).
-    ("IngressImFunction", "dynamodb:GetItem", "-credentials"): "reads a provider's cached access token for an agent's reply",
-    ("IngressImFunction", "dynamodb:UpdateItem", "-credentials"): "leases and stores a provider's access token",
-    ("ConversationWorkerFunction", "dynamodb:GetItem", "-credentials"): "reads a provider's cached access token",
-    ("ConversationWorkerFunction", "dynamodb:UpdateItem", "-credentials"): "leases and stores a provider's access token",
+    ("OutboundSenderFunction", "dynamodb:GetItem", "-credentials"): "reads a provider's cached access token",
+    ("OutboundSenderFunction", "dynamodb:UpdateItem", "-credentials"): "leases and stores a provider's access token",
 }
 
 # The AWS-managed policies SAM may attach (their documented contents). Only logging and the SQS event

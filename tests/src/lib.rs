@@ -189,6 +189,8 @@ pub struct StandIn {
     recorded: Arc<Mutex<Vec<Recorded>>>,
     down: Arc<std::sync::atomic::AtomicBool>,
     refused_while_down: Arc<std::sync::atomic::AtomicUsize>,
+    /// Calls still to be answered 503 before the API works again.
+    fail_next: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl StandIn {
@@ -198,13 +200,22 @@ impl StandIn {
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let refused_while_down = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fail_next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let sink = recorded.clone();
-        let (is_down, refused) = (down.clone(), refused_while_down.clone());
+        let (is_down, refused, failing) =
+            (down.clone(), refused_while_down.clone(), fail_next.clone());
         let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
             let sink = sink.clone();
-            let (is_down, refused) = (is_down.clone(), refused.clone());
+            let (is_down, refused, failing) = (is_down.clone(), refused.clone(), failing.clone());
             async move {
-                if is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                let fail_this = failing
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |left| left.checked_sub(1),
+                    )
+                    .is_ok();
+                if fail_this || is_down.load(std::sync::atomic::Ordering::SeqCst) {
                     refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     return (
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -242,7 +253,14 @@ impl StandIn {
             recorded,
             down,
             refused_while_down,
+            fail_next,
         }
+    }
+
+    /// Answers the next `calls` calls 503 (counted as refused), then works.
+    pub fn fail_next(&self, calls: usize) {
+        self.fail_next
+            .store(calls, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Takes the API down (every call answered 503) or brings it back.
@@ -250,7 +268,7 @@ impl StandIn {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Calls answered 503 while down.
+    /// Calls answered 503 (while down, or by `fail_next`).
     pub fn refused_while_down(&self) -> usize {
         self.refused_while_down
             .load(std::sync::atomic::Ordering::SeqCst)

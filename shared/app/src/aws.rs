@@ -29,6 +29,8 @@ pub enum Role {
     Worker,
     /// The escalation notifier: the idempotency table.
     Notifier,
+    /// The outbound sender: the idempotency table.
+    Outbound,
 }
 
 /// A Lambda function's parts.
@@ -84,7 +86,7 @@ fn warm_up(role: Role, resources: &AwsResources) -> WarmUp<'_> {
             dynamodb_table: Some(&resources.sessions_table),
             sqs_queue_url: Some(&resources.escalation_standard_queue_url),
         },
-        Role::Notifier => WarmUp {
+        Role::Notifier | Role::Outbound => WarmUp {
             dynamodb_table: Some(&resources.idempotency_table),
             sqs_queue_url: None,
         },
@@ -188,6 +190,7 @@ pub fn resources(aws: &AwsConfig) -> AwsResources {
         escalation_standard_queue_url: aws.escalation_standard_queue_url.clone(),
         timers_queue_url: aws.timers_queue_url.clone(),
         timers_dead_letter_queue_url: aws.timers_dead_letter_queue_url.clone(),
+        outbound_queue_url: aws.outbound_queue_url.clone(),
         inbound_dead_letter_queue_url: aws.inbound_dead_letter_queue_url.clone(),
         escalation_priority_dead_letter_queue_url: aws
             .escalation_priority_dead_letter_queue_url
@@ -195,6 +198,7 @@ pub fn resources(aws: &AwsConfig) -> AwsResources {
         escalation_standard_dead_letter_queue_url: aws
             .escalation_standard_dead_letter_queue_url
             .clone(),
+        outbound_dead_letter_queue_url: aws.outbound_dead_letter_queue_url.clone(),
         payload_bucket: aws.payload_bucket.clone(),
     }
 }
@@ -215,6 +219,7 @@ pub fn aws_config(resources: &AwsResources, secret_arn: &str) -> AwsConfig {
         escalation_standard_queue_url: resources.escalation_standard_queue_url.clone(),
         timers_queue_url: resources.timers_queue_url.clone(),
         timers_dead_letter_queue_url: resources.timers_dead_letter_queue_url.clone(),
+        outbound_queue_url: resources.outbound_queue_url.clone(),
         inbound_dead_letter_queue_url: resources.inbound_dead_letter_queue_url.clone(),
         escalation_priority_dead_letter_queue_url: resources
             .escalation_priority_dead_letter_queue_url
@@ -222,6 +227,7 @@ pub fn aws_config(resources: &AwsResources, secret_arn: &str) -> AwsConfig {
         escalation_standard_dead_letter_queue_url: resources
             .escalation_standard_dead_letter_queue_url
             .clone(),
+        outbound_dead_letter_queue_url: resources.outbound_dead_letter_queue_url.clone(),
         payload_bucket: resources.payload_bucket.clone(),
     }
 }

@@ -246,10 +246,14 @@ pub struct WorkersConfig {
     pub conversation: bool,
     /// Run the escalation notifier in this process.
     pub notifier: bool,
+    /// Run the outbound sender (every reply to customers) in this process.
+    pub outbound: bool,
     /// Conversation workers in parallel (each conversation is still in order).
     pub concurrency: usize,
     /// Escalation notifiers in parallel (VIP tickets still go first).
     pub notifier_concurrency: usize,
+    /// Outbound senders in parallel.
+    pub outbound_concurrency: usize,
     /// Attempts before a job that keeps failing goes to the dead letters.
     pub max_attempts: NonZeroU32,
     /// Wait after the first failed attempt; it doubles after each further one...
@@ -282,12 +286,15 @@ pub struct AwsConfig {
     /// Delayed jobs: reassurance and service-level timers (standard queue).
     #[serde(default)]
     pub timers_queue_url: String,
+    /// Every reply on its way to a customer.
+    pub outbound_queue_url: String,
     /// Where a consumer puts a job that failed for good.
     pub inbound_dead_letter_queue_url: String,
     pub escalation_priority_dead_letter_queue_url: String,
     pub escalation_standard_dead_letter_queue_url: String,
     #[serde(default)]
     pub timers_dead_letter_queue_url: String,
+    pub outbound_dead_letter_queue_url: String,
     /// The S3 bucket for job bodies too large for an SQS message.
     pub payload_bucket: String,
 }
@@ -365,8 +372,10 @@ impl Default for WorkersConfig {
         Self {
             conversation: true,
             notifier: true,
+            outbound: true,
             concurrency: 4,
             notifier_concurrency: 4,
+            outbound_concurrency: 4,
             // With the backoff below: retried for about an hour and a half.
             max_attempts: NonZeroU32::new(14).expect("not zero"),
             retry_initial_secs: 5,
@@ -612,6 +621,11 @@ bot_token = "1:abc"
                 (
                     "SWITCHBOARD_AWS__ESCALATION_STANDARD_DEAD_LETTER_QUEUE_URL",
                     "https://sqs/s-dlq",
+                ),
+                ("SWITCHBOARD_AWS__OUTBOUND_QUEUE_URL", "https://sqs/o"),
+                (
+                    "SWITCHBOARD_AWS__OUTBOUND_DEAD_LETTER_QUEUE_URL",
+                    "https://sqs/o-dlq",
                 ),
                 ("SWITCHBOARD_AWS__PAYLOAD_BUCKET", "sb-payloads"),
                 ("SWITCHBOARD_EMAIL__FROM", "support@shop.test"),

@@ -35,6 +35,7 @@ use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::http::HttpApi;
 use switchboard_pipeline::ingress::Ingress;
 use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::outbound::OutboundSender;
 use switchboard_pipeline::payload::OffloadingQueue;
 use switchboard_pipeline::privacy::CustomerPrivacy;
 use switchboard_pipeline::worker::{ConversationWorker, WorkerSettings};
@@ -86,6 +87,8 @@ pub struct App {
     pub ingress: Arc<Ingress>,
     pub desk: Arc<AgentDesk>,
     pub notifier: Arc<EscalationNotifier>,
+    /// Every reply, from the outbound queue to the customer's channel.
+    pub outbound: Arc<OutboundSender>,
     /// Who may call the agents' API.
     pub access: Arc<AccessTokens>,
     /// The CRM asked for customers' tiers (`[tiers] lookup_url`).
@@ -124,9 +127,20 @@ impl App {
         ));
         let desk = Arc::new(AgentDesk {
             sessions: ports.sessions.clone(),
+            customers: ports.customers.clone(),
             feedback: ports.feedback.clone(),
-            replies: channels.clone(),
+            idempotency: ports.idempotency.clone(),
+            queue: ports.queue.clone(),
             clock: ports.clock.clone(),
+            sla: config.sla,
+        });
+        let outbound = Arc::new(OutboundSender {
+            replies: channels.clone(),
+            sessions: ports.sessions.clone(),
+            idempotency: ports.idempotency.clone(),
+            payloads: ports.payloads.clone(),
+            clock: ports.clock.clone(),
+            retry: config.workers.retry_policy(),
         });
         let notifier = Arc::new(EscalationNotifier {
             notifier: agent_notifier(
@@ -161,6 +175,7 @@ impl App {
             ingress,
             desk,
             notifier,
+            outbound,
             access,
             tiers,
         })
@@ -206,7 +221,6 @@ impl App {
             gaps: self.ports.gaps.clone(),
             idempotency: self.ports.idempotency.clone(),
             queue: self.ports.queue.clone(),
-            replies: self.channels.clone(),
             payloads: self.ports.payloads.clone(),
             faq,
             clock: self.ports.clock.clone(),

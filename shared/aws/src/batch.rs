@@ -315,7 +315,7 @@ impl SqsConsumer {
             return self.dead_letter(record, &cause, &error).await;
         }
         let retry = self.settings.retry;
-        let delay_ms = retry.backoff_ms(attempt);
+        let delay_ms = retry.delay_ms(attempt, &failure);
         if retry.retries_after(attempt) {
             tracing::warn!(
                 message_id = id,

@@ -24,12 +24,15 @@ pub struct AwsResources {
     /// Delayed jobs (reassurance and service-level timers): a standard queue.
     #[serde(default)]
     pub timers_queue_url: String,
+    /// Every reply on its way to a customer.
+    pub outbound_queue_url: String,
     /// Where each queue's consumer puts a message that failed for good.
     pub inbound_dead_letter_queue_url: String,
     pub escalation_priority_dead_letter_queue_url: String,
     pub escalation_standard_dead_letter_queue_url: String,
     #[serde(default)]
     pub timers_dead_letter_queue_url: String,
+    pub outbound_dead_letter_queue_url: String,
     /// The S3 bucket for bodies too large for an SQS message.
     pub payload_bucket: String,
 }
@@ -41,6 +44,7 @@ impl AwsResources {
             QueueName::EscalationPriority => &self.escalation_priority_queue_url,
             QueueName::EscalationStandard => &self.escalation_standard_queue_url,
             QueueName::Timers => &self.timers_queue_url,
+            QueueName::Outbound => &self.outbound_queue_url,
         }
     }
 
@@ -50,6 +54,7 @@ impl AwsResources {
             QueueName::EscalationPriority => &self.escalation_priority_dead_letter_queue_url,
             QueueName::EscalationStandard => &self.escalation_standard_dead_letter_queue_url,
             QueueName::Timers => &self.timers_dead_letter_queue_url,
+            QueueName::Outbound => &self.outbound_dead_letter_queue_url,
         }
     }
 }

@@ -22,8 +22,10 @@ type KeyAttr = (&'static str, ScalarAttributeType);
 pub struct TableSpec {
     pub hash: KeyAttr,
     pub range: Option<KeyAttr>,
-    /// `(index name, hash, range)`, projecting all attributes.
+    /// `(index name, hash, range)`, projecting all attributes...
     pub index: Option<(&'static str, KeyAttr, KeyAttr)>,
+    /// ...or, when given, the keys and these attributes only.
+    pub index_includes: &'static [&'static str],
 }
 
 fn string(name: &'static str) -> KeyAttr {
@@ -34,7 +36,13 @@ pub fn sessions_table() -> TableSpec {
     TableSpec {
         hash: string("conversation"),
         range: None,
-        index: None,
+        index: Some((
+            crate::dynamo::waiting_index(),
+            string("waiting"),
+            ("waiting_since_ms", ScalarAttributeType::N),
+        )),
+        // The agents' list reads the summary, never the transcript.
+        index_includes: &["summary"],
     }
 }
 pub fn customers_table() -> TableSpec {
@@ -42,6 +50,7 @@ pub fn customers_table() -> TableSpec {
         hash: string("customer"),
         range: None,
         index: None,
+        index_includes: &[],
     }
 }
 pub fn idempotency_table() -> TableSpec {
@@ -49,6 +58,7 @@ pub fn idempotency_table() -> TableSpec {
         hash: string("id"),
         range: None,
         index: None,
+        index_includes: &[],
     }
 }
 pub fn feedback_table() -> TableSpec {
@@ -56,6 +66,7 @@ pub fn feedback_table() -> TableSpec {
         hash: string("conversation"),
         range: Some(string("feedback_id")),
         index: None,
+        index_includes: &[],
     }
 }
 pub fn gaps_table() -> TableSpec {
@@ -67,6 +78,7 @@ pub fn gaps_table() -> TableSpec {
             string("kind"),
             ("count", ScalarAttributeType::N),
         )),
+        index_includes: &[],
     }
 }
 pub fn credentials_table() -> TableSpec {
@@ -74,6 +86,7 @@ pub fn credentials_table() -> TableSpec {
         hash: string("credential"),
         range: None,
         index: None,
+        index_includes: &[],
     }
 }
 pub fn kb_table() -> TableSpec {
@@ -81,6 +94,7 @@ pub fn kb_table() -> TableSpec {
         hash: string("kb"),
         range: Some(string("entry")),
         index: None,
+        index_includes: &[],
     }
 }
 
@@ -134,11 +148,21 @@ pub async fn create_table(
                 .index_name(*index)
                 .key_schema(key(hash, KeyType::Hash, table)?)
                 .key_schema(key(range, KeyType::Range, table)?)
-                .projection(
+                .projection(if spec.index_includes.is_empty() {
                     Projection::builder()
                         .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                        .build()
+                } else {
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(
+                            spec.index_includes
+                                .iter()
+                                .map(|a| (*a).to_owned())
+                                .collect(),
+                        ))
+                        .build()
+                })
                 .build()
                 .map_err(build_error(table))?,
         );
@@ -360,6 +384,12 @@ pub async fn create_tables_and_queues(
         QueueOptions::default(),
     )
     .await?;
+    let (outbound, outbound_dlq) = create_queue_with_dlq(
+        &clients.sqs,
+        &format!("{prefix}-outbound"),
+        QueueOptions::default(),
+    )
+    .await?;
     Ok(AwsResources {
         sessions_table: format!("{prefix}-sessions"),
         customers_table: format!("{prefix}-customers"),
@@ -371,11 +401,13 @@ pub async fn create_tables_and_queues(
         inbound_queue_url: inbound.url,
         escalation_priority_queue_url: priority.url,
         escalation_standard_queue_url: standard.url,
+        outbound_queue_url: outbound.url,
         inbound_dead_letter_queue_url: inbound_dlq.url,
         escalation_priority_dead_letter_queue_url: priority_dlq.url,
         escalation_standard_dead_letter_queue_url: standard_dlq.url,
         timers_queue_url: timers.url,
         timers_dead_letter_queue_url: timers_dlq.url,
+        outbound_dead_letter_queue_url: outbound_dlq.url,
         payload_bucket: create_bucket(&clients.s3, &format!("{prefix}-payloads")).await?,
     })
 }

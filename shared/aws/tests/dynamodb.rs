@@ -12,8 +12,9 @@ use switchboard_aws::{
     DynamoKnowledgeBase, DynamoSessionStore, TTL_ATTRIBUTE,
 };
 use switchboard_domain::{
-    Claim, ConversationKey, CustomerStore, Feedback, FeedbackStore, GapLog, IdempotencyStore,
-    InboundMessage, Language, Role, Session, SessionStore, StoreError, Turn,
+    Claim, ConversationKey, CustomerStore, EscalationReason, Feedback, FeedbackStore, GapLog,
+    Handover, IdempotencyStore, InboundMessage, Language, Role, Session, SessionStatus,
+    SessionStore, StoreError, Tier, Turn,
 };
 use tokio::sync::Barrier;
 
@@ -549,4 +550,106 @@ async fn counters_stop_at_the_limit_under_concurrency_and_reset_when_expired() {
     // The counters share the idempotency table without touching its records.
     let dedupe = DynamoIdempotencyStore::new(local.clients.dynamodb.clone(), table);
     assert_eq!(dedupe.claim(key, 0, 1_000).await.unwrap(), Claim::Acquired);
+}
+
+#[tokio::test]
+async fn a_stored_tier_wins_even_before_the_first_contact() {
+    let local = common::local().await;
+    let store = DynamoCustomerStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.customers_table,
+    );
+    // Marked VIP before ever writing: a VIP on the first message, with no contact counted yet.
+    store.set_tier("telegram:7", Tier::Vip).await.unwrap();
+    let before = store
+        .record_contact("telegram:7", 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((before.tier, before.message_count), (Tier::Vip, 0));
+    let after = store
+        .record_contact("telegram:7", 200)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.tier, after.first_seen_ms, after.message_count),
+        (Tier::Vip, 100, 1)
+    );
+    // A returning customer without a stored tier is regular; set back, it applies at once.
+    store.record_contact("telegram:8", 100).await.unwrap();
+    assert_eq!(
+        store
+            .record_contact("telegram:8", 200)
+            .await
+            .unwrap()
+            .unwrap()
+            .tier,
+        Tier::Regular
+    );
+    store.set_tier("telegram:8", Tier::New).await.unwrap();
+    assert_eq!(
+        store
+            .record_contact("telegram:8", 300)
+            .await
+            .unwrap()
+            .unwrap()
+            .tier,
+        Tier::New
+    );
+}
+
+#[tokio::test]
+async fn the_waiting_index_holds_exactly_the_escalated_conversations_and_a_limit_cuts_the_list() {
+    let local = common::local().await;
+    let store = DynamoSessionStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.sessions_table,
+    );
+    let session = |i: usize| {
+        let message: InboundMessage = serde_json::from_value(json!({
+            "channel": "telegram", "account_id": "bot", "customer_id": i.to_string(),
+            "conversation_id": i.to_string(), "provider_message_id": format!("m{i}"),
+            "sent_at_ms": 0, "kind": "text", "text": "hi"
+        }))
+        .unwrap();
+        Session::start(&message, Language::En, i as i64)
+    };
+    let mut saved = Vec::new();
+    for i in 0..25 {
+        let mut s = session(i);
+        s.push(Turn {
+            role: Role::Customer,
+            text: format!("question {i}"),
+            at_ms: i as i64,
+            message_id: Some(format!("m{i}")),
+            faq_entry: None,
+            confidence: None,
+        });
+        if i % 5 != 0 {
+            s.status = SessionStatus::Escalated;
+            s.handover = Some(Handover {
+                at_ms: i as i64,
+                tier: Tier::Regular,
+                reason: EscalationReason::AskedForHuman,
+                priority: false,
+                claimed_by: None,
+                agent_answered_at_ms: None,
+            });
+        }
+        s.version = store.save(&s).await.unwrap();
+        saved.push(s);
+    }
+    let listed = store.escalated(1_000).await.unwrap();
+    assert_eq!(listed.len(), 20, "the five open ones are not in the index");
+    assert!(listed.iter().any(|s| s.preview == "question 7"));
+    // Pages of at most the limit; a limit cuts the list.
+    assert_eq!(store.escalated(7).await.unwrap().len(), 7);
+    // Resolved: out of the index (the attribute is gone with the put).
+    let mut resolved = saved[1].clone();
+    resolved.status = SessionStatus::Resolved;
+    store.save(&resolved).await.unwrap();
+    let listed = store.escalated(1_000).await.unwrap();
+    assert_eq!(listed.len(), 19);
+    assert!(!listed.iter().any(|s| s.key == resolved.key));
 }

@@ -110,6 +110,7 @@ fn message() -> lettre::Message {
         "It ships today.",
         "shop.example",
         None,
+        true,
     )
     .unwrap()
 }

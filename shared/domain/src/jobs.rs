@@ -109,6 +109,23 @@ pub trait JobFailure: std::error::Error + Send + Sync + 'static {
     /// What failed, e.g. `send:telegram` or `store`. Dead letters with the
     /// same cause are redriven together once a retry of one of them succeeds.
     fn cause_key(&self) -> String;
+
+    /// How long the failed dependency asked us to wait (a provider's
+    /// `Retry-After`), when it said: the next attempt waits at least that.
+    fn retry_after_ms(&self) -> Option<i64> {
+        None
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before the attempt after failed attempt `attempt`: the
+    /// backoff, or longer when the failure asked for longer.
+    pub fn delay_ms(&self, attempt: u32, failure: &dyn JobFailure) -> i64 {
+        let backoff = self.backoff_ms(attempt);
+        failure
+            .retry_after_ms()
+            .map_or(backoff, |asked| backoff.max(asked))
+    }
 }
 
 #[cfg(test)]

@@ -145,6 +145,12 @@ impl OutboundReply {
         self.reply_id.starts_with(AGENT_REPLY_PREFIX)
     }
 
+    /// Whether the bot wrote it on its own (RFC 3834's "automatically
+    /// generated"): every reply but a person's.
+    pub fn is_automated(&self) -> bool {
+        !self.is_from_agent()
+    }
+
     /// A reply in the same conversation as `message`.
     pub fn to_message(
         message: &InboundMessage,
@@ -195,6 +201,19 @@ pub enum Tier {
     New,
     Regular,
     Vip,
+}
+
+impl std::str::FromStr for Tier {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "new" => Ok(Tier::New),
+            "regular" => Ok(Tier::Regular),
+            "vip" => Ok(Tier::Vip),
+            _ => Err(()),
+        }
+    }
 }
 
 impl Tier {

@@ -6,9 +6,9 @@ use std::error::Error as StdError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ConversationKey, Customer, Feedback, OutboundReply};
+use crate::model::{ConversationKey, Customer, Feedback, OutboundReply, Tier};
 use crate::routing::Language;
-use crate::session::{EscalationTicket, Session};
+use crate::session::{ConversationSummary, EscalationTicket, Session};
 
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -110,13 +110,22 @@ pub trait SessionStore: Send + Sync {
     /// Saves `session` if the stored version still equals `session.version`
     /// (0: not stored yet) and returns the new version; otherwise `Conflict`.
     async fn save(&self, session: &Session) -> Result<u64, StoreError>;
+    /// Summaries of the conversations waiting for or with a person (status
+    /// `escalated`), at most `limit`, in no particular order. Stores keep
+    /// the summary beside the session (an index on the status), so the
+    /// agents' list does not read whole transcripts.
+    async fn escalated(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError>;
 }
 
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
     /// Records one contact and returns the customer as it was *before* it:
-    /// `None` on first contact.
+    /// `None` on first contact. Its `tier` is the stored one (set through the
+    /// agents' API) if any, else `regular` once it has written before, else `new`.
     async fn record_contact(&self, key: &str, now_ms: i64) -> Result<Option<Customer>, StoreError>;
+    /// Stores the customer's tier (creating the record of a customer not
+    /// seen yet); it applies from their next message.
+    async fn set_tier(&self, key: &str, tier: Tier) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -156,14 +165,18 @@ pub enum QueueName {
     EscalationStandard,
     /// Delayed jobs: reassurance and service-level timers.
     Timers,
+    /// Every reply to a customer, the bot's and the agents': sent, retried
+    /// and dead-lettered apart from the work that wrote it.
+    Outbound,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 4] = [
+    pub const ALL: [QueueName; 5] = [
         QueueName::Inbound,
         QueueName::EscalationPriority,
         QueueName::EscalationStandard,
         QueueName::Timers,
+        QueueName::Outbound,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +185,7 @@ impl QueueName {
             QueueName::EscalationPriority => "escalation_priority",
             QueueName::EscalationStandard => "escalation_standard",
             QueueName::Timers => "timers",
+            QueueName::Outbound => "outbound",
         }
     }
 }
@@ -287,6 +301,12 @@ impl SendError {
         source.downcast_ref::<RetryAfter>().map(|wait| wait.0)
     }
 
+    /// Whether the provider may have the message although the send failed.
+    pub fn may_have_delivered(&self) -> bool {
+        matches!(self, SendError::Transient { source: Some(source), .. }
+            if source.downcast_ref::<MaybeDelivered>().is_some())
+    }
+
     /// The channel (or `email`) the send was for.
     pub fn channel(&self) -> &str {
         match self {
@@ -300,6 +320,13 @@ impl SendError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the provider asked to wait {} s", .0.as_secs())]
 pub struct RetryAfter(pub std::time::Duration);
+
+/// The source of a send that failed after the request may have reached the
+/// provider (a timeout or a broken connection mid-request): sending again
+/// could deliver the message twice.
+#[derive(Debug, thiserror::Error)]
+#[error("the request may have reached the provider")]
+pub struct MaybeDelivered(#[source] pub BoxError);
 
 /// Sends a reply on the customer's channel.
 #[async_trait]

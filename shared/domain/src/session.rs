@@ -65,6 +65,68 @@ pub struct Session {
     /// the second; cleared when the customer asks something else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub menu: Vec<String>,
+    /// What became of our replies (by reply id), as the outbound sender
+    /// records it. A reply of ours with no entry here is still queued.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Where a reply of ours stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting in the outbound queue, or being retried.
+    Queued,
+    Delivered,
+    /// Given up: in the dead letters.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// The delivery of one reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub reply_id: String,
+    pub state: DeliveryState,
+    /// Attempts at sending so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the state was last recorded (unix ms).
+    pub at_ms: i64,
+    /// Why the last attempt failed (the provider's refusal, an outage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Sessions keep the deliveries of this many replies; older ones are dropped.
+pub const MAX_DELIVERIES: usize = 100;
+
+/// Longest preview of the customer's last message in a summary, in characters.
+pub const PREVIEW_CHARS: usize = 140;
+
+/// What the agents' list shows of a conversation waiting for a person; kept
+/// beside the session so the list never reads transcripts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub key: ConversationKey,
+    pub channel: String,
+    pub customer_id: String,
+    pub language: Language,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
+    /// The customer's last message, cut to [`PREVIEW_CHARS`].
+    #[serde(default)]
+    pub preview: String,
+    pub updated_at_ms: i64,
 }
 
 /// A hand-over to a person: when, for whom, why, and what the agents have done.
@@ -113,6 +175,43 @@ impl Session {
             version: 0,
             handover: None,
             menu: Vec::new(),
+            deliveries: Vec::new(),
+        }
+    }
+
+    /// The recorded delivery of our reply `reply_id`, if any.
+    pub fn delivery(&self, reply_id: &str) -> Option<&Delivery> {
+        self.deliveries.iter().find(|d| d.reply_id == reply_id)
+    }
+
+    /// Records (or replaces) the delivery of a reply, keeping the newest
+    /// [`MAX_DELIVERIES`].
+    pub fn record_delivery(&mut self, delivery: Delivery) {
+        self.deliveries.retain(|d| d.reply_id != delivery.reply_id);
+        self.deliveries.push(delivery);
+        if self.deliveries.len() > MAX_DELIVERIES {
+            let excess = self.deliveries.len() - MAX_DELIVERIES;
+            self.deliveries.drain(..excess);
+        }
+    }
+
+    /// The summary the agents' list shows.
+    pub fn summary(&self) -> ConversationSummary {
+        let preview = self
+            .turns
+            .iter()
+            .rev()
+            .find(|turn| turn.role == Role::Customer)
+            .map(|turn| turn.text.chars().take(PREVIEW_CHARS).collect())
+            .unwrap_or_default();
+        ConversationSummary {
+            key: self.key.clone(),
+            channel: self.channel.clone(),
+            customer_id: self.customer_id.clone(),
+            language: self.language,
+            handover: self.handover.clone(),
+            preview,
+            updated_at_ms: self.updated_at_ms,
         }
     }
 

@@ -7,6 +7,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use switchboard_aws::SqsConsumer;
 use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::outbound::OutboundSender;
 use switchboard_pipeline::worker::ConversationWorker;
 
 /// A queue's consumer: the pipeline stage (owned or shared), and how its SQS
@@ -102,6 +103,25 @@ pub async fn escalations<N: Borrow<EscalationNotifier>>(
         .sqs
         .process(event.payload, deadline, |body, lease| async move {
             notifier
+                .stage
+                .borrow()
+                .handle(&body, &lease)
+                .await
+                .map(|_| ())
+        })
+        .await)
+}
+
+/// The outbound queue → the customers' channels.
+pub async fn outbound<S: Borrow<OutboundSender>>(
+    sender: &Consumer<S>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    let deadline = deadline_ms(&event);
+    Ok(sender
+        .sqs
+        .process(event.payload, deadline, |body, lease| async move {
+            sender
                 .stage
                 .borrow()
                 .handle(&body, &lease)

@@ -93,6 +93,10 @@ async fn an_email_larger_than_an_sqs_message_is_accepted_and_answered() {
         stage: aws.app.worker(aws.knowledge_base().await.unwrap()),
         sqs: aws.sqs_consumer(&[QueueName::Inbound]),
     };
+    let sender = Consumer {
+        stage: aws.app.outbound.clone(),
+        sqs: aws.sqs_consumer(&[QueueName::Outbound]),
+    };
 
     // About 330 KiB of text, twice in the form (body-plain and stripped-text).
     let text = format!(
@@ -110,24 +114,7 @@ async fn an_email_larger_than_an_sqs_message_is_accepted_and_answered() {
     let response = invoke(router, mailgun_event(&form)).await.unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
 
-    let arn = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&resources.inbound_queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    let inbound = EventSourcePoller::new(
-        clients.sqs.clone(),
-        QueueRef {
-            url: resources.inbound_queue_url.clone(),
-            arn,
-        },
-    );
+    let inbound = poller(&clients, &resources.inbound_queue_url).await;
     let batch = inbound
         .receive(5)
         .await
@@ -141,9 +128,44 @@ async fn an_email_larger_than_an_sqs_message_is_accepted_and_answered() {
     assert!(result.batch_item_failures.is_empty());
     inbound.settle(&batch, &result).await.unwrap();
 
+    // The answer leaves by the outbound queue.
+    let outbound = poller(&clients, &resources.outbound_queue_url).await;
+    let batch = outbound
+        .receive(5)
+        .await
+        .unwrap()
+        .expect("the answer is queued");
+    let result = handlers::outbound(&sender, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    outbound.settle(&batch, &result).await.unwrap();
+
     let mails = smtp.wait_for(1).await;
     assert_eq!(
         mail_header(&mails[0], "X-Envelope-To").as_deref(),
         Some("grace@customer.test")
     );
+}
+
+/// The Lambda service's event source on the queue at `url`.
+async fn poller(clients: &Clients, url: &str) -> EventSourcePoller {
+    let arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    EventSourcePoller::new(
+        clients.sqs.clone(),
+        QueueRef {
+            url: url.to_owned(),
+            arn,
+        },
+    )
 }

@@ -14,7 +14,8 @@ use switchboard_aws::{
     Clients, ConsumerSettings, EventSourcePoller, QueueOptions, SqsConsumer, create_queue_with_dlq,
 };
 use switchboard_domain::{
-    InboundMessage, MessageKind, OutboundReply, ReplyContext, ReplySender, SendError, SystemClock,
+    InboundMessage, MessageKind, QueueError, QueueItem, QueueName, QueueProducer, ReplyContext,
+    SystemClock,
 };
 use switchboard_e2e::aws_test_endpoint;
 use switchboard_faq::KnowledgeBase;
@@ -23,20 +24,23 @@ use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::worker::{ConversationWorker, WorkerSettings};
 use switchboard_sqlite::SqliteStore;
 
+/// The queues, with the replies queued recorded; queueing conversation
+/// `c`'s reply fails (the queue is unavailable for it).
 #[derive(Default)]
-struct Replies(Mutex<Vec<OutboundReply>>);
+struct Replies(Mutex<Vec<QueueItem>>);
 
 #[async_trait]
-impl ReplySender for Replies {
-    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        if reply.conversation_id == "c" {
-            return Err(SendError::Transient {
-                channel: reply.channel.clone(),
-                detail: "503".into(),
-                source: None,
+impl QueueProducer for Replies {
+    async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError> {
+        if item.group == "telegram:1:c" {
+            return Err(QueueError {
+                queue,
+                source: "unavailable".into(),
             });
         }
-        self.0.lock().unwrap().push(reply.clone());
+        if queue == QueueName::Outbound {
+            self.0.lock().unwrap().push(item);
+        }
         Ok(())
     }
 }
@@ -104,8 +108,7 @@ async fn a_poisoned_record_is_dead_lettered_at_once_and_a_failing_one_holds_back
             customers: Arc::new(store.clone()),
             gaps: Arc::new(store.clone()),
             idempotency: Arc::new(store.clone()),
-            queue: Arc::new(store.clone()),
-            replies: replies.clone(),
+            queue: replies.clone(),
             payloads: Arc::new(store.clone()),
             faq: Arc::new(Faq::new(
                 KnowledgeBase::from_yaml(switchboard_faq::SAMPLE_KB_YAML).unwrap(),
@@ -142,17 +145,17 @@ async fn a_poisoned_record_is_dead_lettered_at_once_and_a_failing_one_holds_back
     assert_eq!(
         failed,
         ["m4", "m5"],
-        "the record whose reply failed, and the later record of its group"
+        "the record whose reply could not be queued, and the later record of its group"
     );
     let mut answered: Vec<String> = replies
         .0
         .lock()
         .unwrap()
         .iter()
-        .map(|r| r.conversation_id.clone())
+        .map(|r| r.group.clone())
         .collect();
     answered.sort();
-    assert_eq!(answered, ["a", "b"], "a's conversation went on without m1");
+    assert_eq!(answered, [a, b], "a's conversation went on without m1");
     let dead = EventSourcePoller::new(clients.sqs.clone(), dlq)
         .receive(1)
         .await

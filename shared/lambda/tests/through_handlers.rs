@@ -1,4 +1,4 @@
-//! The five Lambda functions end to end, fed the event JSON API Gateway and
+//! The six Lambda functions end to end, fed the event JSON API Gateway and
 //! SQS send (HTTP through `lambda_http`, as the functions serve it), against
 //! DynamoDB Local and moto (started by `tests/services/aws.sh`), with a
 //! stand-in Telegram API and a real SMTP server. The parts are built by the
@@ -87,6 +87,37 @@ fn admin_event(path: &str, body: Value) -> Value {
         }),
         &body.to_string(),
     )
+}
+
+/// An agents' API call with the admin token: `method path?query` with `body`
+/// and extra `headers`.
+fn api_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> Value {
+    let mut all = json!({
+        "content-type": "application/json",
+        "authorization": format!("Bearer {ADMIN_TOKEN}")
+    });
+    for (name, value) in headers {
+        all[*name] = json!(value);
+    }
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let mut event = api_gateway_event(method, path, all, &body);
+    event["rawQueryString"] = json!(query);
+    event
+}
+
+/// The JSON body of a function's HTTP response.
+fn response_json(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
 }
 
 async fn queue_ref(clients: &Clients, url: &str) -> QueueRef {
@@ -255,7 +286,7 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         ..Config::default()
     };
 
-    // The five functions, each built as its main.rs does.
+    // The six functions, each built as its main.rs does.
     let im = recorder
         .start("IngressImFunction", Role::Ingress, &aws, &base)
         .await
@@ -287,7 +318,18 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         stage: notifier.app.notifier.clone(),
         sqs: notifier.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
     };
+    let sender = recorder
+        .start("OutboundSenderFunction", Role::Outbound, &aws, &base)
+        .await;
+    let sender = Consumer {
+        stage: sender.app.outbound.clone(),
+        sqs: sender.sqs_consumer(&[QueueName::Outbound]),
+    };
     // The Lambda service's event sources.
+    let outbound = EventSourcePoller::new(
+        setup.sqs.clone(),
+        queue_ref(&setup, &resources.outbound_queue_url).await,
+    );
     let inbound = EventSourcePoller::new(
         setup.sqs.clone(),
         queue_ref(&setup, &resources.inbound_queue_url).await,
@@ -309,6 +351,20 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
                     .unwrap();
             assert!(result.batch_item_failures.is_empty());
             inbound.settle(&batch, &result).await.unwrap();
+        }
+    };
+    // The outbound sender's batches until `expected` replies went out.
+    let run_outbound = async |expected: usize| {
+        let mut sent = 0;
+        while sent < expected {
+            let batch = next_batch(&outbound).await;
+            let result =
+                handlers::outbound(&sender, LambdaEvent::new(batch.clone(), Context::default()))
+                    .await
+                    .unwrap();
+            assert!(result.batch_item_failures.is_empty());
+            outbound.settle(&batch, &result).await.unwrap();
+            sent += batch.records.len();
         }
     };
     let run_notifier = async || {
@@ -340,7 +396,8 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .unwrap();
     assert_eq!(refused["statusCode"], 401);
 
-    // Worker: the SQS event in, the answer at the stand-in Telegram API.
+    // Worker: the SQS event in, the answer queued; the outbound sender: the
+    // answer at the stand-in Telegram API.
     let batch = next_batch(&inbound).await;
     assert_eq!(batch.records.len(), 1, "queued once");
     let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
@@ -348,6 +405,13 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .unwrap();
     assert!(result.batch_item_failures.is_empty());
     inbound.settle(&batch, &result).await.unwrap();
+    assert!(
+        standin
+            .matching("/sendMessage", |r| r.body["chat_id"] == 4242)
+            .is_empty(),
+        "queued, not sent by the worker"
+    );
+    run_outbound(1).await;
     let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 4242);
     assert_eq!(replies.len(), 1);
     assert!(
@@ -369,6 +433,7 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .unwrap();
     assert_eq!(response["statusCode"], 200);
     run_worker(1).await;
+    run_outbound(1).await;
     run_notifier().await;
     let mails = smtp.wait_for(1).await;
     assert_eq!(
@@ -396,21 +461,110 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         "telegram:{}:4242",
         telegram_bot_token().split(':').next().unwrap()
     );
+    // The waiting list (the sessions' `waiting` index), a claim, the
+    // conversation, a customer's tier, and a reply queued once per key.
     let response = invoke(
         im.clone(),
-        admin_event(
-            &format!("/api/conversations/{conversation}/reply"),
-            json!({ "text": "Yes, we still stock them.", "agent": "Lee" }),
+        api_event(
+            "GET",
+            "/api/conversations",
+            "status=waiting",
+            &[],
+            Value::Null,
         ),
     )
     .await
     .unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
+    let list = response_json(&response);
+    assert_eq!(
+        list["conversations"][0]["key"],
+        conversation.as_str(),
+        "{list}"
+    );
+    assert_eq!(list["conversations"][0]["reason"], "no_confident_match");
+    let claim = |agent: &'static str| {
+        invoke(
+            im.clone(),
+            api_event(
+                "POST",
+                &format!("/api/conversations/{conversation}/claim"),
+                "",
+                &[],
+                json!({ "agent": agent }),
+            ),
+        )
+    };
+    assert_eq!(claim("Lee").await.unwrap()["statusCode"], 200);
+    assert_eq!(claim("Ann").await.unwrap()["statusCode"], 409);
+    let response = invoke(
+        im.clone(),
+        api_event(
+            "PUT",
+            "/api/customers/telegram:4242",
+            "",
+            &[],
+            json!({ "tier": "vip" }),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let reply = || {
+        invoke(
+            im.clone(),
+            api_event(
+                "POST",
+                &format!("/api/conversations/{conversation}/reply"),
+                "",
+                &[("idempotency-key", "reply-1")],
+                json!({ "text": "Yes, we still stock them.", "agent": "Lee" }),
+            ),
+        )
+    };
+    let first = reply().await.unwrap();
+    assert_eq!(first["statusCode"], 202, "{first}");
+    let again = reply().await.unwrap();
+    assert_eq!(again["statusCode"], 202);
+    assert_eq!(
+        response_json(&first)["reply_id"],
+        response_json(&again)["reply_id"]
+    );
+    run_outbound(1).await;
     let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 4242);
     assert_eq!(
         replies.last().unwrap().body["text"],
         "Yes, we still stock them."
     );
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.body["text"] == "Yes, we still stock them.")
+            .count(),
+        1,
+        "sent once"
+    );
+    let response = invoke(
+        im.clone(),
+        api_event(
+            "GET",
+            &format!("/api/conversations/{conversation}"),
+            "",
+            &[],
+            Value::Null,
+        ),
+    )
+    .await
+    .unwrap();
+    let view = response_json(&response);
+    let agent_turn = view["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "agent")
+        .unwrap()
+        .clone();
+    assert_eq!(agent_turn["delivery"]["state"], "delivered", "{view}");
     let response = invoke(
         im.clone(),
         admin_event(
@@ -463,6 +617,8 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .unwrap();
     assert!(result.batch_item_failures.is_empty());
     inbound.settle(&batch, &result).await.unwrap();
+    // The customer is told by mail that a person will answer.
+    run_outbound(1).await;
     // SMTP is down at first: the notifier releases its claim and delays the
     // retry (ChangeMessageVisibility); the retry mails it once.
     smtp.stop();
@@ -505,10 +661,21 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         Some("vip-agents@shop.test")
     );
 
-    // Failures, as the functions meet them on AWS. A reply the provider
-    // refuses for now: the worker releases its claim and delays the retry
-    // (ChangeMessageVisibility); the retry answers once.
-    standin.set_down(true);
+    // Failures, as the functions meet them on AWS. Another attempt holds the
+    // message's reply: the worker releases its claim and delays the retry
+    // (ChangeMessageVisibility). Then the provider refuses the reply for now:
+    // the sender releases its claim and delays the retry; the retry answers once.
+    let bot = telegram_bot_token().split(':').next().unwrap().to_owned();
+    let held = format!("reply:telegram:{bot}:42003");
+    let claims = switchboard_aws::DynamoStores::new(&setup.dynamodb, &resources).idempotency;
+    use switchboard_domain::IdempotencyStore;
+    assert!(
+        claims
+            .claim(&held, now_secs() * 1000, 60_000)
+            .await
+            .unwrap()
+            .is_owned()
+    );
     let update = telegram_update(42_003, 5151, "What are your opening hours?").to_string();
     let response = invoke(im.clone(), telegram_event(&update, &secret_token))
         .await
@@ -520,8 +687,17 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .unwrap();
     assert_eq!(result.batch_item_failures.len(), 1, "retried later");
     inbound.settle(&batch, &result).await.unwrap();
-    standin.set_down(false);
+    claims.release(&held).await.unwrap();
     run_worker(1).await;
+    standin.set_down(true);
+    let batch = next_batch(&outbound).await;
+    let result = handlers::outbound(&sender, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(result.batch_item_failures.len(), 1, "retried later");
+    outbound.settle(&batch, &result).await.unwrap();
+    standin.set_down(false);
+    run_outbound(1).await;
     let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 5151);
     assert_eq!(replies.len(), 1, "answered once");
 
@@ -533,6 +709,7 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .unwrap();
     assert_eq!(response["statusCode"], 200);
     run_worker(1).await;
+    run_outbound(1).await;
     smtp.stop();
     let tickets = next_batch(&escalations).await;
     let result = handlers::escalations(
@@ -625,6 +802,32 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .await
         .unwrap();
     assert_eq!(dead.messages().len(), 1, "the inbound dead letter");
+    setup
+        .sqs
+        .send_message()
+        .queue_url(&resources.outbound_queue_url)
+        .message_body("not a reply")
+        .send()
+        .await
+        .unwrap();
+    let batch = next_batch(&outbound).await;
+    let result = handlers::outbound(&sender, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(
+        result.batch_item_failures.is_empty(),
+        "settled: dead-lettered"
+    );
+    outbound.settle(&batch, &result).await.unwrap();
+    let dead = setup
+        .sqs
+        .receive_message()
+        .queue_url(&resources.outbound_dead_letter_queue_url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dead.messages().len(), 1, "the outbound dead letter");
 
     // A webhook body larger than an SQS message on the IM ingress, too: stored
     // aside, read back by the worker, answered.
@@ -645,6 +848,7 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         .unwrap();
     assert!(result.batch_item_failures.is_empty());
     inbound.settle(&batch, &result).await.unwrap();
+    run_outbound(1).await;
     let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 7171);
     assert_eq!(replies.len(), 1, "answered (or told a person will)");
 

@@ -322,7 +322,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let name = QueueName::ALL
                 .into_iter()
                 .find(|q| q.as_str() == queue)
-                .with_context(|| format!("unknown queue {queue:?}; one of inbound, escalation_priority, escalation_standard, timers"))?;
+                .with_context(|| format!("unknown queue {queue:?}; one of inbound, escalation_priority, escalation_standard, timers, outbound"))?;
             let moved = open_store(&config)?
                 .redrive(name, SystemClock.now_ms())
                 .await?;

@@ -110,7 +110,23 @@ pub async fn spawn_workers(
             )));
         }
     }
-    if workers.conversation || workers.notifier {
+    if workers.outbound {
+        for _ in 0..workers.outbound_concurrency.max(1) {
+            let sender = local.app.outbound.clone();
+            handles.push(tokio::spawn(run(
+                local.store.clone(),
+                vec![QueueName::Outbound],
+                settings,
+                local.wake.clone(),
+                stop.clone(),
+                move |body, lease| {
+                    let sender = sender.clone();
+                    async move { sender.handle(&body, &lease).await.map(|_| ()) }
+                },
+            )));
+        }
+    }
+    if workers.conversation || workers.notifier || workers.outbound {
         handles.push(tokio::spawn(redrive_when_cleared(
             local.store.clone(),
             Duration::from_secs(workers.redrive_check_secs.max(1)),
@@ -224,7 +240,7 @@ async fn settle(
                 cause: failure.cause_key(),
             };
             if failure.is_retryable() && !job.probe && settings.retry.retries_after(job.attempts) {
-                let delay_ms = settings.retry.backoff_ms(job.attempts);
+                let delay_ms = settings.retry.delay_ms(job.attempts, &failure);
                 warn!(queue, job = job.id, attempt = job.attempts, delay_ms, cause = %failed.cause, error = %failure, "job failed, will retry");
                 store.retry(job, now_ms, delay_ms, &failed).await
             } else {

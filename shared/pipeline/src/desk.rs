@@ -1,14 +1,21 @@
-//! The agents' side: replying to a customer on their channel, closing a
-//! conversation, and recording the customer's feedback.
+//! The agents' side: the list of conversations waiting for a person, a
+//! conversation with its transcript, claiming, replying (queued for the
+//! outbound sender, once per idempotency key), resolving, customers' tiers,
+//! and the customers' feedback.
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use switchboard_domain::privacy::CustomerRef;
 use switchboard_domain::{
-    AGENT_REPLY_PREFIX, Clock, ConversationKey, Feedback, FeedbackStore, OutboundReply,
-    ReplySender, Role, SendError, SessionStatus, SessionStore, StoreError, Turn,
+    AGENT_REPLY_PREFIX, Claim, Clock, ConversationKey, ConversationSummary, CustomerStore,
+    Delivery, DeliveryState, Feedback, FeedbackStore, IdempotencyStore, OutboundReply,
+    QueueProducer, Role, Session, SessionStatus, SessionStore, SlaPolicy, StoreError, Tier, Turn,
 };
 use tracing::info;
+use utoipa::ToSchema;
+
+use crate::{DEDUPE_RETENTION_MS, JobError, outbound, stable_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
@@ -16,10 +23,16 @@ pub enum DeskError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed but not acceptable (an unknown tier).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Another agent got there first, or the same request is still under way.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Send(#[from] SendError),
+    #[error("the reply could not be queued")]
+    Queue(#[source] JobError),
 }
 
 impl DeskError {
@@ -27,9 +40,10 @@ impl DeskError {
         match self {
             DeskError::NotFound(_) => 404,
             DeskError::Invalid(_) => 400,
-            DeskError::Store(_) => 503,
-            DeskError::Send(error) if error.is_transient() => 503,
-            DeskError::Send(_) => 502,
+            DeskError::Unprocessable(_) => 422,
+            DeskError::Conflict(_) => 409,
+            DeskError::Store(StoreError::Conflict(_)) => 409,
+            DeskError::Store(_) | DeskError::Queue(_) => 503,
         }
     }
 
@@ -37,108 +51,667 @@ impl DeskError {
         match self {
             DeskError::NotFound(_) => "not_found",
             DeskError::Invalid(_) => "bad_request",
-            DeskError::Store(_) => "unavailable",
-            DeskError::Send(_) => "send_failed",
+            DeskError::Unprocessable(_) => "unprocessable",
+            DeskError::Conflict(_) | DeskError::Store(StoreError::Conflict(_)) => "conflict",
+            DeskError::Store(_) | DeskError::Queue(_) => "unavailable",
         }
     }
 }
 
 /// An agent's answer to a conversation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentReply {
+    /// The reply, as the customer will read it.
+    #[schema(min_length = 1, max_length = 20000)]
     pub text: String,
-    /// Who answered, for the transcript.
+    /// Who answered, for the transcript (default: the token's holder).
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub agent: Option<String>,
     /// Close the conversation after this reply; the bot answers again afterwards.
     #[serde(default)]
     pub resolve: bool,
 }
 
+/// Who claims or resolves a conversation.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInput {
+    /// The agent's name (default: the token's holder).
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub agent: Option<String>,
+}
+
+/// A customer's tier.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierInput {
+    /// `new`, `regular` or `vip`.
+    #[schema(example = "vip")]
+    pub tier: String,
+}
+
 /// A customer's feedback on a conversation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackInput {
+    /// The conversation's key, `channel:account:conversation`.
     pub conversation: String,
     #[serde(default)]
     pub helpful: Option<bool>,
+    /// 1 to 5.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 5)]
     pub satisfaction: Option<u8>,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
+}
+
+/// The hand-over of a conversation to a person.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HandoverView {
+    /// When the bot handed over (unix ms).
+    pub at_ms: i64,
+    /// `new`, `regular` or `vip`, when handed over.
+    pub tier: String,
+    /// Why: `asked_for_human`, `negative_sentiment`, `no_confident_match`, ...
+    pub reason: String,
+    pub priority: bool,
+    /// How long the customer has waited for a person (ms; 0 once answered).
+    pub waiting_ms: i64,
+    /// When an agent's first answer is due (unix ms), by the tier's service level.
+    pub first_response_due_ms: i64,
+    pub claimed_by: Option<String>,
+    pub agent_answered_at_ms: Option<i64>,
+}
+
+/// One conversation in the waiting list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WaitingConversation {
+    /// `channel:account:conversation`: the `{key}` of the other routes.
+    pub key: String,
+    pub channel: String,
+    /// The customer's key, `channel:customer_id` (for `PUT /api/customers/{key}`).
+    pub customer: String,
+    pub tier: String,
+    pub reason: String,
+    pub priority: bool,
+    pub handed_over_at_ms: i64,
+    pub waiting_ms: i64,
+    pub first_response_due_ms: i64,
+    pub claimed_by: Option<String>,
+    /// The customer's last message, shortened.
+    pub preview: String,
+    pub language: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConversationList {
+    pub conversations: Vec<WaitingConversation>,
+    /// How many conversations are waiting in all (the list may be cut at `limit`).
+    pub total: usize,
+}
+
+/// What became of a reply of ours.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// `queued`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub at_ms: Option<i64>,
+    /// Why the last attempt failed.
+    pub reason: Option<String>,
+}
+
+/// One turn of the transcript.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TurnView {
+    /// `customer`, `bot` or `agent`.
+    pub role: String,
+    pub text: String,
+    pub at_ms: i64,
+    /// The provider's message id (customer) or our reply id (bot, agent).
+    pub message_id: Option<String>,
+    /// For our replies: their delivery.
+    pub delivery: Option<DeliveryView>,
+}
+
+/// A conversation with its transcript.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConversationView {
+    pub key: String,
+    pub channel: String,
+    pub customer: String,
+    /// `open` (the bot has it), `escalated` (waiting for or with a person), `resolved`.
+    pub status: String,
+    pub language: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub handover: Option<HandoverView>,
+    pub turns: Vec<TurnView>,
+}
+
+/// A reply accepted for delivery.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReplyAccepted {
+    pub reply_id: String,
+    /// `queued` when accepted; a repeated request shows the state now.
+    pub state: String,
+    pub conversation: String,
+}
+
+/// The customer's stored tier.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CustomerTier {
+    pub customer: String,
+    pub tier: String,
 }
 
 /// Longest feedback comment kept.
 const MAX_COMMENT_CHARS: usize = 2000;
+/// Longest reply an agent may send.
+pub const MAX_REPLY_CHARS: usize = 20_000;
+/// Longest agent name.
+const MAX_AGENT_CHARS: usize = 200;
+/// Longest conversation key accepted.
+const MAX_KEY_BYTES: usize = 600;
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+/// At most this many waiting conversations are read for the list.
+pub const MAX_WAITING: usize = 10_000;
+/// Attempts at saving a session others keep changing.
+const SAVE_ATTEMPTS: usize = 8;
+/// How long an agent's reply request holds its idempotency key while it runs.
+const REPLY_LEASE_MS: i64 = 30_000;
 
 pub struct AgentDesk {
     pub sessions: Arc<dyn SessionStore>,
+    pub customers: Arc<dyn CustomerStore>,
     pub feedback: Arc<dyn FeedbackStore>,
-    pub replies: Arc<dyn ReplySender>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The outbound queue agents' replies leave by.
+    pub queue: Arc<dyn QueueProducer>,
     pub clock: Arc<dyn Clock>,
+    /// Service levels, for the first-response deadline.
+    pub sla: SlaPolicy,
+}
+
+/// A conversation key as the routes take it: `channel:account:conversation`.
+fn conversation_key(key: &str) -> Result<ConversationKey, DeskError> {
+    let mut parts = key.splitn(3, ':');
+    let channel = parts.next().unwrap_or_default();
+    let account = parts.next();
+    let conversation = parts.next();
+    let channel_ok = !channel.is_empty()
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !channel_ok
+        || account.is_none()
+        || conversation.is_none_or(str::is_empty)
+        || key.len() > MAX_KEY_BYTES
+        || key.chars().any(char::is_control)
+    {
+        return Err(DeskError::Invalid(format!(
+            "a conversation is named CHANNEL:ACCOUNT:CONVERSATION (for example telegram:bot:12345), at most {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    Ok(ConversationKey(key.to_owned()))
+}
+
+/// The agent's name: given, else the token's holder; bounded, no control characters.
+fn agent_name(given: Option<&str>, caller: &str) -> Result<String, DeskError> {
+    let name = given
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(caller);
+    if name.chars().count() > MAX_AGENT_CHARS || name.chars().any(char::is_control) {
+        return Err(DeskError::Invalid(format!(
+            "agent must be at most {MAX_AGENT_CHARS} characters, without control characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn handover_view(
+    session_handover: &switchboard_domain::Handover,
+    sla: &SlaPolicy,
+    now_ms: i64,
+) -> HandoverView {
+    HandoverView {
+        at_ms: session_handover.at_ms,
+        tier: session_handover.tier.as_str().to_owned(),
+        reason: session_handover.reason.as_str().to_owned(),
+        priority: session_handover.priority,
+        waiting_ms: match session_handover.agent_answered_at_ms {
+            Some(_) => 0,
+            None => now_ms.saturating_sub(session_handover.at_ms).max(0),
+        },
+        first_response_due_ms: sla
+            .first_response_deadline_ms(session_handover.tier, session_handover.at_ms),
+        claimed_by: session_handover.claimed_by.clone(),
+        agent_answered_at_ms: session_handover.agent_answered_at_ms,
+    }
+}
+
+fn status_name(status: SessionStatus) -> &'static str {
+    match status {
+        SessionStatus::Open => "open",
+        SessionStatus::Escalated => "escalated",
+        SessionStatus::Resolved => "resolved",
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "customer",
+        Role::Bot => "bot",
+        Role::Agent => "agent",
+    }
+}
+
+fn language_name(language: switchboard_domain::Language) -> String {
+    serde_json::to_value(language)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn delivery_view(delivery: Option<&Delivery>) -> DeliveryView {
+    match delivery {
+        Some(delivery) => DeliveryView {
+            state: delivery.state.as_str().to_owned(),
+            attempts: delivery.attempts,
+            at_ms: Some(delivery.at_ms),
+            reason: delivery.reason.clone(),
+        },
+        None => DeliveryView {
+            state: DeliveryState::Queued.as_str().to_owned(),
+            attempts: 0,
+            at_ms: None,
+            reason: None,
+        },
+    }
 }
 
 impl AgentDesk {
-    /// Sends the agent's reply on the customer's channel and records it.
-    pub async fn reply(&self, conversation: &str, reply: &AgentReply) -> Result<(), DeskError> {
-        if reply.text.trim().is_empty() {
-            return Err(DeskError::Invalid("text must not be empty".into()));
-        }
-        let key = ConversationKey(conversation.to_owned());
-        let mut session = self
-            .sessions
-            .load(&key)
-            .await?
-            .ok_or_else(|| DeskError::NotFound(conversation.to_owned()))?;
+    /// The conversations waiting for or with a person: VIP first, then the
+    /// longest waiting; at most `limit` of them.
+    pub async fn waiting(&self, limit: usize) -> Result<ConversationList, DeskError> {
+        let mut summaries = self.sessions.escalated(MAX_WAITING).await?;
         let now_ms = self.clock.now_ms();
-        let reply_id = format!("{AGENT_REPLY_PREFIX}{}", uuid::Uuid::now_v7());
-        let outbound = OutboundReply {
-            channel: session.channel.clone(),
-            account_id: session.account_id.clone(),
-            conversation_id: session.conversation_id.clone(),
-            customer_id: session.customer_id.clone(),
-            text: reply.text.clone(),
-            reply: session.reply.clone(),
-            reply_id: reply_id.clone(),
+        let order = |summary: &ConversationSummary| {
+            let handover = summary.handover.as_ref();
+            (
+                !handover.is_some_and(|h| h.tier == Tier::Vip),
+                handover.map_or(summary.updated_at_ms, |h| h.at_ms),
+                summary.key.0.clone(),
+            )
         };
-        self.replies.send(&outbound).await?;
-        info!(conversation = %key, reply_id, "agent reply sent");
-        let turn = Turn {
-            role: Role::Agent,
-            text: match &reply.agent {
-                Some(agent) => format!("{agent}: {}", reply.text),
-                None => reply.text.clone(),
-            },
-            at_ms: now_ms,
-            message_id: Some(reply_id),
-            faq_entry: None,
-            confidence: None,
-        };
-        // The reply is out; record it even if the worker changes the session meanwhile.
-        loop {
-            session.push(turn.clone());
-            // The first answer stops the reassurance and service-level timers.
-            if let Some(handover) = session.handover.as_mut() {
-                handover.agent_answered_at_ms.get_or_insert(now_ms);
-            }
-            session.status = if reply.resolve {
-                SessionStatus::Resolved
-            } else {
-                SessionStatus::Escalated
-            };
-            match self.sessions.save(&session).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict(_)) => {
-                    session = self
-                        .sessions
-                        .load(&key)
-                        .await?
-                        .ok_or_else(|| DeskError::NotFound(conversation.to_owned()))?;
+        summaries.sort_by_cached_key(order);
+        let total = summaries.len();
+        let conversations = summaries
+            .into_iter()
+            .take(limit)
+            .map(|summary| {
+                let handover = summary
+                    .handover
+                    .as_ref()
+                    .map(|h| handover_view(h, &self.sla, now_ms));
+                WaitingConversation {
+                    customer: format!("{}:{}", summary.channel, summary.customer_id),
+                    key: summary.key.0,
+                    channel: summary.channel,
+                    tier: handover
+                        .as_ref()
+                        .map_or("regular", |h| h.tier.as_str())
+                        .to_owned(),
+                    reason: handover
+                        .as_ref()
+                        .map(|h| h.reason.clone())
+                        .unwrap_or_default(),
+                    priority: handover.as_ref().is_some_and(|h| h.priority),
+                    handed_over_at_ms: handover.as_ref().map_or(summary.updated_at_ms, |h| h.at_ms),
+                    waiting_ms: handover.as_ref().map_or(0, |h| h.waiting_ms),
+                    first_response_due_ms: handover
+                        .as_ref()
+                        .map_or(summary.updated_at_ms, |h| h.first_response_due_ms),
+                    claimed_by: handover.and_then(|h| h.claimed_by),
+                    preview: summary.preview,
+                    language: language_name(summary.language),
                 }
+            })
+            .collect();
+        Ok(ConversationList {
+            conversations,
+            total,
+        })
+    }
+
+    async fn load(&self, key: &ConversationKey) -> Result<Session, DeskError> {
+        self.sessions
+            .load(key)
+            .await?
+            .ok_or_else(|| DeskError::NotFound(key.0.clone()))
+    }
+
+    /// A conversation with its transcript and the delivery of our replies.
+    pub async fn conversation(&self, key: &str) -> Result<ConversationView, DeskError> {
+        let key = conversation_key(key)?;
+        let session = self.load(&key).await?;
+        let now_ms = self.clock.now_ms();
+        let turns = session
+            .turns
+            .iter()
+            .map(|turn| TurnView {
+                role: role_name(turn.role).to_owned(),
+                text: turn.text.clone(),
+                at_ms: turn.at_ms,
+                message_id: turn.message_id.clone(),
+                delivery: match (turn.role, &turn.message_id) {
+                    (Role::Bot | Role::Agent, Some(id)) => {
+                        Some(delivery_view(session.delivery(id)))
+                    }
+                    _ => None,
+                },
+            })
+            .collect();
+        Ok(ConversationView {
+            key: session.key.0.clone(),
+            channel: session.channel.clone(),
+            customer: format!("{}:{}", session.channel, session.customer_id),
+            status: status_name(session.status).to_owned(),
+            language: language_name(session.language),
+            created_at_ms: session.created_at_ms,
+            updated_at_ms: session.updated_at_ms,
+            handover: session
+                .handover
+                .as_ref()
+                .map(|h| handover_view(h, &self.sla, now_ms)),
+            turns,
+        })
+    }
+
+    /// Loads, changes and saves the session with optimistic concurrency;
+    /// `change` sees the latest version on every attempt.
+    async fn update<T>(
+        &self,
+        key: &ConversationKey,
+        mut change: impl FnMut(&mut Session) -> Result<T, DeskError>,
+    ) -> Result<T, DeskError> {
+        for _ in 0..SAVE_ATTEMPTS {
+            let mut session = self.load(key).await?;
+            let outcome = change(&mut session)?;
+            match self.sessions.save(&session).await {
+                Ok(_) => return Ok(outcome),
+                Err(StoreError::Conflict(_)) => continue,
                 Err(other) => return Err(other.into()),
             }
         }
+        Err(DeskError::Store(StoreError::Conflict(key.0.clone())))
+    }
+
+    /// Takes the conversation for `agent`. Claiming it again is fine; one
+    /// another agent holds is a conflict.
+    pub async fn claim(
+        &self,
+        key: &str,
+        input: &AgentInput,
+        caller: &str,
+    ) -> Result<ConversationView, DeskError> {
+        let key = conversation_key(key)?;
+        let agent = agent_name(input.agent.as_deref(), caller)?;
+        let now_ms = self.clock.now_ms();
+        self.update(&key, |session| {
+            if session.status != SessionStatus::Escalated {
+                return Err(DeskError::Conflict(format!(
+                    "conversation {} is not waiting for a person (status {})",
+                    session.key,
+                    status_name(session.status)
+                )));
+            }
+            let handover = session
+                .handover
+                .get_or_insert(switchboard_domain::Handover {
+                    at_ms: now_ms,
+                    tier: Tier::Regular,
+                    reason: switchboard_domain::EscalationReason::AskedForHuman,
+                    priority: false,
+                    claimed_by: None,
+                    agent_answered_at_ms: None,
+                    breached_at_ms: None,
+                });
+            match &handover.claimed_by {
+                Some(holder) if *holder != agent => Err(DeskError::Conflict(format!(
+                    "conversation {} is claimed by {holder}",
+                    session.key
+                ))),
+                _ => {
+                    handover.claimed_by = Some(agent.clone());
+                    Ok(())
+                }
+            }
+        })
+        .await?;
+        info!(conversation = %key, "conversation claimed");
+        self.conversation(&key.0).await
+    }
+
+    /// Closes the conversation: the bot answers the customer's next message.
+    pub async fn resolve(
+        &self,
+        key: &str,
+        input: &AgentInput,
+        caller: &str,
+    ) -> Result<ConversationView, DeskError> {
+        let key = conversation_key(key)?;
+        let agent = agent_name(input.agent.as_deref(), caller)?;
+        self.update(&key, |session| {
+            if let Some(handover) = &mut session.handover
+                && handover.claimed_by.is_none()
+            {
+                handover.claimed_by = Some(agent.clone());
+            }
+            session.status = SessionStatus::Resolved;
+            Ok(())
+        })
+        .await?;
+        info!(conversation = %key, "conversation resolved");
+        self.conversation(&key.0).await
+    }
+
+    /// Queues the agent's reply for delivery on the customer's channel and
+    /// records it in the transcript. The same `idempotency_key` on the same
+    /// conversation never queues a second reply: a repeat gets the first
+    /// reply's id and its delivery state.
+    pub async fn reply(
+        &self,
+        key: &str,
+        idempotency_key: &str,
+        input: &AgentReply,
+        caller: &str,
+    ) -> Result<ReplyAccepted, DeskError> {
+        let key = conversation_key(key)?;
+        if input.text.trim().is_empty() {
+            return Err(DeskError::Invalid("text must not be empty".into()));
+        }
+        if input.text.chars().count() > MAX_REPLY_CHARS {
+            return Err(DeskError::Invalid(format!(
+                "text must be at most {MAX_REPLY_CHARS} characters"
+            )));
+        }
+        let agent = agent_name(input.agent.as_deref(), caller)?;
+        // The reply id follows from the request, so a retried request (even
+        // after a crash half-way) names the same reply, which goes out once.
+        let request = format!("{key}\n{idempotency_key}");
+        let reply_id = format!(
+            "{AGENT_REPLY_PREFIX}{}",
+            stable_id("x", &request).trim_start_matches("x-")
+        );
+        let claim_key = format!("agent-reply:{}", stable_id("k", &request));
+        let now_ms = self.clock.now_ms();
+        let mut session = self.load(&key).await?;
+        match self
+            .idempotency
+            .claim(&claim_key, now_ms, REPLY_LEASE_MS)
+            .await?
+        {
+            Claim::Done => {
+                let state = session
+                    .delivery(&reply_id)
+                    .map_or(DeliveryState::Queued, |d| d.state);
+                return Ok(ReplyAccepted {
+                    reply_id,
+                    state: state.as_str().to_owned(),
+                    conversation: key.0,
+                });
+            }
+            Claim::InProgress => {
+                return Err(DeskError::Conflict(
+                    "a request with this Idempotency-Key is still being handled; try again shortly"
+                        .into(),
+                ));
+            }
+            Claim::Acquired | Claim::TakenOver => {}
+        }
+        let result = async {
+            // The transcript first, so the sender always finds the reply to
+            // record its delivery on.
+            let turn = Turn {
+                role: Role::Agent,
+                text: format!("{agent}: {}", input.text),
+                at_ms: now_ms,
+                message_id: Some(reply_id.clone()),
+                faq_entry: None,
+                confidence: None,
+            };
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                if !session
+                    .turns
+                    .iter()
+                    .any(|t| t.message_id.as_deref() == Some(reply_id.as_str()))
+                {
+                    session.push(turn.clone());
+                }
+                if session
+                    .delivery(&reply_id)
+                    .is_none_or(|d| d.state == DeliveryState::Failed)
+                {
+                    session.record_delivery(Delivery {
+                        reply_id: reply_id.clone(),
+                        state: DeliveryState::Queued,
+                        attempts: 0,
+                        at_ms: now_ms,
+                        reason: None,
+                    });
+                }
+                if let Some(handover) = &mut session.handover {
+                    handover.agent_answered_at_ms.get_or_insert(now_ms);
+                    handover.claimed_by.get_or_insert_with(|| agent.clone());
+                }
+                session.status = if input.resolve {
+                    SessionStatus::Resolved
+                } else {
+                    SessionStatus::Escalated
+                };
+                match self.sessions.save(&session).await {
+                    Ok(_) => break,
+                    Err(StoreError::Conflict(_)) if attempts < SAVE_ATTEMPTS => {
+                        session = self.load(&key).await?;
+                    }
+                    Err(other) => return Err(DeskError::from(other)),
+                }
+            }
+            let reply = OutboundReply {
+                channel: session.channel.clone(),
+                account_id: session.account_id.clone(),
+                conversation_id: session.conversation_id.clone(),
+                customer_id: session.customer_id.clone(),
+                text: input.text.clone(),
+                reply: session.reply.clone(),
+                reply_id: reply_id.clone(),
+            };
+            outbound::enqueue(self.queue.as_ref(), &key, reply, now_ms)
+                .await
+                .map_err(DeskError::Queue)?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.idempotency
+                    .complete(&claim_key, self.clock.now_ms() + DEDUPE_RETENTION_MS)
+                    .await?;
+                info!(conversation = %key, reply_id, resolve = input.resolve, "agent reply queued");
+                Ok(ReplyAccepted {
+                    reply_id,
+                    state: DeliveryState::Queued.as_str().to_owned(),
+                    conversation: key.0,
+                })
+            }
+            Err(error) => {
+                // Not queued: the client's retry with the same key may try again.
+                if let Err(release) = self.idempotency.release(&claim_key).await {
+                    tracing::warn!(error = %release, "could not release the reply's idempotency key");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Stores a customer's tier; the worker uses it from their next message,
+    /// and a hand-over of theirs still waiting for a first answer takes it now.
+    pub async fn set_tier(
+        &self,
+        customer: &str,
+        input: &TierInput,
+    ) -> Result<CustomerTier, DeskError> {
+        let customer: CustomerRef =
+            customer
+                .parse()
+                .map_err(|error: switchboard_domain::privacy::BadCustomerRef| {
+                    DeskError::Invalid(error.to_string())
+                })?;
+        let tier: Tier = input.tier.parse().map_err(|()| {
+            DeskError::Unprocessable(format!(
+                "tier must be one of new, regular, vip (got {:?})",
+                input.tier.chars().take(20).collect::<String>()
+            ))
+        })?;
+        let key = customer.key();
+        self.customers.set_tier(&key, tier).await?;
+        // Conversations of theirs already waiting move with the tier (list
+        // order, priority, first-response deadline).
+        let waiting: Vec<ConversationKey> = self
+            .sessions
+            .escalated(MAX_WAITING)
+            .await?
+            .into_iter()
+            .filter(|s| s.channel == customer.channel && s.customer_id == customer.customer_id)
+            .map(|s| s.key)
+            .collect();
+        for conversation in &waiting {
+            self.update(conversation, |session| {
+                if let Some(handover) = &mut session.handover
+                    && handover.agent_answered_at_ms.is_none()
+                {
+                    handover.tier = tier;
+                    handover.priority = tier == Tier::Vip;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        info!(channel = %customer.channel, tier = tier.as_str(), waiting = waiting.len(), "customer tier set");
+        Ok(CustomerTier {
+            customer: key,
+            tier: tier.as_str().to_owned(),
+        })
     }
 
     /// Validates and stores feedback for an existing conversation.
@@ -165,7 +738,7 @@ impl AgentDesk {
             )));
         }
         let key = ConversationKey(input.conversation.clone());
-        if self.sessions.load(&key).await?.is_none() {
+        if input.conversation.len() > MAX_KEY_BYTES || self.sessions.load(&key).await?.is_none() {
             return Err(DeskError::NotFound(input.conversation.clone()));
         }
         let feedback = Feedback {
@@ -178,5 +751,40 @@ impl AgentDesk {
         self.feedback.put(&feedback).await?;
         info!(conversation = %feedback.conversation, "feedback recorded");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_keys_are_checked() {
+        assert!(conversation_key("telegram:bot:42").is_ok());
+        assert!(conversation_key("email:support@shop.test:sb.abc").is_ok());
+        assert!(
+            conversation_key("slack:T1:C2:1700.1").is_ok(),
+            "ids may hold colons"
+        );
+        for bad in [
+            "",
+            "telegram",
+            "telegram:bot",
+            "telegram:bot:",
+            "Tele gram:a:b",
+            "x:y:\u{7}",
+        ] {
+            assert!(conversation_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(conversation_key(&format!("telegram:bot:{}", "9".repeat(700))).is_err());
+    }
+
+    #[test]
+    fn agent_names_default_to_the_caller_and_are_bounded() {
+        assert_eq!(agent_name(None, "lee").unwrap(), "lee");
+        assert_eq!(agent_name(Some("  "), "lee").unwrap(), "lee");
+        assert_eq!(agent_name(Some("Ann"), "lee").unwrap(), "Ann");
+        assert!(agent_name(Some(&"a".repeat(201)), "lee").is_err());
+        assert!(agent_name(Some("a\nb"), "lee").is_err());
     }
 }

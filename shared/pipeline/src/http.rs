@@ -3,7 +3,8 @@
 //! Gateway HTTP API v2 and Function URLs): the same code path either way.
 //!
 //! * `POST|GET /webhooks/{channel}`: provider webhooks and handshakes;
-//! * `POST /api/conversations/{conversation}/reply`: an agent answers;
+//! * the agents' conversations, replies and customers' tiers (`agents_api`,
+//!   which also serves the OpenAPI document of every `/api` route);
 //! * `POST /api/feedback`: a customer's feedback;
 //! * `GET /api/customers/{customer}/export`, `DELETE /api/customers/{customer}`:
 //!   everything stored about a customer, exported or erased (admin scope).
@@ -18,7 +19,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, get, post};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use switchboard_channels::kit::reply;
@@ -49,11 +50,15 @@ pub struct HttpApi {
 pub fn router(api: Arc<HttpApi>) -> Router {
     Router::new()
         .route("/webhooks/{channel}", any(webhook))
-        .route("/api/conversations/{conversation}/reply", post(agent_reply))
+        .merge(crate::agents_api::routes())
         .route("/api/feedback", post(feedback))
         .route("/api/customers/{customer}/export", get(export_customer))
-        .route("/api/customers/{customer}", delete(erase_customer))
+        .route(
+            "/api/customers/{customer}",
+            crate::agents_api::set_tier_route().delete(erase_customer),
+        )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
 }
 
@@ -65,6 +70,14 @@ pub fn respond(reply: HttpReply) -> Response {
 
 async fn not_found() -> Response {
     respond(reply::error(404, "not_found", "no such route"))
+}
+
+async fn method_not_allowed() -> Response {
+    respond(reply::error(
+        405,
+        "method_not_allowed",
+        "this route does not take that method",
+    ))
 }
 
 /// A body over the limit is still read, up to this much, and dropped, so that
@@ -148,23 +161,22 @@ fn public_url(base: Option<&str>, request: &http::Request<Bytes>) -> String {
     }
 }
 
-async fn agent_reply(
-    State(api): State<Arc<HttpApi>>,
-    Path(conversation): Path<String>,
-    request: Request,
-) -> Response {
-    let result = async {
-        let (desk, _agent, body) = desk_request(&api, request, Scope::Agent).await?;
-        let input = parse_json(&body)?;
-        Ok(desk.reply(&conversation, &input).await)
-    };
-    respond(match result.await {
-        Ok(outcome) => ok_or_error(outcome),
-        Err(reply) => reply,
-    })
-}
-
-async fn feedback(State(api): State<Arc<HttpApi>>, request: Request) -> Response {
+/// Records a customer's feedback on a conversation.
+#[utoipa::path(
+    post,
+    path = "/api/feedback",
+    tag = "feedback",
+    request_body = crate::desk::FeedbackInput,
+    responses(
+        (status = 200, description = "Stored", body = crate::agents_api::Ok),
+        (status = 400, description = "Bad body", body = crate::agents_api::ApiError),
+        (status = 401, description = "No valid token", body = crate::agents_api::ApiError),
+        (status = 403, description = "Scope too small", body = crate::agents_api::ApiError),
+        (status = 404, description = "No such conversation", body = crate::agents_api::ApiError),
+        (status = 503, description = "Store unavailable", body = crate::agents_api::ApiError),
+    )
+)]
+pub(crate) async fn feedback(State(api): State<Arc<HttpApi>>, request: Request) -> Response {
     let result = async {
         let (desk, _agent, body) = desk_request(&api, request, Scope::Agent).await?;
         let input = parse_json(&body)?;
@@ -176,7 +188,21 @@ async fn feedback(State(api): State<Arc<HttpApi>>, request: Request) -> Response
     })
 }
 
-async fn export_customer(
+/// Everything stored about a customer (admin scope).
+#[utoipa::path(
+    get,
+    path = "/api/customers/{customer}/export",
+    tag = "customers",
+    params(("customer" = String, Path, description = "`channel:customer_id`")),
+    responses(
+        (status = 200, description = "The customer's data", body = Object),
+        (status = 400, description = "Bad customer key", body = crate::agents_api::ApiError),
+        (status = 401, description = "No valid token", body = crate::agents_api::ApiError),
+        (status = 403, description = "Needs the admin scope", body = crate::agents_api::ApiError),
+        (status = 503, description = "Store unavailable", body = crate::agents_api::ApiError),
+    )
+)]
+pub(crate) async fn export_customer(
     State(api): State<Arc<HttpApi>>,
     Path(customer): Path<String>,
     headers: http::HeaderMap,
@@ -191,7 +217,21 @@ async fn export_customer(
     })
 }
 
-async fn erase_customer(
+/// Erases everything stored about a customer (admin scope).
+#[utoipa::path(
+    delete,
+    path = "/api/customers/{customer}",
+    tag = "customers",
+    params(("customer" = String, Path, description = "`channel:customer_id`")),
+    responses(
+        (status = 200, description = "What was erased", body = Object),
+        (status = 400, description = "Bad customer key", body = crate::agents_api::ApiError),
+        (status = 401, description = "No valid token", body = crate::agents_api::ApiError),
+        (status = 403, description = "Needs the admin scope", body = crate::agents_api::ApiError),
+        (status = 503, description = "Store unavailable", body = crate::agents_api::ApiError),
+    )
+)]
+pub(crate) async fn erase_customer(
     State(api): State<Arc<HttpApi>>,
     Path(customer): Path<String>,
     headers: http::HeaderMap,
@@ -232,7 +272,7 @@ fn privacy_reply(error: PrivacyError) -> HttpReply {
 
 /// The desk, the caller and the body, once the bearer token checks out for `needed`.
 #[allow(clippy::result_large_err)] // the error is the answer itself
-async fn desk_request(
+pub(crate) async fn desk_request(
     api: &HttpApi,
     request: Request,
     needed: Scope,
@@ -274,7 +314,7 @@ pub fn authorize(
 /// The body as `T`. The reason names the problem and its position, or the
 /// field serde names, never the body's text.
 #[allow(clippy::result_large_err)] // the error is the answer itself
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpReply> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpReply> {
     serde_json::from_slice(body).map_err(|error| {
         let text = error.to_string();
         let reason = if text.starts_with("missing field") || text.starts_with("unknown field") {

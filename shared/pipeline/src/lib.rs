@@ -2,19 +2,23 @@
 //!
 //! * [`ingress::Ingress`]: verify → handshake → parse → dedupe → enqueue → 2xx;
 //! * [`worker::ConversationWorker`]: session and customer → FAQ → decision →
-//!   reply → transcript, or an escalation ticket;
+//!   reply queued → transcript, or an escalation ticket;
 //! * [`notifier::EscalationNotifier`]: tickets → agents;
+//! * [`outbound::OutboundSender`]: every reply, from the outbound queue to
+//!   the customer's channel, once per reply id;
 //! * [`desk::AgentDesk`]: agents' replies and customers' feedback;
 //! * [`privacy::CustomerPrivacy`]: a customer's data exported or erased.
 //!
 //! The stages meet only through the ports of `switchboard-domain`.
 
 pub mod access;
+pub mod agents_api;
 pub mod desk;
 pub mod faq;
 pub mod http;
 pub mod ingress;
 pub mod notifier;
+pub mod outbound;
 pub mod payload;
 pub mod privacy;
 pub mod report;
@@ -60,6 +64,14 @@ impl JobFailure for JobError {
         } else {
             "other".to_owned()
         }
+    }
+
+    fn retry_after_ms(&self) -> Option<i64> {
+        let JobError::Retryable(source) = self else {
+            return None;
+        };
+        let wait = source.downcast_ref::<SendError>()?.retry_after()?;
+        Some(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
     }
 }
 

@@ -246,6 +246,7 @@ mod tests {
             version: 1,
             handover: None,
             menu: Vec::new(),
+            deliveries: Vec::new(),
         }
     }
 

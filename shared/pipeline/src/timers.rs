@@ -194,7 +194,7 @@ impl ConversationWorker {
             reply: session.reply.clone(),
             reply_id: stable_id("s", &key),
         };
-        let sent = self.send_once(&reply, &key, job).await?;
+        let sent = self.send_once(&session.key, &reply, &key, job).await?;
         if timer.number < MAX_REASSURANCES && sla.reassure_after_secs > 0 {
             self.schedule(&reassurance(
                 &timer.conversation,

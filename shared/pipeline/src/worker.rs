@@ -8,15 +8,14 @@ use serde::{Deserialize, Serialize};
 use switchboard_domain::{
     Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, FaqCandidate,
     GapLog, Handover, IdempotencyStore, InboundMessage, JobLease, Language, MessageKind,
-    OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, ReplySender, Role,
-    RoutingPolicy, Session, SessionStatus, SessionStore, SlaPolicy, StoreError, Tier,
-    TierDirectory, Turn, texts,
+    OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, Role, RoutingPolicy, Session,
+    SessionStatus, SessionStore, SlaPolicy, StoreError, Tier, TierDirectory, Turn, texts,
 };
 use tracing::{info, warn};
 
 use crate::faq::Faq;
-use crate::{DEDUPE_RETENTION_MS, JobError, payload, stable_id};
-use switchboard_domain::Customer;
+use crate::{DEDUPE_RETENTION_MS, JobError, outbound, payload, stable_id};
+use switchboard_domain::{ConversationKey, Customer};
 
 /// Attempts at saving a session that others keep changing.
 const SAVE_ATTEMPTS: usize = 8;
@@ -83,8 +82,8 @@ pub struct ConversationWorker {
     pub customers: Arc<dyn CustomerStore>,
     pub gaps: Arc<dyn GapLog>,
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The escalation queues, and the outbound queue every reply leaves by.
     pub queue: Arc<dyn QueueProducer>,
-    pub replies: Arc<dyn ReplySender>,
     /// Where bodies too large for the queue are kept.
     pub payloads: Arc<dyn PayloadStore>,
     pub faq: Arc<Faq>,
@@ -183,7 +182,10 @@ impl ConversationWorker {
         let sent = match &plan.reply_text {
             Some(text) => {
                 let reply = OutboundReply::to_message(message, text.as_str(), &reply_id);
-                Some(self.send_once(&reply, &reply_key(message), job).await?)
+                Some(
+                    self.send_once(&session.key, &reply, &reply_key(message), job)
+                        .await?,
+                )
             }
             // An earlier delivery may have replied before things changed (an
             // agent took the conversation over since): its reply is still ours.
@@ -487,16 +489,13 @@ impl ConversationWorker {
         }
     }
 
-    /// The tier: VIP by configuration or the stored record, `new` on first
-    /// contact, else `regular`; the CRM's answer raises it. A CRM that fails
+    /// The tier: VIP by configuration, else the one agents stored, else `new`
+    /// on first contact and `regular` after; the CRM's answer raises it. A CRM that fails
     /// leaves the stored tier.
     async fn tier(&self, message: &InboundMessage, previous: Option<&Customer>) -> Tier {
         let customer = message.customer_key();
-        let mut tier = match previous {
-            None => Tier::New,
-            Some(stored) if stored.tier == Tier::Vip => Tier::Vip,
-            Some(_) => Tier::Regular,
-        };
+        // The tier the agents stored, else new or returning.
+        let mut tier = previous.map_or(Tier::New, |customer| customer.tier);
         if self.settings.vip_customers.contains(&customer) {
             tier = Tier::Vip;
         }
@@ -544,10 +543,13 @@ impl ConversationWorker {
         now_ms.saturating_sub(last_bot) >= interval_ms
     }
 
-    /// Sends the reply unless an earlier delivery already did, and returns
-    /// the text that went out (the earlier delivery's, if it was that one).
+    /// Queues the reply for the outbound sender unless an earlier delivery
+    /// already did, and returns the text queued (the earlier delivery's, if
+    /// it was that one). The `reply_key` record makes a redelivered job never
+    /// queue a second reply; the sender sends each reply id once.
     pub(crate) async fn send_once(
         &self,
+        conversation: &ConversationKey,
         reply: &OutboundReply,
         reply_key: &str,
         job: &JobLease,
@@ -555,16 +557,9 @@ impl ConversationWorker {
         let (text, reply_id) = (reply.text.as_str(), reply.reply_id.as_str());
         let now_ms = self.clock.now_ms();
         if job.attempt > 1
-            && let Some(sent) = self.idempotency.result(reply_key, now_ms).await?
+            && let Some(queued) = self.idempotency.result(reply_key, now_ms).await?
         {
-            return Ok(sent);
-        }
-        // A send must be over before the queue may hand the job to another
-        // consumer, or both could send.
-        if !job.can_start_send(now_ms) {
-            return Err(JobError::Retryable(
-                "too little of the job's lease is left to send the reply".into(),
-            ));
+            return Ok(queued);
         }
         match self
             .idempotency
@@ -572,54 +567,32 @@ impl ConversationWorker {
             .await?
         {
             Claim::Done => {
-                let sent = self.idempotency.result(reply_key, now_ms).await?;
-                return Ok(sent.unwrap_or_else(|| text.to_owned()));
+                let queued = self.idempotency.result(reply_key, now_ms).await?;
+                return Ok(queued.unwrap_or_else(|| text.to_owned()));
             }
             Claim::InProgress => {
                 return Err(JobError::Retryable(
-                    "reply is being sent by another attempt".into(),
+                    "reply is being queued by another attempt".into(),
                 ));
             }
-            Claim::Acquired => {}
-            // The delivery before died between sending and recording: the
-            // provider may have the reply already, and nothing can tell.
-            // Sending again risks a repeat; not sending risks a lost answer.
-            Claim::TakenOver => {
-                warn!(channel = %reply.channel, reply_id, possible_repeat = true, "sending a reply an interrupted delivery may have sent");
-            }
+            // An interrupted delivery may have queued it already: the same
+            // reply id again, which the sender sends once.
+            Claim::Acquired | Claim::TakenOver => {}
         }
-        let sending = std::time::Instant::now();
-        match self.replies.send(reply).await {
+        match outbound::enqueue(self.queue.as_ref(), conversation, reply.clone(), now_ms).await {
             Ok(()) => {
-                let sent = std::time::Instant::now();
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency
                     .complete_with_result(reply_key, keep_until, text)
                     .await?;
-                // A crash before the record is written repeats the reply: how
-                // long that window was open.
-                info!(
-                    channel = %reply.channel,
-                    reply_id,
-                    send_ms = sent.duration_since(sending).as_millis() as u64,
-                    record_ms = sent.elapsed().as_millis() as u64,
-                    "reply sent"
-                );
+                info!(channel = %reply.channel, reply_id, "reply queued");
                 Ok(text.to_owned())
             }
             Err(error) => {
                 if let Err(release_error) = self.idempotency.release(reply_key).await {
                     warn!(error = %release_error, "could not release reply claim");
                 }
-                warn!(channel = %reply.channel, reply_id, transient = error.is_transient(), error = %error, "reply failed");
-                // A refusal for good (an address the mail server does not
-                // know, a chat the bot may not write to) goes to the dead
-                // letters at once; anything else is retried with backoff.
-                Err(if error.is_transient() {
-                    JobError::Retryable(Box::new(error))
-                } else {
-                    JobError::Permanent(Box::new(error))
-                })
+                Err(error)
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The conversation worker and notifier over the real embedded store, with a
-//! recording reply sender and notifier.
+//! The conversation worker, the outbound sender and the notifier over the
+//! real embedded store, with a recording reply sender and notifier.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::JobError;
 use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::outbound::OutboundSender;
 use switchboard_pipeline::payload::OffloadingQueue;
 use switchboard_pipeline::worker::{ConversationWorker, Outcome, WorkerSettings};
 use switchboard_sqlite::SqliteStore;
@@ -87,6 +88,9 @@ impl SessionStore for FailingSave {
         }
         self.inner.save(session).await
     }
+    async fn escalated(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.inner.escalated(limit).await
+    }
 }
 
 /// A first delivery with a minute's lease.
@@ -102,6 +106,29 @@ struct Fixture {
     store: SqliteStore,
     recorder: Arc<Recorder>,
     worker: ConversationWorker,
+    sender: OutboundSender,
+}
+
+impl Fixture {
+    /// The next reply in the outbound queue, leased.
+    async fn next_reply(&self) -> Option<switchboard_sqlite::Leased> {
+        self.store
+            .receive(QueueName::Outbound, SystemClock.now_ms(), 60_000)
+            .await
+            .unwrap()
+    }
+
+    /// Sends every queued reply, as the outbound runner does.
+    async fn deliver(&self) {
+        while let Some(job) = self.next_reply().await {
+            self.sender.handle(&job.body, &lease()).await.unwrap();
+            self.store.ack(&job, SystemClock.now_ms()).await.unwrap();
+        }
+    }
+
+    fn sent(&self) -> usize {
+        self.recorder.replies.lock().unwrap().len()
+    }
 }
 
 fn fixture(settings: WorkerSettings) -> Fixture {
@@ -114,17 +141,28 @@ fn fixture(settings: WorkerSettings) -> Fixture {
         gaps: Arc::new(store.clone()),
         idempotency: Arc::new(store.clone()),
         queue: Arc::new(store.clone()),
-        replies: recorder.clone(),
         payloads: Arc::new(store.clone()),
         faq: Arc::new(Faq::new(kb)),
         clock: Arc::new(SystemClock),
         settings,
         tiers: None,
     };
+    let sender = OutboundSender {
+        replies: recorder.clone(),
+        sessions: Arc::new(store.clone()),
+        idempotency: Arc::new(store.clone()),
+        payloads: Arc::new(store.clone()),
+        clock: Arc::new(SystemClock),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        },
+    };
     Fixture {
         store,
         recorder,
         worker,
+        sender,
     }
 }
 
@@ -157,23 +195,25 @@ async fn a_confident_match_is_answered_once_however_often_the_job_comes() {
         f.worker.handle(&job, &lease()).await.unwrap(),
         Outcome::Duplicate
     );
+    assert!(
+        f.recorder.replies.lock().unwrap().is_empty(),
+        "queued, not sent inline"
+    );
+    f.deliver().await;
     let replies = f.recorder.replies.lock().unwrap();
     assert_eq!(replies.len(), 1);
     assert!(replies[0].text.contains("Monday to Saturday"));
 }
 
 #[tokio::test]
-async fn a_failed_send_is_retried_without_a_second_reply_or_lost_turn() {
+async fn a_failed_send_is_retried_without_a_second_reply_and_its_state_is_recorded() {
     let f = fixture(WorkerSettings::default());
     *f.recorder.failures_left.lock().unwrap() = 1;
     let job = message("1", "c1", "How long does shipping take?");
-    let error = f.worker.handle(&job, &lease()).await.unwrap_err();
-    assert!(error.is_retryable());
     assert_eq!(
         f.worker.handle(&job, &lease()).await.unwrap(),
         Outcome::Answered
     );
-    assert_eq!(f.recorder.replies.lock().unwrap().len(), 1);
     let key = ConversationKey::new("telegram", "1", "c1");
     let session = f.store.load(&key).await.unwrap().unwrap();
     assert_eq!(
@@ -181,6 +221,38 @@ async fn a_failed_send_is_retried_without_a_second_reply_or_lost_turn() {
         2,
         "customer turn and answer, once each"
     );
+    let reply_id = session.turns[1].message_id.clone().unwrap();
+
+    let queued = f.next_reply().await.unwrap();
+    let error = f.sender.handle(&queued.body, &lease()).await.unwrap_err();
+    assert!(error.is_retryable());
+    let delivery = f
+        .store
+        .load(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .delivery(&reply_id)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (delivery.state, delivery.attempts),
+        (DeliveryState::Queued, 1)
+    );
+    assert!(delivery.reason.unwrap().contains("503"));
+
+    assert!(f.sender.handle(&queued.body, &redelivery(2)).await.unwrap());
+    assert!(
+        !f.sender.handle(&queued.body, &redelivery(3)).await.unwrap(),
+        "a reply id is sent once"
+    );
+    assert_eq!(f.sent(), 1);
+    let session = f.store.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        session.delivery(&reply_id).unwrap().state,
+        DeliveryState::Delivered
+    );
+    assert_eq!(session.turns.len(), 2);
 }
 
 #[tokio::test]
@@ -245,11 +317,8 @@ async fn while_a_person_has_the_conversation_the_bot_only_forwards() {
         .handle(&message("1", "c1", "I want to talk to a human"), &lease())
         .await
         .unwrap();
-    assert_eq!(
-        f.recorder.replies.lock().unwrap().len(),
-        1,
-        "told a person will answer"
-    );
+    f.deliver().await;
+    assert_eq!(f.sent(), 1, "told a person will answer");
     let outcome = f
         .worker
         .handle(
@@ -259,6 +328,7 @@ async fn while_a_person_has_the_conversation_the_bot_only_forwards() {
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Escalated(EscalationReason::FollowUp));
+    f.deliver().await;
     assert_eq!(
         f.recorder.replies.lock().unwrap().len(),
         1,
@@ -276,46 +346,107 @@ async fn an_unreadable_job_is_a_permanent_failure() {
         .unwrap_err();
     assert!(!error.is_retryable());
     assert_eq!(error.cause_key(), "unreadable");
+    let error = f.sender.handle(b"{}", &lease()).await.unwrap_err();
+    assert!(!error.is_retryable());
+}
+
+/// The recorded delivery of the first reply in conversation `c1`.
+async fn first_delivery(f: &Fixture) -> Delivery {
+    let key = ConversationKey::new("telegram", "1", "c1");
+    let session = f.store.load(&key).await.unwrap().unwrap();
+    let reply_id = session.turns[1].message_id.clone().unwrap();
+    session.delivery(&reply_id).cloned().unwrap()
 }
 
 #[tokio::test]
-async fn a_crashed_attempts_claims_are_taken_over_as_soon_as_its_lease_ends() {
+async fn a_reply_interrupted_while_sending_is_dead_lettered_and_never_sent_twice() {
     let f = fixture(WorkerSettings::default());
     let job = message("1", "c1", "What are your opening hours?");
+    f.worker.handle(&job, &lease()).await.unwrap();
+    let queued = f.next_reply().await.unwrap();
     // The first delivery dies while sending (its future is dropped, as a
-    // killed process leaves things): its claims stay behind, unreleased.
+    // killed process leaves things): its claim stays behind, unreleased.
     *f.recorder.hang_once.lock().unwrap() = true;
     let short = JobLease::new(1, SystemClock.now_ms(), 300);
-    let crashed =
-        tokio::time::timeout(Duration::from_millis(200), f.worker.handle(&job, &short)).await;
+    let crashed = tokio::time::timeout(
+        Duration::from_millis(200),
+        f.sender.handle(&queued.body, &short),
+    )
+    .await;
     assert!(crashed.is_err(), "the first delivery never finished");
-    // The queue hands the job out again once the lease has run out: the
-    // claims ran out with it, so the message is answered now, not minutes later.
+    // Once the lease has run out the queue hands the job out again: the
+    // provider may have the reply, so it goes to the dead letters instead
+    // of out a second time, and the conversation says why.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(
-        f.worker.handle(&job, &redelivery(2)).await.unwrap(),
-        Outcome::Answered
+    let error = f
+        .sender
+        .handle(&queued.body, &redelivery(2))
+        .await
+        .unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    let delivery = first_delivery(&f).await;
+    assert_eq!(delivery.state, DeliveryState::Failed);
+    assert!(
+        delivery
+            .reason
+            .unwrap()
+            .contains("may have reached the customer")
     );
-    assert_eq!(f.recorder.replies.lock().unwrap().len(), 1);
+    // A redrive of the dead letter does not send it either.
+    assert!(f.sender.handle(&queued.body, &redelivery(1)).await.is_err());
+    assert_eq!(f.sent(), 0);
+}
+
+/// A provider that takes the request and then breaks the connection.
+struct BrokenMidRequest;
+
+#[async_trait]
+impl ReplySender for BrokenMidRequest {
+    async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        Err(SendError::Transient {
+            channel: reply.channel.clone(),
+            detail: "request timed out".into(),
+            source: Some(Box::new(MaybeDelivered("timed out".into()))),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_send_that_fails_mid_request_is_not_retried() {
+    let mut f = fixture(WorkerSettings::default());
+    f.sender.replies = Arc::new(BrokenMidRequest);
+    let job = message("1", "c1", "What are your opening hours?");
+    f.worker.handle(&job, &lease()).await.unwrap();
+    let queued = f.next_reply().await.unwrap();
+    let error = f.sender.handle(&queued.body, &lease()).await.unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    assert_eq!(first_delivery(&f).await.state, DeliveryState::Failed);
+    // Even a provider that works again gets no second copy.
+    f.sender.replies = f.recorder.clone();
+    assert!(f.sender.handle(&queued.body, &redelivery(2)).await.is_err());
+    assert_eq!(f.sent(), 0);
 }
 
 #[tokio::test]
 async fn a_send_is_not_started_without_time_to_finish_it_within_the_lease() {
     let f = fixture(WorkerSettings::default());
     let job = message("1", "c1", "What are your opening hours?");
+    f.worker.handle(&job, &lease()).await.unwrap();
+    let queued = f.next_reply().await.unwrap();
     let now = SystemClock.now_ms();
     let nearly_over = JobLease {
         attempt: 1,
         started_at_ms: now - 55_000,
         until_ms: now + 5_000,
     };
-    let error = f.worker.handle(&job, &nearly_over).await.unwrap_err();
+    let error = f
+        .sender
+        .handle(&queued.body, &nearly_over)
+        .await
+        .unwrap_err();
     assert!(error.is_retryable());
-    assert!(f.recorder.replies.lock().unwrap().is_empty());
-    assert_eq!(
-        f.worker.handle(&job, &redelivery(2)).await.unwrap(),
-        Outcome::Answered
-    );
+    assert_eq!(f.sent(), 0);
+    assert!(f.sender.handle(&queued.body, &redelivery(2)).await.unwrap());
 }
 
 #[tokio::test]
@@ -342,7 +473,7 @@ async fn a_reply_sent_before_a_crash_is_recorded_as_sent_even_if_things_changed_
         )
         .await
         .unwrap();
-    // The answer goes out, then the transcript cannot be saved (a crash).
+    // The answer is queued, then the transcript cannot be saved (a crash).
     *sessions.fail_next.lock().unwrap() = true;
     let job = message("2", "c1", "What are your opening hours?");
     assert!(
@@ -352,6 +483,7 @@ async fn a_reply_sent_before_a_crash_is_recorded_as_sent_even_if_things_changed_
             .unwrap_err()
             .is_retryable()
     );
+    f.deliver().await;
     let replies_before = f.recorder.replies.lock().unwrap().len();
     let sent = f
         .recorder
@@ -368,6 +500,7 @@ async fn a_reply_sent_before_a_crash_is_recorded_as_sent_even_if_things_changed_
     store.save(&session).await.unwrap();
 
     f.worker.handle(&job, &redelivery(2)).await.unwrap();
+    f.deliver().await;
     assert_eq!(
         f.recorder.replies.lock().unwrap().len(),
         replies_before,
@@ -393,30 +526,57 @@ async fn a_reply_sent_before_a_crash_is_recorded_as_sent_even_if_things_changed_
 #[tokio::test]
 async fn refusals_for_good_are_permanent_failures_and_outages_are_not() {
     let f = fixture(WorkerSettings::default());
+    let state = |conversation: &'static str| {
+        let store = f.store.clone();
+        async move {
+            let key = ConversationKey::new("telegram", "1", conversation);
+            let session = store.load(&key).await.unwrap().unwrap();
+            let reply_id = session.turns[1].message_id.clone().unwrap();
+            session.delivery(&reply_id).cloned().unwrap()
+        }
+    };
     *f.recorder.refuse.lock().unwrap() = true;
-    let error = f
-        .worker
+    f.worker
         .handle(
             &message("1", "c1", "What are your opening hours?"),
             &lease(),
         )
         .await
-        .unwrap_err();
+        .unwrap();
+    let queued = f.next_reply().await.unwrap();
+    let error = f.sender.handle(&queued.body, &lease()).await.unwrap_err();
     assert!(!error.is_retryable(), "{error}");
     assert_eq!(error.cause_key(), "send:telegram");
+    let failed = state("c1").await;
+    assert_eq!(failed.state, DeliveryState::Failed, "dead-lettered at once");
+    assert!(failed.reason.unwrap().contains("550"));
+    f.store.ack(&queued, SystemClock.now_ms()).await.unwrap();
 
     *f.recorder.refuse.lock().unwrap() = false;
-    *f.recorder.failures_left.lock().unwrap() = 1;
-    let error = f
-        .worker
+    *f.recorder.failures_left.lock().unwrap() = 3;
+    f.worker
         .handle(
             &message("2", "c2", "What are your opening hours?"),
             &lease(),
         )
         .await
-        .unwrap_err();
+        .unwrap();
+    let queued = f.next_reply().await.unwrap();
+    let error = f.sender.handle(&queued.body, &lease()).await.unwrap_err();
     assert!(error.is_retryable());
     assert_eq!(error.cause_key(), "send:telegram");
+    assert_eq!(state("c2").await.state, DeliveryState::Queued, "retried");
+    f.sender
+        .handle(&queued.body, &redelivery(2))
+        .await
+        .unwrap_err();
+    // The policy's last attempt: the queue dead-letters it next.
+    f.sender
+        .handle(&queued.body, &redelivery(3))
+        .await
+        .unwrap_err();
+    let failed = state("c2").await;
+    assert_eq!((failed.state, failed.attempts), (DeliveryState::Failed, 3));
 
     // The same for the agents' notifications.
     let notifier = EscalationNotifier {
@@ -497,4 +657,22 @@ async fn large_messages_and_tickets_are_read_back_from_the_payload_store() {
 fn failures_name_their_cause() {
     let error = JobError::Retryable(Box::new(StoreError::Unavailable("x".into())));
     assert_eq!(error.cause_key(), "store");
+    assert_eq!(error.retry_after_ms(), None);
+    let asked = JobError::Retryable(Box::new(SendError::Transient {
+        channel: "telegram".into(),
+        detail: "429".into(),
+        source: Some(Box::new(RetryAfter(Duration::from_secs(30)))),
+    }));
+    assert_eq!(asked.retry_after_ms(), Some(30_000));
+    let policy = RetryPolicy::default();
+    assert_eq!(
+        policy.delay_ms(1, &asked),
+        30_000,
+        "longer than the backoff"
+    );
+    assert_eq!(
+        policy.delay_ms(9, &asked),
+        policy.backoff_ms(9),
+        "never shorter"
+    );
 }

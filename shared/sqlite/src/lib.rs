@@ -35,13 +35,15 @@ CREATE TABLE IF NOT EXISTS sessions (
     status     TEXT NOT NULL,
     channel    TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
-    data       TEXT NOT NULL            -- the session as JSON
+    data       TEXT NOT NULL,           -- the session as JSON
+    summary    TEXT                     -- what the agents' list shows, while escalated
 );
 CREATE TABLE IF NOT EXISTS customers (
     key           TEXT PRIMARY KEY,     -- channel:customer_id
     first_seen    INTEGER NOT NULL,
     last_seen     INTEGER NOT NULL,
-    message_count INTEGER NOT NULL
+    message_count INTEGER NOT NULL,
+    tier          TEXT                  -- new | regular | vip, set through the agents' API
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -113,6 +115,8 @@ CREATE TABLE IF NOT EXISTS counters (
 /// added to databases made before them.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("idempotency", "result", "TEXT"),
+    ("customers", "tier", "TEXT"),
+    ("sessions", "summary", "TEXT"),
     ("queue", "cause", "TEXT"),
     ("queue", "permanent", "INTEGER NOT NULL DEFAULT 0"),
     ("queue", "probe", "INTEGER NOT NULL DEFAULT 0"),
@@ -149,6 +153,9 @@ impl SqliteStore {
         .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         add_missing_columns(&conn)?;
+        // The agents' list of waiting conversations.
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS sessions_status ON sessions (status)")
+            .map_err(unavailable)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use switchboard_domain::{
-    Claim, ConversationKey, Customer, CustomerStore, Feedback, FeedbackStore, GapLog,
-    IdempotencyStore, KnowledgeGap, Language, PayloadStore, Session, SessionStore, StoreError,
-    Tier,
+    Claim, ConversationKey, ConversationSummary, Customer, CustomerStore, Feedback, FeedbackStore,
+    GapLog, IdempotencyStore, KnowledgeGap, Language, PayloadStore, Session, SessionStatus,
+    SessionStore, StoreError, Tier,
 };
 
 use crate::{SqliteStore, unavailable};
@@ -178,22 +178,69 @@ impl SessionStore for SqliteStore {
             .unwrap_or_default();
         let channel = session.channel.clone();
         let updated_at = session.updated_at_ms;
+        let summary = (session.status == SessionStatus::Escalated)
+            .then(|| serde_json::to_string(&session.summary()))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                key: session.key.0.clone(),
+                source: Box::new(e),
+            })?;
         self.with(move |conn| {
             let changed = if expected == 0 {
                 conn.execute(
-                    "INSERT INTO sessions (key, version, status, channel, updated_at, data) VALUES (?1, 1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO sessions (key, version, status, channel, updated_at, data, summary) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (key) DO NOTHING",
-                    params![key, status, channel, updated_at, data],
+                    params![key, status, channel, updated_at, data, summary],
                 )
             } else {
                 conn.execute(
-                    "UPDATE sessions SET version = version + 1, status = ?2, updated_at = ?3, data = ?4
+                    "UPDATE sessions SET version = version + 1, status = ?2, updated_at = ?3, data = ?4, summary = ?6
                      WHERE key = ?1 AND version = ?5",
-                    params![key, status, updated_at, data, expected],
+                    params![key, status, updated_at, data, expected, summary],
                 )
             }
             .map_err(unavailable)?;
             if changed == 1 { Ok(expected as u64 + 1) } else { Err(StoreError::Conflict(key)) }
+        })
+        .await
+    }
+
+    async fn escalated(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT key, summary, data FROM sessions WHERE status = 'escalated' LIMIT ?1",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([limit], |row| {
+                    let key: String = row.get(0)?;
+                    let summary: Option<String> = row.get(1)?;
+                    // Rows saved before summaries were kept: read the session.
+                    let text = match summary {
+                        Some(summary) => (true, summary),
+                        None => (false, row.get(2)?),
+                    };
+                    Ok((key, text))
+                })
+                .map_err(unavailable)?;
+            let mut summaries = Vec::new();
+            for row in rows {
+                let (key, (is_summary, text)) = row.map_err(unavailable)?;
+                let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+                    key: key.clone(),
+                    source: Box::new(e),
+                };
+                summaries.push(if is_summary {
+                    serde_json::from_str(&text).map_err(corrupt)?
+                } else {
+                    serde_json::from_str::<Session>(&text)
+                        .map_err(corrupt)?
+                        .summary()
+                });
+            }
+            Ok(summaries)
         })
         .await
     }
@@ -207,15 +254,19 @@ impl CustomerStore for SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
             let before: Option<Customer> = tx
                 .query_row(
-                    "SELECT first_seen, last_seen, message_count FROM customers WHERE key = ?1",
+                    "SELECT first_seen, last_seen, message_count, tier FROM customers WHERE key = ?1",
                     [&key],
                     |row| {
+                        let message_count = row.get::<_, i64>(2)?.max(0) as u64;
+                        let stored: Option<String> = row.get(3)?;
                         Ok(Customer {
                             key: key.clone(),
-                            tier: Tier::Regular,
+                            tier: stored
+                                .and_then(|tier| tier.parse().ok())
+                                .unwrap_or(if message_count > 0 { Tier::Regular } else { Tier::New }),
                             first_seen_ms: row.get(0)?,
                             last_seen_ms: row.get(1)?,
-                            message_count: row.get::<_, i64>(2)? as u64,
+                            message_count,
                         })
                     },
                 )
@@ -223,12 +274,27 @@ impl CustomerStore for SqliteStore {
                 .map_err(unavailable)?;
             tx.execute(
                 "INSERT INTO customers (key, first_seen, last_seen, message_count) VALUES (?1, ?2, ?2, 1)
-                 ON CONFLICT (key) DO UPDATE SET last_seen = ?2, message_count = message_count + 1",
+                 ON CONFLICT (key) DO UPDATE SET last_seen = ?2, message_count = message_count + 1,
+                   first_seen = CASE WHEN message_count = 0 THEN ?2 ELSE first_seen END",
                 params![key, now_ms],
             )
             .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             Ok(before)
+        })
+        .await
+    }
+
+    async fn set_tier(&self, key: &str, tier: Tier) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO customers (key, first_seen, last_seen, message_count, tier) VALUES (?1, 0, 0, 0, ?2)
+                 ON CONFLICT (key) DO UPDATE SET tier = ?2",
+                params![key, tier.as_str()],
+            )
+            .map_err(unavailable)?;
+            Ok(())
         })
         .await
     }

@@ -545,3 +545,82 @@ async fn counters_stop_at_the_limit_and_reset_when_expired() {
     }
     assert_eq!(granted, 5);
 }
+
+#[tokio::test]
+async fn escalated_conversations_are_listed_by_their_summary_only_while_escalated() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let mut waiting = Session::start(&message("a", "m1"), Language::En, 0);
+    waiting.push(Turn {
+        role: Role::Customer,
+        text: "x".repeat(500),
+        at_ms: 5,
+        message_id: Some("m1".into()),
+        faq_entry: None,
+        confidence: None,
+    });
+    waiting.status = SessionStatus::Escalated;
+    waiting.handover = Some(Handover {
+        at_ms: 5,
+        tier: Tier::Vip,
+        reason: EscalationReason::VipUnanswered,
+        priority: true,
+        claimed_by: None,
+        agent_answered_at_ms: None,
+    });
+    waiting.version = store.save(&waiting).await.unwrap();
+    let open = Session::start(&message("b", "m2"), Language::En, 0);
+    store.save(&open).await.unwrap();
+
+    let listed = store.escalated(10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, waiting.key);
+    assert_eq!(listed[0].handover.as_ref().unwrap().tier, Tier::Vip);
+    assert_eq!(listed[0].preview.chars().count(), PREVIEW_CHARS);
+
+    waiting.status = SessionStatus::Resolved;
+    store.save(&waiting).await.unwrap();
+    assert!(store.escalated(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_stored_tier_wins_and_a_tier_set_before_first_contact_keeps_it_new() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert!(
+        store
+            .record_contact("telegram:1", 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let seen = store
+        .record_contact("telegram:1", 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((seen.tier, seen.message_count), (Tier::Regular, 1));
+    store.set_tier("telegram:1", Tier::Vip).await.unwrap();
+    assert_eq!(
+        store
+            .record_contact("telegram:1", 30)
+            .await
+            .unwrap()
+            .unwrap()
+            .tier,
+        Tier::Vip
+    );
+
+    // Marked VIP before ever writing: a VIP on the first message, counted from it.
+    store.set_tier("telegram:2", Tier::Vip).await.unwrap();
+    let before = store
+        .record_contact("telegram:2", 40)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((before.tier, before.message_count), (Tier::Vip, 0));
+    let after = store
+        .record_contact("telegram:2", 50)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.first_seen_ms, after.message_count), (40, 1));
+}

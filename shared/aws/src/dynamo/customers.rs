@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnValue;
-use switchboard_domain::{Customer, CustomerStore, StoreError, Tier};
+use switchboard_domain::{Clock, Customer, CustomerStore, StoreError, Tier};
 
 use super::{ItemReader, Retention, TTL_ATTRIBUTE, n, s, ttl_seconds};
 use crate::error::AwsError;
@@ -61,17 +61,52 @@ impl CustomerStore for DynamoCustomerStore {
             key,
             item,
         };
-        // A tier stored by hand (e.g. "vip") wins; a returning customer is regular otherwise.
+        // A record made by setting the tier has no contact yet.
+        let count = |name: &str| -> Result<i64, StoreError> {
+            Ok(match item.contains_key(name) {
+                true => reader.number(name)?,
+                false => 0,
+            })
+        };
+        let message_count = u64::try_from(count("message_count")?).unwrap_or_default();
+        // A tier stored through the agents' API wins; else a returning customer is regular.
         let tier = reader
             .opt_string("tier")?
-            .and_then(|t| serde_json::from_value(serde_json::Value::String(t.to_owned())).ok())
-            .unwrap_or(Tier::Regular);
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(if message_count > 0 {
+                Tier::Regular
+            } else {
+                Tier::New
+            });
         Ok(Some(Customer {
             key: key.to_owned(),
             tier,
-            first_seen_ms: reader.number("first_seen_ms")?,
-            last_seen_ms: reader.number("last_seen_ms")?,
-            message_count: reader.number("message_count")?,
+            first_seen_ms: count("first_seen_ms")?,
+            last_seen_ms: count("last_seen_ms")?,
+            message_count,
         }))
+    }
+
+    async fn set_tier(&self, key: &str, tier: Tier) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(CUSTOMER, s(key))
+            // A customer not seen yet is kept as long as one just seen.
+            .update_expression("SET tier = :tier, #ttl = if_not_exists(#ttl, :ttl)")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":tier", s(tier.as_str()))
+            .expression_attribute_values(
+                ":ttl",
+                ttl_seconds(
+                    switchboard_domain::SystemClock
+                        .now_ms()
+                        .saturating_add(self.retention_ms),
+                ),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::dynamo("UpdateItem", &self.table, e))?;
+        Ok(())
     }
 }

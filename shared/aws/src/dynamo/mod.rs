@@ -36,6 +36,11 @@ pub(crate) fn gaps_index() -> &'static str {
     gaps::BY_COUNT_INDEX
 }
 
+/// Name of the sessions table's index of the conversations with a person.
+pub(crate) fn waiting_index() -> &'static str {
+    sessions::WAITING_INDEX
+}
+
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 const DAY_MS: i64 = 86_400_000;

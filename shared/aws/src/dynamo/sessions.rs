@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use switchboard_domain::{ConversationKey, Session, SessionStore, StoreError};
+use switchboard_domain::{
+    ConversationKey, ConversationSummary, Session, SessionStatus, SessionStore, StoreError,
+};
 
 use super::{ItemReader, Retention, TTL_ATTRIBUTE, n, s, ttl_seconds};
 use crate::error::AwsError;
@@ -14,6 +16,14 @@ use crate::error::AwsError;
 const CONVERSATION: &str = "conversation";
 const VERSION: &str = "version";
 const DOCUMENT: &str = "session";
+/// Present only while a conversation waits for or is with a person, so the
+/// `waiting` index (sparse) holds exactly those.
+const WAITING: &str = "waiting";
+const WAITING_SINCE: &str = "waiting_since_ms";
+const SUMMARY: &str = "summary";
+/// The index of the conversations with a person (`waiting` = `escalated`,
+/// ordered by `waiting_since_ms`), projecting the summary only.
+pub const WAITING_INDEX: &str = "waiting";
 
 /// DynamoDB items are limited to 400 KB; the session document stays below
 /// this so that the other attributes fit beside it.
@@ -121,6 +131,23 @@ impl SessionStore for DynamoSessionStore {
                 TTL_ATTRIBUTE,
                 ttl_seconds(session.updated_at_ms.saturating_add(self.retention_ms)),
             );
+        let request = if session.status == SessionStatus::Escalated {
+            let summary = session.summary();
+            let since = summary
+                .handover
+                .as_ref()
+                .map_or(session.updated_at_ms, |h| h.at_ms);
+            let summary = serde_json::to_string(&summary).map_err(|e| StoreError::Corrupt {
+                key: key.to_owned(),
+                source: Box::new(e),
+            })?;
+            request
+                .item(WAITING, s("escalated"))
+                .item(WAITING_SINCE, n(since))
+                .item(SUMMARY, s(summary))
+        } else {
+            request
+        };
         let request = if expected == 0 {
             request
                 .condition_expression("attribute_not_exists(#key)")
@@ -140,6 +167,72 @@ impl SessionStore for DynamoSessionStore {
                 other => Err(AwsError::dynamo("PutItem", &self.table, other).into()),
             },
         }
+    }
+
+    async fn escalated(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
+        let mut summaries = Vec::new();
+        let mut start = None;
+        while summaries.len() < limit {
+            let (page, next) = self.escalated_page(start, limit - summaries.len()).await?;
+            summaries.extend(page);
+            match next {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        Ok(summaries)
+    }
+}
+
+impl DynamoSessionStore {
+    async fn escalated_page(
+        &self,
+        start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        limit: usize,
+    ) -> Result<
+        (
+            Vec<ConversationSummary>,
+            Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        ),
+        StoreError,
+    > {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(WAITING_INDEX)
+            .key_condition_expression("#waiting = :escalated")
+            .expression_attribute_names("#waiting", WAITING)
+            .expression_attribute_values(":escalated", s("escalated"))
+            .limit(i32::try_from(limit.min(1000)).unwrap_or(1000).max(1))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| AwsError::dynamo("Query", &self.table, e))?;
+        let mut summaries = Vec::with_capacity(output.items().len());
+        for item in output.items() {
+            let key = item
+                .get(CONVERSATION)
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                .unwrap_or("?");
+            let reader = ItemReader {
+                table: &self.table,
+                key,
+                item,
+            };
+            let summary =
+                serde_json::from_str(reader.string(SUMMARY)?).map_err(|e| StoreError::Corrupt {
+                    key: key.to_owned(),
+                    source: Box::new(e),
+                })?;
+            summaries.push(summary);
+        }
+        let next = output
+            .last_evaluated_key()
+            .filter(|key| !key.is_empty())
+            .cloned();
+        Ok((summaries, next))
     }
 }
 

@@ -240,6 +240,7 @@ impl Identity {
             &reply.text,
             &self.message_id_domain,
             token,
+            reply.is_automated(),
         )
         .map_err(|error| permanent(channel, switchboard_domain::error_chain(&error)))?;
         let outcome = transport.send(message).await;

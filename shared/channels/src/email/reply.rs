@@ -24,8 +24,9 @@ pub enum BuildReplyError {
 
 /// The reply to `thread`, from our address `from`, with `text` as its plain
 /// text body: `Re:` subject, `In-Reply-To` and `References` for threading,
-/// marked as an automatic reply (RFC 3834) so that other robots leave it alone,
-/// and a fresh `Message-ID` at `message_id_domain`. With a conversation
+/// when `automated` (the bot's) marked as an automatic reply (RFC 3834) so
+/// that other robots leave it alone, while a person's reply is an ordinary
+/// mail, and a fresh `Message-ID` at `message_id_domain`. With a conversation
 /// `token`, the `Message-ID` carries it (`<sb.{token}.{unique}@domain>`) and
 /// `Reply-To` is our address tagged with it, so that a client that drops
 /// `In-Reply-To` still leads the answer back to the conversation.
@@ -35,6 +36,7 @@ pub fn build_reply(
     text: &str,
     message_id_domain: &str,
     token: Option<&str>,
+    automated: bool,
 ) -> Result<Message, BuildReplyError> {
     let to: Mailbox = thread
         .reply_to
@@ -90,15 +92,18 @@ pub fn build_reply(
         builder = builder.references(references.join(" "));
     }
 
+    if automated {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-replied".into(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                "All".into(),
+            ));
+    }
     Ok(builder
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Auto-Submitted"),
-            "auto-replied".into(),
-        ))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
-            "All".into(),
-        ))
         .header(ContentType::TEXT_PLAIN)
         .body(text.to_owned())?)
 }
@@ -206,6 +211,7 @@ mod tests {
             "Your parcel left today.",
             "shop.example",
             None,
+            true,
         )
         .unwrap();
         let text = rendered(&message);
@@ -246,6 +252,27 @@ mod tests {
     }
 
     #[test]
+    fn a_persons_reply_is_not_marked_automatic() {
+        let message = build_reply(
+            &thread(),
+            "support@shop.example",
+            "Lee here: I refunded it.",
+            "shop.example",
+            None,
+            false,
+        )
+        .unwrap();
+        let text = rendered(&message);
+        assert_eq!(header(&text, "Auto-Submitted"), None);
+        assert_eq!(header(&text, "X-Auto-Response-Suppress"), None);
+        assert_eq!(
+            header(&text, "In-Reply-To"),
+            Some("<CAF=abc123@mail.customer.example>"),
+            "still threaded"
+        );
+    }
+
+    #[test]
     fn references_are_unfolded_in_order() {
         let message = build_reply(
             &thread(),
@@ -253,6 +280,7 @@ mod tests {
             "ok",
             "shop.example",
             None,
+            true,
         )
         .unwrap();
         let references = message.headers().get_raw("References").unwrap();
@@ -266,8 +294,15 @@ mod tests {
     fn long_reference_chains_keep_root_and_newest() {
         let mut long = thread();
         long.references = (0..30).map(|i| format!("<r{i}@x.example>")).collect();
-        let message =
-            build_reply(&long, "support@shop.example", "ok", "shop.example", None).unwrap();
+        let message = build_reply(
+            &long,
+            "support@shop.example",
+            "ok",
+            "shop.example",
+            None,
+            true,
+        )
+        .unwrap();
         let ids = message_ids(message.headers().get_raw("References").unwrap());
         assert_eq!(ids.len(), MAX_REFERENCES);
         assert_eq!(ids[0], "<r0@x.example>");
@@ -292,6 +327,7 @@ mod tests {
             "你好，订单已发货。",
             "shop.example",
             None,
+            true,
         )
         .unwrap();
         assert!(message.headers().get_raw("In-Reply-To").is_none());
@@ -308,12 +344,29 @@ mod tests {
             reply_to: "not an address secret-customer".into(),
             ..thread()
         };
-        let error =
-            build_reply(&bad_to, "support@shop.example", "x", "shop.example", None).unwrap_err();
+        let error = build_reply(
+            &bad_to,
+            "support@shop.example",
+            "x",
+            "shop.example",
+            None,
+            true,
+        )
+        .unwrap_err();
         assert!(!error.to_string().contains("secret-customer"));
-        assert!(build_reply(&thread(), "nobody", "x", "shop.example", None).is_err());
-        assert!(build_reply(&thread(), "support@shop.example", "x", "bad domain", None).is_err());
-        assert!(build_reply(&thread(), "support@shop.example", "x", "", None).is_err());
+        assert!(build_reply(&thread(), "nobody", "x", "shop.example", None, true).is_err());
+        assert!(
+            build_reply(
+                &thread(),
+                "support@shop.example",
+                "x",
+                "bad domain",
+                None,
+                true
+            )
+            .is_err()
+        );
+        assert!(build_reply(&thread(), "support@shop.example", "x", "", None, true).is_err());
     }
 
     #[test]
@@ -323,8 +376,15 @@ mod tests {
             references: vec!["<ok@x.example>".into(), "<bad id@x>".into()],
             ..thread()
         };
-        let message =
-            build_reply(&evil, "support@shop.example", "x", "shop.example", None).unwrap();
+        let message = build_reply(
+            &evil,
+            "support@shop.example",
+            "x",
+            "shop.example",
+            None,
+            true,
+        )
+        .unwrap();
         let text = rendered(&message);
         assert!(!text.contains("Bcc"));
         assert!(message.headers().get_raw("In-Reply-To").is_none());
@@ -343,6 +403,7 @@ mod tests {
             "ok",
             "shop.example",
             Some(token),
+            true,
         )
         .unwrap();
         let text = rendered(&message);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::Value;
-use switchboard_domain::{RetryAfter, SendError};
+use switchboard_domain::{MaybeDelivered, RetryAfter, SendError};
 
 /// How long one outbound API call may take before it counts as a network failure.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -236,15 +236,21 @@ impl Sender {
 
     /// A failure before any HTTP status: transient, with the URL stripped so
     /// that a token in the path cannot reach a log through the source chain.
+    /// Only a failure to connect proves the provider never saw the request.
     fn network_error(&self, error: reqwest::Error) -> SendError {
+        if error.is_connect() {
+            return self.transient(
+                "could not connect".into(),
+                Some(Box::new(error.without_url())),
+            );
+        }
         let detail = if error.is_timeout() {
             "request timed out"
-        } else if error.is_connect() {
-            "could not connect"
         } else {
             "network error"
         };
-        self.transient(detail.into(), Some(Box::new(error.without_url())))
+        let source = MaybeDelivered(Box::new(error.without_url()));
+        self.transient(detail.into(), Some(Box::new(source)))
     }
 }
 

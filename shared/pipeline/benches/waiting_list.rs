@@ -52,6 +52,7 @@ fn waiting_session(i: usize) -> Session {
         priority: i.is_multiple_of(10),
         claimed_by: None,
         agent_answered_at_ms: None,
+        breached_at_ms: None,
     });
     session
 }

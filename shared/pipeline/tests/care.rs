@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use switchboard_domain::*;
 use switchboard_faq::KnowledgeBase;
 use switchboard_pipeline::faq::Faq;
+use switchboard_pipeline::outbound::OutboundSender;
 use switchboard_pipeline::timers::TimerOutcome;
 use switchboard_pipeline::worker::{ConversationWorker, Outcome, WorkerSettings};
 use switchboard_sqlite::SqliteStore;
@@ -37,6 +38,7 @@ struct Fixture {
     replies: Arc<Replies>,
     clock: Arc<TestClock>,
     worker: ConversationWorker,
+    sender: OutboundSender,
 }
 
 impl Fixture {
@@ -52,18 +54,26 @@ impl Fixture {
             gaps: Arc::new(store.clone()),
             idempotency: Arc::new(store.clone()),
             queue: Arc::new(store.clone()),
-            replies: replies.clone(),
             payloads: Arc::new(store.clone()),
             faq: Arc::new(Faq::new(kb)),
             clock: clock.clone(),
             settings,
             tiers,
         };
+        let sender = OutboundSender {
+            replies: replies.clone(),
+            sessions: Arc::new(store.clone()),
+            idempotency: Arc::new(store.clone()),
+            payloads: Arc::new(store.clone()),
+            clock: clock.clone(),
+            retry: RetryPolicy::default(),
+        };
         Self {
             store,
             replies,
             clock,
             worker,
+            sender,
         }
     }
 
@@ -93,7 +103,17 @@ impl Fixture {
         self.worker.handle(&body, &self.lease()).await.unwrap()
     }
 
-    fn texts(&self) -> Vec<String> {
+    /// What the customer has received: the outbound queue delivered first.
+    async fn texts(&self) -> Vec<String> {
+        while let Some(job) = self
+            .store
+            .receive(QueueName::Outbound, self.clock.now_ms(), 60_000)
+            .await
+            .unwrap()
+        {
+            self.sender.handle(&job.body, &self.lease()).await.unwrap();
+            self.store.ack(&job, self.clock.now_ms()).await.unwrap();
+        }
         self.replies
             .0
             .lock()
@@ -172,7 +192,11 @@ async fn a_waiting_customer_is_reassured_three_times_and_a_breach_goes_to_the_pr
         f.say("1", "c1", "I want to talk to a human").await,
         Outcome::Escalated(EscalationReason::AskedForHuman)
     );
-    assert!(f.texts()[0].contains("10 minutes"), "{:?}", f.texts());
+    assert!(
+        f.texts().await[0].contains("10 minutes"),
+        "{:?}",
+        f.texts().await
+    );
     let first = f.tickets(QueueName::EscalationPriority).await;
     assert_eq!(first.len(), 1, "an explicit ask is urgent");
     assert!(f.fire_due_timers().await.is_empty(), "nothing due yet");
@@ -180,7 +204,7 @@ async fn a_waiting_customer_is_reassured_three_times_and_a_breach_goes_to_the_pr
     f.advance_secs(61);
     let fired = f.fire_due_timers().await;
     assert_eq!(fired, vec![TimerOutcome::Reassured(1)]);
-    let texts = f.texts();
+    let texts = f.texts().await;
     assert_eq!(texts.len(), 2);
     assert!(texts[1].contains("We're on it"), "{texts:?}");
     assert!(texts[1].contains("9 minutes"), "the wait left: {texts:?}");
@@ -198,7 +222,7 @@ async fn a_waiting_customer_is_reassured_three_times_and_a_breach_goes_to_the_pr
     );
     f.advance_secs(3600);
     assert!(f.fire_due_timers().await.is_empty(), "at most three");
-    assert_eq!(f.texts().len(), 4);
+    assert_eq!(f.texts().await.len(), 4);
 
     let breach = f.tickets(QueueName::EscalationPriority).await;
     assert_eq!(breach.len(), 1);
@@ -235,7 +259,11 @@ async fn a_redelivered_timer_sends_no_second_reassurance_and_an_early_one_waits(
         f.worker.handle_timer(&job.body, &redelivery).await.unwrap(),
         TimerOutcome::Reassured(1)
     );
-    assert_eq!(f.texts().len(), 2, "one hand-over notice, one reassurance");
+    assert_eq!(
+        f.texts().await.len(),
+        2,
+        "one hand-over notice, one reassurance"
+    );
     let session = f.session("c1").await;
     assert_eq!(session.turns.len(), 3, "recorded once");
 
@@ -269,7 +297,7 @@ async fn an_agents_answer_or_a_resolution_stops_the_timers() {
     f.advance_secs(3600);
     let fired = f.fire_due_timers().await;
     assert!(fired.iter().all(|o| *o == TimerOutcome::Stale), "{fired:?}");
-    assert_eq!(f.texts().len(), 2, "only the two hand-over notices");
+    assert_eq!(f.texts().await.len(), 2, "only the two hand-over notices");
     assert!(f.tickets(QueueName::EscalationPriority).await.len() == 2);
 }
 
@@ -282,21 +310,25 @@ async fn follow_ups_while_waiting_are_acknowledged_at_most_once_an_interval() {
         f.say("2", "c1", "hello?").await,
         Outcome::Escalated(EscalationReason::FollowUp)
     );
-    assert_eq!(f.texts().len(), 1, "just told: no acknowledgement yet");
+    assert_eq!(
+        f.texts().await.len(),
+        1,
+        "just told: no acknowledgement yet"
+    );
     f.advance_secs(55);
     f.say("3", "c1", "anyone there?").await;
-    assert_eq!(f.texts().len(), 2);
-    assert!(f.texts()[1].contains("added this to your conversation"));
+    assert_eq!(f.texts().await.len(), 2);
+    assert!(f.texts().await[1].contains("added this to your conversation"));
     f.advance_secs(5);
     f.say("4", "c1", "please").await;
-    assert_eq!(f.texts().len(), 2, "once an interval");
+    assert_eq!(f.texts().await.len(), 2, "once an interval");
     // After an agent's answer the bot stays quiet.
     let mut session = f.session("c1").await;
     session.handover.as_mut().unwrap().agent_answered_at_ms = Some(f.clock.now_ms());
     f.store.save(&session).await.unwrap();
     f.advance_secs(600);
     f.say("5", "c1", "thanks").await;
-    assert_eq!(f.texts().len(), 2);
+    assert_eq!(f.texts().await.len(), 2);
 }
 
 fn with_menu() -> WorkerSettings {
@@ -324,7 +356,7 @@ async fn a_new_customers_real_question_the_bot_cannot_answer_goes_to_a_person() 
 async fn a_new_customer_gets_the_welcome_menu_and_a_number_answers_its_entry() {
     let f = Fixture::new(with_menu(), None);
     assert_eq!(f.say("1", "c1", "hello there").await, Outcome::Welcomed);
-    let welcome = &f.texts()[0];
+    let welcome = &f.texts().await[0];
     assert!(welcome.starts_with("Hi!"), "{welcome}");
     assert!(
         welcome.contains("1. What are your opening hours?\n2. How long does shipping take?"),
@@ -341,7 +373,7 @@ async fn a_new_customer_gets_the_welcome_menu_and_a_number_answers_its_entry() {
     );
     for (id, pick) in [("2", "2"), ("3", "２"), ("4", "二")] {
         assert_eq!(f.say(id, "c1", pick).await, Outcome::Answered);
-        let answer = f.texts().last().unwrap().clone();
+        let answer = f.texts().await.last().unwrap().clone();
         assert!(answer.contains("working day"), "{pick}: {answer}");
     }
     // Another question forgets the menu.
@@ -351,12 +383,12 @@ async fn a_new_customer_gets_the_welcome_menu_and_a_number_answers_its_entry() {
     // A first message the bot can answer: welcome, answer and menu; a
     // returning customer gets no welcome.
     f.say("6", "c2", "What are your opening hours?").await;
-    let first = f.texts().last().unwrap().clone();
+    let first = f.texts().await.last().unwrap().clone();
     assert!(
         first.starts_with("Hi!") && first.contains("Monday to Saturday") && first.contains("1. ")
     );
     f.say("7", "c2", "How long does shipping take?").await;
-    let second = f.texts().last().unwrap().clone();
+    let second = f.texts().await.last().unwrap().clone();
     assert!(
         !second.contains("Hi!") && second.contains("working day"),
         "{second}"
@@ -367,11 +399,15 @@ async fn a_new_customer_gets_the_welcome_menu_and_a_number_answers_its_entry() {
 async fn chinese_customers_get_the_chinese_welcome() {
     let f = Fixture::new(with_menu(), None);
     assert_eq!(f.say("1", "c1", "你好").await, Outcome::Welcomed);
-    let welcome = &f.texts()[0];
+    let welcome = &f.texts().await[0];
     assert!(welcome.starts_with("您好"), "{welcome}");
     assert!(welcome.contains("常见问题"), "{welcome}");
     assert_eq!(f.say("2", "c1", "1").await, Outcome::Answered);
-    assert!(f.texts()[1].contains("周一至周六"), "{:?}", f.texts());
+    assert!(
+        f.texts().await[1].contains("周一至周六"),
+        "{:?}",
+        f.texts().await
+    );
 }
 
 #[tokio::test]
@@ -409,7 +445,7 @@ async fn the_crms_vip_goes_to_a_person_at_once_and_a_failing_crm_leaves_the_stor
     let tickets = vip.tickets(QueueName::EscalationPriority).await;
     assert_eq!(tickets[0].tier, Tier::Vip);
     assert!(
-        vip.texts()[0].contains("15 minutes"),
+        vip.texts().await[0].contains("15 minutes"),
         "the VIP service level"
     );
 
@@ -419,7 +455,7 @@ async fn the_crms_vip_goes_to_a_person_at_once_and_a_failing_crm_leaves_the_stor
         Outcome::Escalated(EscalationReason::NoConfidentMatch)
     );
     assert!(
-        down.texts()[0].contains("4 hours"),
+        down.texts().await[0].contains("4 hours"),
         "the new tier's service level"
     );
 }

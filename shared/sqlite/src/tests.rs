@@ -566,6 +566,7 @@ async fn escalated_conversations_are_listed_by_their_summary_only_while_escalate
         priority: true,
         claimed_by: None,
         agent_answered_at_ms: None,
+        breached_at_ms: None,
     });
     waiting.version = store.save(&waiting).await.unwrap();
     let open = Session::start(&message("b", "m2"), Language::En, 0);

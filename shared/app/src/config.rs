@@ -730,7 +730,7 @@ bot_token = "1:abc"
             ..AwsConfig::default()
         };
         let environment = aws.environment();
-        assert_eq!(environment.len(), 17);
+        assert_eq!(environment.len(), 19);
         for (name, _) in &environment {
             assert!(
                 template.contains(&format!("        {name}: !Ref ")),

@@ -202,6 +202,7 @@ async fn an_agents_reply_before_the_timers_stops_reassurance_and_breach() {
     let auth = [
         ("authorization", format!("Bearer {ADMIN_TOKEN}")),
         ("content-type", "application/json".into()),
+        ("idempotency-key", "care-1202".into()),
     ];
     let (status, body) = server
         .post(
@@ -210,7 +211,7 @@ async fn an_agents_reply_before_the_timers_stops_reassurance_and_breach() {
             json!({ "text": "Let me check that for you.", "agent": "Lee" }).to_string(),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 202, "{body}");
     tokio::time::sleep(Duration::from_secs(8)).await;
     let texts = texts(&server, 1202);
     assert_eq!(
@@ -235,8 +236,23 @@ async fn a_new_customer_gets_the_welcome_menu_and_2_answers_entry_2() {
         welcome.contains("1. What are your opening hours?\n2. How long does shipping take?"),
         "{welcome}"
     );
+    // On Telegram the menu's numbers are also a one-time keyboard.
+    let keyboard = &server.telegram_replies(1203)[0].body["reply_markup"];
+    assert_eq!(keyboard["one_time_keyboard"], true, "{keyboard}");
+    let buttons = keyboard["keyboard"][0].as_array().unwrap();
+    assert!(
+        buttons.len() >= 2 && buttons[1]["text"] == "2",
+        "{keyboard}"
+    );
     say(&server, 12_202, 1203, "2").await;
     let texts = replies_at_least(&server, 1203, 2).await;
+    assert!(
+        server.telegram_replies(1203)[1]
+            .body
+            .get("reply_markup")
+            .is_none(),
+        "an answer carries no keyboard"
+    );
     assert!(texts[1].contains("within one working day"), "{texts:?}");
     say(&server, 12_203, 1203, "二").await;
     let texts = replies_at_least(&server, 1203, 3).await;

@@ -309,6 +309,7 @@ mod tests {
                 ..ReplyContext::default()
             },
             reply_id: "r1".into(),
+            choices: Vec::new(),
         };
         let expired = channel()
             .send(&reply(

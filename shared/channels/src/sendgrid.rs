@@ -337,6 +337,7 @@ mod tests {
             text: "hi".into(),
             reply: Default::default(),
             reply_id: "r-1".into(),
+            choices: Vec::new(),
         };
         sendgrid.send(&reply).await.unwrap();
         reply.reply_id = "a-1".into();

@@ -1,9 +1,6 @@
-//! Telegram Bot API webhooks.
-//!
-//! Telegram does not sign updates. When the bot registers its webhook with
-//! `setWebhook` and a `secret_token`, every delivery carries that token in the
-//! `X-Telegram-Bot-Api-Secret-Token` header; it is the only proof of origin, so
-//! it is required here. Each request holds one `Update`; its `update_id` is the
+//! Telegram Bot API webhooks. Telegram does not sign updates: the `secret_token` given to
+//! `setWebhook` comes back in `X-Telegram-Bot-Api-Secret-Token` on every delivery, the only proof
+//! of origin, so it is required here. Each request holds one `Update`; its `update_id` is the
 //! dedupe key, and the message's own `message_id` is what a reply quotes.
 
 use async_trait::async_trait;
@@ -73,9 +70,7 @@ impl SettingsOf for Telegram {
         let token = config.secret_token.expose();
         let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
         if token.is_empty() || token.len() > 256 || !token.bytes().all(allowed) {
-            return Err(unusable(
-                "secret_token must be 1-256 characters of A-Z a-z 0-9 _ -",
-            ));
+            return Err(unusable("secret_token must be 1-256 of A-Z a-z 0-9 _ -"));
         }
         let bot_id = match config.bot_token.expose().split_once(':') {
             Some((id, rest)) if id.parse::<u64>().is_ok() && !rest.is_empty() => id.to_owned(),
@@ -170,6 +165,9 @@ impl Outbound for Telegram {
         // The URL holds the bot token; the sender never logs URLs.
         let (base, token) = (&self.api_base, self.bot_token.expose());
         let url = format!("{base}/bot{token}/sendMessage");
+        // A menu's choices as a one-time keyboard: a tap sends the choice as text.
+        let row: Vec<Value> = reply.choices.iter().map(|c| json!({ "text": c })).collect();
+        let menu = json!({ "keyboard": [row], "one_time_keyboard": true, "resize_keyboard": true });
         self.sender
             .send_text(reply, MAX_TEXT_UNITS, TextUnit::Utf16, |index, part| {
                 let mut body =
@@ -177,6 +175,9 @@ impl Outbound for Telegram {
                 if let (0, Some(message_id)) = (index, quoted) {
                     body["reply_parameters"] =
                         json!({ "message_id": message_id, "allow_sending_without_reply": true });
+                }
+                if index == 0 && !reply.choices.is_empty() {
+                    body["reply_markup"] = menu.clone();
                 }
                 self.sender.post_json(&url, None, body)
             })

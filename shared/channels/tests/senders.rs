@@ -131,6 +131,7 @@ fn reply(channel: &str, conversation: &str, thread: Option<&str>) -> OutboundRep
             ..ReplyContext::default()
         },
         reply_id: "reply-0001".into(),
+        choices: Vec::new(),
     }
 }
 
@@ -181,6 +182,16 @@ async fn telegram_posts_send_message() {
     quoting.conversation_id = "4242".into();
     telegram.send(&quoting).await.unwrap();
     assert_eq!(server.take()[0].json().get("reply_parameters"), None);
+
+    // A menu's choices go as a one-time keyboard, on the first part only.
+    let mut menu = reply("telegram", "4242", None);
+    menu.choices = vec!["1".into(), "2".into()];
+    telegram.send(&menu).await.unwrap();
+    assert_eq!(
+        server.take()[0].json()["reply_markup"],
+        json!({ "keyboard": [[{ "text": "1" }, { "text": "2" }]], "one_time_keyboard": true,
+                "resize_keyboard": true })
+    );
 
     // A username-style chat id goes as a string.
     telegram

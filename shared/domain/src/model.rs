@@ -133,6 +133,10 @@ pub struct OutboundReply {
     pub reply: ReplyContext,
     /// Our own id for this reply; senders that support idempotency keys pass it on.
     pub reply_id: String,
+    /// Answers the customer can tap instead of typing (a menu's numbers):
+    /// buttons where the channel has them. The text lists them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
 }
 
 /// The start of the `reply_id` of a reply an agent wrote (the bot's differ),
@@ -165,6 +169,7 @@ impl OutboundReply {
             text: text.into(),
             reply: message.reply.clone(),
             reply_id: reply_id.into(),
+            choices: Vec::new(),
         }
     }
 }

@@ -635,6 +635,7 @@ impl AgentDesk {
                 text: input.text.clone(),
                 reply: session.reply.clone(),
                 reply_id: reply_id.clone(),
+                choices: Vec::new(),
             };
             outbound::enqueue(self.queue.as_ref(), &key, reply, now_ms)
                 .await

@@ -193,6 +193,7 @@ impl ConversationWorker {
             text,
             reply: session.reply.clone(),
             reply_id: stable_id("s", &key),
+            choices: Vec::new(),
         };
         let sent = self.send_once(&session.key, &reply, &key, job).await?;
         if timer.number < MAX_REASSURANCES && sla.reassure_after_secs > 0 {

@@ -181,7 +181,11 @@ impl ConversationWorker {
         let reply_id = stable_id("r", &message.dedupe_key());
         let sent = match &plan.reply_text {
             Some(text) => {
-                let reply = OutboundReply::to_message(message, text.as_str(), &reply_id);
+                let mut reply = OutboundReply::to_message(message, text.as_str(), &reply_id);
+                // A menu's numbers as buttons, where the channel has them.
+                if let Some(menu) = &plan.menu {
+                    reply.choices = (1..=menu.len()).map(|n| n.to_string()).collect();
+                }
                 Some(
                     self.send_once(&session.key, &reply, &reply_key(message), job)
                         .await?,

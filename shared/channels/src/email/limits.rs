@@ -124,6 +124,7 @@ mod tests {
             text: "hi".into(),
             reply: ReplyContext::default(),
             reply_id: id.into(),
+            choices: Vec::new(),
         }
     }
 

@@ -93,6 +93,7 @@ mod tests {
                 ..ReplyContext::default()
             },
             reply_id: reply_id.into(),
+            choices: Vec::new(),
         }
     }
 

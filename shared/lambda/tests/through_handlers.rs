@@ -195,9 +195,26 @@ impl Recorder {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation_emails_and_agents()
-{
+#[test]
+fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation_emails_and_agents() {
+    // One very large future, whose debug-build poll frames overflow a test
+    // thread's 2 MiB stack: run it on a thread with room.
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(8 << 20)
+                .build()
+                .unwrap()
+                .block_on(every_function_flows())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn every_function_flows() {
     // Setup with ordinary clients, straight to the stand-ins: not recorded.
     let setup = Clients::local(
         &aws_test_endpoint("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT"),
@@ -855,7 +872,8 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
     // Service-level timers: a hand-over queues them on the timers queue with
     // DelaySeconds; the worker's function consumes that queue too
     // (`handlers::conversation` picks the handler by the batch's queue). The
-    // customer is reassured, the breach goes to the priority queue; a
+    // customer is reassured (queued on the outbound queue, which the
+    // outbound sender delivers), the breach goes to the priority queue; a
     // reassurance the provider refuses for now is retried later
     // (ChangeMessageVisibility) and sent once; an unreadable timer is
     // dead-lettered.
@@ -897,21 +915,28 @@ async fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation
         if reassurances().len() == 3 && handover.breached_at_ms.is_some() {
             break;
         }
-        let Some(batch) = timers.receive(1).await.unwrap() else {
-            continue;
-        };
-        let result = handlers::conversation(
-            &worker,
-            &resources.timers_queue_url,
-            LambdaEvent::new(batch.clone(), Context::default()),
-        )
-        .await
-        .unwrap();
-        if !result.batch_item_failures.is_empty() {
-            retried = true;
-            standin.set_down(false);
+        if let Some(batch) = timers.receive(1).await.unwrap() {
+            let result = handlers::conversation(
+                &worker,
+                &resources.timers_queue_url,
+                LambdaEvent::new(batch.clone(), Context::default()),
+            )
+            .await
+            .unwrap();
+            assert!(result.batch_item_failures.is_empty());
+            timers.settle(&batch, &result).await.unwrap();
         }
-        timers.settle(&batch, &result).await.unwrap();
+        if let Some(batch) = outbound.receive(1).await.unwrap() {
+            let result =
+                handlers::outbound(&sender, LambdaEvent::new(batch.clone(), Context::default()))
+                    .await
+                    .unwrap();
+            if !result.batch_item_failures.is_empty() {
+                retried = true;
+                standin.set_down(false);
+            }
+            outbound.settle(&batch, &result).await.unwrap();
+        }
     }
     assert!(retried, "a reassurance was refused for now and retried");
     let handover = sessions

@@ -115,11 +115,19 @@ impl Outbound for Line {
         }
         let parts = split_text(&reply.text, MAX_TEXT_CHARS, TextUnit::Chars);
         let token = self.access_token.expose();
+        // A menu's choices as quick replies on the last bubble: a tap sends the choice as text.
+        let quick = |c: &String| json!({ "type": "action", "action": { "type": "message", "label": c, "text": c } });
+        let items: Vec<Value> = reply.choices.iter().take(13).map(quick).collect();
+        let last = parts.len().saturating_sub(1);
         for (index, chunk) in parts.chunks(MESSAGES_PER_CALL).enumerate() {
-            let messages: Vec<Value> = chunk
-                .iter()
-                .map(|part| json!({ "type": "text", "text": part }))
-                .collect();
+            let message = |(i, part)| {
+                let mut message = json!({ "type": "text", "text": part });
+                if index * MESSAGES_PER_CALL + i == last && !items.is_empty() {
+                    message["quickReply"] = json!({ "items": items });
+                }
+                message
+            };
+            let messages: Vec<Value> = chunk.iter().enumerate().map(message).collect();
             // The reply token serves once, for the first call only.
             if let Some(reply_token) = reply.reply.reply_token.as_deref().filter(|_| index == 0) {
                 let url = format!("{}/v2/bot/message/reply", self.api_base);

@@ -426,6 +426,18 @@ async fn line_replies_with_the_token_then_pushes_once_it_is_refused() {
         body["messages"][1]["text"].as_str().map(str::trim),
         Some("短")
     );
+    assert_eq!(body["messages"][1].get("quickReply"), None);
+
+    // A menu's choices as quick replies, on the last bubble only.
+    answer.choices = vec!["1".into(), "2".into()];
+    line.send(&answer).await.unwrap();
+    let body = server.take()[0].json();
+    assert_eq!(body["messages"][0].get("quickReply"), None);
+    assert_eq!(
+        body["messages"][1]["quickReply"]["items"][1],
+        json!({ "type": "action", "action": { "type": "message", "label": "2", "text": "2" } })
+    );
+    answer.choices.clear();
 
     // An expired (or used) token: the same messages go by push, with a retry key.
     server.answer_at("/reply", 400, r#"{"message":"Invalid reply token"}"#);

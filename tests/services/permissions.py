@@ -81,6 +81,11 @@ MANAGED_POLICIES = {
 }
 # Actions the runtime performs for the function rather than our code; never recorded by the proxy.
 RUNTIME_SERVICES = ("logs:", "xray:")
+# With the KmsKeyArn parameter set, DynamoDB, SQS and S3 call KMS with the function's credentials
+# ("via service"): grants the proxy cannot see. Allowed only as exactly these actions on exactly that
+# parameter (tests/services/check_stack.py checks they exist only under its condition).
+KMS_VIA_SERVICE = ("kms:Decrypt", "kms:GenerateDataKey")
+KMS_KEY_PARAMETER = "KmsKeyArn"
 
 
 # ----------------------------------------------------------------------------------------- the proxy
@@ -296,6 +301,12 @@ class Resolver:
 def statements(document: dict, resolver: Resolver, source: str) -> list[Statement]:
     out = []
     for statement in as_list(document.get("Statement", [])):
+        if "Fn::If" in statement:
+            # A conditional statement (`!If [condition, statement, AWS::NoValue]`): read as if the
+            # condition held, the strict reading.
+            statement = statement["Fn::If"][1]
+            if not isinstance(statement, dict) or "Effect" not in statement:
+                continue
         if statement.get("Effect") != "Allow":
             raise SystemExit(f"{source}: only Allow statements are understood by this checker")
         out.append(Statement(
@@ -359,6 +370,11 @@ def roles(template: dict, resolver: Resolver) -> dict[str, Role]:
     return out
 
 
+def kms_key_placeholder(region: str) -> str:
+    """What the KmsKeyArn parameter resolves to in the check: no test sets a key."""
+    return f"arn:aws:kms:{region}:{ACCOUNT}:key/{KMS_KEY_PARAMETER}"
+
+
 def matches(pattern: str, value: str) -> bool:
     return fnmatch.fnmatchcase(value.lower(), pattern.lower().replace("?", "[?]"))
 
@@ -404,9 +420,11 @@ def check(template_path: str, calls_path: str) -> list[str]:
             if isinstance(expression, dict) and "Ref" in expression:
                 target = expression["Ref"]
                 (parameters if target in sam.get("Parameters", {}) else physical)[target] = context["env"][variable]
+        parameters.setdefault(KMS_KEY_PARAMETER, kms_key_placeholder(context.get("region", "us-east-1")))
         resolver = Resolver(template, context.get("region", "us-east-1"), physical, parameters)
         all_roles[function] = roles(template, resolver)[function]
 
+    all_regions = {function: contexts[function].get("region", "us-east-1") for function in all_roles}
     used: dict[str, list[tuple[str, str]]] = {}
     for call in calls:
         role = all_roles.get(call["principal"])
@@ -430,6 +448,12 @@ def check(template_path: str, calls_path: str) -> list[str]:
                     failures.append(f"{function}: wildcard action {action} ({statement.source}); grant the exact actions")
                     continue
                 if action.startswith(RUNTIME_SERVICES) or (function, action) in JUSTIFIED:
+                    continue
+                if action.startswith("kms:"):
+                    key = kms_key_placeholder(all_regions.get(function, "us-east-1"))
+                    if action not in KMS_VIA_SERVICE or statement.resources != [key]:
+                        failures.append(f"{function}: {action} on {statement.resources}: only "
+                                        f"{' and '.join(KMS_VIA_SERVICE)} on the {KMS_KEY_PARAMETER} parameter")
                     continue
                 for pattern in statement.resources:
                     # (function, action, resource suffix): justified on that resource only.

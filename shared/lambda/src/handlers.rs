@@ -29,7 +29,7 @@ pub async fn inbound<W: Borrow<ConversationWorker>>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     let deadline = deadline_ms(&event);
-    Ok(worker
+    let response = worker
         .sqs
         .process(event.payload, deadline, |body, lease| async move {
             worker
@@ -39,7 +39,9 @@ pub async fn inbound<W: Borrow<ConversationWorker>>(
                 .await
                 .map(|_| ())
         })
-        .await)
+        .await;
+    crate::metrics::flush();
+    Ok(response)
 }
 
 /// The escalation queues → the agents.
@@ -48,7 +50,7 @@ pub async fn escalations<N: Borrow<EscalationNotifier>>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     let deadline = deadline_ms(&event);
-    Ok(notifier
+    let response = notifier
         .sqs
         .process(event.payload, deadline, |body, lease| async move {
             notifier
@@ -58,5 +60,15 @@ pub async fn escalations<N: Borrow<EscalationNotifier>>(
                 .await
                 .map(|_| ())
         })
-        .await)
+        .await;
+    crate::metrics::flush();
+    Ok(response)
+}
+
+/// The agents' API authorizer: one simple response per request.
+pub async fn authorize(
+    tokens: &switchboard_pipeline::access::AccessTokens,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    Ok(crate::authorizer::decide(tokens, &event.payload))
 }

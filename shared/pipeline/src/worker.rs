@@ -5,15 +5,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use switchboard_domain::telemetry;
 use switchboard_domain::{
     Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, GapLog, Handover,
     IdempotencyStore, InboundMessage, JobLease, Language, MessageKind, OutboundReply, PayloadStore,
     QueueItem, QueueName, QueueProducer, ReplySender, Role, RoutingPolicy, Session, SessionStatus,
     SessionStore, StoreError, Tier, Turn, texts,
 };
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::faq::Faq;
+use crate::ingress::{QueuedMessage, new_correlation_id};
 use crate::{DEDUPE_RETENTION_MS, JobError, payload, stable_id};
 
 /// Attempts at saving a session that others keep changing.
@@ -92,8 +94,22 @@ impl ConversationWorker {
     /// next delivery takes the work over as soon as the queue hands it out.
     pub async fn handle(&self, body: &[u8], job: &JobLease) -> Result<Outcome, JobError> {
         let body = payload::resolve(self.payloads.as_ref(), body).await?;
-        let message: InboundMessage =
+        let queued: QueuedMessage =
             serde_json::from_slice(&body).map_err(|error| JobError::Permanent(Box::new(error)))?;
+        // Every line logged for this message, the reply's included, carries its id.
+        let correlation_id = queued.correlation_id.unwrap_or_else(new_correlation_id);
+        let span = info_span!("message", correlation_id = %correlation_id);
+        self.handle_message(&queued.message, &correlation_id, job)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_message(
+        &self,
+        message: &InboundMessage,
+        correlation_id: &str,
+        job: &JobLease,
+    ) -> Result<Outcome, JobError> {
         let started = std::time::Instant::now();
         let work_key = format!("work:{}", message.dedupe_key());
         let now_ms = self.clock.now_ms();
@@ -110,10 +126,18 @@ impl ConversationWorker {
                 ));
             }
         }
-        match self.process(&message, job).await {
+        match self.process(message, correlation_id, job).await {
             Ok(outcome) => {
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency.complete(&work_key, keep_until).await?;
+                match outcome {
+                    Outcome::Answered | Outcome::AnsweredOfferingHuman => {
+                        telemetry::message_answered(&message.channel)
+                    }
+                    Outcome::Escalated(_) => telemetry::message_escalated(&message.channel),
+                    Outcome::Recorded | Outcome::Duplicate => {}
+                }
+                telemetry::processing_time(&message.channel, started.elapsed());
                 info!(
                     channel = %message.channel,
                     message_id = %message.provider_message_id,
@@ -133,7 +157,12 @@ impl ConversationWorker {
         }
     }
 
-    async fn process(&self, message: &InboundMessage, job: &JobLease) -> Result<Outcome, JobError> {
+    async fn process(
+        &self,
+        message: &InboundMessage,
+        correlation_id: &str,
+        job: &JobLease,
+    ) -> Result<Outcome, JobError> {
         let now_ms = self.clock.now_ms();
         let key = message.conversation_key();
         let existing = self.sessions.load(&key).await?;
@@ -165,6 +194,9 @@ impl ConversationWorker {
         };
         let session = existing.unwrap_or_else(|| Session::start(message, language, now_ms));
         let mut plan = self.plan(message, &session, tier, language, now_ms);
+        if let Some(ticket) = &mut plan.ticket {
+            ticket.correlation_id = Some(correlation_id.to_owned());
+        }
 
         let reply_id = stable_id("r", &message.dedupe_key());
         let sent = match &plan.reply_text {
@@ -247,6 +279,9 @@ impl ConversationWorker {
                 self.settings.candidates,
             )
         };
+        if let Some(best) = candidates.first() {
+            telemetry::faq_confidence(&message.channel, best.confidence);
+        }
         let decision = if session.status == SessionStatus::Escalated {
             // A person has the conversation: the bot stays quiet and the agents hear of it.
             Decision::Escalate {
@@ -320,6 +355,8 @@ impl ConversationWorker {
                     candidates,
                     expected_response: expected_response.clone(),
                     created_at_ms: now_ms,
+                    // Set by `process`, which knows the job.
+                    correlation_id: None,
                 };
                 // Follow-ups reach the agents without repeating the promise to the customer.
                 let reply_text = (reason != EscalationReason::FollowUp)
@@ -416,6 +453,7 @@ impl ConversationWorker {
                 if let Err(release_error) = self.idempotency.release(&reply_key).await {
                     warn!(error = %release_error, "could not release reply claim");
                 }
+                telemetry::reply_failed(&message.channel);
                 warn!(channel = %message.channel, reply_id, transient = error.is_transient(), error = %error, "reply failed");
                 // A refusal for good (an address the mail server does not
                 // know, a chat the bot may not write to) goes to the dead

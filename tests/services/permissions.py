@@ -51,19 +51,7 @@ JUSTIFIED: dict[tuple[str, ...], str] = {
     # queues do not fail.
     ("IngressImFunction", "dynamodb:DeleteItem"): "an ingress frees its claim when queueing fails",
     ("IngressEmailFunction", "dynamodb:DeleteItem"): "an ingress frees its claim when queueing fails",
-    # The Lambda test drives telegram and mailgun; the social channels (messenger, instagram, x) run the
-    # same ingress code on IngressSocial, which the e2e suite drives on SQLite (tests/e2e/world.rs).
-    ("IngressSocialFunction", "dynamodb:PutItem"): "claims a delivery: the same Ingress code as IngressIm",
-    ("IngressSocialFunction", "dynamodb:UpdateItem"): "marks a delivery queued: the same Ingress code as IngressIm",
     ("IngressSocialFunction", "dynamodb:DeleteItem"): "an ingress frees its claim when queueing fails",
-    ("IngressSocialFunction", "sqs:SendMessage"): "queues a delivery: the same Ingress code as IngressIm",
-    ("IngressSocialFunction", "s3:PutObject"): "stores a large body aside: the same Ingress code as IngressIm",
-    # Token cache of WeChat, WeCom and Feishu (kit::TokenCache over the credentials table); tested against
-    # DynamoDB Local in shared/aws/tests/dynamodb.rs and end to end on SQLite (tests/e2e/cjk.rs).
-    ("IngressImFunction", "dynamodb:GetItem", "-credentials"): "reads a provider's cached access token for an agent's reply",
-    ("IngressImFunction", "dynamodb:UpdateItem", "-credentials"): "leases and stores a provider's access token",
-    ("ConversationWorkerFunction", "dynamodb:GetItem", "-credentials"): "reads a provider's cached access token",
-    ("ConversationWorkerFunction", "dynamodb:UpdateItem", "-credentials"): "leases and stores a provider's access token",
 }
 
 # The AWS-managed policies SAM may attach (their documented contents). Only logging and the SQS event
@@ -480,6 +468,9 @@ SELFTEST_TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31
 Parameters:
   SecretArn: {Type: String}
+  KmsKeyArn: {Type: String, Default: ""}
+Conditions:
+  HasKmsKey: !Not [!Equals [!Ref KmsKeyArn, ""]]
 Globals:
   Function:
     Environment:
@@ -505,6 +496,16 @@ Resources:
             SecretArn: !Ref SecretArn
         - SQSSendMessagePolicy:
             QueueName: some-queue
+        - !If
+          - HasKmsKey
+          - Statement:
+              - Effect: Allow
+                Action: [kms:Decrypt, kms:GenerateDataKey]
+                Resource: !Ref KmsKeyArn
+              - Effect: Allow
+                Action: kms:Encrypt
+                Resource: !Ref KmsKeyArn
+          - !Ref AWS::NoValue
 """
 
 
@@ -532,6 +533,7 @@ def selftest() -> None:
             "Reader: dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/other: not granted by its policies",
             "Reader: granted dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/t1 but never used it",
             "Reader: wildcard action sqs:SendMessage*",
+            "Reader: kms:Encrypt on ['arn:aws:kms:us-east-1:123456789012:key/KmsKeyArn']: only kms:Decrypt and kms:GenerateDataKey",
         ]
         for text in expected:
             if not any(f.startswith(text) for f in failures):
@@ -545,7 +547,7 @@ def selftest() -> None:
             "principal": "Worker", "region": "eu-west-1", "action": "dynamodb:Query",
             "resources": [f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/gaps/index/by_count"],
         }
-    print("permissions selftest: the check fails on an ungranted call, a wildcard and an unused grant")
+    print("permissions selftest: the check fails on an ungranted call, a wildcard, an unused grant and a KMS grant beyond the key's use by the services")
 
 
 def main() -> None:

@@ -16,6 +16,16 @@ pub use lambda_http::Error;
 
 /// JSON logs to stdout for CloudWatch, level from `RUST_LOG` (default info).
 pub fn init_tracing() {
+    init_tracing_to(std::io::stdout);
+}
+
+/// [`init_tracing`] writing elsewhere (tests read the lines back). Each line
+/// lists the spans it was logged in, with their fields: the `message` and
+/// `ticket` spans carry the `correlation_id`.
+pub fn init_tracing_to<W>(writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -23,6 +33,7 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_current_span(false)
         .without_time() // CloudWatch stamps every line
+        .with_writer(writer)
         .init();
 }
 

@@ -152,6 +152,15 @@ impl ConversationWorker {
                 if let Err(release_error) = self.idempotency.release(&work_key).await {
                     warn!(error = %release_error, "could not release work claim");
                 }
+                // In the message's span, unlike the queue's own retry line.
+                warn!(
+                    channel = %message.channel,
+                    message_id = %message.provider_message_id,
+                    attempt = job.attempt,
+                    retryable = error.is_retryable(),
+                    error = %error,
+                    "message not processed"
+                );
                 Err(error)
             }
         }

@@ -17,7 +17,9 @@ This tool closes that gap in two steps:
       and fails when
         * a recorded call is not allowed by the function's role and its permissions boundary, or
         * an inline grant uses a wildcard action, or
-        * a function is granted an action it never used in the run, unless JUSTIFIED says why.
+        * a function is granted an action it never used in the run, unless JUSTIFIED says why, or
+        * a function holds a KMS grant other than kms:Decrypt and kms:GenerateDataKey on the KmsKeyArn
+          parameter (the services' use of the key on the function's behalf, which no proxy sees).
 
   permissions.py selftest
       Shows that the check fails on an ungranted call, a wildcard grant and an unused grant.

@@ -10,7 +10,7 @@
 # needs no second build; its `semantic` feature too, so the FAQ crate's tests
 # run with the embedding tables, which the release Lambda binaries leave out),
 # the FAQ benchmark on that same debug binary (the
-# matcher is optimised in debug builds), and the five Lambda binaries in one
+# matcher is optimised in debug builds), and the six Lambda binaries in one
 # release build.
 set -euo pipefail
 

@@ -17,7 +17,9 @@ This tool closes that gap in two steps:
       and fails when
         * a recorded call is not allowed by the function's role and its permissions boundary, or
         * an inline grant uses a wildcard action, or
-        * a function is granted an action it never used in the run, unless JUSTIFIED says why.
+        * a function is granted an action it never used in the run, unless JUSTIFIED says why, or
+        * a function holds a KMS grant other than kms:Decrypt and kms:GenerateDataKey on the KmsKeyArn
+          parameter (the services' use of the key on the function's behalf, which no proxy sees).
 
   permissions.py selftest
       Shows that the check fails on an ungranted call, a wildcard grant and an unused grant.
@@ -51,20 +53,7 @@ JUSTIFIED: dict[tuple[str, ...], str] = {
     # queues do not fail.
     ("IngressImFunction", "dynamodb:DeleteItem"): "an ingress frees its claim when queueing fails",
     ("IngressEmailFunction", "dynamodb:DeleteItem"): "an ingress frees its claim when queueing fails",
-    # The Lambda test drives telegram and mailgun; the social channels (messenger, instagram, x) run the
-    # same ingress code on IngressSocial, which the e2e suite drives on SQLite (tests/e2e/world.rs).
-    ("IngressSocialFunction", "dynamodb:PutItem"): "claims a delivery: the same Ingress code as IngressIm",
-    ("IngressSocialFunction", "dynamodb:UpdateItem"): "marks a delivery queued: the same Ingress code as IngressIm",
     ("IngressSocialFunction", "dynamodb:DeleteItem"): "an ingress frees its claim when queueing fails",
-    ("IngressSocialFunction", "sqs:SendMessage"): "queues a delivery: the same Ingress code as IngressIm",
-    ("IngressSocialFunction", "s3:PutObject"): "stores a large body aside: the same Ingress code as IngressIm",
-    # Since replies leave by the outbound queue a timer only queues, so in the test none fails; a store
-    # outage would back it off with the same SqsConsumer retry the inbound queue's test drives.
-    ("ConversationWorkerFunction", "sqs:ChangeMessageVisibility", "-timers"): "backs off a timer that failed for now",
-    # Token cache of WeChat, WeCom and Feishu (kit::TokenCache over the credentials table); tested against
-    # DynamoDB Local in shared/aws/tests/dynamodb.rs and end to end on SQLite (tests/e2e/cjk.rs).
-    ("OutboundSenderFunction", "dynamodb:GetItem", "-credentials"): "reads a provider's cached access token",
-    ("OutboundSenderFunction", "dynamodb:UpdateItem", "-credentials"): "leases and stores a provider's access token",
 }
 
 # The AWS-managed policies SAM may attach (their documented contents). Only logging and the SQS event
@@ -82,6 +71,11 @@ MANAGED_POLICIES = {
 }
 # Actions the runtime performs for the function rather than our code; never recorded by the proxy.
 RUNTIME_SERVICES = ("logs:", "xray:")
+# With the KmsKeyArn parameter set, DynamoDB, SQS and S3 call KMS with the function's credentials
+# ("via service"): grants the proxy cannot see. Allowed only as exactly these actions on exactly that
+# parameter (tests/services/check_stack.py checks they exist only under its condition).
+KMS_VIA_SERVICE = ("kms:Decrypt", "kms:GenerateDataKey")
+KMS_KEY_PARAMETER = "KmsKeyArn"
 
 
 # ----------------------------------------------------------------------------------------- the proxy
@@ -297,6 +291,12 @@ class Resolver:
 def statements(document: dict, resolver: Resolver, source: str) -> list[Statement]:
     out = []
     for statement in as_list(document.get("Statement", [])):
+        if "Fn::If" in statement:
+            # A conditional statement (`!If [condition, statement, AWS::NoValue]`): read as if the
+            # condition held, the strict reading.
+            statement = statement["Fn::If"][1]
+            if not isinstance(statement, dict) or "Effect" not in statement:
+                continue
         if statement.get("Effect") != "Allow":
             raise SystemExit(f"{source}: only Allow statements are understood by this checker")
         out.append(Statement(
@@ -360,6 +360,11 @@ def roles(template: dict, resolver: Resolver) -> dict[str, Role]:
     return out
 
 
+def kms_key_placeholder(region: str) -> str:
+    """What the KmsKeyArn parameter resolves to in the check: no test sets a key."""
+    return f"arn:aws:kms:{region}:{ACCOUNT}:key/{KMS_KEY_PARAMETER}"
+
+
 def matches(pattern: str, value: str) -> bool:
     return fnmatch.fnmatchcase(value.lower(), pattern.lower().replace("?", "[?]"))
 
@@ -405,9 +410,11 @@ def check(template_path: str, calls_path: str) -> list[str]:
             if isinstance(expression, dict) and "Ref" in expression:
                 target = expression["Ref"]
                 (parameters if target in sam.get("Parameters", {}) else physical)[target] = context["env"][variable]
+        parameters.setdefault(KMS_KEY_PARAMETER, kms_key_placeholder(context.get("region", "us-east-1")))
         resolver = Resolver(template, context.get("region", "us-east-1"), physical, parameters)
         all_roles[function] = roles(template, resolver)[function]
 
+    all_regions = {function: contexts[function].get("region", "us-east-1") for function in all_roles}
     used: dict[str, list[tuple[str, str]]] = {}
     for call in calls:
         role = all_roles.get(call["principal"])
@@ -431,6 +438,12 @@ def check(template_path: str, calls_path: str) -> list[str]:
                     failures.append(f"{function}: wildcard action {action} ({statement.source}); grant the exact actions")
                     continue
                 if action.startswith(RUNTIME_SERVICES) or (function, action) in JUSTIFIED:
+                    continue
+                if action.startswith("kms:"):
+                    key = kms_key_placeholder(all_regions.get(function, "us-east-1"))
+                    if action not in KMS_VIA_SERVICE or statement.resources != [key]:
+                        failures.append(f"{function}: {action} on {statement.resources}: only "
+                                        f"{' and '.join(KMS_VIA_SERVICE)} on the {KMS_KEY_PARAMETER} parameter")
                     continue
                 for pattern in statement.resources:
                     # (function, action, resource suffix): justified on that resource only.
@@ -457,6 +470,9 @@ SELFTEST_TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31
 Parameters:
   SecretArn: {Type: String}
+  KmsKeyArn: {Type: String, Default: ""}
+Conditions:
+  HasKmsKey: !Not [!Equals [!Ref KmsKeyArn, ""]]
 Globals:
   Function:
     Environment:
@@ -482,6 +498,16 @@ Resources:
             SecretArn: !Ref SecretArn
         - SQSSendMessagePolicy:
             QueueName: some-queue
+        - !If
+          - HasKmsKey
+          - Statement:
+              - Effect: Allow
+                Action: [kms:Decrypt, kms:GenerateDataKey]
+                Resource: !Ref KmsKeyArn
+              - Effect: Allow
+                Action: kms:Encrypt
+                Resource: !Ref KmsKeyArn
+          - !Ref AWS::NoValue
 """
 
 
@@ -509,6 +535,7 @@ def selftest() -> None:
             "Reader: dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/other: not granted by its policies",
             "Reader: granted dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/t1 but never used it",
             "Reader: wildcard action sqs:SendMessage*",
+            "Reader: kms:Encrypt on ['arn:aws:kms:us-east-1:123456789012:key/KmsKeyArn']: only kms:Decrypt and kms:GenerateDataKey",
         ]
         for text in expected:
             if not any(f.startswith(text) for f in failures):
@@ -522,7 +549,7 @@ def selftest() -> None:
             "principal": "Worker", "region": "eu-west-1", "action": "dynamodb:Query",
             "resources": [f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/gaps/index/by_count"],
         }
-    print("permissions selftest: the check fails on an ungranted call, a wildcard and an unused grant")
+    print("permissions selftest: the check fails on an ungranted call, a wildcard, an unused grant and a KMS grant beyond the key's use by the services")
 
 
 def main() -> None:

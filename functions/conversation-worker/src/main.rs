@@ -10,6 +10,7 @@ use switchboard_lambda::{Error, init_tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    switchboard_lambda::metrics::init("conversation-worker")?;
     let aws = from_environment(Role::Worker).await?;
     let worker = Consumer {
         stage: aws.app.worker(aws.knowledge_base().await?),

@@ -9,6 +9,7 @@ use switchboard_lambda::{Error, init_tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    switchboard_lambda::metrics::init("escalation-notifier")?;
     let aws = from_environment(Role::Notifier).await?;
     let notifier = Consumer {
         stage: aws.app.notifier.clone(),

@@ -6,6 +6,7 @@ use switchboard_lambda::{Error, init_tracing, serve_http};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    switchboard_lambda::metrics::init("ingress-social")?;
     let aws = from_environment(Role::Ingress).await?;
     serve_http(aws.app.router(false)).await
 }

@@ -10,6 +10,7 @@ use switchboard_lambda::{Error, init_tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    switchboard_lambda::metrics::init("outbound-sender")?;
     let aws = from_environment(Role::Outbound).await?;
     let sender = Consumer {
         stage: aws.app.outbound.clone(),

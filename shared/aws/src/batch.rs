@@ -135,6 +135,9 @@ pub const ERROR_ATTRIBUTE: &str = "switchboard-error";
 struct ConsumedQueue {
     /// The queue's name, the last part of its ARN and URL.
     name: String,
+    /// What the metrics call it: `inbound`, `escalation_priority`, ...; the
+    /// physical name where the queue was given by URL only.
+    kind: String,
     url: String,
     dead_letter_url: String,
 }
@@ -171,6 +174,7 @@ impl SqsConsumer {
                 let url = resources.queue_url(*queue).to_owned();
                 ConsumedQueue {
                     name: last_segment(&url).to_owned(),
+                    kind: queue.as_str().to_owned(),
                     dead_letter_url: resources.dead_letter_queue_url(*queue).to_owned(),
                     url,
                 }
@@ -194,6 +198,7 @@ impl SqsConsumer {
             .into_iter()
             .map(|(url, dead_letter_url)| ConsumedQueue {
                 name: last_segment(&url).to_owned(),
+                kind: last_segment(&url).to_owned(),
                 url,
                 dead_letter_url,
             })
@@ -376,6 +381,7 @@ impl SqsConsumer {
         };
         match self.send_to_dead_letters(queue, record, cause, error).await {
             Ok(()) => {
+                switchboard_domain::telemetry::dead_lettered(&queue.kind);
                 tracing::error!(
                     message_id = id,
                     cause,

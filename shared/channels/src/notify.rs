@@ -123,6 +123,9 @@ impl EmailAgentNotifier {
             ))
             // A notification is machine-made: agents' auto-responders must not answer it.
             .raw_header(header("Auto-Submitted", "auto-generated"));
+        if let Some(id) = &ticket.correlation_id {
+            builder = builder.raw_header(header("X-Switchboard-Correlation", id));
+        }
         if urgent {
             builder = builder
                 .raw_header(header("X-Priority", "1"))
@@ -201,6 +204,9 @@ impl ChatWebhookNotifier {
             one_line(&ticket.ticket_id),
             ticket.conversation
         );
+        if let Some(id) = &ticket.correlation_id {
+            let _ = writeln!(text, "Correlation id: {}", one_line(id));
+        }
         // Chat rooms are wider than the agents' mailbox: personal data is masked.
         let question = switchboard_domain::redact::redact(ticket.question.trim());
         for line in outbound::clip(&question, 300).lines() {
@@ -697,6 +703,9 @@ fn email_body(ticket: &EscalationTicket) -> String {
     let _ = writeln!(body, "Ticket:            {}", one_line(&ticket.ticket_id));
     let _ = writeln!(body, "Channel:           {}", one_line(&ticket.channel));
     let _ = writeln!(body, "Conversation:      {}", ticket.conversation);
+    if let Some(id) = &ticket.correlation_id {
+        let _ = writeln!(body, "Correlation id:    {}", one_line(id));
+    }
     let _ = writeln!(body, "Customer:          {}", customer(ticket));
     let _ = writeln!(body, "Tier:              {}", ticket.tier.as_str());
     let _ = writeln!(
@@ -863,6 +872,7 @@ mod tests {
             ],
             expected_response: "15 minutes".into(),
             created_at_ms: 1_700_000_061_000,
+            correlation_id: None,
         }
     }
 
@@ -888,12 +898,20 @@ mod tests {
     #[tokio::test]
     async fn vip_ticket_email_has_headers_transcript_and_candidates() {
         let recorder = Arc::new(Recorder::default());
-        notifier(recorder.clone())
-            .notify(&ticket(Tier::Vip, false))
-            .await
-            .unwrap();
+        let vip = EscalationTicket {
+            correlation_id: Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into()),
+            ..ticket(Tier::Vip, false)
+        };
+        notifier(recorder.clone()).notify(&vip).await.unwrap();
         let message = recorder.0.lock().unwrap().remove(0);
         let headers = message.headers();
+        assert_eq!(
+            headers.get_raw("X-Switchboard-Correlation"),
+            Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+        );
+        assert!(
+            unfolded(&message).contains("Correlation id:    0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+        );
         assert_eq!(
             headers.get_raw("Subject"),
             Some("[Switchboard][VIP] Escalation: asked for human on telegram")

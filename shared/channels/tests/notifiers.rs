@@ -117,6 +117,7 @@ fn ticket(tier: Tier, reason: EscalationReason) -> EscalationTicket {
         expected_response: "4 hours".into(),
         // Waiting for 12 minutes.
         created_at_ms: NOW_MS - 12 * 60_000,
+        correlation_id: None,
     }
 }
 

@@ -387,6 +387,7 @@ async fn chat_webhook_notifier_posts_a_text_summary() {
         candidates: Vec::new(),
         expected_response: "4 hours".into(),
         created_at_ms: 0,
+        correlation_id: Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into()),
     };
     notifier.notify(&ticket).await.unwrap();
     let request = &server.take()[0];
@@ -397,6 +398,7 @@ async fn chat_webhook_notifier_posts_a_text_summary() {
         "[Switchboard] Escalation on slack: no FAQ entry answers the question confidently\n"
     ));
     assert!(text.ends_with("> Do you sell gift cards?"));
+    assert!(text.contains("\nCorrelation id: 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\n"));
 
     server.answer(500, "");
     assert!(notifier.notify(&ticket).await.unwrap_err().is_transient());

@@ -15,6 +15,7 @@ pub mod secret;
 pub mod sentiment;
 pub mod session;
 pub mod sla;
+pub mod telemetry;
 
 pub use jobs::*;
 pub use model::*;

@@ -254,4 +254,8 @@ pub struct EscalationTicket {
     /// What the customer was promised, e.g. "15 minutes".
     pub expected_response: String,
     pub created_at_ms: i64,
+    /// The id ingress gave the message that raised the ticket; every log line
+    /// about that message carries it as `correlation_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }

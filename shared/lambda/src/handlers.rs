@@ -30,7 +30,7 @@ pub async fn inbound<W: Borrow<ConversationWorker>>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     let deadline = deadline_ms(&event);
-    Ok(worker
+    let response = worker
         .sqs
         .process(event.payload, deadline, |body, lease| async move {
             worker
@@ -40,7 +40,9 @@ pub async fn inbound<W: Borrow<ConversationWorker>>(
                 .await
                 .map(|_| ())
         })
-        .await)
+        .await;
+    crate::metrics::flush();
+    Ok(response)
 }
 
 /// The timers queue → reassurances and service-level breaches.
@@ -49,7 +51,7 @@ pub async fn timers<W: Borrow<ConversationWorker>>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     let deadline = deadline_ms(&event);
-    Ok(worker
+    let response = worker
         .sqs
         .process(event.payload, deadline, |body, lease| async move {
             worker
@@ -59,7 +61,9 @@ pub async fn timers<W: Borrow<ConversationWorker>>(
                 .await
                 .map(|_| ())
         })
-        .await)
+        .await;
+    crate::metrics::flush();
+    Ok(response)
 }
 
 /// The conversation worker's function consumes the inbound queue and the
@@ -99,7 +103,7 @@ pub async fn escalations<N: Borrow<EscalationNotifier>>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     let deadline = deadline_ms(&event);
-    Ok(notifier
+    let response = notifier
         .sqs
         .process(event.payload, deadline, |body, lease| async move {
             notifier
@@ -109,7 +113,17 @@ pub async fn escalations<N: Borrow<EscalationNotifier>>(
                 .await
                 .map(|_| ())
         })
-        .await)
+        .await;
+    crate::metrics::flush();
+    Ok(response)
+}
+
+/// The agents' API authorizer: one simple response per request.
+pub async fn authorize(
+    tokens: &switchboard_pipeline::access::AccessTokens,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    Ok(crate::authorizer::decide(tokens, &event.payload))
 }
 
 /// The outbound queue → the customers' channels.
@@ -118,7 +132,7 @@ pub async fn outbound<S: Borrow<OutboundSender>>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     let deadline = deadline_ms(&event);
-    Ok(sender
+    let response = sender
         .sqs
         .process(event.payload, deadline, |body, lease| async move {
             sender
@@ -128,5 +142,7 @@ pub async fn outbound<S: Borrow<OutboundSender>>(
                 .await
                 .map(|_| ())
         })
-        .await)
+        .await;
+    crate::metrics::flush();
+    Ok(response)
 }

@@ -12,6 +12,9 @@
 //! event source poller) and the test's own setup use ordinary clients.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
@@ -21,11 +24,12 @@ use switchboard_app::config::{
     AwsConfig, Channels, Config, EmailConfig, ServerConfig, WorkersConfig,
 };
 use switchboard_aws::{Clients, EventSourcePoller, QueueRef};
+use switchboard_channels::WebhookRequest;
 use switchboard_channels::email::{SmtpConfig, SmtpTls};
 use switchboard_domain::{ConversationKey, QueueName, SessionStore, SlaPolicy, TierSla};
 use switchboard_e2e::{
-    ADMIN_TOKEN, SmtpSink, StandIn, aws_test_endpoint, channel_settings, mail_header, mail_text,
-    mailgun_form, now_secs, telegram_bot_token, telegram_update,
+    ADMIN_TOKEN, SmtpSink, StandIn, aws_test_endpoint, channel, channel_settings, mail_header,
+    mail_text, mailgun_form, now_secs, signed_request, telegram_bot_token, telegram_update,
 };
 use switchboard_lambda::handlers::{self, Consumer};
 use switchboard_lambda::invoke;
@@ -77,8 +81,9 @@ fn mailgun_event(body: &str) -> Value {
     )
 }
 
+/// The agents' API through its one route (`ANY /api/{proxy+}`), with the admin token.
 fn admin_event(path: &str, body: Value) -> Value {
-    api_gateway_event(
+    let mut event = api_gateway_event(
         "POST",
         path,
         json!({
@@ -86,7 +91,108 @@ fn admin_event(path: &str, body: Value) -> Value {
             "authorization": format!("Bearer {ADMIN_TOKEN}")
         }),
         &body.to_string(),
-    )
+    );
+    event["routeKey"] = "ANY /api/{proxy+}".into();
+    event["requestContext"]["routeKey"] = "ANY /api/{proxy+}".into();
+    event
+}
+
+/// A webhook request (signed by the channel) as an HTTP API v2 event, its
+/// query string and exact body bytes kept.
+fn webhook_event(request: &WebhookRequest) -> Value {
+    let headers: serde_json::Map<String, Value> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().into()))
+        .collect();
+    let mut event = api_gateway_event(
+        request.method().as_str(),
+        request.uri().path(),
+        Value::Object(headers),
+        "",
+    );
+    event["rawQueryString"] = request.uri().query().unwrap_or_default().into();
+    event["body"] = base64::engine::general_purpose::STANDARD
+        .encode(request.body())
+        .into();
+    event["isBase64Encoded"] = true.into();
+    event
+}
+
+/// A customer's message as `name`'s provider sends it, signed (and, for
+/// WeCom, encrypted) with the development settings.
+fn sample_delivery(name: &str, customer: &str, text: &str) -> WebhookRequest {
+    let channel = channel(name);
+    let now_ms = now_secs() * 1000;
+    let mut request = channel.sample(customer, text, now_ms);
+    let query = request
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    *request.uri_mut() = format!("/webhooks/{name}{query}").parse().unwrap();
+    channel.sign(&mut request, now_ms).unwrap();
+    request
+}
+
+/// What API Gateway asks the authorizer about a request to the agents' API.
+fn authorizer_event(authorization: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api/$default/POST/api/feedback",
+        "identitySource": [authorization],
+        "routeKey": "ANY /api/{proxy+}",
+        "rawPath": "/api/feedback",
+        "rawQueryString": "",
+        "headers": { "authorization": authorization, "content-type": "application/json" },
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example",
+            "http": { "method": "POST", "path": "/api/feedback", "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "" },
+            "requestId": "r2", "routeKey": "ANY /api/{proxy+}", "stage": "$default",
+            "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": 1795132800000u64
+        }
+    })
+}
+
+/// Bytes written by the functions (their log lines, their metrics), shared
+/// with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn lines(&self) -> Vec<Value> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    fn take(&self) -> Vec<Value> {
+        let lines = self.lines();
+        self.0.lock().unwrap().clear();
+        lines
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The EMF documents' values of `metric` with `label` = `value`, summed.
+fn metric_total(documents: &[Value], metric: &str, label: &str, value: &str) -> u64 {
+    documents
+        .iter()
+        .filter(|d| d[label] == value)
+        .filter_map(|d| d[metric].as_u64())
+        .sum()
 }
 
 /// An agents' API call with the admin token: `method path?query` with `body`
@@ -193,21 +299,47 @@ impl Recorder {
         };
         switchboard_app::aws::build(config, clients).unwrap()
     }
+
+    /// The agents' API authorizer as its main.rs starts it.
+    async fn start_authorizer(
+        &self,
+        aws: &AwsConfig,
+    ) -> switchboard_pipeline::access::AccessTokens {
+        let logical_id = "ApiAuthorizerFunction";
+        let clients = Clients::local_as(logical_id, &self.proxy).await;
+        let context = json!({
+            "context": logical_id,
+            "region": "us-east-1",
+            "env": aws.environment().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.calls)
+            .unwrap();
+        writeln!(log, "{context}").unwrap();
+        switchboard_lambda::authorizer::init(&clients, &aws.secret_arn)
+            .await
+            .unwrap()
+    }
 }
 
+/// The whole flow is one long future (every stage's futures nested in it):
+/// more than a test thread's default stack holds in a debug build, so it
+/// runs on a thread of its own with a larger one.
 #[test]
 fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation_emails_and_agents() {
-    // One very large future, whose debug-build poll frames overflow a test
-    // thread's 2 MiB stack: run it on a thread with room.
+    const STACK_BYTES: usize = 32 * 1024 * 1024;
     std::thread::Builder::new()
-        .stack_size(64 << 20)
+        .name("through-handlers".into())
+        .stack_size(STACK_BYTES)
         .spawn(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .thread_stack_size(8 << 20)
+                .thread_stack_size(STACK_BYTES)
                 .build()
                 .unwrap()
-                .block_on(every_function_flows())
+                .block_on(Box::pin(every_function_flows()))
         })
         .unwrap()
         .join()
@@ -215,6 +347,19 @@ fn every_function_flows_from_api_gateway_through_sqs_to_answers_escalation_email
 }
 
 async fn every_function_flows() {
+    // The functions' log lines and metrics, as they would reach CloudWatch.
+    let logs = Captured::default();
+    let log_writer = logs.clone();
+    switchboard_lambda::init_tracing_to(move || log_writer.clone());
+    let metrics = Captured::default();
+    let metric_writer = metrics.clone();
+    switchboard_lambda::metrics::init_with(
+        "lambda-test",
+        "Switchboard/test",
+        Box::new(move |documents| metric_writer.0.lock().unwrap().extend_from_slice(documents)),
+    )
+    .unwrap();
+
     // Setup with ordinary clients, straight to the stand-ins: not recorded.
     let setup = Clients::local(
         &aws_test_endpoint("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT"),
@@ -244,7 +389,10 @@ async fn every_function_flows() {
     let mut smtp = SmtpSink::start(smtp_dir.path());
     let settings = channel_settings(&standin.base);
     let secret = json!({
-        "channels": { "telegram": settings["telegram"], "mailgun": settings["mailgun"] },
+        "channels": {
+            "telegram": settings["telegram"], "mailgun": settings["mailgun"],
+            "messenger": settings["messenger"], "wecom": settings["wecom"]
+        },
         "admin_token": ADMIN_TOKEN
     });
     let secret_token = settings["telegram"]["secret_token"]
@@ -309,8 +457,6 @@ async fn every_function_flows() {
         .await
         .app
         .router(true);
-    // No social channel is registered yet: the function starts (secret,
-    // warm-up) and answers its routes 404 until one is.
     let social = recorder
         .start("IngressSocialFunction", Role::Ingress, &aws, &base)
         .await
@@ -342,6 +488,8 @@ async fn every_function_flows() {
         stage: sender.app.outbound.clone(),
         sqs: sender.sqs_consumer(&[QueueName::Outbound]),
     };
+    // The agents' API authorizer: only the secret, during init.
+    let authorizer_tokens = recorder.start_authorizer(&aws).await;
     // The Lambda service's event sources.
     let outbound = EventSourcePoller::new(
         setup.sqs.clone(),
@@ -402,6 +550,17 @@ async fn every_function_flows() {
         .await
         .unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
+    // The invocation wrote its metrics (EMF) on its way out.
+    let documents = metrics.take();
+    assert_eq!(
+        metric_total(&documents, "messages_received", "channel", "telegram"),
+        1,
+        "{documents:?}"
+    );
+    assert_eq!(
+        documents[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "Switchboard/test"
+    );
     // The same delivery again (a provider retry) is acknowledged and not queued twice.
     let retry = invoke(im.clone(), telegram_event(&update, &secret_token))
         .await
@@ -429,6 +588,18 @@ async fn every_function_flows() {
         "queued, not sent by the worker"
     );
     run_outbound(1).await;
+    let documents = metrics.take();
+    assert_eq!(
+        metric_total(&documents, "messages_answered", "channel", "telegram"),
+        1,
+        "{documents:?}"
+    );
+    assert!(
+        documents.iter().any(|d| d["channel"] == "telegram"
+            && d["processing_ms"].is_array()
+            && d["faq_confidence"][0].as_f64().is_some_and(|c| c > 0.5)),
+        "{documents:?}"
+    );
     let replies = standin.matching("/sendMessage", |r| r.body["chat_id"] == 4242);
     assert_eq!(replies.len(), 1);
     assert!(
@@ -449,10 +620,63 @@ async fn every_function_flows() {
         .await
         .unwrap();
     assert_eq!(response["statusCode"], 200);
-    run_worker(1).await;
+    // One correlation id from the webhook to the reply and the ticket: ingress
+    // gives it and queues it with the message...
+    let batch = next_batch(&inbound).await;
+    let queued: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    let correlation_id = queued["correlation_id"].as_str().unwrap().to_owned();
+    let carries_it = |line: &Value| {
+        line["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s["correlation_id"] == correlation_id))
+    };
+    let logged = |message: &str| {
+        logs.lines()
+            .into_iter()
+            .filter(|line| line["fields"]["message"] == message)
+            .filter(|line| carries_it(line))
+            .count()
+    };
+    assert_eq!(logged("message queued"), 1);
+    // ... the worker's lines carry it, the reply's included ...
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    inbound.settle(&batch, &result).await.unwrap();
+    assert_eq!(logged("reply queued"), 1, "the worker queues the reply");
+    assert_eq!(logged("message processed"), 1);
+    // ... and the outbound sender's, which sends it.
     run_outbound(1).await;
+    assert_eq!(
+        logged("reply sent"),
+        2,
+        "the outbound sender's and the channel sender's"
+    );
+    // ... and so do the notifier's, and the ticket the agents get.
     run_notifier().await;
+    assert_eq!(
+        logged("agents notified"),
+        2,
+        "the notifier's and the mail transport's"
+    );
+    let documents = metrics.take();
+    assert_eq!(
+        metric_total(&documents, "messages_escalated", "channel", "telegram"),
+        1,
+        "{documents:?}"
+    );
+    assert_eq!(
+        metric_total(&documents, "tickets_notified", "channel", "telegram"),
+        1,
+        "{documents:?}"
+    );
     let mails = smtp.wait_for(1).await;
+    assert_eq!(
+        mail_header(&mails[0], "X-Switchboard-Correlation").as_deref(),
+        Some(correlation_id.as_str())
+    );
+    assert!(mail_text(&mails[0]).contains(&format!("Correlation id:    {correlation_id}")));
     assert_eq!(
         mail_header(&mails[0], "X-Envelope-To").as_deref(),
         Some("agents@shop.test")
@@ -592,20 +816,6 @@ async fn every_function_flows() {
     .await
     .unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
-
-    // Social ingress: no channel of its routes is registered yet.
-    let response = invoke(
-        social,
-        api_gateway_event(
-            "POST",
-            "/webhooks/messenger",
-            json!({ "content-type": "application/json" }),
-            "{}",
-        ),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response["statusCode"], 404, "{response}");
 
     // Email ingress: a question larger than an SQS message (256 KiB) is stored
     // aside in S3 and a reference queued; the worker reads it back, cannot
@@ -845,6 +1055,19 @@ async fn every_function_flows() {
         .await
         .unwrap();
     assert_eq!(dead.messages().len(), 1, "the outbound dead letter");
+    let documents = metrics.take();
+    for queue in [
+        "inbound",
+        "escalation_priority",
+        "escalation_standard",
+        "outbound",
+    ] {
+        assert_eq!(
+            metric_total(&documents, "dead_letters", "queue", queue),
+            1,
+            "{queue}: {documents:?}"
+        );
+    }
 
     // A webhook body larger than an SQS message on the IM ingress, too: stored
     // aside, read back by the worker, answered.
@@ -872,11 +1095,10 @@ async fn every_function_flows() {
     // Service-level timers: a hand-over queues them on the timers queue with
     // DelaySeconds; the worker's function consumes that queue too
     // (`handlers::conversation` picks the handler by the batch's queue). The
-    // customer is reassured (queued on the outbound queue, which the
-    // outbound sender delivers), the breach goes to the priority queue; a
-    // reassurance the provider refuses for now is retried later
-    // (ChangeMessageVisibility) and sent once; an unreadable timer is
-    // dead-lettered.
+    // customer is reassured (through the outbound queue), the breach goes to
+    // the priority queue; a timer that cannot go on yet and a reassurance the
+    // provider refuses for now are retried later (ChangeMessageVisibility on
+    // their queues) and sent once; an unreadable timer is dead-lettered.
     let timers = EventSourcePoller::new(
         setup.sqs.clone(),
         queue_ref(&setup, &resources.timers_queue_url).await,
@@ -902,9 +1124,26 @@ async fn every_function_flows() {
         })
     };
     // Earlier hand-overs' timers are queued too; they run in the same loop.
+    // The first reassurance finds its reply claimed by another attempt (the
+    // timer is retried), then the provider down (the reply is retried).
+    let idempotency = switchboard_aws::DynamoStores::new(&setup.dynamodb, &resources).idempotency;
+    let handed_over_at_ms = sessions
+        .load(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .handover
+        .unwrap()
+        .at_ms;
+    let first_reassurance = format!("reassure:{key}:{handed_over_at_ms}:1");
+    let now_ms = i64::try_from(now_secs() * 1000).unwrap();
+    idempotency
+        .claim(&first_reassurance, now_ms, 600_000)
+        .await
+        .unwrap();
     standin.set_down(true);
-    let mut retried = false;
-    for _ in 0..60 {
+    let (mut timer_retried, mut send_retried) = (false, false);
+    for _ in 0..90 {
         let handover = sessions
             .load(&key)
             .await
@@ -923,7 +1162,10 @@ async fn every_function_flows() {
             )
             .await
             .unwrap();
-            assert!(result.batch_item_failures.is_empty());
+            if !result.batch_item_failures.is_empty() {
+                timer_retried = true;
+                idempotency.release(&first_reassurance).await.unwrap();
+            }
             timers.settle(&batch, &result).await.unwrap();
         }
         if let Some(batch) = outbound.receive(1).await.unwrap() {
@@ -932,13 +1174,17 @@ async fn every_function_flows() {
                     .await
                     .unwrap();
             if !result.batch_item_failures.is_empty() {
-                retried = true;
+                send_retried = true;
                 standin.set_down(false);
             }
             outbound.settle(&batch, &result).await.unwrap();
         }
     }
-    assert!(retried, "a reassurance was refused for now and retried");
+    assert!(timer_retried, "a timer that could not go on was retried");
+    assert!(
+        send_retried,
+        "a reassurance was refused for now and retried"
+    );
     let handover = sessions
         .load(&key)
         .await
@@ -1007,5 +1253,172 @@ async fn every_function_flows() {
         dead.messages().len(),
         1,
         "the unreadable timer is dead-lettered"
+    );
+
+    // The gate in front of the agents' API: a configured token passes with
+    // its holder, anything else does not.
+    let decision = handlers::authorize(
+        &authorizer_tokens,
+        LambdaEvent::new(
+            authorizer_event(&format!("Bearer {ADMIN_TOKEN}")),
+            Context::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        decision,
+        json!({ "isAuthorized": true, "context": { "principal": "admin", "scope": "admin" } })
+    );
+    for refused in ["Bearer not-a-token", ""] {
+        let decision = handlers::authorize(
+            &authorizer_tokens,
+            LambdaEvent::new(authorizer_event(refused), Context::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(decision, json!({ "isAuthorized": false }), "{refused:?}");
+    }
+
+    // Social ingress: a signed Messenger message, queued and answered; a
+    // Messenger body too large for an SQS message is stored aside.
+    let now_ms = now_secs() * 1000;
+    let messenger = |mid: &str, text: &str| {
+        let body = json!({ "object": "page", "entry": [{ "id": "PAGE", "time": 1, "messaging": [
+            { "sender": { "id": "PSID1" }, "recipient": { "id": "PAGE" }, "timestamp": now_ms,
+              "message": { "mid": mid, "text": text } }] }] })
+        .to_string();
+        webhook_event(&signed_request(
+            "messenger",
+            "application/json",
+            &[],
+            body,
+            now_ms,
+        ))
+    };
+    let response = invoke(
+        social.clone(),
+        messenger("m_lambda_1", "How long does shipping take?"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    run_worker(1).await;
+    run_outbound(1).await;
+    let long = format!(
+        "How long does shipping take? {}",
+        "We live far out in the countryside. ".repeat(9_000)
+    );
+    let response = invoke(social, messenger("m_lambda_2", &long))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let batch = next_batch(&inbound).await;
+    assert!(
+        batch.records[0].body.as_deref().unwrap().len() < 1024,
+        "a reference"
+    );
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    inbound.settle(&batch, &result).await.unwrap();
+    run_outbound(1).await;
+    let replies = standin.matching("/messenger/me/messages", |_| true);
+    assert_eq!(replies.len(), 2, "both answered");
+    assert_eq!(replies[0].body["recipient"]["id"], "PSID1");
+
+    // A channel whose access tokens expire (WeCom): the outbound sender
+    // fetches one and keeps it in the credentials table for every instance.
+    let response = invoke(
+        im.clone(),
+        webhook_event(&sample_delivery(
+            "wecom",
+            "cust-wecom-1",
+            "What are your opening hours?",
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let batch = next_batch(&inbound).await;
+    let queued: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    let wecom_conversation = format!(
+        "wecom:{}:{}",
+        queued["account_id"].as_str().unwrap(),
+        queued["conversation_id"].as_str().unwrap()
+    );
+    let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    inbound.settle(&batch, &result).await.unwrap();
+    run_outbound(1).await;
+    let wecom_sent =
+        || standin.matching("/cgi-bin/message/send", |r| r.path.starts_with("/wecom/"));
+    assert_eq!(wecom_sent().len(), 1);
+    assert!(
+        wecom_sent()[0]
+            .query
+            .contains("access_token=stand-in-token")
+    );
+    // The token expired and its row is gone (DynamoDB's TTL): an agent's
+    // reply, queued on the IM ingress, makes another sender instance fetch and
+    // store a new one.
+    let tokens = setup
+        .dynamodb
+        .scan()
+        .table_name(&resources.credentials_table)
+        .send()
+        .await
+        .unwrap();
+    assert!(!tokens.items().is_empty(), "the sender stored its token");
+    for item in tokens.items() {
+        setup
+            .dynamodb
+            .delete_item()
+            .table_name(&resources.credentials_table)
+            .key("credential", item["credential"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let response = invoke(
+        im.clone(),
+        api_event(
+            "POST",
+            &format!("/api/conversations/{wecom_conversation}/reply"),
+            "",
+            &[("idempotency-key", "wecom-reply-1")],
+            json!({ "text": "We open at nine.", "agent": "Lee" }),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response["statusCode"], 202, "{response}");
+    // Sent by another instance of the sender (no token in its memory).
+    let second_sender = recorder
+        .start("OutboundSenderFunction", Role::Outbound, &aws, &base)
+        .await;
+    let second_sender = Consumer {
+        stage: second_sender.app.outbound.clone(),
+        sqs: second_sender.sqs_consumer(&[QueueName::Outbound]),
+    };
+    let batch = next_batch(&outbound).await;
+    let result = handlers::outbound(
+        &second_sender,
+        LambdaEvent::new(batch.clone(), Context::default()),
+    )
+    .await
+    .unwrap();
+    assert!(result.batch_item_failures.is_empty());
+    outbound.settle(&batch, &result).await.unwrap();
+    assert_eq!(wecom_sent().len(), 2);
+    assert_eq!(
+        standin
+            .matching("/cgi-bin/gettoken", |r| r.path.starts_with("/wecom/"))
+            .len(),
+        2,
+        "one token per instance, the second after the first expired"
     );
 }

@@ -258,6 +258,7 @@ async fn settle(
                         alarm = "dead_letter",
                         "job moved to the dead letters"
                     );
+                    switchboard_domain::telemetry::dead_lettered(queue);
                 }
                 store.dead_letter(job, &failed, permanent).await
             }

@@ -15,6 +15,7 @@ use switchboard_domain::{
 use tracing::info;
 use utoipa::ToSchema;
 
+use crate::ingress::new_correlation_id;
 use crate::{DEDUPE_RETENTION_MS, JobError, outbound, stable_id};
 
 #[derive(Debug, thiserror::Error)]
@@ -552,6 +553,9 @@ impl AgentDesk {
             stable_id("x", &request).trim_start_matches("x-")
         );
         let claim_key = format!("agent-reply:{}", stable_id("k", &request));
+        // An agent's reply is an event of its own: a fresh id follows it to
+        // the sender's "reply sent".
+        let correlation_id = new_correlation_id();
         let now_ms = self.clock.now_ms();
         let mut session = self.load(&key).await?;
         match self
@@ -637,7 +641,7 @@ impl AgentDesk {
                 reply_id: reply_id.clone(),
                 choices: Vec::new(),
             };
-            outbound::enqueue(self.queue.as_ref(), &key, reply, now_ms)
+            outbound::enqueue(self.queue.as_ref(), &key, reply, &correlation_id, now_ms)
                 .await
                 .map_err(DeskError::Queue)?;
             Ok(())
@@ -648,7 +652,7 @@ impl AgentDesk {
                 self.idempotency
                     .complete(&claim_key, self.clock.now_ms() + DEDUPE_RETENTION_MS)
                     .await?;
-                info!(conversation = %key, reply_id, resolve = input.resolve, "agent reply queued");
+                info!(conversation = %key, reply_id, correlation_id, resolve = input.resolve, "agent reply queued");
                 Ok(ReplyAccepted {
                     reply_id,
                     state: DeliveryState::Queued.as_str().to_owned(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use switchboard_channels::kit::reply;
 use switchboard_channels::{
     HttpReply, ParseError, Registry, SharedChannel, Verified, VerifyError, WebhookRequest,
@@ -11,9 +12,34 @@ use switchboard_domain::{
     Claim, Clock, IdempotencyStore, InboundMessage, QueueError, QueueItem, QueueName,
     QueueProducer, StoreError,
 };
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::DEDUPE_RETENTION_MS;
+
+/// What ingress queues for the worker: the message and the correlation id it
+/// was given on arrival, which the worker's, the reply's and the notifier's
+/// log lines and the ticket carry. (Jobs queued before the id existed read
+/// without one.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(flatten)]
+    pub message: InboundMessage,
+}
+
+/// [`QueuedMessage`] as written, without copying the message.
+#[derive(Serialize)]
+struct QueuedMessageRef<'a> {
+    correlation_id: &'a str,
+    #[serde(flatten)]
+    message: &'a InboundMessage,
+}
+
+/// A new correlation id: a UUIDv7, so ids sort by arrival.
+pub fn new_correlation_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
 
 /// Largest webhook body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -281,8 +307,21 @@ impl Ingress {
         }
     }
 
-    /// Queues a message unless this provider message id was queued before.
+    /// Queues a message unless this provider message id was queued before,
+    /// under a new correlation id.
     async fn enqueue_once(&self, message: &InboundMessage) -> Result<(), IngressError> {
+        let correlation_id = new_correlation_id();
+        let span = info_span!("message", correlation_id = %correlation_id);
+        self.enqueue_once_as(message, correlation_id)
+            .instrument(span)
+            .await
+    }
+
+    async fn enqueue_once_as(
+        &self,
+        message: &InboundMessage,
+        correlation_id: String,
+    ) -> Result<(), IngressError> {
         let dedupe_key = message.dedupe_key();
         let claim_key = format!("ingress:{dedupe_key}");
         let deadline = tokio::time::Instant::now() + DUPLICATE_WAIT;
@@ -310,7 +349,11 @@ impl Ingress {
         let item = QueueItem {
             group: message.conversation_key().0,
             dedupe_id: dedupe_key,
-            body: serde_json::to_vec(message).expect("messages serialise"),
+            body: serde_json::to_vec(&QueuedMessageRef {
+                correlation_id: &correlation_id,
+                message,
+            })
+            .expect("messages serialise"),
         };
         if let Err(error) = self.queue.send(QueueName::Inbound, item).await {
             // Let the provider's retry take the message over at once.
@@ -325,6 +368,7 @@ impl Ingress {
             // 503, and after the lease it re-queues; the worker drops the repeat.
             warn!(error = %error, "could not mark ingress claim done");
         }
+        switchboard_domain::telemetry::message_received(&message.channel);
         info!(channel = %message.channel, message_id = %message.provider_message_id, kind = ?message.kind, "message queued");
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use switchboard_domain::{
     AgentNotifier, Claim, Clock, EscalationTicket, IdempotencyStore, JobLease, PayloadStore,
 };
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::{DEDUPE_RETENTION_MS, JobError, payload};
 
@@ -24,6 +24,19 @@ impl EscalationNotifier {
         let body = payload::resolve(self.payloads.as_ref(), body).await?;
         let ticket: EscalationTicket =
             serde_json::from_slice(&body).map_err(|error| JobError::Permanent(Box::new(error)))?;
+        // The lines about this ticket carry the id of the message that raised it.
+        let span = info_span!(
+            "ticket",
+            correlation_id = ticket.correlation_id.as_deref().unwrap_or_default()
+        );
+        self.notify_once(&ticket, job).instrument(span).await
+    }
+
+    async fn notify_once(
+        &self,
+        ticket: &EscalationTicket,
+        job: &JobLease,
+    ) -> Result<bool, JobError> {
         let key = format!("notify:{}", ticket.ticket_id);
         let now_ms = self.clock.now_ms();
         // The mail must be out before the queue may hand the ticket to another consumer.
@@ -48,11 +61,12 @@ impl EscalationNotifier {
                 ));
             }
         }
-        match self.notifier.notify(&ticket).await {
+        match self.notifier.notify(ticket).await {
             Ok(()) => {
                 self.idempotency
                     .complete(&key, self.clock.now_ms() + DEDUPE_RETENTION_MS)
                     .await?;
+                switchboard_domain::telemetry::ticket_notified(&ticket.channel);
                 info!(
                     ticket = %ticket.ticket_id,
                     channel = %ticket.channel,

@@ -10,14 +10,20 @@ use serde::{Deserialize, Serialize};
 use switchboard_domain::{
     Claim, Clock, ConversationKey, Delivery, DeliveryState, IdempotencyStore, JobLease,
     OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, ReplySender, RetryPolicy,
-    SendError, SessionStore, StoreError, error_chain,
+    SendError, SessionStore, StoreError, error_chain, telemetry,
 };
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
+use crate::ingress::new_correlation_id;
 use crate::{DEDUPE_RETENTION_MS, JobError, payload};
 
 /// Attempts at recording a delivery on a session others keep changing.
 const SAVE_ATTEMPTS: usize = 8;
+
+/// How long after queueing a reply its conversation may still be unsaved:
+/// the worker queues a new conversation's first reply before it saves the
+/// conversation, so a fast sender can get there first.
+const UNSAVED_CONVERSATION_GRACE_MS: i64 = 5 * 60 * 1000;
 
 /// Longest failure reason kept on a conversation, in characters.
 const MAX_REASON_CHARS: usize = 300;
@@ -28,6 +34,10 @@ pub struct OutboundJob {
     pub conversation: ConversationKey,
     pub reply: OutboundReply,
     pub queued_at_ms: i64,
+    /// The id that follows the customer's message (or the agent's request)
+    /// to the reply's log lines; absent in jobs queued before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 /// Queues `reply` for the outbound sender. The queue item is deduplicated by
@@ -37,12 +47,14 @@ pub async fn enqueue(
     queue: &dyn QueueProducer,
     conversation: &ConversationKey,
     reply: OutboundReply,
+    correlation_id: &str,
     now_ms: i64,
 ) -> Result<(), JobError> {
     let job = OutboundJob {
         conversation: conversation.clone(),
         reply,
         queued_at_ms: now_ms,
+        correlation_id: Some(correlation_id.to_owned()),
     };
     let item = QueueItem {
         group: conversation.0.clone(),
@@ -79,6 +91,15 @@ impl OutboundSender {
         let body = payload::resolve(self.payloads.as_ref(), body).await?;
         let outbound: OutboundJob =
             serde_json::from_slice(&body).map_err(|error| JobError::Permanent(Box::new(error)))?;
+        let correlation_id = outbound
+            .correlation_id
+            .clone()
+            .unwrap_or_else(new_correlation_id);
+        let span = info_span!("reply", correlation_id = %correlation_id);
+        self.send(&outbound, job).instrument(span).await
+    }
+
+    async fn send(&self, outbound: &OutboundJob, job: &JobLease) -> Result<bool, JobError> {
         let reply = &outbound.reply;
         let key = delivery_key(&reply.reply_id);
         let now_ms = self.clock.now_ms();
@@ -99,7 +120,7 @@ impl OutboundSender {
             Claim::TakenOver => {
                 return Err(self
                     .uncertain(
-                        &outbound,
+                        outbound,
                         job.attempt,
                         "an earlier attempt died while sending it",
                     )
@@ -107,7 +128,7 @@ impl OutboundSender {
             }
             Claim::Done => {
                 // Sent before; make sure the conversation says so.
-                self.record(&outbound, DeliveryState::Delivered, job.attempt, None)
+                self.record(outbound, DeliveryState::Delivered, job.attempt, None)
                     .await?;
                 return Ok(false);
             }
@@ -133,21 +154,23 @@ impl OutboundSender {
                 );
                 // The reply is out: a failure to record it must not send it again
                 // (a retry finds the claim done and records it then).
-                self.record(&outbound, DeliveryState::Delivered, job.attempt, None)
+                self.record(outbound, DeliveryState::Delivered, job.attempt, None)
                     .await?;
                 Ok(true)
             }
             Err(error) if error.may_have_delivered() => {
+                telemetry::reply_failed(&reply.channel);
                 warn!(channel = %reply.channel, reply_id = %reply.reply_id, error = %error, "reply failed mid-request");
                 // The claim stays taken: a redelivery finds it and does not send.
                 Err(self
-                    .uncertain(&outbound, job.attempt, "the send failed mid-request")
+                    .uncertain(outbound, job.attempt, "the send failed mid-request")
                     .await)
             }
             Err(error) => {
                 if let Err(release_error) = self.idempotency.release(&key).await {
                     warn!(error = %release_error, "could not release the delivery claim");
                 }
+                telemetry::reply_failed(&reply.channel);
                 let last = !error.is_transient() || !self.retry.retries_after(job.attempt);
                 warn!(channel = %reply.channel, reply_id = %reply.reply_id, attempt = job.attempt, transient = error.is_transient(), last, error = %error, "reply failed");
                 let state = if last {
@@ -156,7 +179,7 @@ impl OutboundSender {
                     DeliveryState::Queued
                 };
                 if let Err(record_error) = self
-                    .record(&outbound, state, job.attempt, Some(reason(&error)))
+                    .record(outbound, state, job.attempt, Some(reason(&error)))
                     .await
                 {
                     warn!(error = %error_chain(&record_error), "could not record the failed delivery");
@@ -207,7 +230,18 @@ impl OutboundSender {
         let reply_id = &outbound.reply.reply_id;
         for _ in 0..SAVE_ATTEMPTS {
             let Some(mut session) = self.sessions.load(&outbound.conversation).await? else {
-                // Erased meanwhile: nothing to record on.
+                // Not saved yet (a new conversation's first reply): the
+                // retry records it. Much later: erased, nothing to record on.
+                let age_ms = self.clock.now_ms().saturating_sub(outbound.queued_at_ms);
+                if age_ms < UNSAVED_CONVERSATION_GRACE_MS {
+                    return Err(JobError::Retryable(
+                        format!(
+                            "conversation {} is not saved yet; its delivery is recorded on retry",
+                            outbound.conversation
+                        )
+                        .into(),
+                    ));
+                }
                 return Ok(());
             };
             if let Some(recorded) = session.delivery(reply_id)
@@ -240,4 +274,35 @@ impl OutboundSender {
 /// provider's status, never message text or URLs.)
 fn reason(error: &SendError) -> String {
     error.to_string().chars().take(MAX_REASON_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A job queued before jobs carried a correlation id is still read
+    /// (the sender then logs under a fresh id); a new one keeps its id.
+    #[test]
+    fn jobs_without_a_correlation_id_are_read_and_new_ones_keep_theirs() {
+        let old = json!({
+            "conversation": "telegram:bot:42",
+            "reply": {
+                "channel": "telegram", "account_id": "bot", "conversation_id": "42",
+                "customer_id": "42", "text": "Hello", "reply_id": "r-1"
+            },
+            "queued_at_ms": 5
+        });
+        let job: OutboundJob = serde_json::from_value(old).unwrap();
+        assert_eq!(job.correlation_id, None);
+        assert_eq!(job.reply.reply_id, "r-1");
+
+        let with_id = OutboundJob {
+            correlation_id: Some("0190-abc".into()),
+            ..job
+        };
+        let read: OutboundJob =
+            serde_json::from_slice(&serde_json::to_vec(&with_id).unwrap()).unwrap();
+        assert_eq!(read.correlation_id.as_deref(), Some("0190-abc"));
+    }
 }

@@ -18,8 +18,9 @@ use switchboard_domain::{
     ConversationKey, EscalationReason, EscalationTicket, JobLease, OutboundReply, QueueItem,
     QueueName, Role, Session, SessionStatus, StoreError, Tier, Turn, texts,
 };
-use tracing::info;
+use tracing::{Instrument, info, info_span};
 
+use crate::ingress::new_correlation_id;
 use crate::worker::ConversationWorker;
 use crate::{JobError, payload, stable_id};
 
@@ -136,6 +137,21 @@ impl ConversationWorker {
         let body = payload::resolve(self.payloads.as_ref(), body).await?;
         let timer: TimerJob =
             serde_json::from_slice(&body).map_err(|error| JobError::Permanent(Box::new(error)))?;
+        // A timer's firing is an event of its own: a fresh id follows it to
+        // the reassurance it sends.
+        let correlation_id = new_correlation_id();
+        let span = info_span!("timer", correlation_id = %correlation_id);
+        self.fire_timer(timer, &correlation_id, job)
+            .instrument(span)
+            .await
+    }
+
+    async fn fire_timer(
+        &self,
+        timer: TimerJob,
+        correlation_id: &str,
+        job: &JobLease,
+    ) -> Result<TimerOutcome, JobError> {
         let Some(session) = self.sessions.load(&timer.conversation).await? else {
             return Ok(TimerOutcome::Stale);
         };
@@ -153,8 +169,14 @@ impl ConversationWorker {
             return Ok(TimerOutcome::Rescheduled);
         }
         match timer.kind {
-            TimerKind::Reassure => self.reassure(&timer, session, tier, job).await,
-            TimerKind::Breach => self.breach(&timer, session, tier, now_ms).await,
+            TimerKind::Reassure => {
+                self.reassure(&timer, session, tier, correlation_id, job)
+                    .await
+            }
+            TimerKind::Breach => {
+                self.breach(&timer, session, tier, correlation_id, now_ms)
+                    .await
+            }
         }
     }
 
@@ -163,6 +185,7 @@ impl ConversationWorker {
         timer: &TimerJob,
         session: Session,
         tier: Tier,
+        correlation_id: &str,
         job: &JobLease,
     ) -> Result<TimerOutcome, JobError> {
         let sla = self.settings.sla.for_tier(tier);
@@ -195,7 +218,9 @@ impl ConversationWorker {
             reply_id: stable_id("s", &key),
             choices: Vec::new(),
         };
-        let sent = self.send_once(&session.key, &reply, &key, job).await?;
+        let sent = self
+            .send_once(&session.key, &reply, &key, correlation_id, job)
+            .await?;
         if timer.number < MAX_REASSURANCES && sla.reassure_after_secs > 0 {
             self.schedule(&reassurance(
                 &timer.conversation,
@@ -232,6 +257,7 @@ impl ConversationWorker {
         timer: &TimerJob,
         session: Session,
         tier: Tier,
+        correlation_id: &str,
         now_ms: i64,
     ) -> Result<TimerOutcome, JobError> {
         let question = session
@@ -268,6 +294,7 @@ impl ConversationWorker {
                 .unwrap_or(u32::MAX),
             ),
             created_at_ms: timer.handover_at_ms,
+            correlation_id: Some(correlation_id.to_owned()),
         };
         // The priority queue, to the priority address; the ticket id makes a
         // redelivered timer's second ticket a duplicate.

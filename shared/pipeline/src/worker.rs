@@ -5,15 +5,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use switchboard_domain::telemetry;
 use switchboard_domain::{
     Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, FaqCandidate,
     GapLog, Handover, IdempotencyStore, InboundMessage, JobLease, Language, MessageKind,
     OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, Role, RoutingPolicy, Session,
     SessionStatus, SessionStore, SlaPolicy, StoreError, Tier, TierDirectory, Turn, texts,
 };
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::faq::Faq;
+use crate::ingress::{QueuedMessage, new_correlation_id};
 use crate::{DEDUPE_RETENTION_MS, JobError, outbound, payload, stable_id};
 use switchboard_domain::{ConversationKey, Customer};
 
@@ -111,8 +113,22 @@ impl ConversationWorker {
     /// next delivery takes the work over as soon as the queue hands it out.
     pub async fn handle(&self, body: &[u8], job: &JobLease) -> Result<Outcome, JobError> {
         let body = payload::resolve(self.payloads.as_ref(), body).await?;
-        let message: InboundMessage =
+        let queued: QueuedMessage =
             serde_json::from_slice(&body).map_err(|error| JobError::Permanent(Box::new(error)))?;
+        // Every line logged for this message, the reply's included, carries its id.
+        let correlation_id = queued.correlation_id.unwrap_or_else(new_correlation_id);
+        let span = info_span!("message", correlation_id = %correlation_id);
+        self.handle_message(&queued.message, &correlation_id, job)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_message(
+        &self,
+        message: &InboundMessage,
+        correlation_id: &str,
+        job: &JobLease,
+    ) -> Result<Outcome, JobError> {
         let started = std::time::Instant::now();
         let work_key = format!("work:{}", message.dedupe_key());
         let now_ms = self.clock.now_ms();
@@ -129,10 +145,19 @@ impl ConversationWorker {
                 ));
             }
         }
-        match self.process(&message, job).await {
+        match self.process(message, correlation_id, job).await {
             Ok(outcome) => {
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency.complete(&work_key, keep_until).await?;
+                match outcome {
+                    Outcome::Answered | Outcome::AnsweredOfferingHuman => {
+                        telemetry::message_answered(&message.channel)
+                    }
+                    Outcome::Escalated(_) => telemetry::message_escalated(&message.channel),
+                    // A welcome is neither an answer from the FAQ nor a hand-over.
+                    Outcome::Welcomed | Outcome::Recorded | Outcome::Duplicate => {}
+                }
+                telemetry::processing_time(&message.channel, started.elapsed());
                 info!(
                     channel = %message.channel,
                     message_id = %message.provider_message_id,
@@ -147,12 +172,26 @@ impl ConversationWorker {
                 if let Err(release_error) = self.idempotency.release(&work_key).await {
                     warn!(error = %release_error, "could not release work claim");
                 }
+                // In the message's span, unlike the queue's own retry line.
+                warn!(
+                    channel = %message.channel,
+                    message_id = %message.provider_message_id,
+                    attempt = job.attempt,
+                    retryable = error.is_retryable(),
+                    error = %error,
+                    "message not processed"
+                );
                 Err(error)
             }
         }
     }
 
-    async fn process(&self, message: &InboundMessage, job: &JobLease) -> Result<Outcome, JobError> {
+    async fn process(
+        &self,
+        message: &InboundMessage,
+        correlation_id: &str,
+        job: &JobLease,
+    ) -> Result<Outcome, JobError> {
         let now_ms = self.clock.now_ms();
         let key = message.conversation_key();
         let existing = self.sessions.load(&key).await?;
@@ -177,6 +216,9 @@ impl ConversationWorker {
         let first_contact = previous.is_none() && existing.is_none();
         let session = existing.unwrap_or_else(|| Session::start(message, language, now_ms));
         let mut plan = self.plan(message, &session, tier, first_contact, language, now_ms);
+        if let Some(ticket) = &mut plan.ticket {
+            ticket.correlation_id = Some(correlation_id.to_owned());
+        }
 
         let reply_id = stable_id("r", &message.dedupe_key());
         let sent = match &plan.reply_text {
@@ -187,8 +229,14 @@ impl ConversationWorker {
                     reply.choices = (1..=menu.len()).map(|n| n.to_string()).collect();
                 }
                 Some(
-                    self.send_once(&session.key, &reply, &reply_key(message), job)
-                        .await?,
+                    self.send_once(
+                        &session.key,
+                        &reply,
+                        &reply_key(message),
+                        correlation_id,
+                        job,
+                    )
+                    .await?,
                 )
             }
             // An earlier delivery may have replied before things changed (an
@@ -288,6 +336,9 @@ impl ConversationWorker {
                 self.settings.candidates,
             )
         };
+        if let Some(best) = candidates.first() {
+            telemetry::faq_confidence(&message.channel, best.confidence);
+        }
         let decision = if session.status == SessionStatus::Escalated {
             // A person has the conversation: the bot stays quiet and the agents hear of it.
             Decision::Escalate {
@@ -377,6 +428,8 @@ impl ConversationWorker {
                     candidates,
                     expected_response: expected_response.clone(),
                     created_at_ms: now_ms,
+                    // Set by `process`, which knows the job.
+                    correlation_id: None,
                 };
                 // Follow-ups reach the agents without repeating the promise;
                 // the customer's are acknowledged at most once an interval.
@@ -556,6 +609,7 @@ impl ConversationWorker {
         conversation: &ConversationKey,
         reply: &OutboundReply,
         reply_key: &str,
+        correlation_id: &str,
         job: &JobLease,
     ) -> Result<String, JobError> {
         let (text, reply_id) = (reply.text.as_str(), reply.reply_id.as_str());
@@ -583,7 +637,15 @@ impl ConversationWorker {
             // reply id again, which the sender sends once.
             Claim::Acquired | Claim::TakenOver => {}
         }
-        match outbound::enqueue(self.queue.as_ref(), conversation, reply.clone(), now_ms).await {
+        match outbound::enqueue(
+            self.queue.as_ref(),
+            conversation,
+            reply.clone(),
+            correlation_id,
+            now_ms,
+        )
+        .await
+        {
             Ok(()) => {
                 let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency

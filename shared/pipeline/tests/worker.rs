@@ -464,6 +464,7 @@ async fn a_reply_sent_before_a_crash_is_recorded_as_sent_even_if_things_changed_
     f.worker.gaps = Arc::new(store.clone());
     f.worker.queue = Arc::new(store.clone());
     f.worker.payloads = Arc::new(store.clone());
+    f.sender.sessions = Arc::new(store.clone());
     let key = ConversationKey::new("telegram", "1", "c1");
 
     f.worker

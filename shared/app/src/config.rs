@@ -642,6 +642,9 @@ bot_token = "1:abc"
                 ),
                 ("SWITCHBOARD_ROUTING__ENGLISH__ANSWER", "0.8"),
                 ("SWITCHBOARD_ROUTING__ENGLISH__OFFER", "0.5"),
+                // The template's service-level parameters.
+                ("SWITCHBOARD_SLA__VIP__FIRST_RESPONSE_SECS", "600"),
+                ("SWITCHBOARD_SLA__REGULAR__FIRST_RESPONSE_SECS", "7200"),
                 // Not ours: the harness's and other tools' variables are left alone.
                 ("SWITCHBOARD_TEST_DYNAMODB_ENDPOINT", "http://127.0.0.1:1"),
             ] {
@@ -655,6 +658,9 @@ bot_token = "1:abc"
                 "https://sqs/inbound-dlq.fifo"
             );
             assert_eq!(aws.payload_bucket, "sb-payloads");
+            assert_eq!(config.sla.vip.first_response_secs, 600);
+            assert_eq!(config.sla.regular.first_response_secs, 7200);
+            assert_eq!(config.sla.new, SlaPolicy::default().new);
             let secret = serde_json::json!({
                 "channels": { "telegram": { "secret_token": "t", "bot_token": "1:x" } },
                 "admin_token": "admin-secret",

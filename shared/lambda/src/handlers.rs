@@ -2,10 +2,12 @@
 //! events go to the router, through `lambda_http`.)
 
 use std::borrow::Borrow;
+use std::future::Future;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use switchboard_aws::SqsConsumer;
+use switchboard_domain::{JobFailure, JobLease};
 use switchboard_pipeline::notifier::EscalationNotifier;
 use switchboard_pipeline::outbound::OutboundSender;
 use switchboard_pipeline::worker::ConversationWorker;
@@ -15,6 +17,32 @@ use switchboard_pipeline::worker::ConversationWorker;
 pub struct Consumer<S> {
     pub stage: S,
     pub sqs: SqsConsumer,
+}
+
+impl<S> Consumer<S> {
+    /// Runs `handle` on the stage for every record of the batch, within the
+    /// invocation's deadline, then flushes the invocation's metrics.
+    async fn consume<'a, T, E, F, Fut>(
+        &'a self,
+        event: LambdaEvent<SqsEvent>,
+        handle: F,
+    ) -> Result<SqsBatchResponse, Error>
+    where
+        F: Fn(&'a S, Vec<u8>, JobLease) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: JobFailure,
+    {
+        let deadline = deadline_ms(&event);
+        let response = self
+            .sqs
+            .process(event.payload, deadline, |body, lease| {
+                let handled = handle(&self.stage, body, lease);
+                async move { handled.await.map(|_| ()) }
+            })
+            .await;
+        crate::metrics::flush();
+        Ok(response)
+    }
 }
 
 /// The invocation's deadline in unix ms (0 when the runtime gave none).
@@ -29,20 +57,11 @@ pub async fn inbound<W: Borrow<ConversationWorker>>(
     worker: &Consumer<W>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    let deadline = deadline_ms(&event);
-    let response = worker
-        .sqs
-        .process(event.payload, deadline, |body, lease| async move {
-            worker
-                .stage
-                .borrow()
-                .handle(&body, &lease)
-                .await
-                .map(|_| ())
+    worker
+        .consume(event, async |stage, body, lease| {
+            stage.borrow().handle(&body, &lease).await
         })
-        .await;
-    crate::metrics::flush();
-    Ok(response)
+        .await
 }
 
 /// The timers queue → reassurances and service-level breaches.
@@ -50,20 +69,11 @@ pub async fn timers<W: Borrow<ConversationWorker>>(
     worker: &Consumer<W>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    let deadline = deadline_ms(&event);
-    let response = worker
-        .sqs
-        .process(event.payload, deadline, |body, lease| async move {
-            worker
-                .stage
-                .borrow()
-                .handle_timer(&body, &lease)
-                .await
-                .map(|_| ())
+    worker
+        .consume(event, async |stage, body, lease| {
+            stage.borrow().handle_timer(&body, &lease).await
         })
-        .await;
-    crate::metrics::flush();
-    Ok(response)
+        .await
 }
 
 /// The conversation worker's function consumes the inbound queue and the
@@ -102,20 +112,11 @@ pub async fn escalations<N: Borrow<EscalationNotifier>>(
     notifier: &Consumer<N>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    let deadline = deadline_ms(&event);
-    let response = notifier
-        .sqs
-        .process(event.payload, deadline, |body, lease| async move {
-            notifier
-                .stage
-                .borrow()
-                .handle(&body, &lease)
-                .await
-                .map(|_| ())
+    notifier
+        .consume(event, async |stage, body, lease| {
+            stage.borrow().handle(&body, &lease).await
         })
-        .await;
-    crate::metrics::flush();
-    Ok(response)
+        .await
 }
 
 /// The agents' API authorizer: one simple response per request.
@@ -131,18 +132,9 @@ pub async fn outbound<S: Borrow<OutboundSender>>(
     sender: &Consumer<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    let deadline = deadline_ms(&event);
-    let response = sender
-        .sqs
-        .process(event.payload, deadline, |body, lease| async move {
-            sender
-                .stage
-                .borrow()
-                .handle(&body, &lease)
-                .await
-                .map(|_| ())
+    sender
+        .consume(event, async |stage, body, lease| {
+            stage.borrow().handle(&body, &lease).await
         })
-        .await;
-    crate::metrics::flush();
-    Ok(response)
+        .await
 }

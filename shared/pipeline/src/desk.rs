@@ -16,7 +16,7 @@ use tracing::info;
 use utoipa::ToSchema;
 
 use crate::ingress::new_correlation_id;
-use crate::{DEDUPE_RETENTION_MS, JobError, outbound, stable_id};
+use crate::{DEDUPE_RETENTION_MS, JobError, SAVE_ATTEMPTS, outbound, stable_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
@@ -223,8 +223,6 @@ const MAX_KEY_BYTES: usize = 600;
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 /// At most this many waiting conversations are read for the list.
 pub const MAX_WAITING: usize = 10_000;
-/// Attempts at saving a session others keep changing.
-const SAVE_ATTEMPTS: usize = 8;
 /// How long an agent's reply request holds its idempotency key while it runs.
 const REPLY_LEASE_MS: i64 = 30_000;
 

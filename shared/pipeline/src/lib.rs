@@ -86,6 +86,10 @@ impl From<StoreError> for JobError {
 
 /// How long finished idempotency records are kept: longer than any provider
 /// retries (Mailgun retries for 8 hours, Telegram keeps updates for 24 hours).
+/// Attempts at saving a session that others keep changing (optimistic
+/// concurrency), for every stage that writes sessions.
+pub(crate) const SAVE_ATTEMPTS: usize = 8;
+
 pub const DEDUPE_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// A stable short id derived from a key, for ticket and reply ids.

@@ -15,10 +15,7 @@ use switchboard_domain::{
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::ingress::new_correlation_id;
-use crate::{DEDUPE_RETENTION_MS, JobError, payload};
-
-/// Attempts at recording a delivery on a session others keep changing.
-const SAVE_ATTEMPTS: usize = 8;
+use crate::{DEDUPE_RETENTION_MS, JobError, SAVE_ATTEMPTS, payload};
 
 /// How long after queueing a reply its conversation may still be unsaved:
 /// the worker queues a new conversation's first reply before it saves the

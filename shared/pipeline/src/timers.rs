@@ -22,13 +22,10 @@ use tracing::{Instrument, info, info_span};
 
 use crate::ingress::new_correlation_id;
 use crate::worker::ConversationWorker;
-use crate::{JobError, payload, stable_id};
+use crate::{JobError, SAVE_ATTEMPTS, payload, stable_id};
 
 /// Reassurances per hand-over, at most.
 pub const MAX_REASSURANCES: u32 = 3;
-
-/// Attempts at saving a session that others keep changing.
-const SAVE_ATTEMPTS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -16,11 +16,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::faq::Faq;
 use crate::ingress::{QueuedMessage, new_correlation_id};
-use crate::{DEDUPE_RETENTION_MS, JobError, outbound, payload, stable_id};
+use crate::{DEDUPE_RETENTION_MS, JobError, SAVE_ATTEMPTS, outbound, payload, stable_id};
 use switchboard_domain::{ConversationKey, Customer};
-
-/// Attempts at saving a session that others keep changing.
-const SAVE_ATTEMPTS: usize = 8;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

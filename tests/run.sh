@@ -23,8 +23,10 @@ FEATURES=(--features switchboard/aws,switchboard/semantic)
 started=$(date +%s)
 step() { printf '\n==> [%4d s] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 
-step "Python tools (.venv) and AWS stand-ins"
+step "Python tools (.venv), the browser and AWS stand-ins"
 tests/services/aws.sh install
+tests/services/browser.sh install
+eval "$(tests/services/browser.sh env)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/services/requirements.txt
 tests/services/aws.sh start
 trap 'tests/services/aws.sh stop' EXIT

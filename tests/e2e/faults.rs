@@ -211,6 +211,33 @@ async fn killing_the_server_at_random_points_loses_and_repeats_nothing() {
         accepted_after.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    if duplicates > 0 {
+        // What was repeated, for the one who has to find out why.
+        for (chat, n) in &sent {
+            if replies.get(chat).copied().unwrap_or(0) > *n {
+                let texts: Vec<String> = server
+                    .standin
+                    .matching("/sendMessage", |r| {
+                        r.body["chat_id"].as_i64() == Some(*chat)
+                    })
+                    .iter()
+                    .map(|r| {
+                        r.body["text"]
+                            .as_str()
+                            .unwrap_or("")
+                            .chars()
+                            .take(60)
+                            .collect()
+                    })
+                    .collect();
+                println!("chat {chat}: {texts:#?}");
+            }
+        }
+        let log_path =
+            std::env::temp_dir().join(format!("switchboard-crash-{}.log", std::process::id()));
+        let _ = std::fs::write(&log_path, server.log());
+        println!("server log kept at {}", log_path.display());
+    }
     assert_eq!(duplicates, 0, "replies per chat: {replies:?}");
     assert!(
         lost as u64 <= dead && dead <= uncertain as u64,

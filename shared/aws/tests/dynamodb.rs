@@ -114,6 +114,26 @@ async fn an_expired_lease_is_taken_over_but_a_completed_record_never_is() {
         Some(&AttributeValue::S("COMPLETED".into()))
     );
 
+    // An in-progress claim outlives its lease in the table: TTL must not
+    // delete the trace of an interrupted send before a redelivery finds it.
+    assert_eq!(store.claim("j", 0, 1_000).await.unwrap(), Claim::Acquired);
+    let claimed = local
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key("id", AttributeValue::S("j".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let kept_secs = (1_000 + switchboard_domain::INTERRUPTED_CLAIM_KEPT_MS) / 1_000;
+    assert_eq!(
+        claimed.get(TTL_ATTRIBUTE),
+        Some(&AttributeValue::N(kept_secs.to_string()))
+    );
+
     // Past its keep-until time a completed record counts as gone (TTL may lag).
     assert_eq!(
         store.claim("k", 86_400_000, 1_000).await.unwrap(),

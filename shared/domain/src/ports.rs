@@ -81,9 +81,17 @@ impl Claim {
     }
 }
 
+/// How long a claim whose holder never finished is remembered after its lease
+/// ran out (7 days, as long as finished ones). A redelivery must find it to
+/// know that a send may have happened: forgotten with the lease, the next
+/// attempt would acquire the key afresh and send a second time.
+pub const INTERRUPTED_CLAIM_KEPT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
 /// Idempotency records with a status and an expiry, so that an attempt that
 /// crashed half-way can be taken over once its lease runs out while a finished
-/// one is never redone.
+/// one is never redone. A record in progress outlives its lease by
+/// [`INTERRUPTED_CLAIM_KEPT_MS`], so that purges and TTLs keep the trace of
+/// an interrupted attempt.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     async fn claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError>;

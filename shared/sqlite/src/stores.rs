@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use switchboard_domain::{
     Claim, ConversationKey, ConversationSummary, Customer, CustomerStore, Feedback, FeedbackStore,
-    GapLog, IdempotencyStore, KnowledgeGap, Language, PayloadStore, Session, SessionStatus,
-    SessionStore, StoreError, Tier,
+    GapLog, INTERRUPTED_CLAIM_KEPT_MS, IdempotencyStore, KnowledgeGap, Language, PayloadStore,
+    Session, SessionStatus, SessionStore, StoreError, Tier,
 };
 
 use crate::{SqliteStore, unavailable};
@@ -31,11 +31,12 @@ impl IdempotencyStore for SqliteStore {
                 _ => Claim::Acquired,
             };
             if claim.is_owned() {
-                let lease_until = now_ms + lease_ms;
+                let lease_until = now_ms.saturating_add(lease_ms);
+                let expires_at = lease_until.saturating_add(INTERRUPTED_CLAIM_KEPT_MS);
                 tx.execute(
-                    "INSERT INTO idempotency (key, status, lease_until, expires_at) VALUES (?1, 'in_progress', ?2, ?2)
-                     ON CONFLICT (key) DO UPDATE SET status = 'in_progress', lease_until = ?2, expires_at = ?2, result = NULL",
-                    params![key, lease_until],
+                    "INSERT INTO idempotency (key, status, lease_until, expires_at) VALUES (?1, 'in_progress', ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET status = 'in_progress', lease_until = ?2, expires_at = ?3, result = NULL",
+                    params![key, lease_until, expires_at],
                 )
                 .map_err(unavailable)?;
             }

@@ -454,6 +454,29 @@ async fn results_are_kept_with_done_keys_only_until_they_expire() {
 }
 
 #[tokio::test]
+async fn a_purge_keeps_the_trace_of_an_interrupted_claim() {
+    // The holder died mid-send; the purge that runs at every start must not
+    // forget the claim, or the redelivery would acquire it and send again.
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(
+        store.claim("sent:r1", 1_000, 100).await.unwrap(),
+        Claim::Acquired
+    );
+    store.purge_expired(60_000).await.unwrap();
+    assert_eq!(
+        store.claim("sent:r1", 60_000, 100).await.unwrap(),
+        Claim::TakenOver
+    );
+    // Forgotten only after the kept time.
+    let later = 60_100 + switchboard_domain::INTERRUPTED_CLAIM_KEPT_MS;
+    store.purge_expired(later).await.unwrap();
+    assert_eq!(
+        store.claim("sent:r1", later, 100).await.unwrap(),
+        Claim::Acquired
+    );
+}
+
+#[tokio::test]
 async fn payloads_are_stored_and_purged_when_expired() {
     let store = SqliteStore::open_in_memory().unwrap();
     let big = vec![7u8; 600 * 1024];

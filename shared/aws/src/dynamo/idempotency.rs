@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use switchboard_domain::{Claim, IdempotencyStore, StoreError};
+use switchboard_domain::{Claim, INTERRUPTED_CLAIM_KEPT_MS, IdempotencyStore, StoreError};
 
 use super::{Item, ItemReader, TTL_ATTRIBUTE, n, s, ttl_seconds};
 use crate::error::AwsError;
@@ -61,7 +61,11 @@ impl DynamoIdempotencyStore {
             .item(ID, s(key))
             .item(STATUS, s(IN_PROGRESS))
             .item(VALID_UNTIL, n(lease_until))
-            .item(TTL_ATTRIBUTE, ttl_seconds(lease_until))
+            // Kept past the lease: a redelivery must find an interrupted claim.
+            .item(
+                TTL_ATTRIBUTE,
+                ttl_seconds(lease_until.saturating_add(INTERRUPTED_CLAIM_KEPT_MS)),
+            )
             .condition_expression("attribute_not_exists(#id) OR #valid <= :now")
             .expression_attribute_names("#id", ID)
             .expression_attribute_names("#valid", VALID_UNTIL)

@@ -8,7 +8,9 @@
 # (an input over 10 s) or runs out of memory.
 #
 #   tests/fuzz.sh [SECONDS_PER_TARGET]      (default 60; tests/run.sh uses 10)
+#   tests/fuzz.sh --build-only              (tests/run.sh builds beside its tests)
 #   FUZZ_TARGETS="xml mime" tests/fuzz.sh   (a subset)
+#   FUZZ_JOBS=1 tests/fuzz.sh               (targets at once; default: the cores)
 #
 # Corpora grow in tests/fuzz/corpus/<target> from run to run; a crash leaves
 # its input in tests/fuzz/artifacts/<target>/ and the line to replay it.
@@ -16,7 +18,13 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+BUILD_ONLY=false
+if [[ "${1:-}" == --build-only ]]; then
+  BUILD_ONLY=true
+  shift
+fi
 SECONDS_PER_TARGET="${1:-60}"
+JOBS="${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}"
 FUZZ_DIR=tests/fuzz
 PYTHON="${SWITCHBOARD_PYTHON:-python3}"
 host="$(rustc -vV | sed -n 's/^host: //p')"
@@ -47,6 +55,7 @@ RUSTFLAGS="${flags[*]}" cargo build --manifest-path "$FUZZ_DIR/Cargo.toml" \
   --release --bins --target "$host" --target-dir "$FUZZ_DIR/target"
 bin_dir="$FUZZ_DIR/target/$host/release"
 echo "fuzz: targets built in $(( $(date +%s) - started )) s"
+$BUILD_ONLY && exit 0
 
 "$PYTHON" "$FUZZ_DIR/seeds.py" "$ROOT" "$FUZZ_DIR/corpus"
 
@@ -60,20 +69,36 @@ max_len() {
   esac
 }
 
-failed=()
-summary=()
-for target in "${targets[@]}"; do
-  corpus="$FUZZ_DIR/corpus/$target"
-  artifacts="$FUZZ_DIR/artifacts/$target"
-  log="$FUZZ_DIR/artifacts/$target.log"
+# One libFuzzer process per target, up to $JOBS at once (each is single-threaded).
+run_target() {
+  local target="$1" corpus="$FUZZ_DIR/corpus/$1" artifacts="$FUZZ_DIR/artifacts/$1"
+  local log="$FUZZ_DIR/artifacts/$1.log" status=0
   mkdir -p "$corpus" "$artifacts"
-  echo "fuzz: $target for $SECONDS_PER_TARGET s"
-  status=0
   # The webhook targets add each channel's own sample request to the corpus.
   SWITCHBOARD_FUZZ_SAMPLES="$corpus" "$bin_dir/$target" "$corpus" \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
     -max_len="$(max_len "$target")" -print_final_stats=1 \
     -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
+  echo "$status" >"$log.status"
+}
+running=0
+for target in "${targets[@]}"; do
+  echo "fuzz: $target for $SECONDS_PER_TARGET s"
+  run_target "$target" &
+  running=$((running + 1))
+  if (( running >= JOBS )); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+done
+wait
+
+failed=()
+summary=()
+for target in "${targets[@]}"; do
+  artifacts="$FUZZ_DIR/artifacts/$target"
+  log="$FUZZ_DIR/artifacts/$target.log"
+  status=$(cat "$log.status" 2>/dev/null || echo 1)
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
@@ -93,7 +118,7 @@ done
 echo
 printf '%-18s %12s %8s %8s %8s %8s\n' target executions cov ft corpus crashes
 printf '%s\n' "${summary[@]}"
-echo "fuzz: ${#targets[@]} targets, $SECONDS_PER_TARGET s each, $(( $(date +%s) - started )) s in all (build included)"
+echo "fuzz: ${#targets[@]} targets, $SECONDS_PER_TARGET s each, $JOBS at once, $(( $(date +%s) - started )) s in all (build included)"
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "fuzz: FAILED: ${failed[*]} (inputs in $FUZZ_DIR/artifacts/)"
   exit 1

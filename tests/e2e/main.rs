@@ -2,6 +2,7 @@
 
 mod access;
 mod agents;
+mod bench;
 mod care;
 mod cjk;
 mod cli;

@@ -2,6 +2,7 @@
 //! same router and pipeline as on AWS, workers in-process), and tools for
 //! channels, the knowledge base and the queues.
 
+pub mod bench;
 pub mod check;
 pub mod reload;
 pub mod runner;

@@ -1,5 +1,6 @@
 //! The `switchboard` command.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use switchboard_app::local::load_knowledge_base;
 use switchboard_domain::error_chain;
 use switchboard_domain::{Clock, GapLog, Language, QueueName, SystemClock};
 use switchboard_faq::KnowledgeBase;
+use switchboard_local::bench::{self, BenchCommand};
 use switchboard_local::check::{self, CheckArgs};
 use switchboard_local::simulate::{self, SimulateArgs};
 use switchboard_pipeline::faq::Faq;
@@ -58,6 +60,9 @@ enum Command {
     /// One customer's data: everything stored, or its erasure.
     #[command(subcommand)]
     Customer(CustomerCommand),
+    /// Speed and memory figures, as JSON (`bench peer` for the SDK harness).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Resolution rate, top and unanswered questions, peak hours, response times, satisfaction.
     Report {
         /// The period: the last N days.
@@ -173,7 +178,24 @@ enum QueueCommand {
 }
 
 fn main() -> ExitCode {
+    // The start of a cold start, as `bench peer cold` reports it.
+    let entry_ns = bench::monotonic_ns();
     let cli = Cli::parse();
+    // Synchronous, before any runtime or configuration: what a cold Lambda
+    // with one channel would do.
+    if let Command::Bench(BenchCommand::Peer(command)) = &cli.command {
+        return match bench::peer::run(command, entry_ns) {
+            // A closed pipe is the reader's business, not a panic.
+            Ok(report) => match writeln!(std::io::stdout(), "{report}") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            },
+            Err(error) => {
+                eprintln!("error: {}", error_chain(&error));
+                ExitCode::from(1)
+            }
+        };
+    }
     init_tracing(match cli.command {
         Command::Serve { log_format } => Some(log_format),
         _ => None,
@@ -314,6 +336,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Customer(command) => customer(&config, command).await?,
+        Command::Bench(BenchCommand::Pipeline(args)) => {
+            writeln!(std::io::stdout(), "{}", bench::pipeline::run(&args).await?)?;
+        }
+        Command::Bench(BenchCommand::Peer(_)) => {
+            anyhow::bail!("bench peer runs before the runtime")
+        }
         Command::Queue(QueueCommand::Stats) => {
             let stats = open_store(&config)?.stats().await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_domain::{
     Claim, Clock, ConversationKey, Delivery, DeliveryState, IdempotencyStore, JobLease,
     OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, ReplySender, RetryPolicy,
-    SendError, SessionStore, StoreError, error_chain, telemetry,
+    SendError, Session, SessionStore, StoreError, error_chain, telemetry,
 };
 use tracing::{Instrument, info, info_span, warn};
 
@@ -21,6 +21,9 @@ use crate::{DEDUPE_RETENTION_MS, JobError, SAVE_ATTEMPTS, payload};
 /// the worker queues a new conversation's first reply before it saves the
 /// conversation, so a fast sender can get there first.
 const UNSAVED_CONVERSATION_GRACE_MS: i64 = 5 * 60 * 1000;
+
+/// Waits for a conversation the worker is about to save (1.2 s in all).
+const UNSAVED_WAITS_MS: [u64; 5] = [20, 50, 120, 300, 700];
 
 /// Longest failure reason kept on a conversation, in characters.
 const MAX_REASON_CHARS: usize = 300;
@@ -193,6 +196,25 @@ impl OutboundSender {
         }
     }
 
+    /// The session, waiting a moment when it is not saved yet: the worker
+    /// queues a new conversation's first reply just before it saves the
+    /// conversation, and a retry would hold up the conversation's next
+    /// replies (its queue group) for the whole retry delay.
+    async fn load_soon_saved(&self, outbound: &OutboundJob) -> Result<Option<Session>, StoreError> {
+        let conversation = &outbound.conversation;
+        for wait_ms in UNSAVED_WAITS_MS {
+            if let Some(session) = self.sessions.load(conversation).await? {
+                return Ok(Some(session));
+            }
+            let age_ms = self.clock.now_ms().saturating_sub(outbound.queued_at_ms);
+            if age_ms >= UNSAVED_CONVERSATION_GRACE_MS {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        }
+        self.sessions.load(conversation).await
+    }
+
     /// A reply that may or may not have reached the customer is not sent
     /// again, so that nobody gets it twice: it is recorded as failed on the
     /// conversation and goes to the dead letters (alarmed) for a person to
@@ -226,7 +248,7 @@ impl OutboundSender {
     ) -> Result<(), JobError> {
         let reply_id = &outbound.reply.reply_id;
         for _ in 0..SAVE_ATTEMPTS {
-            let Some(mut session) = self.sessions.load(&outbound.conversation).await? else {
+            let Some(mut session) = self.load_soon_saved(outbound).await? else {
                 // Not saved yet (a new conversation's first reply): the
                 // retry records it. Much later: erased, nothing to record on.
                 let age_ms = self.clock.now_ms().saturating_sub(outbound.queued_at_ms);

@@ -247,6 +247,7 @@ mod tests {
             handover: None,
             menu: Vec::new(),
             deliveries: Vec::new(),
+            variants: Default::default(),
         }
     }
 

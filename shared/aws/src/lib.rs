@@ -26,7 +26,7 @@ pub use config::{AwsResources, Clients, WarmUp, aws_config, local_config, warm_u
 pub use dynamo::{
     DynamoCounterStore, DynamoCredentialStore, DynamoCustomerData, DynamoCustomerStore,
     DynamoFeedbackStore, DynamoGapLog, DynamoIdempotencyStore, DynamoKnowledgeBase,
-    DynamoSessionStore, Retention, TTL_ATTRIBUTE,
+    DynamoReportRecords, DynamoSessionStore, Retention, TTL_ATTRIBUTE,
 };
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;

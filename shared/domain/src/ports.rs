@@ -416,3 +416,13 @@ impl ObjectReader for NoObjects {
         Ok(None)
     }
 }
+
+/// What reports, experiment results and knowledge-base suggestions read:
+/// the sessions and the feedback of a period, from whichever store has them.
+#[async_trait]
+pub trait ReportRecords: Send + Sync {
+    /// Sessions with a message since `since_ms`.
+    async fn sessions_since(&self, since_ms: i64) -> Result<Vec<Session>, StoreError>;
+    /// Feedback given since `since_ms`.
+    async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError>;
+}

@@ -22,6 +22,9 @@ pub mod outbound;
 pub mod payload;
 pub mod privacy;
 pub mod report;
+pub mod report_html;
+pub mod stats;
+pub mod suggest;
 pub mod timers;
 pub mod worker;
 

@@ -280,10 +280,18 @@ pub fn unanswered_turns(sessions: &[Session], from_ms: i64, to_ms: i64) -> Vec<U
                     },
                 },
             };
-            let agent_answer = rest
-                .iter()
-                .find(|t| t.role == Role::Agent)
-                .map(|t| t.text.clone());
+            // The desk writes "<agent>: <text>"; the answer is the text.
+            let agent = session
+                .handover
+                .as_ref()
+                .and_then(|h| h.claimed_by.as_deref());
+            let agent_answer = rest.iter().find(|t| t.role == Role::Agent).map(|t| {
+                agent
+                    .and_then(|name| t.text.strip_prefix(name))
+                    .and_then(|text| text.strip_prefix(": "))
+                    .unwrap_or(&t.text)
+                    .to_owned()
+            });
             found.push(UnansweredTurn {
                 question: switchboard_domain::redact::redact(turn.text.trim()).into_owned(),
                 language: Language::detect(&turn.text),
@@ -1237,7 +1245,10 @@ mod tests {
                 ],
             ),
             Session {
-                handover: Some(handover(MONDAY + HOUR, EscalationReason::NoConfidentMatch)),
+                handover: Some(Handover {
+                    claimed_by: Some("Lee".into()),
+                    ..handover(MONDAY + HOUR, EscalationReason::NoConfidentMatch)
+                }),
                 ..session(
                     "y",
                     SessionStatus::Resolved,
@@ -1252,7 +1263,7 @@ mod tests {
                         said(
                             Role::Agent,
                             MONDAY + 2 * HOUR,
-                            "Refunded the second charge.",
+                            "Lee: Refunded the second charge.",
                         ),
                     ],
                 )

@@ -371,14 +371,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &records.sessions,
                 &records.feedback,
             );
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "from": report::date(records.from_ms),
-                    "to": report::date(records.to_ms),
-                    "experiments": results,
-                }))?
-            );
+            #[derive(serde::Serialize)]
+            struct Output {
+                from: String,
+                to: String,
+                experiments: Vec<report::ExperimentResult>,
+            }
+            let output = Output {
+                from: report::date(records.from_ms),
+                to: report::date(records.to_ms),
+                experiments: results,
+            };
+            println!("{}", serde_json::to_string_pretty(&output)?);
         }
         Command::Token(TokenCommand::Create { name, scope, json }) => {
             use switchboard_pipeline::access::{Scope, generate_token, token_sha256};

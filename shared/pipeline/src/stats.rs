@@ -37,7 +37,18 @@ pub fn wilson(successes: u64, n: u64, z: f64) -> Option<[f64; 2]> {
     let z2 = z * z;
     let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
     let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    Some([(centre - half).max(0.0), (centre + half).min(1.0)])
+    // At 0 or n successes the bound is exactly 0 or 1 (not a rounding error off it).
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if p >= 1.0 {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    Some([lo, hi])
 }
 
 /// A mean with its normal-approximation 95% interval (mean ± 1.96 s/√n).
@@ -130,6 +141,7 @@ mod tests {
         // All successes still leave room below 1: (0.56552, 1.0) for 5 of 5.
         let [lo, hi] = wilson(5, 5, Z95).unwrap();
         assert!(close(lo, 0.565_518, 1e-5) && hi == 1.0, "{lo} {hi}");
+        assert_eq!(wilson(0, 7, Z95).unwrap()[0], 0.0);
         assert_eq!(wilson(0, 0, Z95), None);
     }
 

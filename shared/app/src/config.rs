@@ -302,6 +302,9 @@ pub struct AwsConfig {
     pub outbound_dead_letter_queue_url: String,
     /// The S3 bucket for job bodies too large for an SQS message.
     pub payload_bucket: String,
+    /// The S3 bucket the weekly report pages go to (escalation notifier).
+    #[serde(default)]
+    pub reports_bucket: String,
 }
 
 impl AwsConfig {

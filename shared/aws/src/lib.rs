@@ -31,7 +31,7 @@ pub use dynamo::{
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;
 pub use s3::S3ObjectReader;
-pub use s3::S3PayloadStore;
+pub use s3::{S3PayloadStore, S3ReportArchive};
 pub use secrets::{load_json_secret, secret_field};
 pub use setup::{
     QueueOptions, QueueRef, create_bucket, create_queue_with_dlq, create_tables_and_queues,

@@ -26,6 +26,7 @@ pub mod report_html;
 pub mod stats;
 pub mod suggest;
 pub mod timers;
+pub mod weekly;
 pub mod worker;
 
 use switchboard_domain::{JobFailure, QueueError, SendError, StoreError, error_chain};

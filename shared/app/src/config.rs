@@ -786,7 +786,7 @@ short = { welcome_english = "Hi!", menu_size = 3, ask_helpful = false }
             ..AwsConfig::default()
         };
         let environment = aws.environment();
-        assert_eq!(environment.len(), 19);
+        assert_eq!(environment.len(), 20);
         for (name, _) in &environment {
             assert!(
                 template.contains(&format!("        {name}: !Ref ")),

@@ -10,6 +10,7 @@ mod defects;
 mod durability;
 mod email;
 mod faults;
+mod insight;
 mod knowledge_base;
 mod privacy;
 mod webhooks;

@@ -1,4 +1,6 @@
-//! The escalation notifier: the escalation queues' consumer.
+//! The escalation notifier: the escalation queues' consumer, and the weekly
+//! report on its EventBridge schedule (it sends mail already, so the report
+//! needs no function of its own).
 
 use lambda_runtime::{run, service_fn};
 use switchboard_app::aws::{Role, from_environment};
@@ -11,9 +13,13 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     switchboard_lambda::metrics::init("escalation-notifier")?;
     let aws = from_environment(Role::Notifier).await?;
+    let weekly = aws.weekly_report();
     let notifier = Consumer {
         stage: aws.app.notifier.clone(),
         sqs: aws.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
     };
-    run(service_fn(|event| handlers::escalations(&notifier, event))).await
+    run(service_fn(|event| {
+        handlers::notifier_events(&notifier, weekly.as_ref(), event)
+    }))
+    .await
 }

@@ -142,6 +142,34 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
 }
 
 impl Aws {
+    /// The weekly report (escalation notifier, on its schedule): the stack's
+    /// sessions and feedback, the page to the reports bucket, the mail to
+    /// `[email] agents`. `None` without a reports bucket.
+    pub fn weekly_report(&self) -> Option<switchboard_pipeline::weekly::WeeklyReport> {
+        let bucket = self.resources.reports_bucket.clone();
+        if bucket.is_empty() {
+            return None;
+        }
+        let config = &self.app.config;
+        Some(switchboard_pipeline::weekly::WeeklyReport {
+            records: Arc::new(switchboard_aws::DynamoReportRecords::new(
+                self.clients.dynamodb.clone(),
+                self.resources.sessions_table.clone(),
+                self.resources.feedback_table.clone(),
+            )),
+            archive: Arc::new(switchboard_aws::S3ReportArchive::new(
+                self.clients.s3.clone(),
+                bucket,
+            )),
+            email: self.app.ports.email.clone(),
+            clock: self.app.ports.clock.clone(),
+            from: config.email.from.clone(),
+            to: config.email.agents.clone(),
+            sla: config.sla,
+            experiments: config.experiments.clone(),
+        })
+    }
+
     /// How a consumer function settles the records of `queues`: leases from
     /// the invocation's deadline, the `[workers]` retry policy (the queues'
     /// `maxReceiveCount` is its `max_attempts`), refusals to the dead-letter
@@ -200,6 +228,7 @@ pub fn resources(aws: &AwsConfig) -> AwsResources {
             .clone(),
         outbound_dead_letter_queue_url: aws.outbound_dead_letter_queue_url.clone(),
         payload_bucket: aws.payload_bucket.clone(),
+        reports_bucket: aws.reports_bucket.clone(),
     }
 }
 
@@ -229,6 +258,7 @@ pub fn aws_config(resources: &AwsResources, secret_arn: &str) -> AwsConfig {
             .clone(),
         outbound_dead_letter_queue_url: resources.outbound_dead_letter_queue_url.clone(),
         payload_bucket: resources.payload_bucket.clone(),
+        reports_bucket: resources.reports_bucket.clone(),
     }
 }
 

@@ -39,6 +39,8 @@ pub enum ConfigError {
     Invalid(#[source] Box<figment::Error>),
     #[error("the channel secret must be a JSON object")]
     SecretShape,
+    #[error("invalid [experiments]")]
+    Experiments(#[source] switchboard_domain::experiments::ExperimentError),
 }
 
 impl From<figment::Error> for ConfigError {
@@ -64,6 +66,7 @@ const SECTIONS: &[&str] = &[
     "sla",
     "tiers",
     "notify",
+    "experiments",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +96,8 @@ pub struct Config {
     pub tiers: TiersConfig,
     /// Chat notifications of the agents (Slack, Feishu, DingTalk, Teams).
     pub notify: NotifyConfig,
+    /// A/B experiments: `[experiments.<name>]` with `variants` and per-variant overrides.
+    pub experiments: switchboard_domain::Experiments,
 }
 
 /// `[tiers]`: where customers' tiers come from besides the configured VIPs
@@ -297,6 +302,9 @@ pub struct AwsConfig {
     pub outbound_dead_letter_queue_url: String,
     /// The S3 bucket for job bodies too large for an SQS message.
     pub payload_bucket: String,
+    /// The S3 bucket the weekly report pages go to (escalation notifier).
+    #[serde(default)]
+    pub reports_bucket: String,
 }
 
 impl AwsConfig {
@@ -340,6 +348,7 @@ impl Default for Config {
             sla: SlaPolicy::default(),
             tiers: TiersConfig::default(),
             notify: NotifyConfig::default(),
+            experiments: Default::default(),
         }
     }
 }
@@ -435,7 +444,7 @@ impl Config {
             config.database = config.database.map(|p| base.join(p));
             config.knowledge_base = config.knowledge_base.map(|p| base.join(p));
         }
-        Ok(config)
+        config.checked()
     }
 
     /// The AWS configuration from `SWITCHBOARD_*` variables alone (to find the
@@ -465,7 +474,15 @@ impl Config {
         {
             smtp.password = Some(Secret::new(password));
         }
-        Ok(config)
+        config.checked()
+    }
+
+    /// Refuses experiments that name unknown variants or cannot assign anyone.
+    fn checked(self) -> Result<Self, ConfigError> {
+        self.experiments
+            .validate(&self.routing.routing)
+            .map_err(ConfigError::Experiments)?;
+        Ok(self)
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -567,6 +584,39 @@ bot_token = "1:abc"
         assert!(!printed.contains("let-me-in"));
         assert!(!printed.contains("s3cret"));
         assert!(printed.contains("telegram"));
+    }
+
+    #[test]
+    fn reads_experiments_as_the_issue_writes_them_and_refuses_typos() {
+        let dir = std::env::temp_dir().join(format!("switchboard-ab-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("switchboard.toml");
+        std::fs::write(
+            &path,
+            r#"
+[experiments.bands]
+variants = { control = 50, eager = 50 }
+eager = { english_answer = 0.60, chinese_answer = 0.55 }
+[experiments.welcome]
+variants = { short = 1, long = 1 }
+short = { welcome_english = "Hi!", menu_size = 3, ask_helpful = false }
+"#,
+        )
+        .unwrap();
+        let config = Config::from_file(&path).unwrap();
+        let bands = &config.experiments.0["bands"];
+        assert_eq!(bands.variants["eager"], 50);
+        assert_eq!(bands.overrides["eager"].english_answer, Some(0.60));
+        assert_eq!(bands.baseline(), Some("control"));
+        let short = &config.experiments.0["welcome"].overrides["short"];
+        assert_eq!((short.menu_size, short.ask_helpful), (Some(3), Some(false)));
+        std::fs::write(
+            &path,
+            "[experiments.bands]\nvariants = { control = 1 }\neagre = { english_answer = 0.6 }\n",
+        )
+        .unwrap();
+        let error = switchboard_domain::error_chain(&Config::from_file(&path).unwrap_err());
+        assert!(error.contains("eagre"), "{error}");
     }
 
     #[test]
@@ -736,7 +786,7 @@ bot_token = "1:abc"
             ..AwsConfig::default()
         };
         let environment = aws.environment();
-        assert_eq!(environment.len(), 19);
+        assert_eq!(environment.len(), 20);
         for (name, _) in &environment {
             assert!(
                 template.contains(&format!("        {name}: !Ref ")),

@@ -228,6 +228,7 @@ impl App {
                 redact_transcripts: self.config.privacy.redact_transcripts,
                 sla: self.config.sla,
                 menu_size: self.config.tiers.menu_size,
+                experiments: self.config.experiments.clone(),
                 ..self.config.routing.clone()
             },
             tiers: self.tiers.clone(),

@@ -35,6 +35,9 @@ pub struct AwsResources {
     pub outbound_dead_letter_queue_url: String,
     /// The S3 bucket for bodies too large for an SQS message.
     pub payload_bucket: String,
+    /// The S3 bucket the weekly report pages go to.
+    #[serde(default)]
+    pub reports_bucket: String,
 }
 
 impl AwsResources {

@@ -26,12 +26,12 @@ pub use config::{AwsResources, Clients, WarmUp, aws_config, local_config, warm_u
 pub use dynamo::{
     DynamoCounterStore, DynamoCredentialStore, DynamoCustomerData, DynamoCustomerStore,
     DynamoFeedbackStore, DynamoGapLog, DynamoIdempotencyStore, DynamoKnowledgeBase,
-    DynamoSessionStore, Retention, TTL_ATTRIBUTE,
+    DynamoReportRecords, DynamoSessionStore, Retention, TTL_ATTRIBUTE,
 };
 pub use error::{AwsError, error_chain};
 pub use poller::EventSourcePoller;
 pub use s3::S3ObjectReader;
-pub use s3::S3PayloadStore;
+pub use s3::{S3PayloadStore, S3ReportArchive};
 pub use secrets::{load_json_secret, secret_field};
 pub use setup::{
     QueueOptions, QueueRef, create_bucket, create_queue_with_dlq, create_tables_and_queues,

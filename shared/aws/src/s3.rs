@@ -121,3 +121,45 @@ impl ObjectReader for S3ObjectReader {
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 }
+
+/// Report pages in a private bucket; the link opens the object in the S3
+/// console, so reading a report takes an AWS sign-in allowed to read it.
+#[derive(Debug, Clone)]
+pub struct S3ReportArchive {
+    client: Client,
+    bucket: String,
+}
+
+impl S3ReportArchive {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl switchboard_domain::ReportArchive for S3ReportArchive {
+    async fn publish(&self, name: &str, html: &str) -> Result<String, StoreError> {
+        let key = format!("reports/{name}");
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("text/html; charset=utf-8")
+            .body(ByteStream::from(html.as_bytes().to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::s3("PutObject", &self.bucket, e))?;
+        let region = self
+            .client
+            .config()
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+        Ok(format!(
+            "https://console.aws.amazon.com/s3/object/{}?region={region}&prefix={key}",
+            self.bucket
+        ))
+    }
+}

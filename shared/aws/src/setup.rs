@@ -409,6 +409,7 @@ pub async fn create_tables_and_queues(
         timers_dead_letter_queue_url: timers_dlq.url,
         outbound_dead_letter_queue_url: outbound_dlq.url,
         payload_bucket: create_bucket(&clients.s3, &format!("{prefix}-payloads")).await?,
+        reports_bucket: create_bucket(&clients.s3, &format!("{prefix}-reports")).await?,
     })
 }
 

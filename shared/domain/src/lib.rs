@@ -4,6 +4,7 @@
 //!
 //! Nothing here knows about AWS, SQLite or HTTP clients; adapters live beside it.
 
+pub mod experiments;
 pub mod intent;
 pub mod jobs;
 pub mod model;
@@ -17,6 +18,7 @@ pub mod session;
 pub mod sla;
 pub mod telemetry;
 
+pub use experiments::{Experiment, Experiments, VariantOverrides};
 pub use jobs::*;
 pub use model::*;
 pub use ports::*;

@@ -424,3 +424,21 @@ impl ObjectReader for NoObjects {
         Ok(None)
     }
 }
+
+/// What reports, experiment results and knowledge-base suggestions read:
+/// the sessions and the feedback of a period, from whichever store has them.
+#[async_trait]
+pub trait ReportRecords: Send + Sync {
+    /// Sessions with a message since `since_ms`.
+    async fn sessions_since(&self, since_ms: i64) -> Result<Vec<Session>, StoreError>;
+    /// Feedback given since `since_ms`.
+    async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError>;
+}
+
+/// Where report pages are kept for people to open (S3 on AWS).
+#[async_trait]
+pub trait ReportArchive: Send + Sync {
+    /// Stores the HTML page under `name` (replacing one of that name) and
+    /// returns the link people open it by.
+    async fn publish(&self, name: &str, html: &str) -> Result<String, StoreError>;
+}

@@ -69,6 +69,10 @@ pub struct Session {
     /// records it. A reply of ours with no entry here is still queued.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<Delivery>,
+    /// The customer's variant of each A/B experiment (experiment name to
+    /// variant), recorded when the conversation meets the experiment.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub variants: std::collections::BTreeMap<String, String>,
 }
 
 /// Where a reply of ours stands.
@@ -176,6 +180,7 @@ impl Session {
             handover: None,
             menu: Vec::new(),
             deliveries: Vec::new(),
+            variants: Default::default(),
         }
     }
 

@@ -119,6 +119,35 @@ pub async fn escalations<N: Borrow<EscalationNotifier>>(
         .await
 }
 
+/// Every invocation of the escalation notifier: its queues' batches, and
+/// the weekly report's EventBridge schedule (`"detail-type": "Scheduled
+/// Event"`), which `weekly` handles.
+pub async fn notifier_events<N: Borrow<EscalationNotifier>>(
+    notifier: &Consumer<N>,
+    weekly: Option<&switchboard_pipeline::weekly::WeeklyReport>,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    let (payload, context) = event.into_parts();
+    if is_schedule(&payload) {
+        let weekly =
+            weekly.ok_or("the weekly report has no bucket (SWITCHBOARD_AWS__REPORTS_BUCKET)")?;
+        let link = weekly
+            .run()
+            .await
+            .map_err(|e| Error::from(switchboard_domain::error_chain(&e)))?;
+        crate::metrics::flush();
+        return Ok(serde_json::json!({ "report": link }));
+    }
+    let batch: SqsEvent = serde_json::from_value(payload)?;
+    let response = escalations(notifier, LambdaEvent::new(batch, context)).await?;
+    Ok(serde_json::to_value(response)?)
+}
+
+/// An EventBridge scheduled event (rather than an SQS batch).
+fn is_schedule(payload: &serde_json::Value) -> bool {
+    payload["source"] == "aws.events" && payload["detail-type"] == "Scheduled Event"
+}
+
 /// The agents' API authorizer: one simple response per request.
 pub async fn authorize(
     tokens: &switchboard_pipeline::access::AccessTokens,

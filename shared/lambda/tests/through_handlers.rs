@@ -477,6 +477,7 @@ async fn every_function_flows() {
     let notifier = recorder
         .start("EscalationNotifierFunction", Role::Notifier, &aws, &base)
         .await;
+    let weekly = notifier.weekly_report().expect("the reports bucket is set");
     let notifier = Consumer {
         stage: notifier.app.notifier.clone(),
         sqs: notifier.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
@@ -957,6 +958,70 @@ async fn every_function_flows() {
             .count(),
         1
     );
+
+    // The weekly report: EventBridge's schedule invokes the notifier, which
+    // stores the week's page in the reports bucket and mails its link.
+    let schedule = json!({
+        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-30T07:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/weekly"], "detail": {}
+    });
+    let answer = handlers::notifier_events(
+        &notifier,
+        Some(&weekly),
+        LambdaEvent::new(schedule, Context::default()),
+    )
+    .await
+    .unwrap();
+    let link = answer["report"].as_str().unwrap();
+    assert!(link.contains(&resources.reports_bucket), "{link}");
+    let listed = setup
+        .s3
+        .list_objects_v2()
+        .bucket(&resources.reports_bucket)
+        .prefix("reports/")
+        .send()
+        .await
+        .unwrap();
+    let key = listed.contents()[0].key().unwrap().to_owned();
+    assert!(link.ends_with(&key), "{link} {key}");
+    let page = setup
+        .s3
+        .get_object()
+        .bucket(&resources.reports_bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.content_type(), Some("text/html; charset=utf-8"));
+    let page = page.body.collect().await.unwrap().into_bytes();
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("<section id=\"experiments\""));
+    assert!(
+        page.contains("replacement parts for the 1987 model"),
+        "unanswered"
+    );
+    let mails = smtp.wait_for(4).await;
+    let report_mail = mails
+        .iter()
+        .find(|m| mail_header(m, "Subject").is_some_and(|s| s.contains("weekly report")))
+        .expect("the report's mail");
+    assert!(mail_text(report_mail).contains(link));
+    assert_eq!(
+        mail_header(report_mail, "X-Envelope-To").as_deref(),
+        Some("agents@shop.test")
+    );
+    // A queue batch still reaches the tickets' handler.
+    let batch = json!({ "Records": [] });
+    let answer = handlers::notifier_events(
+        &notifier,
+        Some(&weekly),
+        LambdaEvent::new(batch, Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
 
     // Records no function can read go to their dead-letter queues at once.
     setup

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use switchboard_app::Config;
 use switchboard_app::local::load_knowledge_base;
 use switchboard_domain::error_chain;
-use switchboard_domain::{Clock, GapLog, Language, QueueName, SystemClock};
+use switchboard_domain::{Clock, Language, QueueName, SystemClock};
 use switchboard_faq::KnowledgeBase;
 use switchboard_local::bench::{self, BenchCommand};
 use switchboard_local::check::{self, CheckArgs};
@@ -63,14 +63,42 @@ enum Command {
     /// Speed and memory figures, as JSON (`bench peer` for the SDK harness).
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Resolution rate, top and unanswered questions, peak hours, response times, satisfaction.
+    /// Volume, peak hours, resolution and escalation, response times, service
+    /// levels, satisfaction, top and unanswered questions, A/B variants: a
+    /// summary on a terminal, JSON with --json or when piped, a page with --html.
     Report {
-        /// The period: the last N days.
+        /// The period: the last N days (every section).
         #[arg(long, default_value_t = 30)]
         days: u32,
         /// How many top and unanswered questions to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Print JSON (the default when the output is not a terminal).
+        #[arg(long)]
+        json: bool,
+        /// Write the report as one self-contained HTML page to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Read the AWS stack's tables (the `SWITCHBOARD_AWS__*` variables or `[aws]`).
+        #[arg(long)]
+        aws: bool,
+    },
+    /// A/B experiments (`[experiments.<name>]`).
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
+}
+
+#[derive(Subcommand)]
+enum ExperimentsCommand {
+    /// Per experiment and variant: conversations, bot resolution, escalation,
+    /// helpful rate, mean CSAT with 95% intervals, and the p-value of bot
+    /// resolution against the baseline variant; JSON.
+    Report {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Read the AWS stack's tables.
+        #[arg(long)]
+        aws: bool,
     },
 }
 
@@ -147,10 +175,36 @@ enum KbCommand {
     },
     /// Print the knowledge base in use as JSONL.
     Export,
-    /// Customer questions the FAQ could not answer, most frequent first.
+    /// Customer questions the FAQ could not answer, most frequent first:
+    /// those not answered apart from those answered with the offer of a person.
     Gaps {
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// The period: the last N days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// JSON lines (the default when the output is not a terminal).
+        #[arg(long)]
+        json: bool,
+        /// Read the AWS stack's tables.
+        #[arg(long)]
+        aws: bool,
+    },
+    /// Proposed entries, most valuable first: unanswered questions grouped by
+    /// similar wording, with the agent's answer where a person took over; and
+    /// entries with many "not helpful" votes. Changes nothing.
+    Suggest {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Write the proposed entries as knowledge-base JSONL to FILE, to edit
+        /// and `kb import --merge`.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// Read the AWS stack's tables.
+        #[arg(long)]
+        aws: bool,
     },
 }
 
@@ -300,14 +354,57 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Faq(FaqCommand::Rank(args)) => {
             switchboard_faq::cli::run_rank(&args, &mut std::io::stdout().lock())?
         }
-        Command::Report { days, top } => {
-            let store = open_store(&config)?;
-            let since = SystemClock.now_ms() - i64::from(days) * 86_400_000;
-            let sessions = store.sessions_since(since).await?;
-            let feedback = store.feedback_since(since).await?;
-            let gaps = store.most_frequent(top).await?;
-            let report = switchboard_pipeline::report::build(&sessions, &feedback, gaps, top);
-            println!("{}", serde_json::to_string_pretty(&report)?);
+        Command::Report {
+            days,
+            top,
+            json,
+            html,
+            aws,
+        } => {
+            use switchboard_pipeline::report;
+            let (records, labels) = insight_sources(&config, aws).await?;
+            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let report = report::build(&report::ReportInput {
+                sessions: &records.sessions,
+                feedback: &records.feedback,
+                from_ms: records.from_ms,
+                to_ms: records.to_ms,
+                top,
+                sla: &config.sla,
+                experiments: &config.experiments,
+                labels: &labels,
+            });
+            if let Some(path) = html {
+                std::fs::write(&path, switchboard_pipeline::report_html::render(&report))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("report written to {}", path.display());
+            } else if json || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report::summary(&report));
+            }
+        }
+        Command::Experiments(ExperimentsCommand::Report { days, aws }) => {
+            use switchboard_pipeline::report;
+            let (records, _) = insight_sources(&config, aws).await?;
+            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let results = report::experiment_results(
+                &config.experiments,
+                &records.sessions,
+                &records.feedback,
+            );
+            #[derive(serde::Serialize)]
+            struct Output {
+                from: String,
+                to: String,
+                experiments: Vec<report::ExperimentResult>,
+            }
+            let output = Output {
+                from: report::date(records.from_ms),
+                to: report::date(records.to_ms),
+                experiments: results,
+            };
+            println!("{}", serde_json::to_string_pretty(&output)?);
         }
         Command::Token(TokenCommand::Create { name, scope, json }) => {
             use switchboard_pipeline::access::{Scope, generate_token, token_sha256};
@@ -425,6 +522,72 @@ fn combine(old: &KnowledgeBase, imported: KnowledgeBase, merge: bool) -> Knowled
     merged
 }
 
+/// Where reports read from (the local database, or with `aws` the stack's
+/// tables), and the knowledge base's questions by entry id.
+async fn insight_sources(
+    config: &Config,
+    aws: bool,
+) -> anyhow::Result<(
+    Arc<dyn switchboard_domain::ReportRecords>,
+    std::collections::HashMap<String, String>,
+)> {
+    let labels = |kb: &KnowledgeBase| {
+        kb.entries
+            .iter()
+            .map(|e| (e.id.clone(), e.question.clone()))
+            .collect()
+    };
+    if aws {
+        return aws_insight_sources(config, labels).await;
+    }
+    let store = open_store(config)?;
+    let knowledge_base = load_knowledge_base(config, &store).await?;
+    Ok((Arc::new(store), labels(&knowledge_base)))
+}
+
+#[cfg(feature = "aws")]
+async fn aws_insight_sources(
+    config: &Config,
+    labels: impl Fn(&KnowledgeBase) -> std::collections::HashMap<String, String>,
+) -> anyhow::Result<(
+    Arc<dyn switchboard_domain::ReportRecords>,
+    std::collections::HashMap<String, String>,
+)> {
+    let aws = config.aws.as_ref().context(
+        "--aws needs the stack's table names: set the SWITCHBOARD_AWS__* variables or [aws]",
+    )?;
+    let clients = switchboard_aws::Clients::new(&switchboard_aws::aws_config().await);
+    let kb =
+        switchboard_aws::DynamoKnowledgeBase::new(clients.dynamodb.clone(), aws.kb_table.clone());
+    let knowledge_base = match kb
+        .load_jsonl()
+        .await
+        .with_context(|| format!("reading the DynamoDB table {}", aws.kb_table))?
+    {
+        Some(jsonl) => {
+            KnowledgeBase::from_jsonl(&jsonl).context("reading the knowledge base in the table")?
+        }
+        None => KnowledgeBase::default(),
+    };
+    let records = switchboard_aws::DynamoReportRecords::new(
+        clients.dynamodb,
+        aws.sessions_table.clone(),
+        aws.feedback_table.clone(),
+    );
+    Ok((Arc::new(records), labels(&knowledge_base)))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn aws_insight_sources(
+    _config: &Config,
+    _labels: impl Fn(&KnowledgeBase) -> std::collections::HashMap<String, String>,
+) -> anyhow::Result<(
+    Arc<dyn switchboard_domain::ReportRecords>,
+    std::collections::HashMap<String, String>,
+)> {
+    anyhow::bail!("this build has no AWS support: build it with `--features aws`")
+}
+
 fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(&config.database_path())
         .with_context(|| format!("opening the database {}", config.database_path().display()))
@@ -502,9 +665,78 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
                 .await?
                 .to_jsonl()
         ),
-        KbCommand::Gaps { limit } => {
-            for gap in open_store(config)?.most_frequent(limit).await? {
-                println!("{}", serde_json::to_string(&gap)?);
+        KbCommand::Gaps {
+            limit,
+            days,
+            json,
+            aws,
+        } => {
+            use switchboard_pipeline::report::{self, Unanswered};
+            let (records, _) = insight_sources(config, aws).await?;
+            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let gaps = report::gaps(
+                report::unanswered_turns(&records.sessions, records.from_ms, records.to_ms),
+                limit,
+            );
+            let terminal = !json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+            for (outcome, heading) in [
+                (Unanswered::NotAnswered, "Not answered (handed to a person)"),
+                (
+                    Unanswered::OfferedPerson,
+                    "Answered unsure, with the offer of a person",
+                ),
+            ] {
+                let listed: Vec<_> = gaps.iter().filter(|g| g.outcome == outcome).collect();
+                if terminal {
+                    println!("{heading}: {}", listed.len());
+                    for gap in &listed {
+                        println!(
+                            "  {:>5}  {}  (last {})",
+                            gap.count, gap.question, gap.last_seen
+                        );
+                    }
+                    println!();
+                } else {
+                    for gap in listed {
+                        println!("{}", serde_json::to_string(gap)?);
+                    }
+                }
+            }
+        }
+        KbCommand::Suggest {
+            days,
+            limit,
+            export,
+            aws,
+        } => {
+            use switchboard_pipeline::{report, suggest};
+            let (records, labels) = insight_sources(config, aws).await?;
+            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let mut found = suggest::suggest(
+                &records.sessions,
+                &records.feedback,
+                records.from_ms,
+                records.to_ms,
+                &labels,
+            );
+            found.entries.truncate(limit);
+            match export {
+                Some(path) => {
+                    std::fs::write(&path, suggest::to_jsonl(&found.entries))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    let unanswered = found
+                        .entries
+                        .iter()
+                        .filter(|s| s.agent_answer.is_none())
+                        .count();
+                    eprintln!(
+                        "{} proposed entries written to {} ({unanswered} without an answer yet: write one, then `switchboard kb import --merge {}`)",
+                        found.entries.len(),
+                        path.display(),
+                        path.display()
+                    );
+                }
+                None => println!("{}", serde_json::to_string_pretty(&found)?),
             }
         }
     }

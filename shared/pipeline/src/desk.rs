@@ -749,6 +749,7 @@ impl AgentDesk {
             helpful: input.helpful,
             satisfaction: input.satisfaction,
             comment: input.comment.clone(),
+            faq_id: None,
             at_ms: self.clock.now_ms(),
         };
         self.feedback.put(&feedback).await?;

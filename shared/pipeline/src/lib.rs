@@ -22,7 +22,11 @@ pub mod outbound;
 pub mod payload;
 pub mod privacy;
 pub mod report;
+pub mod report_html;
+pub mod stats;
+pub mod suggest;
 pub mod timers;
+pub mod weekly;
 pub mod worker;
 
 use switchboard_domain::{JobFailure, QueueError, SendError, StoreError, error_chain};

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::{
     ConversationKey, EscalationReason, EscalationTicket, JobLease, OutboundReply, QueueItem,
-    QueueName, Role, Session, SessionStatus, StoreError, Tier, Turn, texts,
+    QueueName, Role, Session, SessionStatus, StoreError, Tier, TierSla, Turn, texts,
 };
 use tracing::{Instrument, info, info_span};
 
@@ -76,10 +76,10 @@ impl ConversationWorker {
     pub(crate) async fn start_timers(
         &self,
         conversation: &ConversationKey,
+        sla: TierSla,
         tier: Tier,
         handed_over_at_ms: i64,
     ) -> Result<(), JobError> {
-        let sla = self.settings.sla.for_tier(tier);
         let mut timers = vec![TimerJob {
             kind: TimerKind::Breach,
             conversation: conversation.clone(),
@@ -185,7 +185,7 @@ impl ConversationWorker {
         correlation_id: &str,
         job: &JobLease,
     ) -> Result<TimerOutcome, JobError> {
-        let sla = self.settings.sla.for_tier(tier);
+        let sla = self.sla_for(&session, tier);
         let now_ms = self.clock.now_ms();
         let deadline_ms = self
             .settings

@@ -12,6 +12,7 @@ use switchboard_domain::{
     OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, Role, RoutingPolicy, Session,
     SessionStatus, SessionStore, SlaPolicy, StoreError, Tier, TierDirectory, Turn, texts,
 };
+use switchboard_domain::{Experiments, TierSla};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::faq::Faq;
@@ -44,6 +45,9 @@ pub struct WorkerSettings {
     /// Questions in the welcome menu of a new customer (`[tiers] menu_size`); 0: no welcome.
     #[serde(skip)]
     pub menu_size: usize,
+    /// A/B experiments (`[experiments.*]`): a session's variants override the above.
+    #[serde(skip)]
+    pub experiments: Experiments,
 }
 
 impl Default for WorkerSettings {
@@ -57,6 +61,7 @@ impl Default for WorkerSettings {
             redact_transcripts: false,
             sla: SlaPolicy::default(),
             menu_size: 0,
+            experiments: Experiments::default(),
         }
     }
 }
@@ -211,7 +216,10 @@ impl ConversationWorker {
             .await?;
         let tier = self.tier(message, previous.as_ref()).await;
         let first_contact = previous.is_none() && existing.is_none();
-        let session = existing.unwrap_or_else(|| Session::start(message, language, now_ms));
+        let mut session = existing.unwrap_or_else(|| Session::start(message, language, now_ms));
+        self.settings
+            .experiments
+            .assign_missing(&message.customer_key(), &mut session.variants);
         let mut plan = self.plan(message, &session, tier, first_contact, language, now_ms);
         if let Some(ticket) = &mut plan.ticket {
             ticket.correlation_id = Some(correlation_id.to_owned());
@@ -277,7 +285,9 @@ impl ConversationWorker {
             // it: a crash in between leaves timers that find no such
             // hand-over and do nothing, never a hand-over without timers.
             if !already_handed_over(&session) {
-                self.start_timers(&session.key, ticket.tier, now_ms).await?;
+                let sla = self.sla_for(&session, ticket.tier);
+                self.start_timers(&session.key, sla, ticket.tier, now_ms)
+                    .await?;
             }
         }
         if plan.record_gap {
@@ -321,7 +331,14 @@ impl ConversationWorker {
             plan.menu = None;
             return plan;
         }
-        let welcome = first_contact && tier == Tier::New && self.settings.menu_size > 0;
+        let routing = self.routing_for(session);
+        let welcome = first_contact
+            && tier == Tier::New
+            && self
+                .settings
+                .experiments
+                .menu_size(self.settings.menu_size, &session.variants)
+                > 0;
         let candidates = if message.text.trim().is_empty() {
             Vec::new()
         } else {
@@ -342,11 +359,9 @@ impl ConversationWorker {
                 reason: EscalationReason::FollowUp,
             }
         } else {
-            self.settings
-                .routing
-                .decide(tier, language, &message.text, candidates.first())
+            routing.decide(tier, language, &message.text, candidates.first())
         };
-        let bands = self.settings.routing.bands(language);
+        let bands = routing.bands(language);
         let unanswered = candidates
             .first()
             .is_none_or(|best| best.confidence < bands.answer);
@@ -365,7 +380,7 @@ impl ConversationWorker {
         // around; a real question the bot cannot answer goes to a person.
         if welcome && failed(&decision) && is_short(&message.text) {
             let best = candidates.first().map_or(0.0, |c| c.confidence);
-            return self.welcome(message, None, best, language, now_ms);
+            return self.welcome(message, session, None, best, language, now_ms);
         }
         // The bot could not answer last time either: a person takes over.
         let decision = if failed(&decision)
@@ -384,7 +399,14 @@ impl ConversationWorker {
                 offer_human: false,
             } if welcome => {
                 let confidence = candidate.confidence;
-                self.welcome(message, Some(candidate), confidence, language, now_ms)
+                self.welcome(
+                    message,
+                    session,
+                    Some(candidate),
+                    confidence,
+                    language,
+                    now_ms,
+                )
             }
             Decision::Answer {
                 candidate,
@@ -498,13 +520,19 @@ impl ConversationWorker {
     fn welcome(
         &self,
         message: &InboundMessage,
+        session: &Session,
         answer: Option<FaqCandidate>,
         confidence: f32,
         language: Language,
         now_ms: i64,
     ) -> Plan {
-        let menu = self.faq.current().menu(self.settings.menu_size, language);
-        let mut text = texts::welcome(language).to_owned();
+        let experiments = &self.settings.experiments;
+        let menu_size = experiments.menu_size(self.settings.menu_size, &session.variants);
+        let menu = self.faq.current().menu(menu_size, language);
+        let mut text = experiments
+            .welcome(language, &session.variants)
+            .unwrap_or(texts::welcome(language))
+            .to_owned();
         if let Some(answer) = &answer {
             text.push_str("\n\n");
             text.push_str(&answer.answer);
@@ -567,6 +595,20 @@ impl ConversationWorker {
 
     /// What the customer is promised after a hand-over: the tier's
     /// first-response target, in minutes (at least one).
+    /// The confidence bands for this conversation: the configured ones, or its A/B variant's.
+    fn routing_for(&self, session: &Session) -> RoutingPolicy {
+        self.settings
+            .experiments
+            .routing(&self.settings.routing, &session.variants)
+    }
+
+    /// The tier's service level for this conversation, with its A/B variant's reassurance timing.
+    pub(crate) fn sla_for(&self, session: &Session, tier: Tier) -> TierSla {
+        self.settings
+            .experiments
+            .sla(*self.settings.sla.for_tier(tier), &session.variants)
+    }
+
     fn expected_response(&self, tier: Tier, language: Language) -> String {
         let secs = self.settings.sla.for_tier(tier).first_response_secs;
         texts::duration(language, minutes_rounded_up(secs))
@@ -578,12 +620,7 @@ impl ConversationWorker {
         let Some(handover) = session.handover.as_ref().filter(|h| h.waiting()) else {
             return false;
         };
-        let interval_secs = match self
-            .settings
-            .sla
-            .for_tier(handover.tier)
-            .reassure_after_secs
-        {
+        let interval_secs = match self.sla_for(session, handover.tier).reassure_after_secs {
             0 => DEFAULT_ACKNOWLEDGE_SECS,
             secs => secs,
         };
@@ -670,6 +707,9 @@ impl ConversationWorker {
         now_ms: i64,
     ) -> Result<(), JobError> {
         for _ in 0..SAVE_ATTEMPTS {
+            self.settings
+                .experiments
+                .assign_missing(&message.customer_key(), &mut session.variants);
             if !session.has_customer_message(&message.provider_message_id) {
                 session.push(customer_turn(
                     message,

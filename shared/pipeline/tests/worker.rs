@@ -677,3 +677,59 @@ fn failures_name_their_cause() {
         "never shorter"
     );
 }
+
+#[tokio::test]
+async fn customers_in_different_variants_get_different_band_decisions_and_keep_their_variant() {
+    let question = "Do you sell replacement parts for the 1987 model?";
+    let kb = KnowledgeBase::from_yaml(switchboard_faq::SAMPLE_KB_YAML).unwrap();
+    let best = Faq::new(kb).candidates(question, Language::En, 1)[0].confidence;
+    let defaults = RoutingPolicy::default();
+    assert!(
+        best < defaults.english.offer,
+        "{best}: escalated by default"
+    );
+    // The eager variant answers this question outright; control hands it over.
+    let answer = (best - 0.01).max(0.0);
+    let experiments: Experiments = serde_json::from_value(serde_json::json!({
+        "bands": {
+            "variants": {"control": 50, "eager": 50},
+            "eager": {"english_answer": answer, "english_offer": answer}
+        }
+    }))
+    .unwrap();
+    experiments.validate(&defaults).unwrap();
+    let variant =
+        |customer: &str| experiments.assign(&format!("telegram:{customer}"))["bands"].clone();
+    let customers: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    let control = customers.iter().find(|c| variant(c) == "control").unwrap();
+    let eager = customers.iter().find(|c| variant(c) == "eager").unwrap();
+    let f = fixture(WorkerSettings {
+        experiments: experiments.clone(),
+        ..WorkerSettings::default()
+    });
+
+    let outcome = |id: &'static str, customer: &str| {
+        let job = message(id, customer, question);
+        let worker = &f.worker;
+        async move { worker.handle(&job, &lease()).await.unwrap() }
+    };
+    assert_eq!(
+        outcome("1", control).await,
+        Outcome::Escalated(EscalationReason::NoConfidentMatch)
+    );
+    assert_eq!(outcome("2", eager).await, Outcome::Answered);
+    for (customer, expected) in [(control, "control"), (eager, "eager")] {
+        let key = ConversationKey::new("telegram", "1", customer);
+        let session = f.store.load(&key).await.unwrap().unwrap();
+        assert_eq!(session.variants["bands"], expected, "{customer}");
+    }
+    // Sticky: the eager customer's next conversation is eager too.
+    let mut next: InboundMessage = serde_json::from_slice(&message("3", eager, question)).unwrap();
+    next.conversation_id = "another-chat".into();
+    let outcome = f
+        .worker
+        .handle(&serde_json::to_vec(&next).unwrap(), &lease())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Answered);
+}

@@ -184,6 +184,7 @@ fn feedback_of(tx: &Transaction, keys: &[String]) -> Result<Vec<Feedback>, Store
                     helpful: row.get(1)?,
                     satisfaction: row.get(2)?,
                     comment: row.get(3)?,
+                    faq_id: None,
                     at_ms: row.get(4)?,
                 })
             })
@@ -324,6 +325,7 @@ mod tests {
                 helpful: Some(false),
                 satisfaction: Some(2),
                 comment: Some(format!("comment of {customer}")),
+                faq_id: None,
                 at_ms: 2_000,
             },
         )

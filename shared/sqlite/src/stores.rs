@@ -442,6 +442,7 @@ impl SqliteStore {
                         helpful: row.get(1)?,
                         satisfaction: row.get(2)?,
                         comment: row.get(3)?,
+                        faq_id: None,
                         at_ms: row.get(4)?,
                     })
                 })
@@ -506,4 +507,15 @@ pub(crate) fn sessions_where(
         sessions.push(session);
     }
     Ok(sessions)
+}
+
+#[async_trait]
+impl switchboard_domain::ReportRecords for SqliteStore {
+    async fn sessions_since(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
+        SqliteStore::sessions_since(self, since_ms).await
+    }
+
+    async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
+        SqliteStore::feedback_since(self, since_ms).await
+    }
 }

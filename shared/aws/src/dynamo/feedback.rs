@@ -68,6 +68,7 @@ impl DynamoFeedbackStore {
                         None => None,
                     },
                     comment: reader.opt_string("comment")?.map(str::to_owned),
+                    faq_id: reader.opt_string("faq_id")?.map(str::to_owned),
                     at_ms: reader.number("at_ms")?,
                 });
             }

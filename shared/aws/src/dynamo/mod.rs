@@ -15,6 +15,7 @@ mod gaps;
 mod idempotency;
 mod kb;
 mod privacy;
+mod report;
 mod sessions;
 
 pub use counters::DynamoCounterStore;
@@ -25,6 +26,7 @@ pub use gaps::DynamoGapLog;
 pub use idempotency::DynamoIdempotencyStore;
 pub use kb::DynamoKnowledgeBase;
 pub use privacy::DynamoCustomerData;
+pub use report::DynamoReportRecords;
 pub use sessions::DynamoSessionStore;
 
 /// Name of the TTL attribute on every table (epoch seconds, as DynamoDB's

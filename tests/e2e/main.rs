@@ -5,6 +5,7 @@ mod agents;
 mod care;
 mod cjk;
 mod cli;
+mod console;
 mod defects;
 mod durability;
 mod email;

@@ -284,6 +284,7 @@ mod tests {
                     claimed_by: None,
                     agent_answered_at_ms: None,
                     breached_at_ms: Some(22 * HOUR + 4 * HOUR),
+                    candidates: Vec::new(),
                 }),
                 ..session(
                     "c",

@@ -5,6 +5,7 @@
 //! * `POST|GET /webhooks/{channel}`: provider webhooks and handshakes;
 //! * the agents' conversations, replies and customers' tiers (`agents_api`,
 //!   which also serves the OpenAPI document of every `/api` route);
+//! * `GET /console` and its assets: the agents' console (`console`);
 //! * `POST /api/feedback`: a customer's feedback;
 //! * `GET /api/customers/{customer}/export`, `DELETE /api/customers/{customer}`:
 //!   everything stored about a customer, exported or erased (admin scope).

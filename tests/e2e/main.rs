@@ -6,6 +6,7 @@ mod bench;
 mod care;
 mod cjk;
 mod cli;
+mod console;
 mod defects;
 mod durability;
 mod email;

@@ -222,6 +222,9 @@ pub struct ServerConfig {
     pub admin_token: Option<Secret>,
     /// More tokens, by SHA-256 (`switchboard token create` makes them).
     pub tokens: Vec<TokenConfig>,
+    /// Where the HTML report (`switchboard report --html`) is published; the
+    /// console links to it.
+    pub report_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -360,6 +363,7 @@ impl Default for ServerConfig {
             public_url: None,
             admin_token: None,
             tokens: Vec::new(),
+            report_url: None,
         }
     }
 }

@@ -199,6 +199,7 @@ impl App {
                 }),
             access: self.access.clone(),
             public_url: self.config.server.public_url.clone(),
+            report_url: self.config.server.report_url.clone(),
         })
     }
 

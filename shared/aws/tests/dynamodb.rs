@@ -658,6 +658,7 @@ async fn the_waiting_index_holds_exactly_the_escalated_conversations_and_a_limit
                 claimed_by: None,
                 agent_answered_at_ms: None,
                 breached_at_ms: None,
+                candidates: Vec::new(),
             });
         }
         s.version = store.save(&s).await.unwrap();

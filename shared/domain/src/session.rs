@@ -150,6 +150,10 @@ pub struct Handover {
     /// (the breach the reports count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breached_at_ms: Option<i64>,
+    /// The FAQ entries the matcher considered when the conversation was
+    /// handed over, best first: answers an agent may start from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<FaqCandidate>,
 }
 
 impl Handover {
@@ -214,7 +218,11 @@ impl Session {
             channel: self.channel.clone(),
             customer_id: self.customer_id.clone(),
             language: self.language,
-            handover: self.handover.clone(),
+            // The list shows no FAQ candidates: the summary stays small.
+            handover: self.handover.clone().map(|handover| Handover {
+                candidates: Vec::new(),
+                ..handover
+            }),
             preview,
             updated_at_ms: self.updated_at_ms,
         }

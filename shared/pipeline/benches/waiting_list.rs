@@ -53,6 +53,7 @@ fn waiting_session(i: usize) -> Session {
         claimed_by: None,
         agent_answered_at_ms: None,
         breached_at_ms: None,
+        candidates: Vec::new(),
     });
     session
 }

@@ -88,6 +88,7 @@ impl Modify for BearerAuth {
         crate::http::feedback,
         crate::http::export_customer,
         crate::http::erase_customer,
+        crate::console::session,
         openapi_document,
     ),
     components(schemas(ApiError, Ok)),
@@ -405,6 +406,7 @@ mod tests {
             "/api/customers/{customer}",
             "/api/feedback",
             "/api/openapi.json",
+            "/api/session",
         ] {
             assert!(paths.contains_key(path), "{path} missing from {paths:?}");
         }

@@ -127,6 +127,19 @@ pub struct HandoverView {
     pub first_response_due_ms: i64,
     pub claimed_by: Option<String>,
     pub agent_answered_at_ms: Option<i64>,
+    /// The FAQ entries considered at the hand-over, best first: answers to start from.
+    pub candidates: Vec<CandidateView>,
+}
+
+/// An FAQ entry an agent may start an answer from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CandidateView {
+    pub entry_id: String,
+    pub question: String,
+    /// The answer in the customer's language.
+    pub answer: String,
+    /// The matcher's calibrated confidence (0-1).
+    pub confidence: f32,
 }
 
 /// One conversation in the waiting list.
@@ -178,6 +191,12 @@ pub struct TurnView {
     pub message_id: Option<String>,
     /// For our replies: their delivery.
     pub delivery: Option<DeliveryView>,
+    /// For the bot's answers: the FAQ entry answered from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faq_entry: Option<String>,
+    /// For the bot's answers: the matcher's confidence in that entry (0-1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
 }
 
 /// A conversation with its transcript.
@@ -293,6 +312,16 @@ fn handover_view(
             .first_response_deadline_ms(session_handover.tier, session_handover.at_ms),
         claimed_by: session_handover.claimed_by.clone(),
         agent_answered_at_ms: session_handover.agent_answered_at_ms,
+        candidates: session_handover
+            .candidates
+            .iter()
+            .map(|candidate| CandidateView {
+                entry_id: candidate.entry_id.clone(),
+                question: candidate.question.clone(),
+                answer: candidate.answer.clone(),
+                confidence: candidate.confidence,
+            })
+            .collect(),
     }
 }
 
@@ -416,6 +445,8 @@ impl AgentDesk {
                     }
                     _ => None,
                 },
+                faq_entry: turn.faq_entry.clone(),
+                confidence: turn.confidence,
             })
             .collect();
         Ok(ConversationView {
@@ -482,6 +513,7 @@ impl AgentDesk {
                     claimed_by: None,
                     agent_answered_at_ms: None,
                     breached_at_ms: None,
+                    candidates: Vec::new(),
                 });
             match &handover.claimed_by {
                 Some(holder) if *holder != agent => Err(DeskError::Conflict(format!(

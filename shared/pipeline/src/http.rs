@@ -5,6 +5,7 @@
 //! * `POST|GET /webhooks/{channel}`: provider webhooks and handshakes;
 //! * the agents' conversations, replies and customers' tiers (`agents_api`,
 //!   which also serves the OpenAPI document of every `/api` route);
+//! * `GET /console` and its assets: the agents' console (`console`);
 //! * `POST /api/feedback`: a customer's feedback;
 //! * `GET /api/customers/{customer}/export`, `DELETE /api/customers/{customer}`:
 //!   everything stored about a customer, exported or erased (admin scope).
@@ -44,6 +45,8 @@ pub struct HttpApi {
     /// The base URL providers call (some sign it); without it, the `Host`
     /// header and the request URI tell.
     pub public_url: Option<String>,
+    /// Where the HTML report is published, linked from the console.
+    pub report_url: Option<String>,
 }
 
 /// Webhooks and the agents' API.
@@ -51,6 +54,7 @@ pub fn router(api: Arc<HttpApi>) -> Router {
     Router::new()
         .route("/webhooks/{channel}", any(webhook))
         .merge(crate::agents_api::routes())
+        .merge(crate::console::routes())
         .route("/api/feedback", post(feedback))
         .route("/api/customers/{customer}/export", get(export_customer))
         .route(
@@ -238,6 +242,7 @@ pub(crate) async fn erase_customer(
 ) -> Response {
     let result = async {
         let (privacy, admin) = privacy_request(&api, &headers)?;
+        crate::console::check_csrf(&http::Method::DELETE, &headers)?;
         privacy
             .erase(&customer, &admin.name)
             .await
@@ -285,6 +290,7 @@ pub(crate) async fn desk_request(
         ));
     };
     let caller = authorize(&api.access, request.headers(), needed)?;
+    crate::console::check_csrf(request.method(), request.headers())?;
     let request = read_body(request).await?;
     Ok((desk, caller, request.into_body()))
 }

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod agents_api;
+pub mod console;
 pub mod desk;
 pub mod faq;
 pub mod http;

@@ -1067,6 +1067,7 @@ mod tests {
             claimed_by: None,
             agent_answered_at_ms: None,
             breached_at_ms: None,
+            candidates: Vec::new(),
         }
     }
 

@@ -738,6 +738,7 @@ impl ConversationWorker {
                     claimed_by: None,
                     agent_answered_at_ms: None,
                     breached_at_ms: None,
+                    candidates: ticket.candidates.clone(),
                 });
             }
             if message.kind == MessageKind::Text || message.kind == MessageKind::Media {

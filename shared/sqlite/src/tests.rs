@@ -590,6 +590,7 @@ async fn escalated_conversations_are_listed_by_their_summary_only_while_escalate
         claimed_by: None,
         agent_answered_at_ms: None,
         breached_at_ms: None,
+        candidates: Vec::new(),
     });
     waiting.version = store.save(&waiting).await.unwrap();
     let open = Session::start(&message("b", "m2"), Language::En, 0);

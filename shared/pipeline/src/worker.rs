@@ -7,10 +7,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::telemetry;
 use switchboard_domain::{
-    Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, FaqCandidate,
-    GapLog, Handover, IdempotencyStore, InboundMessage, JobLease, Language, MessageKind,
-    OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, Role, RoutingPolicy, Session,
-    SessionStatus, SessionStore, SlaPolicy, StoreError, Tier, TierDirectory, Turn, texts,
+    Choice, Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket,
+    FaqCandidate, GapLog, Handover, IdempotencyStore, InboundMessage, JobLease, Language,
+    MessageKind, OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, Role,
+    RoutingPolicy, Session, SessionStatus, SessionStore, SlaPolicy, StoreError, Tier,
+    TierDirectory, Turn, texts,
 };
 use tracing::{Instrument, info, info_span, warn};
 
@@ -223,7 +224,9 @@ impl ConversationWorker {
                 let mut reply = OutboundReply::to_message(message, text.as_str(), &reply_id);
                 // A menu's numbers as buttons, where the channel has them.
                 if let Some(menu) = &plan.menu {
-                    reply.choices = (1..=menu.len()).map(|n| n.to_string()).collect();
+                    reply.choices = (1..=menu.len())
+                        .map(|n| Choice::new(n.to_string(), n.to_string()))
+                        .collect();
                 }
                 Some(
                     self.send_once(

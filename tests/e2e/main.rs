@@ -9,6 +9,7 @@ mod defects;
 mod durability;
 mod email;
 mod faults;
+mod feedback;
 mod knowledge_base;
 mod privacy;
 mod webhooks;

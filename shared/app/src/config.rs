@@ -64,6 +64,7 @@ const SECTIONS: &[&str] = &[
     "sla",
     "tiers",
     "notify",
+    "feedback",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +94,8 @@ pub struct Config {
     pub tiers: TiersConfig,
     /// Chat notifications of the agents (Slack, Feishu, DingTalk, Teams).
     pub notify: NotifyConfig,
+    /// "Was this helpful?" and the satisfaction survey (`[feedback]`, `[feedback.csat]`).
+    pub feedback: switchboard_domain::feedback::FeedbackSettings,
 }
 
 /// `[tiers]`: where customers' tiers come from besides the configured VIPs
@@ -340,6 +343,7 @@ impl Default for Config {
             sla: SlaPolicy::default(),
             tiers: TiersConfig::default(),
             notify: NotifyConfig::default(),
+            feedback: Default::default(),
         }
     }
 }

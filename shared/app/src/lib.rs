@@ -133,6 +133,7 @@ impl App {
             queue: ports.queue.clone(),
             clock: ports.clock.clone(),
             sla: config.sla,
+            csat: config.feedback.csat.clone(),
         });
         let outbound = Arc::new(OutboundSender {
             replies: channels.clone(),
@@ -219,6 +220,7 @@ impl App {
             sessions: self.ports.sessions.clone(),
             customers: self.ports.customers.clone(),
             gaps: self.ports.gaps.clone(),
+            feedback: self.ports.feedback.clone(),
             idempotency: self.ports.idempotency.clone(),
             queue: self.ports.queue.clone(),
             payloads: self.ports.payloads.clone(),
@@ -228,6 +230,7 @@ impl App {
                 redact_transcripts: self.config.privacy.redact_transcripts,
                 sla: self.config.sla,
                 menu_size: self.config.tiers.menu_size,
+                feedback: self.config.feedback.clone(),
                 ..self.config.routing.clone()
             },
             tiers: self.tiers.clone(),

@@ -322,6 +322,7 @@ async fn feedback_is_kept_per_conversation_and_retries_do_not_duplicate() {
         helpful: Some(true),
         satisfaction: None,
         comment: None,
+        faq_id: Some("shipping".into()),
         at_ms: 10,
     };
     let second = Feedback {
@@ -329,6 +330,7 @@ async fn feedback_is_kept_per_conversation_and_retries_do_not_duplicate() {
         helpful: None,
         satisfaction: Some(4),
         comment: Some("quick answer".into()),
+        faq_id: None,
         at_ms: 10,
     };
     store.put(&first).await.unwrap();

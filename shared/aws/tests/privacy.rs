@@ -46,6 +46,7 @@ async fn customer_writes(local: &common::Local, customer: &str, text: &str) {
                 helpful: Some(true),
                 satisfaction: Some(satisfaction),
                 comment: Some(format!("comment of {customer}")),
+                faq_id: None,
                 at_ms: 2_000,
             })
             .await

@@ -306,5 +306,8 @@ pub struct Feedback {
     pub satisfaction: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The FAQ entry a "was this helpful?" vote is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faq_id: Option<String>,
     pub at_ms: i64,
 }

@@ -22,6 +22,7 @@ pub mod outbound;
 pub mod payload;
 pub mod privacy;
 pub mod report;
+pub mod survey;
 pub mod timers;
 pub mod worker;
 

@@ -46,6 +46,8 @@ pub struct Satisfaction {
     pub responses: u64,
     /// Mean of the 1–5 scores given.
     pub average: Option<f64>,
+    /// "Was this helpful?" answers given.
+    pub helpful_votes: u64,
     /// Share of "was this helpful?" answers that said yes.
     pub helpful_rate: Option<f64>,
     /// Count of each score, index 0 = score 1.
@@ -204,6 +206,7 @@ fn satisfaction(feedback: &[Feedback]) -> Satisfaction {
             Some(scores.iter().map(|s| f64::from(*s)).sum::<f64>() / scores.len() as f64);
     }
     let helpful: Vec<bool> = feedback.iter().filter_map(|f| f.helpful).collect();
+    result.helpful_votes = helpful.len() as u64;
     if !helpful.is_empty() {
         result.helpful_rate =
             Some(helpful.iter().filter(|h| **h).count() as f64 / helpful.len() as f64);
@@ -246,6 +249,8 @@ mod tests {
             version: 1,
             handover: None,
             menu: Vec::new(),
+            pending: None,
+            helpful_asked_at_ms: None,
             deliveries: Vec::new(),
         }
     }
@@ -298,6 +303,7 @@ mod tests {
                 helpful: Some(true),
                 satisfaction: Some(5),
                 comment: None,
+                faq_id: None,
                 at_ms: 0,
             },
             Feedback {
@@ -305,6 +311,7 @@ mod tests {
                 helpful: Some(false),
                 satisfaction: Some(2),
                 comment: None,
+                faq_id: None,
                 at_ms: 0,
             },
         ];
@@ -330,6 +337,7 @@ mod tests {
         assert_eq!(report.agent_response_ms.median, Some(1_200_000));
         assert_eq!(report.satisfaction.average, Some(3.5));
         assert_eq!(report.satisfaction.helpful_rate, Some(0.5));
+        assert_eq!(report.satisfaction.helpful_votes, 2);
         assert_eq!(report.satisfaction.distribution, [0, 1, 0, 0, 1]);
     }
 

@@ -68,6 +68,7 @@ impl DynamoFeedbackStore {
                         None => None,
                     },
                     comment: reader.opt_string("comment")?.map(str::to_owned),
+                    faq_id: reader.opt_string("faq_id")?.map(str::to_owned),
                     at_ms: reader.number("at_ms")?,
                 });
             }
@@ -117,6 +118,9 @@ impl FeedbackStore for DynamoFeedbackStore {
         }
         if let Some(comment) = feedback.comment.as_deref().filter(|c| !c.is_empty()) {
             request = request.item("comment", s(comment));
+        }
+        if let Some(faq_id) = feedback.faq_id.as_deref() {
+            request = request.item("faq_id", s(faq_id));
         }
         request
             .send()

@@ -192,6 +192,47 @@ pub fn read_vote(text: &str) -> Option<bool> {
     }
 }
 
+/// Whether a customer waiting for or talking with a person says the
+/// matter is settled ("solved", "thanks, all sorted", "问题解决了"): the
+/// conversation is then resolved by the customer.
+pub fn says_resolved(text: &str) -> bool {
+    let folded = text.trim().to_lowercase();
+    let separator = |c: char| c.is_whitespace() || ",.!，。！~".contains(c);
+    let mut rest = folded.trim_matches(separator);
+    for thanks in ["thank you", "thanks", "谢谢你", "谢谢"] {
+        if let Some(after) = rest.strip_prefix(thanks) {
+            rest = after.trim_matches(separator);
+        }
+    }
+    const SETTLED: [&str; 16] = [
+        "solved",
+        "resolved",
+        "problem solved",
+        "issue solved",
+        "issue resolved",
+        "it's solved",
+        "it is solved",
+        "all sorted",
+        "sorted",
+        "all good now",
+        "问题解决了",
+        "解决了",
+        "已解决",
+        "问题已解决",
+        "没问题了",
+        "好了",
+    ];
+    SETTLED.contains(&rest)
+}
+
+/// The answer to a customer who says it is settled.
+pub fn glad(language: Language) -> &'static str {
+    match language {
+        Language::Zh => "很高兴问题已经解决！如有其他问题，随时联系我们。",
+        _ => "Glad it's sorted! Write any time if you need anything else.",
+    }
+}
+
 /// Longest comment kept with a score.
 pub const MAX_COMMENT_CHARS: usize = 2000;
 
@@ -332,6 +373,28 @@ mod tests {
             "3个问题？",
         ] {
             assert_eq!(read_score(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_customer_saying_it_is_settled_is_recognised() {
+        for text in [
+            "Solved!",
+            "thanks, solved",
+            "Thank you. All sorted.",
+            "问题解决了",
+            "谢谢，已解决",
+        ] {
+            assert!(says_resolved(text), "{text}");
+        }
+        for text in [
+            "not solved",
+            "is it solved?",
+            "solved? no",
+            "how do I get a refund",
+            "thanks",
+        ] {
+            assert!(!says_resolved(text), "{text}");
         }
     }
 

@@ -82,6 +82,9 @@ pub enum Outcome {
     /// An answer to "was this helpful?" or a satisfaction score, recorded
     /// and thanked for (not routed to the FAQ or to agents).
     Feedback,
+    /// The customer said the matter a person had is settled: resolved, and
+    /// the satisfaction survey queued.
+    ResolvedByCustomer,
     /// Seen before: nothing done.
     Duplicate,
 }
@@ -182,6 +185,7 @@ impl ConversationWorker {
                     Outcome::Welcomed
                     | Outcome::Recorded
                     | Outcome::Feedback
+                    | Outcome::ResolvedByCustomer
                     | Outcome::Duplicate => {}
                 }
                 telemetry::processing_time(&message.channel, started.elapsed());
@@ -256,6 +260,18 @@ impl ConversationWorker {
             ticket.correlation_id = Some(correlation_id.to_owned());
         }
 
+        // The survey first: should saving fail, it finds the conversation
+        // unresolved when it fires and does nothing.
+        if plan.outcome == Outcome::ResolvedByCustomer && session.status != SessionStatus::Resolved
+        {
+            crate::survey::schedule_survey(
+                self.queue.as_ref(),
+                &self.settings.feedback.csat,
+                &session,
+                now_ms,
+            )
+            .await?;
+        }
         // Recorded before it is thanked for.
         if let Some(feedback) = &plan.feedback {
             self.record_feedback(message, feedback).await?;
@@ -367,6 +383,24 @@ impl ConversationWorker {
             plan.menu = None;
             self.ask_helpful(&mut plan, message, session, language, now_ms);
             return plan;
+        }
+        if session.status == SessionStatus::Escalated && feedback::says_resolved(&message.text) {
+            let text = feedback::glad(language).to_owned();
+            return Plan {
+                outcome: Outcome::ResolvedByCustomer,
+                bot_turn: Some(Turn {
+                    role: Role::Bot,
+                    text: text.clone(),
+                    at_ms: now_ms,
+                    message_id: Some(stable_id("r", &message.dedupe_key())),
+                    faq_entry: None,
+                    confidence: None,
+                }),
+                reply_text: Some(text),
+                status: SessionStatus::Resolved,
+                pending: Some(None),
+                ..recorded(SessionStatus::Resolved)
+            };
         }
         let welcome = first_contact && tier == Tier::New && self.settings.menu_size > 0;
         let candidates = if message.text.trim().is_empty() {

@@ -635,3 +635,26 @@ async fn a_resolve_is_followed_by_the_survey_and_a_low_score_tells_the_agents() 
         Outcome::Escalated(EscalationReason::NoConfidentMatch)
     );
 }
+
+#[tokio::test]
+async fn a_customer_saying_it_is_settled_resolves_the_hand_over_and_gets_the_survey() {
+    let f = Fixture::new(WorkerSettings::default(), None);
+    f.say("1", "c1", "I want to talk to a person").await;
+    assert_eq!(f.session("c1").await.status, SessionStatus::Escalated);
+    assert_eq!(
+        f.say("2", "c1", "Thanks, solved!").await,
+        Outcome::ResolvedByCustomer
+    );
+    assert_eq!(f.session("c1").await.status, SessionStatus::Resolved);
+    assert!(
+        f.texts()
+            .await
+            .last()
+            .unwrap()
+            .starts_with("Glad it's sorted")
+    );
+    f.advance_secs(61);
+    assert!(f.fire_due_timers().await.contains(&TimerOutcome::Surveyed));
+    assert_eq!(f.say("3", "c1", "5").await, Outcome::Feedback);
+    assert_eq!(f.feedback().await[0].satisfaction, Some(5));
+}

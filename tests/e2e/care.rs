@@ -236,27 +236,33 @@ async fn a_new_customer_gets_the_welcome_menu_and_2_answers_entry_2() {
         welcome.contains("1. What are your opening hours?\n2. How long does shipping take?"),
         "{welcome}"
     );
-    // On Telegram the menu's numbers are also a one-time keyboard.
+    // On Telegram the menu's numbers are also inline buttons; a tap on "2"
+    // (a callback query) answers entry 2 and answers the query.
     let keyboard = &server.telegram_replies(1203)[0].body["reply_markup"];
-    assert_eq!(keyboard["one_time_keyboard"], true, "{keyboard}");
-    let buttons = keyboard["keyboard"][0].as_array().unwrap();
+    let buttons = keyboard["inline_keyboard"][0].as_array().unwrap();
     assert!(
-        buttons.len() >= 2 && buttons[1]["text"] == "2",
+        buttons.len() >= 2 && buttons[1]["callback_data"] == "2",
         "{keyboard}"
     );
-    say(&server, 12_202, 1203, "2").await;
+    let (status, _) = server
+        .post_telegram(&telegram_tap(12_202, 1203, 901, "2"))
+        .await;
+    assert_eq!(status, 200);
     let texts = replies_at_least(&server, 1203, 2).await;
-    assert!(
-        server.telegram_replies(1203)[1]
-            .body
-            .get("reply_markup")
-            .is_none(),
-        "an answer carries no keyboard"
-    );
     assert!(texts[1].contains("within one working day"), "{texts:?}");
-    say(&server, 12_203, 1203, "二").await;
+    let answered = server.standin.matching("/answerCallbackQuery", |r| {
+        r.body["callback_query_id"] == "cb12202"
+    });
+    assert_eq!(answered.len(), 1, "the tap's query is answered once");
+    // The answer asks whether it helped: now "1" is a vote, not a menu entry.
+    let asked = &server.telegram_replies(1203)[1].body;
+    assert_eq!(
+        asked["reply_markup"]["inline_keyboard"][0][0]["callback_data"], "1",
+        "{asked}"
+    );
+    say(&server, 12_203, 1203, "1").await;
     let texts = replies_at_least(&server, 1203, 3).await;
-    assert!(texts[2].contains("within one working day"), "{texts:?}");
+    assert_eq!(texts[2], "Thank you for your feedback!", "{texts:?}");
     // A returning customer is not welcomed again.
     say(&server, 12_204, 1203, "What are your opening hours?").await;
     let texts = replies_at_least(&server, 1203, 4).await;

@@ -11,6 +11,7 @@ mod defects;
 mod durability;
 mod email;
 mod faults;
+mod feedback;
 mod insight;
 mod knowledge_base;
 mod privacy;

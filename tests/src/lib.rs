@@ -822,6 +822,27 @@ pub fn telegram_update(update_id: i64, chat_id: i64, text: &str) -> Value {
     })
 }
 
+/// A Telegram update for a tap on an inline button (`data`) under our
+/// message `message_id` in the private chat `chat_id`.
+pub fn telegram_tap(update_id: i64, chat_id: i64, message_id: i64, data: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "callback_query": {
+            "id": format!("cb{update_id}"),
+            "from": { "id": chat_id, "is_bot": false, "first_name": "Ana", "language_code": "en" },
+            "message": {
+                "message_id": message_id,
+                "from": { "id": 1, "is_bot": true, "first_name": "Shop" },
+                "chat": { "id": chat_id, "first_name": "Ana", "type": "private" },
+                "date": now_secs(),
+                "text": "…"
+            },
+            "chat_instance": format!("ci{chat_id}"),
+            "data": data
+        }
+    })
+}
+
 /// A Slack Events API message event.
 pub fn slack_event(event_id: &str, user: &str, channel: &str, ts: &str, text: &str) -> String {
     remember_text(text);

@@ -67,6 +67,7 @@ const SECTIONS: &[&str] = &[
     "tiers",
     "notify",
     "experiments",
+    "feedback",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +99,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// A/B experiments: `[experiments.<name>]` with `variants` and per-variant overrides.
     pub experiments: switchboard_domain::Experiments,
+    /// "Was this helpful?" and the satisfaction survey (`[feedback]`, `[feedback.csat]`).
+    pub feedback: switchboard_domain::feedback::FeedbackSettings,
 }
 
 /// `[tiers]`: where customers' tiers come from besides the configured VIPs
@@ -352,6 +355,7 @@ impl Default for Config {
             tiers: TiersConfig::default(),
             notify: NotifyConfig::default(),
             experiments: Default::default(),
+            feedback: Default::default(),
         }
     }
 }

@@ -133,6 +133,7 @@ impl App {
             queue: ports.queue.clone(),
             clock: ports.clock.clone(),
             sla: config.sla,
+            csat: config.feedback.csat.clone(),
         });
         let outbound = Arc::new(OutboundSender {
             replies: channels.clone(),
@@ -220,6 +221,7 @@ impl App {
             sessions: self.ports.sessions.clone(),
             customers: self.ports.customers.clone(),
             gaps: self.ports.gaps.clone(),
+            feedback: self.ports.feedback.clone(),
             idempotency: self.ports.idempotency.clone(),
             queue: self.ports.queue.clone(),
             payloads: self.ports.payloads.clone(),
@@ -230,6 +232,7 @@ impl App {
                 sla: self.config.sla,
                 menu_size: self.config.tiers.menu_size,
                 experiments: self.config.experiments.clone(),
+                feedback: self.config.feedback.clone(),
                 ..self.config.routing.clone()
             },
             tiers: self.tiers.clone(),

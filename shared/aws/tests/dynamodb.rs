@@ -342,7 +342,7 @@ async fn feedback_is_kept_per_conversation_and_retries_do_not_duplicate() {
         helpful: Some(true),
         satisfaction: None,
         comment: None,
-        faq_id: None,
+        faq_id: Some("shipping".into()),
         at_ms: 10,
     };
     let second = Feedback {

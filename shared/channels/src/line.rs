@@ -115,9 +115,8 @@ impl Outbound for Line {
         }
         let parts = split_text(&reply.text, MAX_TEXT_CHARS, TextUnit::Chars);
         let token = self.access_token.expose();
-        // A menu's choices as quick replies on the last bubble: a tap sends the choice as text.
-        let quick = |c: &String| json!({ "type": "action", "action": { "type": "message", "label": c, "text": c } });
-        let items: Vec<Value> = reply.choices.iter().take(13).map(quick).collect();
+        // Choices as quick replies on the last bubble: a tap sends the choice as text.
+        let items = crate::kit::buttons::line_quick_replies(&reply.choices);
         let last = parts.len().saturating_sub(1);
         for (index, chunk) in parts.chunks(MESSAGES_PER_CALL).enumerate() {
             let message = |(i, part)| {

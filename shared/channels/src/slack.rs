@@ -11,6 +11,7 @@ use switchboard_domain::{
     InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
 };
 
+use crate::kit::buttons::{self, with};
 use crate::kit::descriptor::build;
 use crate::kit::json::{
     MediaFields, first_text, fractional_seconds_ms, int, invalid, json_request, media_list, text,
@@ -109,13 +110,8 @@ impl Inbound for Slack {
 
     fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
         if request.content_type() == "application/x-www-form-urlencoded" {
-            // Slash commands (`command`) and interactivity (`payload`) are signed
-            // Slack requests but not customer messages of this channel.
-            let interactive = |(key, _): &(String, String)| key == "command" || key == "payload";
-            return match request.form_fields().iter().any(interactive) {
-                true => Ok(Vec::new()),
-                false => Err(invalid("a form that is not a slash command or interaction")),
-            };
+            // Interactivity (a tap on our buttons) and slash commands come as forms.
+            return buttons::slack_form(&request.form_fields());
         }
         let envelope: Value = serde_json::from_slice(&verified.body)?;
         let kind = text(&envelope, "/type").ok_or_else(|| invalid("body has no type"))?;
@@ -147,12 +143,17 @@ impl Outbound for Slack {
         let url = format!("{}/chat.postMessage", self.api_base);
         let (channel, thread) = (&reply.conversation_id, &reply.reply.thread_id);
         let token = Some(self.bot_token.expose());
-        let call = |_: usize, text: &str| {
+        // Choices as buttons under the last part, which a section block holds.
+        let (limit, at) = buttons::split(reply, MAX_TEXT_CHARS, buttons::SLACK_SECTION_CHARS);
+        let call = |index: usize, text: &str| {
+            let blocks = (at == Some(index)).then(|| buttons::slack_blocks(text, &reply.choices));
             let body = json!({ "channel": channel, "text": text, "thread_ts": thread });
-            self.sender.post_json(&url, token, body)
+            self.sender
+                .post_json(&url, token, with(body, "blocks", blocks))
         };
-        let limit = (MAX_TEXT_CHARS, TextUnit::Chars);
-        self.sender.send_text(reply, limit.0, limit.1, call).await
+        self.sender
+            .send_text(reply, limit, TextUnit::Chars, call)
+            .await
     }
 }
 

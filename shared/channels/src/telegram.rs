@@ -11,9 +11,11 @@ use switchboard_domain::{
     SendError,
 };
 
+use crate::kit::buttons;
 use crate::kit::descriptor::build;
 use crate::kit::json::{
-    MediaFields, first_text, id_value, int, invalid, json_request, location, media, parse_int, text,
+    MediaFields, first_text, id_value, int, invalid, json_request, location, media, parse_int,
+    person_name, text,
 };
 use crate::kit::sender::base_url_or;
 use crate::kit::{
@@ -96,7 +98,11 @@ impl Inbound for Telegram {
         let update: Value = serde_json::from_slice(&verified.body)?;
         let update_id = int(&update, "/update_id");
         let update_id = update_id.ok_or_else(|| invalid("update without an update_id"))?;
-        // callback_query, my_chat_member, channel_post, …: not customer messages.
+        // A tap on one of our buttons is the customer's choice.
+        if let Some(parsed) = buttons::telegram_callback(&update, &self.bot_id) {
+            return parsed;
+        }
+        // my_chat_member, channel_post, …: not customer messages.
         let (message, edited) = match (update.get("message"), update.get("edited_message")) {
             (Some(message), _) => (message, false),
             (None, Some(message)) => (message, true),
@@ -128,7 +134,7 @@ impl Inbound for Telegram {
             channel: Self::NAME.into(),
             account_id: self.bot_id.clone(),
             customer_id: customer.unwrap_or(chat).to_string(),
-            customer_name: display_name(message.get("from")),
+            customer_name: person_name(message.get("from")),
             conversation_id: chat.to_string(),
             provider_message_id: update_id.to_string(),
             sent_at_ms: seconds.saturating_mul(1000),
@@ -164,10 +170,11 @@ impl Outbound for Telegram {
         let quoted = parse_int(context.message_id.as_deref()).filter(|_| group);
         // The URL holds the bot token; the sender never logs URLs.
         let (base, token) = (&self.api_base, self.bot_token.expose());
-        let url = format!("{base}/bot{token}/sendMessage");
-        // A menu's choices as a one-time keyboard: a tap sends the choice as text.
-        let row: Vec<Value> = reply.choices.iter().map(|c| json!({ "text": c })).collect();
-        let menu = json!({ "keyboard": [row], "one_time_keyboard": true, "resize_keyboard": true });
+        let bot = format!("{base}/bot{token}");
+        buttons::telegram_answer_query(&self.sender, &bot, reply).await;
+        let url = format!("{bot}/sendMessage");
+        // Choices as inline buttons: a tap comes back as a `callback_query`.
+        let menu = buttons::telegram_keyboard(&reply.choices);
         self.sender
             .send_text(reply, MAX_TEXT_UNITS, TextUnit::Utf16, |index, part| {
                 let mut body =
@@ -232,20 +239,6 @@ fn attachments(message: &Value) -> Vec<Attachment> {
         });
     }
     out
-}
-
-/// "First Last", else the username.
-fn display_name(user: Option<&Value>) -> Option<String> {
-    let user = user?;
-    let names = [text(user, "/first_name"), text(user, "/last_name")];
-    let full: Vec<String> = names
-        .into_iter()
-        .flatten()
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-        .collect();
-    let username = text(user, "/username").filter(|name| !name.is_empty());
-    (!full.is_empty()).then(|| full.join(" ")).or(username)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_domain::{InboundMessage, OutboundReply, ReplyContext, Secret, SendError};
 
+use crate::kit::buttons;
 use crate::kit::descriptor::build;
 use crate::kit::json::{
     MediaFields, contact_card, int, invalid, json_request, location, media, text,
@@ -157,10 +158,15 @@ impl Outbound for Viber {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
         let url = format!("{}/send_message", self.api_base);
         let token = self.auth_token.expose();
+        // Choices as a keyboard with the last part: a tap sends its ActionBody as text.
+        let (_, at) = buttons::split(reply, MAX_TEXT_CHARS, MAX_TEXT_CHARS);
         self.sender
-            .send_text(reply, MAX_TEXT_CHARS, TextUnit::Chars, |_, part| {
-                let body = json!({ "receiver": reply.conversation_id, "min_api_version": 1,
+            .send_text(reply, MAX_TEXT_CHARS, TextUnit::Chars, |index, part| {
+                let mut body = json!({ "receiver": reply.conversation_id, "min_api_version": 1,
                     "sender": { "name": self.sender_name }, "type": "text", "text": part });
+                if at == Some(index) {
+                    body["keyboard"] = buttons::viber_keyboard(&reply.choices);
+                }
                 self.sender
                     .post_json(&url, None, body)
                     .header("X-Viber-Auth-Token", token)

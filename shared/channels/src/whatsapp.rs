@@ -16,6 +16,7 @@ use switchboard_domain::{
     Attachment, Clock, InboundMessage, OutboundReply, ReplyContext, Secret, SendError,
 };
 
+use crate::kit::buttons;
 use crate::kit::descriptor::build;
 use crate::kit::handshake::META_HUB;
 use crate::kit::json::{
@@ -160,10 +161,11 @@ impl Outbound for WhatsApp {
         };
         let url = format!("{}/{from}/messages", self.api_base);
         let token = self.access_token.expose();
+        let (limit, at) = buttons::split(reply, MAX_TEXT_CHARS, buttons::WHATSAPP_BODY_CHARS);
         self.sender
-            .send_text(reply, MAX_TEXT_CHARS, TextUnit::Chars, |_, part| {
-                let body = json!({ "messaging_product": "whatsapp", "recipient_type": "individual",
-                    "to": reply.customer_id, "type": "text", "text": { "body": part, "preview_url": false } });
+            .send_text(reply, limit, TextUnit::Chars, |index, part| {
+                let choices = (at == Some(index)).then_some(reply.choices.as_slice());
+                let body = buttons::whatsapp_message(&reply.customer_id, part, choices);
                 self.sender.post_json(&url, Some(token), body)
             })
             .await
@@ -213,12 +215,10 @@ fn normalise(
             quoted = text(message, "/reaction/message_id");
             Some(text(message, "/reaction/emoji").filter(|emoji| !emoji.is_empty())?)
         }
+        // A tap on one of our buttons: its id is the choice.
         "interactive" => first_text(
             message,
-            &[
-                "/interactive/button_reply/title",
-                "/interactive/list_reply/title",
-            ],
+            &["/interactive/button_reply/id", "/interactive/list_reply/id"],
         ),
         "button" => first_text(message, &["/button/text", "/button/payload"]),
         _ => return None,
@@ -320,7 +320,8 @@ mod tests {
                 ("w1", MessageKind::Text, "broken"),
                 ("w2", MessageKind::Media, ""),
                 ("w3", MessageKind::Text, "👍"),
-                ("w4", MessageKind::Text, "Track order"),
+                // A button of ours: its id is the choice.
+                ("w4", MessageKind::Text, "b1"),
                 ("w8", MessageKind::Media, ""),
             ]
         );

@@ -170,8 +170,10 @@ async fn contract(fixture: Fixture) {
         );
     }
 
-    // The reply, as the provider documents it.
     let text = "Orders leave within one working day. 一个工作日内发货。";
+    buttons(&fixture, &channel, &stand_in, &messages[0], text).await;
+
+    // The reply, as the provider documents it.
     let reply = OutboundReply::to_message(&messages[0], text, "reply-contract-1");
     channel
         .send(&reply)
@@ -256,6 +258,54 @@ async fn contract(fixture: Fixture) {
             Some(&value),
             "{name}: {pointer} in {body}"
         );
+    }
+}
+
+/// Where the channel has buttons: a reply's choices as the provider
+/// documents them, and a tap on one coming back as the customer's message.
+async fn buttons(
+    fixture: &Fixture,
+    channel: &SharedChannel,
+    stand_in: &StandIn,
+    message: &InboundMessage,
+    text: &str,
+) {
+    let name = fixture.channel;
+    let Some(buttons) = fixture.get("/buttons") else {
+        return;
+    };
+    for case in buttons["replies"].as_array().unwrap() {
+        let mut reply = OutboundReply::to_message(message, text, "reply-contract-choices");
+        reply.choices = serde_json::from_value(case["choices"].clone()).unwrap();
+        channel
+            .send(&reply)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: send with choices failed: {e}"));
+        let calls = stand_in.take();
+        let body: Value = serde_json::from_slice(&calls.last().unwrap().body).unwrap();
+        for (pointer, value) in case["json"].as_object().unwrap() {
+            let value = match value {
+                Value::String(expected) => Value::String(expected.replace("{text}", text)),
+                other => other.clone(),
+            };
+            assert_eq!(
+                body.pointer(pointer),
+                Some(&value),
+                "{name}: {pointer} in {body}"
+            );
+        }
+    }
+    let Some(tap) = buttons.get("tap") else {
+        return;
+    };
+    let taps = accept(channel, &signed(channel, &tap["request"], NOW_MS), name);
+    let expected = tap["expect"].as_array().unwrap();
+    assert_eq!(taps.len(), expected.len(), "{name}: taps");
+    for (message, expect) in taps.iter().zip(expected) {
+        let actual = serde_json::to_value(message).unwrap();
+        for (field, value) in expect.as_object().unwrap() {
+            assert_eq!(&actual[field], value, "{name}: tap {field}");
+        }
     }
 }
 

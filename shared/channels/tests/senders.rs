@@ -13,8 +13,8 @@ use switchboard_channels::kit::build_request;
 use switchboard_channels::notify::{ChatWebhookConfig, ChatWebhookNotifier};
 use switchboard_channels::{ChannelDeps, SharedChannel, registry};
 use switchboard_domain::{
-    AgentNotifier, ConversationKey, EscalationReason, EscalationTicket, Language, OutboundReply,
-    ReplyContext, Secret, SendError, Tier,
+    AgentNotifier, Choice, ConversationKey, EscalationReason, EscalationTicket, Language,
+    OutboundReply, ReplyContext, Secret, SendError, Tier,
 };
 
 #[derive(Debug, Clone)]
@@ -183,15 +183,36 @@ async fn telegram_posts_send_message() {
     telegram.send(&quoting).await.unwrap();
     assert_eq!(server.take()[0].json().get("reply_parameters"), None);
 
-    // A menu's choices go as a one-time keyboard, on the first part only.
+    // Choices go as inline buttons, on the first part only.
     let mut menu = reply("telegram", "4242", None);
-    menu.choices = vec!["1".into(), "2".into()];
+    menu.choices = vec![Choice::new("1", "👍 Yes"), Choice::new("2", "👎 No")];
     telegram.send(&menu).await.unwrap();
     assert_eq!(
         server.take()[0].json()["reply_markup"],
-        json!({ "keyboard": [[{ "text": "1" }, { "text": "2" }]], "one_time_keyboard": true,
-                "resize_keyboard": true })
+        json!({ "inline_keyboard": [[{ "text": "👍 Yes", "callback_data": "1" },
+                                     { "text": "👎 No", "callback_data": "2" }]] })
     );
+
+    // A reply to a tap answers its callback query first, and a refused
+    // answer (too late) does not hold the reply back.
+    menu.reply.reply_token = Some("4382bfdwdsb323b2d9".into());
+    server.answer_at(
+        "/answerCallbackQuery",
+        400,
+        r#"{"ok":false,"description":"Bad Request: query is too old"}"#,
+    );
+    telegram.send(&menu).await.unwrap();
+    let calls = server.take();
+    assert!(
+        calls[0].path.ends_with("/answerCallbackQuery"),
+        "{}",
+        calls[0].path
+    );
+    assert_eq!(
+        calls[0].json(),
+        json!({ "callback_query_id": "4382bfdwdsb323b2d9" })
+    );
+    assert!(calls[1].path.ends_with("/sendMessage"));
 
     // A username-style chat id goes as a string.
     telegram
@@ -431,7 +452,7 @@ async fn line_replies_with_the_token_then_pushes_once_it_is_refused() {
     assert_eq!(body["messages"][1].get("quickReply"), None);
 
     // A menu's choices as quick replies, on the last bubble only.
-    answer.choices = vec!["1".into(), "2".into()];
+    answer.choices = vec![Choice::new("1", "1"), Choice::new("2", "2")];
     line.send(&answer).await.unwrap();
     let body = server.take()[0].json();
     assert_eq!(body["messages"][0].get("quickReply"), None);

@@ -5,6 +5,7 @@
 //! Nothing here knows about AWS, SQLite or HTTP clients; adapters live beside it.
 
 pub mod experiments;
+pub mod feedback;
 pub mod intent;
 pub mod jobs;
 pub mod model;

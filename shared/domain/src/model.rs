@@ -133,10 +133,46 @@ pub struct OutboundReply {
     pub reply: ReplyContext,
     /// Our own id for this reply; senders that support idempotency keys pass it on.
     pub reply_id: String,
-    /// Answers the customer can tap instead of typing (a menu's numbers):
-    /// buttons where the channel has them. The text lists them too.
+    /// Answers the customer can tap instead of typing (a menu's numbers,
+    /// "was this helpful?"): buttons where the channel has them. The text
+    /// asks for them too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub choices: Vec<String>,
+    pub choices: Vec<Choice>,
+}
+
+/// One answer the customer can tap: the button shows `label`, and a tap
+/// comes back as a message (or the provider's callback) carrying `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ChoiceForm")]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+impl Choice {
+    pub fn new(value: impl Into<String>, label: impl Into<String>) -> Self {
+        Self {
+            value: value.into(),
+            label: label.into(),
+        }
+    }
+}
+
+/// Replies queued before choices had labels carry bare values.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChoiceForm {
+    Value(String),
+    Full { value: String, label: String },
+}
+
+impl From<ChoiceForm> for Choice {
+    fn from(form: ChoiceForm) -> Self {
+        match form {
+            ChoiceForm::Value(value) => Choice::new(value.clone(), value),
+            ChoiceForm::Full { value, label } => Choice::new(value, label),
+        }
+    }
 }
 
 /// The start of the `reply_id` of a reply an agent wrote (the bot's differ),

@@ -260,6 +260,8 @@ pub enum EscalationReason {
     RepeatedFailure,
     /// No agent answered within the tier's first-response target.
     SlaBreach,
+    /// The customer rated the service 1 or 2 out of 5 after a resolve.
+    LowSatisfaction,
 }
 
 impl EscalationReason {
@@ -273,6 +275,7 @@ impl EscalationReason {
             EscalationReason::FollowUp => "follow_up",
             EscalationReason::RepeatedFailure => "repeated_failure",
             EscalationReason::SlaBreach => "sla_breach",
+            EscalationReason::LowSatisfaction => "low_satisfaction",
         }
     }
 
@@ -287,6 +290,9 @@ impl EscalationReason {
             EscalationReason::RepeatedFailure => "the bot could not answer twice in a row",
             EscalationReason::SlaBreach => {
                 "no agent has answered within the service level: the customer is still waiting"
+            }
+            EscalationReason::LowSatisfaction => {
+                "the customer rated the resolved conversation 1 or 2 out of 5"
             }
         }
     }

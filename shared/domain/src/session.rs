@@ -65,6 +65,13 @@ pub struct Session {
     /// the second; cleared when the customer asks something else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub menu: Vec<String>,
+    /// The last question we asked the customer, so that a reply of "1"
+    /// means what it asked: a menu entry, a helpful vote, or a score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+    /// When "was this helpful?" was last asked (asked at most once an interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helpful_asked_at_ms: Option<i64>,
     /// What became of our replies (by reply id), as the outbound sender
     /// records it. A reply of ours with no entry here is still queued.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -73,6 +80,18 @@ pub struct Session {
     /// variant), recorded when the conversation meets the experiment.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub variants: std::collections::BTreeMap<String, String>,
+}
+
+/// A question of ours the customer's next message may answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pending {
+    /// The numbered menu (its entries in `Session::menu`).
+    Menu,
+    /// "Was this helpful?" about the FAQ entry `faq_id`.
+    Helpful { faq_id: String },
+    /// The satisfaction survey after a resolve.
+    Satisfaction,
 }
 
 /// Where a reply of ours stands.
@@ -183,6 +202,8 @@ impl Session {
             version: 0,
             handover: None,
             menu: Vec::new(),
+            pending: None,
+            helpful_asked_at_ms: None,
             deliveries: Vec::new(),
             variants: Default::default(),
         }

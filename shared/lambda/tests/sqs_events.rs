@@ -107,6 +107,7 @@ async fn a_poisoned_record_is_dead_lettered_at_once_and_a_failing_one_holds_back
             sessions: Arc::new(store.clone()),
             customers: Arc::new(store.clone()),
             gaps: Arc::new(store.clone()),
+            feedback: Arc::new(store.clone()),
             idempotency: Arc::new(store.clone()),
             queue: replies.clone(),
             payloads: Arc::new(store.clone()),

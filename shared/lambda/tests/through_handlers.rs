@@ -29,7 +29,8 @@ use switchboard_channels::email::{SmtpConfig, SmtpTls};
 use switchboard_domain::{ConversationKey, QueueName, SessionStore, SlaPolicy, TierSla};
 use switchboard_e2e::{
     ADMIN_TOKEN, SmtpSink, StandIn, aws_test_endpoint, channel, channel_settings, mail_header,
-    mail_text, mailgun_form, now_secs, signed_request, telegram_bot_token, telegram_update,
+    mail_text, mailgun_form, now_secs, signed_request, telegram_bot_token, telegram_tap,
+    telegram_update,
 };
 use switchboard_lambda::handlers::{self, Consumer};
 use switchboard_lambda::invoke;
@@ -610,6 +611,32 @@ async fn every_function_flows() {
             .contains("Monday to Saturday")
     );
 
+    // "Was this helpful?": a confident answer asks with inline buttons; the
+    // tap (a callback query) is a vote the worker stores in the feedback table.
+    let update = telegram_update(42_007, 4242, "How long does shipping take?").to_string();
+    let response = invoke(im.clone(), telegram_event(&update, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200);
+    run_worker(1).await;
+    run_outbound(1).await;
+    let asked = standin.matching("/sendMessage", |r| r.body["chat_id"] == 4242);
+    let keyboard = &asked.last().unwrap().body["reply_markup"]["inline_keyboard"];
+    assert_eq!(keyboard[0][0]["callback_data"], "1", "{keyboard}");
+    let tap = telegram_tap(42_008, 4242, 2, "1").to_string();
+    let response = invoke(im.clone(), telegram_event(&tap, &secret_token))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 200);
+    run_worker(1).await;
+    run_outbound(1).await;
+    let thanked = standin.matching("/sendMessage", |r| r.body["chat_id"] == 4242);
+    assert_eq!(
+        thanked.last().unwrap().body["text"],
+        "Thank you for your feedback!"
+    );
+    metrics.take();
+
     // An unanswerable question: worker → escalation queue → notifier → SMTP.
     let update = telegram_update(
         42_002,
@@ -694,8 +721,8 @@ async fn every_function_flows() {
     let notices = standin.matching("/sendMessage", |r| r.body["chat_id"] == 4242);
     assert_eq!(
         notices.len(),
-        2,
-        "the customer was told a person will answer"
+        4,
+        "the customer was told a person will answer (after an answer, a vote and its thanks)"
     );
 
     // The agents' API on the IM ingress: an agent answers, the customer rates.
@@ -812,6 +839,20 @@ async fn every_function_flows() {
         admin_event(
             "/api/feedback",
             json!({ "conversation": conversation, "helpful": true, "satisfaction": 5 }),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    // A resolve queues the satisfaction survey on the timers queue.
+    let response = invoke(
+        im.clone(),
+        api_event(
+            "POST",
+            &format!("/api/conversations/{conversation}/resolve"),
+            "",
+            &[],
+            json!({ "agent": "Lee" }),
         ),
     )
     .await

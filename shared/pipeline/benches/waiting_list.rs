@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
         queue: Arc::new(store.clone()),
         clock: Arc::new(SystemClock),
         sla: SlaPolicy::default(),
+        csat: Default::default(),
     };
     let list = runtime.block_on(desk.waiting(100)).unwrap();
     assert_eq!((list.total, list.conversations.len()), (WAITING, 100));

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use switchboard_domain::feedback::CsatSettings;
 use switchboard_domain::privacy::CustomerRef;
 use switchboard_domain::{
     AGENT_REPLY_PREFIX, Claim, Clock, ConversationKey, ConversationSummary, CustomerStore,
@@ -255,6 +256,8 @@ pub struct AgentDesk {
     pub clock: Arc<dyn Clock>,
     /// Service levels, for the first-response deadline.
     pub sla: SlaPolicy,
+    /// The satisfaction survey a resolve schedules (`[feedback.csat]`).
+    pub csat: CsatSettings,
 }
 
 /// A conversation key as the routes take it: `channel:account:conversation`.
@@ -540,6 +543,12 @@ impl AgentDesk {
     ) -> Result<ConversationView, DeskError> {
         let key = conversation_key(key)?;
         let agent = agent_name(input.agent.as_deref(), caller)?;
+        // The survey is queued first: should saving fail, it finds the
+        // conversation unresolved when it fires and does nothing.
+        let current = self.load(&key).await?;
+        if current.status != SessionStatus::Resolved {
+            self.schedule_survey(&current).await?;
+        }
         self.update(&key, |session| {
             if let Some(handover) = &mut session.handover
                 && handover.claimed_by.is_none()
@@ -552,6 +561,18 @@ impl AgentDesk {
         .await?;
         info!(conversation = %key, "conversation resolved");
         self.conversation(&key.0).await
+    }
+
+    /// Queues the satisfaction survey of a conversation being resolved.
+    async fn schedule_survey(&self, session: &Session) -> Result<(), DeskError> {
+        crate::survey::schedule_survey(
+            self.queue.as_ref(),
+            &self.csat,
+            session,
+            self.clock.now_ms(),
+        )
+        .await
+        .map_err(DeskError::Queue)
     }
 
     /// Queues the agent's reply for delivery on the customer's channel and
@@ -622,6 +643,9 @@ impl AgentDesk {
                 faq_entry: None,
                 confidence: None,
             };
+            if input.resolve && session.status != SessionStatus::Resolved {
+                self.schedule_survey(&session).await?;
+            }
             let mut attempts = 0;
             loop {
                 attempts += 1;

@@ -26,6 +26,7 @@ pub mod report;
 pub mod report_html;
 pub mod stats;
 pub mod suggest;
+pub mod survey;
 pub mod timers;
 pub mod weekly;
 pub mod worker;

@@ -1053,6 +1053,8 @@ mod tests {
             version: 1,
             handover: None,
             menu: Vec::new(),
+            pending: None,
+            helpful_asked_at_ms: None,
             deliveries: Vec::new(),
             variants: Default::default(),
         }
@@ -1200,6 +1202,7 @@ mod tests {
         assert_eq!((regular.sla_met.count, regular.sla_met.total), (1, 2));
         assert_eq!(report.satisfaction.average, Some(3.5));
         assert_eq!(report.satisfaction.helpful_rate, Some(0.5));
+        assert_eq!(report.satisfaction.helpful_votes, 2);
         assert_eq!(report.satisfaction.distribution, [0, 1, 0, 0, 1]);
         // The "not helpful" vote in b has no FAQ answer to blame; a's
         // "helpful" goes to the entry a answered from.

@@ -315,6 +315,8 @@ mod tests {
                 candidates: Vec::new(),
             }),
             menu: Vec::new(),
+            pending: None,
+            helpful_asked_at_ms: None,
             deliveries: Vec::new(),
             variants: Default::default(),
         }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::{
     ConversationKey, EscalationReason, EscalationTicket, JobLease, OutboundReply, QueueItem,
-    QueueName, Role, Session, SessionStatus, StoreError, Tier, TierSla, Turn, texts,
+    QueueName, QueueProducer, Role, Session, SessionStatus, StoreError, Tier, TierSla, Turn, texts,
 };
 use tracing::{Instrument, info, info_span};
 
@@ -34,6 +34,8 @@ pub enum TimerKind {
     Reassure,
     /// The first-response target passed: notify the agents again.
     Breach,
+    /// Ask the customer for a score after a resolve ([`crate::survey`]).
+    Satisfaction,
 }
 
 /// One timer of one hand-over.
@@ -42,6 +44,7 @@ pub struct TimerJob {
     pub kind: TimerKind,
     pub conversation: ConversationKey,
     /// Which hand-over (its `at_ms`): a newer one makes this timer stale.
+    /// For the survey, the hand-over resolved (or the resolve's time).
     pub handover_at_ms: i64,
     /// The reassurance's number (1 to 3); 0 for the breach.
     pub number: u32,
@@ -69,6 +72,8 @@ pub enum TimerOutcome {
     Rescheduled,
     Reassured(u32),
     Breached,
+    /// The satisfaction question was sent.
+    Surveyed,
 }
 
 impl ConversationWorker {
@@ -106,23 +111,7 @@ impl ConversationWorker {
     }
 
     async fn schedule(&self, timer: &TimerJob) -> Result<(), JobError> {
-        let delay_ms = timer.due_at_ms.saturating_sub(self.clock.now_ms()).max(0);
-        let dedupe_id = timer.dedupe_id();
-        let item = QueueItem {
-            // A group of its own, so that a waiting timer holds up nothing
-            // else, named after the conversation, whose erasure takes it along.
-            group: format!("{}#{}", timer.conversation, dedupe_id),
-            dedupe_id,
-            body: serde_json::to_vec(timer).expect("timers serialise"),
-        };
-        self.queue
-            .send_after(
-                QueueName::Timers,
-                item,
-                Duration::from_millis(delay_ms as u64),
-            )
-            .await
-            .map_err(|error| JobError::Retryable(Box::new(error)))
+        schedule(self.queue.as_ref(), self.clock.now_ms(), timer).await
     }
 
     /// Processes one delivery of a job from the timers queue.
@@ -152,6 +141,9 @@ impl ConversationWorker {
         let Some(session) = self.sessions.load(&timer.conversation).await? else {
             return Ok(TimerOutcome::Stale);
         };
+        if timer.kind == TimerKind::Satisfaction {
+            return self.survey(&timer, session, correlation_id, job).await;
+        }
         let Some(tier) = waiting_handover(&session, timer.handover_at_ms).map(|h| h.tier) else {
             info!(conversation = %timer.conversation, kind = ?timer.kind, "timer stopped: answered, resolved or handed over anew");
             return Ok(TimerOutcome::Stale);
@@ -174,6 +166,7 @@ impl ConversationWorker {
                 self.breach(&timer, session, tier, correlation_id, now_ms)
                     .await
             }
+            TimerKind::Satisfaction => Ok(TimerOutcome::Stale),
         }
     }
 
@@ -320,7 +313,7 @@ impl ConversationWorker {
     }
 
     /// Applies `change` and saves, reloading on concurrent changes.
-    async fn update_session(
+    pub(crate) async fn update_session(
         &self,
         mut session: Session,
         change: impl Fn(&mut Session),
@@ -342,6 +335,31 @@ impl ConversationWorker {
             format!("session {} kept changing", session.key).into(),
         ))
     }
+}
+
+/// Queues `timer` on the timers queue, delayed until it is due.
+pub(crate) async fn schedule(
+    queue: &dyn QueueProducer,
+    now_ms: i64,
+    timer: &TimerJob,
+) -> Result<(), JobError> {
+    let delay_ms = timer.due_at_ms.saturating_sub(now_ms).max(0);
+    let dedupe_id = timer.dedupe_id();
+    let item = QueueItem {
+        // A group of its own, so that a waiting timer holds up nothing
+        // else, named after the conversation, whose erasure takes it along.
+        group: format!("{}#{}", timer.conversation, dedupe_id),
+        dedupe_id,
+        body: serde_json::to_vec(timer).expect("timers serialise"),
+    };
+    queue
+        .send_after(
+            QueueName::Timers,
+            item,
+            Duration::from_millis(delay_ms as u64),
+        )
+        .await
+        .map_err(|error| JobError::Retryable(Box::new(error)))
 }
 
 fn reassurance(

@@ -5,12 +5,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use switchboard_channels::kit::buttons::has_buttons;
+use switchboard_domain::feedback::{self, FeedbackSettings};
 use switchboard_domain::telemetry;
 use switchboard_domain::{
-    Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket, FaqCandidate,
-    GapLog, Handover, IdempotencyStore, InboundMessage, JobLease, Language, MessageKind,
-    OutboundReply, PayloadStore, QueueItem, QueueName, QueueProducer, Role, RoutingPolicy, Session,
-    SessionStatus, SessionStore, SlaPolicy, StoreError, Tier, TierDirectory, Turn, texts,
+    Choice, Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket,
+    FaqCandidate, Feedback, FeedbackStore, GapLog, Handover, IdempotencyStore, InboundMessage,
+    JobLease, Language, MessageKind, OutboundReply, PayloadStore, Pending, QueueItem, QueueName,
+    QueueProducer, Role, RoutingPolicy, Session, SessionStatus, SessionStore, SlaPolicy,
+    StoreError, Tier, TierDirectory, Turn, texts,
 };
 use switchboard_domain::{Experiments, TierSla};
 use tracing::{Instrument, info, info_span, warn};
@@ -48,6 +51,9 @@ pub struct WorkerSettings {
     /// A/B experiments (`[experiments.*]`): a session's variants override the above.
     #[serde(skip)]
     pub experiments: Experiments,
+    /// "Was this helpful?" and the satisfaction survey (`[feedback]`).
+    #[serde(skip)]
+    pub feedback: FeedbackSettings,
 }
 
 impl Default for WorkerSettings {
@@ -62,6 +68,7 @@ impl Default for WorkerSettings {
             sla: SlaPolicy::default(),
             menu_size: 0,
             experiments: Experiments::default(),
+            feedback: FeedbackSettings::default(),
         }
     }
 }
@@ -77,6 +84,12 @@ pub enum Outcome {
     Welcomed,
     /// Edits and deletes are recorded without a reply.
     Recorded,
+    /// An answer to "was this helpful?" or a satisfaction score, recorded
+    /// and thanked for (not routed to the FAQ or to agents).
+    Feedback,
+    /// The customer said the matter a person had is settled: resolved, and
+    /// the satisfaction survey queued.
+    ResolvedByCustomer,
     /// Seen before: nothing done.
     Duplicate,
 }
@@ -85,6 +98,8 @@ pub struct ConversationWorker {
     pub sessions: Arc<dyn SessionStore>,
     pub customers: Arc<dyn CustomerStore>,
     pub gaps: Arc<dyn GapLog>,
+    /// Where votes and scores given in the channel are kept.
+    pub feedback: Arc<dyn FeedbackStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// The escalation queues, and the outbound queue every reply leaves by.
     pub queue: Arc<dyn QueueProducer>,
@@ -107,6 +122,21 @@ struct Plan {
     record_gap: bool,
     /// The menu to remember (empty: forget the one shown); `None`: keep it.
     menu: Option<Vec<String>>,
+    /// The question the reply asks (`Some(None)`: none); `None`: keep a
+    /// pending menu, forget any other question.
+    pending: Option<Option<Pending>>,
+    /// Buttons under the reply.
+    choices: Vec<Choice>,
+    /// A vote or a score to store.
+    feedback: Option<Feedback>,
+    /// The reply asks "was this helpful?".
+    asks_helpful: bool,
+}
+
+/// A customer's message that answers the question we asked last.
+enum Answer {
+    Vote { helpful: bool, faq_id: String },
+    Score { score: u8, comment: Option<String> },
 }
 
 impl ConversationWorker {
@@ -157,7 +187,11 @@ impl ConversationWorker {
                     }
                     Outcome::Escalated(_) => telemetry::message_escalated(&message.channel),
                     // A welcome is neither an answer from the FAQ nor a hand-over.
-                    Outcome::Welcomed | Outcome::Recorded | Outcome::Duplicate => {}
+                    Outcome::Welcomed
+                    | Outcome::Recorded
+                    | Outcome::Feedback
+                    | Outcome::ResolvedByCustomer
+                    | Outcome::Duplicate => {}
                 }
                 telemetry::processing_time(&message.channel, started.elapsed());
                 info!(
@@ -203,9 +237,15 @@ impl ConversationWorker {
         {
             return Ok(Outcome::Duplicate);
         }
-        // An empty message, or a number picked from a menu, carries no
-        // language of its own: the conversation's is kept.
-        let language = if message.text.trim().is_empty() || menu_pick(&message.text).is_some() {
+        let answer = existing
+            .as_ref()
+            .and_then(|session| answer_to_pending(session, message));
+        // An empty message, a number picked from a menu, a vote or a score
+        // carries no language of its own: the conversation's is kept.
+        let language = if message.text.trim().is_empty()
+            || menu_pick(&message.text).is_some()
+            || answer.is_some()
+        {
             existing.as_ref().map(|s| s.language).unwrap_or_default()
         } else {
             Language::detect(&message.text)
@@ -220,19 +260,36 @@ impl ConversationWorker {
         self.settings
             .experiments
             .assign_missing(&message.customer_key(), &mut session.variants);
-        let mut plan = self.plan(message, &session, tier, first_contact, language, now_ms);
+        let mut plan = match answer {
+            Some(answer) => self.feedback_plan(message, &session, tier, answer, language, now_ms),
+            None => self.plan(message, &session, tier, first_contact, language, now_ms),
+        };
         if let Some(ticket) = &mut plan.ticket {
             ticket.correlation_id = Some(correlation_id.to_owned());
         }
 
+        // The survey first: should saving fail, it finds the conversation
+        // unresolved when it fires and does nothing.
+        if plan.outcome == Outcome::ResolvedByCustomer && session.status != SessionStatus::Resolved
+        {
+            crate::survey::schedule_survey(
+                self.queue.as_ref(),
+                &self.settings.feedback.csat,
+                &session,
+                now_ms,
+            )
+            .await?;
+        }
+        // Recorded before it is thanked for.
+        if let Some(feedback) = &plan.feedback {
+            self.record_feedback(message, feedback).await?;
+        }
         let reply_id = stable_id("r", &message.dedupe_key());
         let sent = match &plan.reply_text {
             Some(text) => {
                 let mut reply = OutboundReply::to_message(message, text.as_str(), &reply_id);
                 // A menu's numbers as buttons, where the channel has them.
-                if let Some(menu) = &plan.menu {
-                    reply.choices = (1..=menu.len()).map(|n| n.to_string()).collect();
-                }
+                reply.choices = plan.choices.clone();
                 Some(
                     self.send_once(
                         &session.key,
@@ -284,7 +341,7 @@ impl ConversationWorker {
             // A new hand-over starts its timers before the session records
             // it: a crash in between leaves timers that find no such
             // hand-over and do nothing, never a hand-over without timers.
-            if !already_handed_over(&session) {
+            if plan.status == SessionStatus::Escalated && !already_handed_over(&session) {
                 let sla = self.sla_for(&session, ticket.tier);
                 self.start_timers(&session.key, sla, ticket.tier, now_ms)
                     .await?;
@@ -317,19 +374,43 @@ impl ConversationWorker {
             status,
             record_gap: false,
             menu: None,
+            pending: None,
+            choices: Vec::new(),
+            feedback: None,
+            asks_helpful: false,
         };
         if matches!(message.kind, MessageKind::Edit | MessageKind::Delete) {
             return recorded(session.status);
         }
         // "2" after a menu answers its second entry.
         if session.status != SessionStatus::Escalated
+            && matches!(session.pending, None | Some(Pending::Menu))
             && let Some(number) = menu_pick(&message.text)
             && let Some(entry) = number.checked_sub(1).and_then(|i| session.menu.get(i))
             && let Some(candidate) = self.faq.current().entry(entry, language)
         {
             let mut plan = self.answer(message, candidate, false, now_ms);
             plan.menu = None;
+            self.ask_helpful(&mut plan, message, session, language, now_ms);
             return plan;
+        }
+        if session.status == SessionStatus::Escalated && feedback::says_resolved(&message.text) {
+            let text = feedback::glad(language).to_owned();
+            return Plan {
+                outcome: Outcome::ResolvedByCustomer,
+                bot_turn: Some(Turn {
+                    role: Role::Bot,
+                    text: text.clone(),
+                    at_ms: now_ms,
+                    message_id: Some(stable_id("r", &message.dedupe_key())),
+                    faq_entry: None,
+                    confidence: None,
+                }),
+                reply_text: Some(text),
+                status: SessionStatus::Resolved,
+                pending: Some(None),
+                ..recorded(SessionStatus::Resolved)
+            };
         }
         let routing = self.routing_for(session);
         let welcome = first_contact
@@ -413,12 +494,10 @@ impl ConversationWorker {
                 offer_human,
             } => {
                 let mut plan = self.answer(message, candidate, offer_human, now_ms);
-                if let Some(text) = plan.reply_text.as_mut().filter(|_| offer_human) {
-                    text.push_str("\n\n");
-                    text.push_str(texts::offer_human(language));
-                    if let Some(turn) = plan.bot_turn.as_mut() {
-                        turn.text = text.clone();
-                    }
+                if offer_human {
+                    append(&mut plan, texts::offer_human(language));
+                } else {
+                    self.ask_helpful(&mut plan, message, session, language, now_ms);
                 }
                 plan
             }
@@ -479,6 +558,10 @@ impl ConversationWorker {
                                 | EscalationReason::RepeatedFailure
                         ),
                     menu: (reason != EscalationReason::FollowUp).then(Vec::new),
+                    pending: (reason != EscalationReason::FollowUp).then_some(None),
+                    choices: Vec::new(),
+                    feedback: None,
+                    asks_helpful: false,
                 }
             }
         }
@@ -512,6 +595,10 @@ impl ConversationWorker {
             status: SessionStatus::Open,
             record_gap: offer_human,
             menu: Some(Vec::new()),
+            pending: Some(None),
+            choices: Vec::new(),
+            feedback: None,
+            asks_helpful: false,
         }
     }
 
@@ -547,6 +634,11 @@ impl ConversationWorker {
         text.push_str("\n\n");
         text.push_str(texts::menu_or_person(language));
         let answered = answer.is_some();
+        // The menu's numbers as buttons, where the channel has them.
+        let choices = (1..=menu.len())
+            .map(|n| Choice::new(n.to_string(), n.to_string()))
+            .collect();
+        let pending = (!menu.is_empty()).then_some(Pending::Menu);
         Plan {
             outcome: if answered {
                 Outcome::Answered
@@ -568,7 +660,176 @@ impl ConversationWorker {
             status: SessionStatus::Open,
             record_gap: !answered,
             menu: Some(menu.into_iter().map(|(id, _)| id).collect()),
+            pending: Some(pending),
+            choices,
+            feedback: None,
+            asks_helpful: false,
         }
+    }
+
+    /// Asks "was this helpful?" under an FAQ answer: buttons where the
+    /// channel has them, else "reply 1 or 2"; at most once an interval per
+    /// conversation. The question replaces a menu still shown.
+    fn ask_helpful(
+        &self,
+        plan: &mut Plan,
+        message: &InboundMessage,
+        session: &Session,
+        language: Language,
+        now_ms: i64,
+    ) {
+        let settings = &self.settings.feedback;
+        let interval_ms =
+            i64::try_from(settings.helpful_interval_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let asked_lately = session
+            .helpful_asked_at_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) < interval_ms);
+        let faq_id = plan.bot_turn.as_ref().and_then(|t| t.faq_entry.clone());
+        // An A/B variant may switch the question on or off.
+        let ask = self
+            .settings
+            .experiments
+            .ask_helpful(&session.variants)
+            .unwrap_or(settings.ask_helpful);
+        let (Some(faq_id), true, false) = (faq_id, ask, asked_lately) else {
+            return;
+        };
+        let buttons = has_buttons(&message.channel);
+        append(plan, &settings.helpful_question(language, buttons));
+        if buttons {
+            plan.choices = feedback::helpful_choices(language);
+        }
+        plan.menu = Some(Vec::new());
+        plan.pending = Some(Some(Pending::Helpful { faq_id }));
+        plan.asks_helpful = true;
+    }
+
+    /// The plan for an answer to our question: the vote or the score is
+    /// stored and thanked for; "not helpful" offers a person, a score of 1
+    /// or 2 tells the agents.
+    fn feedback_plan(
+        &self,
+        message: &InboundMessage,
+        session: &Session,
+        tier: Tier,
+        answer: Answer,
+        language: Language,
+        now_ms: i64,
+    ) -> Plan {
+        let mut feedback = Feedback {
+            conversation: session.key.clone(),
+            helpful: None,
+            satisfaction: None,
+            comment: None,
+            faq_id: None,
+            at_ms: now_ms,
+        };
+        let mut ticket = None;
+        let text = match answer {
+            Answer::Vote { helpful, faq_id } => {
+                feedback.helpful = Some(helpful);
+                feedback.faq_id = Some(faq_id);
+                match helpful {
+                    true => feedback::thanks(language).to_owned(),
+                    false => format!(
+                        "{} {}",
+                        feedback::sorry(language),
+                        texts::offer_human(language)
+                    ),
+                }
+            }
+            Answer::Score { score, comment } => {
+                feedback.satisfaction = Some(score);
+                feedback.comment = comment;
+                if score <= 2 {
+                    let mut transcript = session.turns.clone();
+                    transcript.push(customer_turn(
+                        message,
+                        now_ms,
+                        self.settings.redact_transcripts,
+                    ));
+                    ticket = Some(EscalationTicket {
+                        ticket_id: stable_id("t", &message.dedupe_key()),
+                        conversation: session.key.clone(),
+                        channel: message.channel.clone(),
+                        customer_id: message.customer_id.clone(),
+                        customer_name: message.customer_name.clone(),
+                        tier,
+                        reason: EscalationReason::LowSatisfaction,
+                        priority: false,
+                        language,
+                        question: message.text.clone(),
+                        transcript,
+                        candidates: Vec::new(),
+                        expected_response: self.expected_response(tier, language),
+                        created_at_ms: now_ms,
+                        correlation_id: None,
+                    });
+                    feedback::low_score_reply(language).to_owned()
+                } else {
+                    feedback::thanks(language).to_owned()
+                }
+            }
+        };
+        Plan {
+            outcome: Outcome::Feedback,
+            bot_turn: Some(Turn {
+                role: Role::Bot,
+                text: text.clone(),
+                at_ms: now_ms,
+                message_id: Some(stable_id("r", &message.dedupe_key())),
+                faq_entry: None,
+                confidence: None,
+            }),
+            reply_text: Some(text),
+            ticket,
+            // A vote or a score changes nothing about who has the conversation.
+            status: session.status,
+            record_gap: false,
+            menu: None,
+            pending: Some(None),
+            choices: Vec::new(),
+            feedback: Some(feedback),
+            asks_helpful: false,
+        }
+    }
+
+    /// Stores a vote or a score once, however often the message is redelivered.
+    async fn record_feedback(
+        &self,
+        message: &InboundMessage,
+        feedback: &Feedback,
+    ) -> Result<(), JobError> {
+        let key = format!("feedback:{}", message.dedupe_key());
+        let now_ms = self.clock.now_ms();
+        match self
+            .idempotency
+            .claim(&key, now_ms, FEEDBACK_LEASE_MS)
+            .await?
+        {
+            Claim::Done => return Ok(()),
+            Claim::InProgress => {
+                return Err(JobError::Retryable(
+                    "the feedback is being stored by another attempt".into(),
+                ));
+            }
+            Claim::Acquired | Claim::TakenOver => {}
+        }
+        if let Err(error) = self.feedback.put(feedback).await {
+            if let Err(release_error) = self.idempotency.release(&key).await {
+                warn!(error = %release_error, "could not release feedback claim");
+            }
+            return Err(error.into());
+        }
+        let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
+        self.idempotency.complete(&key, keep_until).await?;
+        info!(
+            channel = %message.channel,
+            helpful = ?feedback.helpful,
+            satisfaction = ?feedback.satisfaction,
+            "feedback recorded"
+        );
+        Ok(())
     }
 
     /// The tier: VIP by configuration, else the one agents stored, else `new`
@@ -727,7 +988,18 @@ impl ConversationWorker {
             if let Some(menu) = &plan.menu {
                 session.menu = menu.clone();
             }
+            match &plan.pending {
+                Some(pending) => session.pending = pending.clone(),
+                // A message that did not answer our question leaves it behind.
+                None if session.pending != Some(Pending::Menu) => session.pending = None,
+                None => {}
+            }
+            if plan.asks_helpful {
+                session.helpful_asked_at_ms = Some(now_ms);
+            }
+            // A low score's ticket tells the agents; it hands nothing over.
             if let Some(ticket) = &plan.ticket
+                && plan.status == SessionStatus::Escalated
                 && !already_handed_over
             {
                 session.handover = Some(Handover {
@@ -759,6 +1031,41 @@ impl ConversationWorker {
         Err(JobError::Retryable(
             format!("session {} kept changing", session.key).into(),
         ))
+    }
+}
+
+/// How long storing one vote or score may hold its claim.
+const FEEDBACK_LEASE_MS: i64 = 30_000;
+
+/// `text` appended to the plan's reply (and its transcript turn) as a
+/// paragraph of its own.
+fn append(plan: &mut Plan, text: &str) {
+    if let Some(reply) = plan.reply_text.as_mut() {
+        reply.push_str("\n\n");
+        reply.push_str(text);
+        if let Some(turn) = plan.bot_turn.as_mut() {
+            turn.text = reply.clone();
+        }
+    }
+}
+
+/// The customer's message read as the answer to the question we asked
+/// last, if it is one: a vote after "was this helpful?", a score after the
+/// survey. Anything else is routed as usual.
+fn answer_to_pending(session: &Session, message: &InboundMessage) -> Option<Answer> {
+    if message.kind != MessageKind::Text || session.status == SessionStatus::Escalated {
+        return None;
+    }
+    match session.pending.as_ref()? {
+        Pending::Helpful { faq_id } => {
+            feedback::read_vote(&message.text).map(|helpful| Answer::Vote {
+                helpful,
+                faq_id: faq_id.clone(),
+            })
+        }
+        Pending::Satisfaction => feedback::read_score(&message.text)
+            .map(|(score, comment)| Answer::Score { score, comment }),
+        Pending::Menu => None,
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use switchboard_domain::*;
 use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::desk::{AgentDesk, AgentInput};
 use switchboard_pipeline::faq::Faq;
 use switchboard_pipeline::outbound::OutboundSender;
 use switchboard_pipeline::timers::TimerOutcome;
@@ -52,6 +53,7 @@ impl Fixture {
             sessions: Arc::new(store.clone()),
             customers: Arc::new(store.clone()),
             gaps: Arc::new(store.clone()),
+            feedback: Arc::new(store.clone()),
             idempotency: Arc::new(store.clone()),
             queue: Arc::new(store.clone()),
             payloads: Arc::new(store.clone()),
@@ -334,6 +336,11 @@ async fn follow_ups_while_waiting_are_acknowledged_at_most_once_an_interval() {
 fn with_menu() -> WorkerSettings {
     WorkerSettings {
         menu_size: 4,
+        // Picks one after another; "was this helpful?" would take the numbers.
+        feedback: feedback::FeedbackSettings {
+            ask_helpful: false,
+            ..Default::default()
+        },
         ..WorkerSettings::default()
     }
 }
@@ -458,4 +465,196 @@ async fn the_crms_vip_goes_to_a_person_at_once_and_a_failing_crm_leaves_the_stor
         down.texts().await[0].contains("4 hours"),
         "the new tier's service level"
     );
+}
+
+impl Fixture {
+    fn last_reply(&self) -> OutboundReply {
+        self.replies.0.lock().unwrap().last().unwrap().clone()
+    }
+
+    async fn feedback(&self) -> Vec<Feedback> {
+        self.store.feedback_since(0).await.unwrap()
+    }
+
+    fn desk(&self) -> AgentDesk {
+        AgentDesk {
+            sessions: Arc::new(self.store.clone()),
+            customers: Arc::new(self.store.clone()),
+            feedback: Arc::new(self.store.clone()),
+            idempotency: Arc::new(self.store.clone()),
+            queue: Arc::new(self.store.clone()),
+            clock: self.clock.clone(),
+            sla: SlaPolicy::default(),
+            csat: self.worker.settings.feedback.csat.clone(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_faq_answer_asks_whether_it_helped_at_most_hourly_and_the_vote_is_stored() {
+    let f = Fixture::new(WorkerSettings::default(), None);
+    assert_eq!(
+        f.say("1", "c1", "How long does shipping take?").await,
+        Outcome::Answered
+    );
+    f.texts().await;
+    let asked = f.last_reply();
+    assert!(
+        asked.text.ends_with("\n\nWas this helpful?"),
+        "{}",
+        asked.text
+    );
+    let values: Vec<&str> = asked.choices.iter().map(|c| c.value.as_str()).collect();
+    assert_eq!(values, ["1", "2"]);
+    // "1" answers the question, is stored against the entry, and thanked for.
+    assert_eq!(f.say("2", "c1", "1").await, Outcome::Feedback);
+    assert_eq!(
+        f.texts().await.last().unwrap(),
+        "Thank you for your feedback!"
+    );
+    let votes = f.feedback().await;
+    assert_eq!(votes.len(), 1);
+    assert_eq!(votes[0].helpful, Some(true));
+    assert_eq!(votes[0].faq_id.as_deref(), Some("shipping-time"));
+    assert_eq!(votes[0].conversation, f.session("c1").await.key);
+    // A redelivered vote is not stored twice.
+    assert_eq!(f.say("2", "c1", "1").await, Outcome::Duplicate);
+    assert_eq!(f.feedback().await.len(), 1);
+    // Within the hour the next answer does not ask again.
+    f.say("3", "c1", "What are your opening hours?").await;
+    f.texts().await;
+    assert!(f.last_reply().choices.is_empty());
+    assert!(!f.last_reply().text.contains("helpful"));
+    // An hour on it asks again; "not helpful" offers a person.
+    f.advance_secs(3601);
+    f.say("5", "c1", "How long does shipping take?").await;
+    f.texts().await;
+    assert!(f.last_reply().text.ends_with("Was this helpful?"));
+    assert_eq!(f.say("6", "c1", "👎 No").await, Outcome::Feedback);
+    let offer = f.texts().await.last().unwrap().clone();
+    assert!(offer.contains("a person will help"), "{offer}");
+    let votes = f.feedback().await;
+    assert_eq!(votes.len(), 2);
+    assert_eq!(votes[1].helpful, Some(false));
+    // With no question pending, "1" is no vote.
+    assert_eq!(f.session("c1").await.pending, None);
+    assert_ne!(f.say("7", "c1", "1").await, Outcome::Feedback);
+    assert_eq!(f.feedback().await.len(), 2);
+}
+
+#[tokio::test]
+async fn without_buttons_the_question_says_how_to_answer_in_the_customers_language() {
+    let f = Fixture::new(WorkerSettings::default(), None);
+    let body = serde_json::to_vec(&InboundMessage {
+        channel: "webchat".into(),
+        account_id: "site".into(),
+        customer_id: "w1".into(),
+        customer_name: None,
+        conversation_id: "w1".into(),
+        provider_message_id: "w-1".into(),
+        sent_at_ms: f.clock.now_ms(),
+        kind: MessageKind::Text,
+        text: "运费多少钱？".into(),
+        attachments: vec![],
+        reply: ReplyContext::default(),
+    })
+    .unwrap();
+    f.worker.handle(&body, &f.lease()).await.unwrap();
+    f.texts().await;
+    let asked = f.last_reply();
+    assert!(asked.choices.is_empty());
+    assert!(
+        asked
+            .text
+            .ends_with("这个回答对您有帮助吗？有帮助请回复 1，没有请回复 2。"),
+        "{}",
+        asked.text
+    );
+}
+
+#[tokio::test]
+async fn a_resolve_is_followed_by_the_survey_and_a_low_score_tells_the_agents() {
+    let f = Fixture::new(WorkerSettings::default(), None);
+    let desk = f.desk();
+    let agent = AgentInput {
+        agent: Some("Lee".into()),
+    };
+    for customer in ["c1", "c2"] {
+        f.say(
+            &format!("{customer}-1"),
+            customer,
+            "I want to talk to a person",
+        )
+        .await;
+        let key = f.session(customer).await.key;
+        desk.resolve(key.as_str(), &agent, "admin").await.unwrap();
+    }
+    f.tickets(QueueName::EscalationPriority).await;
+    f.tickets(QueueName::EscalationStandard).await;
+    // Not before the delay.
+    assert!(!f.fire_due_timers().await.contains(&TimerOutcome::Surveyed));
+    f.advance_secs(61);
+    let outcomes = f.fire_due_timers().await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == TimerOutcome::Surveyed)
+            .count(),
+        2,
+        "{outcomes:?}"
+    );
+    f.texts().await;
+    let survey = f.last_reply();
+    assert!(
+        survey.text.contains("from 1 (poor) to 5 (great)"),
+        "{}",
+        survey.text
+    );
+    assert_eq!(survey.choices.len(), 5);
+    assert_eq!(f.session("c1").await.pending, Some(Pending::Satisfaction));
+
+    assert_eq!(
+        f.say("c1-2", "c1", "4 quick and kind").await,
+        Outcome::Feedback
+    );
+    assert_eq!(f.say("c2-2", "c2", "１").await, Outcome::Feedback);
+    let scores = f.feedback().await;
+    assert_eq!(scores.len(), 2);
+    assert_eq!(scores[0].satisfaction, Some(4));
+    assert_eq!(scores[0].comment.as_deref(), Some("quick and kind"));
+    assert_eq!(scores[1].satisfaction, Some(1));
+    // Only the 1 reaches the agents; neither conversation is handed over again.
+    let tickets = f.tickets(QueueName::EscalationStandard).await;
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].reason, EscalationReason::LowSatisfaction);
+    assert_eq!(tickets[0].customer_id, "c2");
+    assert_eq!(f.session("c2").await.status, SessionStatus::Resolved);
+    // The survey is asked once per resolve, and the answer only while asked.
+    assert_eq!(
+        f.say("c1-3", "c1", "5").await,
+        Outcome::Escalated(EscalationReason::NoConfidentMatch)
+    );
+}
+
+#[tokio::test]
+async fn a_customer_saying_it_is_settled_resolves_the_hand_over_and_gets_the_survey() {
+    let f = Fixture::new(WorkerSettings::default(), None);
+    f.say("1", "c1", "I want to talk to a person").await;
+    assert_eq!(f.session("c1").await.status, SessionStatus::Escalated);
+    assert_eq!(
+        f.say("2", "c1", "Thanks, solved!").await,
+        Outcome::ResolvedByCustomer
+    );
+    assert_eq!(f.session("c1").await.status, SessionStatus::Resolved);
+    assert!(
+        f.texts()
+            .await
+            .last()
+            .unwrap()
+            .starts_with("Glad it's sorted")
+    );
+    f.advance_secs(61);
+    assert!(f.fire_due_timers().await.contains(&TimerOutcome::Surveyed));
+    assert_eq!(f.say("3", "c1", "5").await, Outcome::Feedback);
+    assert_eq!(f.feedback().await[0].satisfaction, Some(5));
 }

@@ -139,6 +139,7 @@ fn fixture(settings: WorkerSettings) -> Fixture {
         sessions: Arc::new(store.clone()),
         customers: Arc::new(store.clone()),
         gaps: Arc::new(store.clone()),
+        feedback: Arc::new(store.clone()),
         idempotency: Arc::new(store.clone()),
         queue: Arc::new(store.clone()),
         payloads: Arc::new(store.clone()),

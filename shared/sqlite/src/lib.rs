@@ -121,6 +121,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("queue", "permanent", "INTEGER NOT NULL DEFAULT 0"),
     ("queue", "probe", "INTEGER NOT NULL DEFAULT 0"),
     ("queue", "redrives", "INTEGER NOT NULL DEFAULT 0"),
+    ("feedback", "faq_id", "TEXT"),
 ];
 
 /// One SQLite database holding everything the local process stores.

@@ -171,7 +171,7 @@ fn record_of(tx: &Transaction, customer: &CustomerRef) -> Result<Option<Customer
 fn feedback_of(tx: &Transaction, keys: &[String]) -> Result<Vec<Feedback>, StoreError> {
     let mut statement = tx
         .prepare(
-            "SELECT conversation, helpful, satisfaction, comment, at FROM feedback
+            "SELECT conversation, helpful, satisfaction, comment, at, faq_id FROM feedback
              WHERE conversation = ?1 ORDER BY id",
         )
         .map_err(unavailable)?;
@@ -184,7 +184,7 @@ fn feedback_of(tx: &Transaction, keys: &[String]) -> Result<Vec<Feedback>, Store
                     helpful: row.get(1)?,
                     satisfaction: row.get(2)?,
                     comment: row.get(3)?,
-                    faq_id: None,
+                    faq_id: row.get(5)?,
                     at_ms: row.get(4)?,
                 })
             })

@@ -307,8 +307,8 @@ impl FeedbackStore for SqliteStore {
         let feedback = feedback.clone();
         self.with(move |conn| {
             conn.execute(
-                "INSERT INTO feedback (conversation, helpful, satisfaction, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![feedback.conversation.0, feedback.helpful, feedback.satisfaction, feedback.comment, feedback.at_ms],
+                "INSERT INTO feedback (conversation, helpful, satisfaction, comment, at, faq_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![feedback.conversation.0, feedback.helpful, feedback.satisfaction, feedback.comment, feedback.at_ms, feedback.faq_id],
             )
             .map_err(unavailable)?;
             Ok(())
@@ -433,7 +433,7 @@ impl SqliteStore {
     pub async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
         self.with(move |conn| {
             let mut statement = conn
-                .prepare("SELECT conversation, helpful, satisfaction, comment, at FROM feedback WHERE at >= ?1 ORDER BY id")
+                .prepare("SELECT conversation, helpful, satisfaction, comment, at, faq_id FROM feedback WHERE at >= ?1 ORDER BY id")
                 .map_err(unavailable)?;
             let rows = statement
                 .query_map([since_ms], |row| {
@@ -442,7 +442,7 @@ impl SqliteStore {
                         helpful: row.get(1)?,
                         satisfaction: row.get(2)?,
                         comment: row.get(3)?,
-                        faq_id: None,
+                        faq_id: row.get(5)?,
                         at_ms: row.get(4)?,
                     })
                 })

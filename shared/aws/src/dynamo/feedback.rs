@@ -119,6 +119,9 @@ impl FeedbackStore for DynamoFeedbackStore {
         if let Some(comment) = feedback.comment.as_deref().filter(|c| !c.is_empty()) {
             request = request.item("comment", s(comment));
         }
+        if let Some(faq_id) = feedback.faq_id.as_deref() {
+            request = request.item("faq_id", s(faq_id));
+        }
         request
             .send()
             .await

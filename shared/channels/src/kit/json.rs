@@ -188,3 +188,18 @@ pub fn id_value(id: &str) -> Value {
 pub fn parse_int(text: Option<&str>) -> Option<i64> {
     text?.trim().parse().ok()
 }
+
+/// A person as Telegram-style user objects name them: "First Last", else
+/// the username.
+pub fn person_name(user: Option<&Value>) -> Option<String> {
+    let user = user?;
+    let names = [text(user, "/first_name"), text(user, "/last_name")];
+    let full: Vec<String> = names
+        .into_iter()
+        .flatten()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let username = text(user, "/username").filter(|name| !name.is_empty());
+    (!full.is_empty()).then(|| full.join(" ")).or(username)
+}

@@ -7,6 +7,7 @@
 //! are data ([`signature`], [`schemes`]), replies go through one [`Sender`],
 //! provider tokens through one [`TokenCache`].
 
+pub mod buttons;
 pub mod counters;
 pub mod credentials;
 pub mod crypto;

@@ -677,3 +677,54 @@ async fn the_waiting_index_holds_exactly_the_escalated_conversations_and_a_limit
     assert_eq!(listed.len(), 19);
     assert!(!listed.iter().any(|s| s.key == resolved.key));
 }
+
+#[tokio::test]
+async fn reports_read_the_sessions_and_feedback_of_the_period() {
+    use switchboard_domain::ReportRecords;
+    let local = common::local().await;
+    let sessions = DynamoSessionStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.sessions_table,
+    );
+    let feedback = DynamoFeedbackStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.feedback_table,
+    );
+    for (chat, at_ms) in [("old", 1_000), ("new", 5_000)] {
+        let mut session = Session::start(&message(chat), Language::En, at_ms);
+        session.variants.insert("bands".into(), "eager".into());
+        sessions.save(&session).await.unwrap();
+        feedback
+            .put(&Feedback {
+                conversation: session.key.clone(),
+                helpful: Some(false),
+                satisfaction: Some(2),
+                comment: None,
+                faq_id: None,
+                at_ms,
+            })
+            .await
+            .unwrap();
+    }
+    let records = switchboard_aws::DynamoReportRecords::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.sessions_table,
+        &local.resources.feedback_table,
+    );
+    let read = records.sessions_since(3_000).await.unwrap();
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(read[0].conversation_id, "new");
+    assert_eq!(read[0].variants["bands"], "eager", "variants are kept");
+    assert_eq!(read[0].version, 1);
+    let given = records.feedback_since(3_000).await.unwrap();
+    assert_eq!(given.len(), 1, "{given:?}");
+    assert_eq!(
+        (
+            given[0].conversation.clone(),
+            given[0].satisfaction,
+            given[0].helpful
+        ),
+        (read[0].key.clone(), Some(2), Some(false))
+    );
+    assert_eq!(records.sessions_since(0).await.unwrap().len(), 2);
+}

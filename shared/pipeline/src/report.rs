@@ -1286,6 +1286,48 @@ mod tests {
     }
 
     #[test]
+    fn gaps_list_each_outcome_apart_most_frequent_first() {
+        let asked = |question: &str, outcome, at_ms| UnansweredTurn {
+            question: question.into(),
+            language: Language::En,
+            at_ms,
+            outcome,
+            agent_answer: None,
+        };
+        let turns = vec![
+            asked(
+                "Are you open on holidays?",
+                Unanswered::OfferedPerson,
+                MONDAY,
+            ),
+            asked("Do you sell parts?", Unanswered::NotAnswered, MONDAY),
+            asked(
+                "do you  sell parts?",
+                Unanswered::NotAnswered,
+                MONDAY + HOUR,
+            ),
+            asked("Do you sell parts?", Unanswered::OfferedPerson, MONDAY),
+            asked("Is there a discount?", Unanswered::NotAnswered, MONDAY),
+        ];
+        let found = gaps(turns.clone(), 5);
+        let listed: Vec<(Unanswered, &str, u64)> = found
+            .iter()
+            .map(|g| (g.outcome, g.question.as_str(), g.count))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (Unanswered::NotAnswered, "Do you sell parts?", 2),
+                (Unanswered::NotAnswered, "Is there a discount?", 1),
+                (Unanswered::OfferedPerson, "Are you open on holidays?", 1),
+                (Unanswered::OfferedPerson, "Do you sell parts?", 1),
+            ]
+        );
+        assert_eq!(gaps(turns.clone(), 5)[0].last_seen, "2026-11-23 01:00");
+        assert_eq!(gaps(turns, 1).len(), 2, "at most one of each outcome");
+    }
+
+    #[test]
     fn not_helpful_votes_are_counted_against_the_entry_answered() {
         let sessions = sample();
         let mut named = vote("b", Some(false), None);

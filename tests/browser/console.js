@@ -71,7 +71,7 @@ async function main() {
     // First load: what crosses the wire before signing in.
     const loaded = [];
     page.on("requestfinished", (request) => loaded.push(request));
-    const response = await page.goto(base + "/console", { waitUntil: "load" });
+    const response = await page.goto(base + "/console", { waitUntil: "networkidle" });
     check(response.status() === 200, "GET /console answered " + response.status());
     const csp = response.headers()["content-security-policy"] || "";
     check(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline"), "CSP without inline script: " + csp);
@@ -193,6 +193,19 @@ async function main() {
       renders.push(Number(await page.evaluate(() => document.body.dataset.renderMs)));
     }
     result.thousand_render_ms = renders;
+    const ticks = [];
+    for (let i = 0; i < 3; i++) {
+      await page.evaluate(() => { delete document.body.dataset.tickMs; });
+      await waitFor(page, () => document.body.dataset.tickMs !== undefined, null, 5000);
+      ticks.push(Number(await page.evaluate(() => document.body.dataset.tickMs)));
+    }
+    result.thousand_tick_ms = ticks;
+    // Past the first-response deadline: red; before it: not.
+    const slaColours = await page.$$eval("#queue-rows td.sla", (cells) => cells.map((cell) =>
+      [cell.classList.contains("breached"), getComputedStyle(cell).color, cell.textContent]));
+    check(!slaColours[0][0] && slaColours[0][2].startsWith("due in"), "due in 14 min, not breached: " + slaColours[0]);
+    check(slaColours[999][0] && slaColours[999][1] === "rgb(204, 0, 0)" && slaColours[999][2].startsWith("breached"),
+      "breached in red: " + slaColours[999]);
     result.thousand_rows_bold_tags = await page.$$eval("#queue-rows b", (bold) => bold.length);
     check(result.thousand_rows_bold_tags === 0, "previews are text");
 

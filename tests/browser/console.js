@@ -90,6 +90,8 @@ async function main() {
     await page.waitForSelector("#queue:not([hidden])", { timeout: 5000 });
     check(!page.url().includes(token), "the token is not in the URL");
     check((await page.textContent("#who")).trim() === "lee", "signed in as lee");
+    check(await page.isVisible("#report") && await page.getAttribute("#report", "href") === "/reports/switchboard.html",
+      "the Report link from server.report_url");
 
     // An escalation by signed webhook reaches the open queue within 5 s.
     let started = Date.now();

@@ -66,6 +66,7 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
     let playwright = browser_env("SWITCHBOARD_PLAYWRIGHT");
     let server = Server::start(Options {
         vip_customers: vec![format!("telegram:{VIP_CHAT}")],
+        report_url: Some("/reports/switchboard.html".into()),
         ..Options::default()
     })
     .await;

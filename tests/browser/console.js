@@ -127,6 +127,11 @@ async function main() {
     page.on("request", (request) => {
       if (request.method() === "POST" && request.url().endsWith("/reply")) replies.push(request);
     });
+    // The FAQ answers considered at the hand-over: Use puts one in the reply box.
+    const candidates = await page.$$eval("#candidates li .text", (items) => items.map((item) => item.textContent));
+    check(candidates.length >= 1, "FAQ candidates shown");
+    await page.click("#candidates li button");
+    check(await page.inputValue("#reply") === candidates[0], "Use starts the reply from the answer");
     await page.fill("#reply", replyText);
     await page.click("#send");
     await waitFor(page, (text) => [...document.querySelectorAll("#transcript li.agent")]
@@ -166,6 +171,13 @@ async function main() {
     await page.waitForSelector("#queue:not([hidden])", { timeout: 5000 });
     await waitFor(page, (key) => !document.querySelector(`#queue-rows tr[data-key="${key}"]`) &&
       document.querySelector("#queue-rows tr"), vipKey, 5000);
+
+    // The bot's answer in the regular's transcript, with its FAQ entry and confidence.
+    await page.click(`#queue-rows tr[data-key="${regularKey}"]`);
+    await waitFor(page, () => [...document.querySelectorAll("#transcript li.bot .meta")]
+      .some((meta) => /FAQ \S+ · confidence [01]\.\d\d/.test(meta.textContent)), null, 5000);
+    await page.click("#back");
+    await page.waitForSelector("#queue:not([hidden])", { timeout: 5000 });
 
     // Chinese, switched from the page.
     await page.click("#language");

@@ -71,7 +71,7 @@ async function main() {
     // First load: what crosses the wire before signing in.
     const loaded = [];
     page.on("requestfinished", (request) => loaded.push(request));
-    const response = await page.goto(base + "/console", { waitUntil: "load" });
+    const response = await page.goto(base + "/console", { waitUntil: "networkidle" });
     check(response.status() === 200, "GET /console answered " + response.status());
     const csp = response.headers()["content-security-policy"] || "";
     check(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline"), "CSP without inline script: " + csp);
@@ -90,6 +90,8 @@ async function main() {
     await page.waitForSelector("#queue:not([hidden])", { timeout: 5000 });
     check(!page.url().includes(token), "the token is not in the URL");
     check((await page.textContent("#who")).trim() === "lee", "signed in as lee");
+    check(await page.isVisible("#report") && await page.getAttribute("#report", "href") === "/reports/switchboard.html",
+      "the Report link from server.report_url");
 
     // An escalation by signed webhook reaches the open queue within 5 s.
     let started = Date.now();
@@ -125,6 +127,11 @@ async function main() {
     page.on("request", (request) => {
       if (request.method() === "POST" && request.url().endsWith("/reply")) replies.push(request);
     });
+    // The FAQ answers considered at the hand-over: Use puts one in the reply box.
+    const candidates = await page.$$eval("#candidates li .text", (items) => items.map((item) => item.textContent));
+    check(candidates.length >= 1, "FAQ candidates shown");
+    await page.click("#candidates li button");
+    check(await page.inputValue("#reply") === candidates[0], "Use starts the reply from the answer");
     await page.fill("#reply", replyText);
     await page.click("#send");
     await waitFor(page, (text) => [...document.querySelectorAll("#transcript li.agent")]
@@ -165,6 +172,13 @@ async function main() {
     await waitFor(page, (key) => !document.querySelector(`#queue-rows tr[data-key="${key}"]`) &&
       document.querySelector("#queue-rows tr"), vipKey, 5000);
 
+    // The bot's answer in the regular's transcript, with its FAQ entry and confidence.
+    await page.click(`#queue-rows tr[data-key="${regularKey}"]`);
+    await waitFor(page, () => [...document.querySelectorAll("#transcript li.bot .meta")]
+      .some((meta) => /FAQ \S+ · confidence [01]\.\d\d/.test(meta.textContent)), null, 5000);
+    await page.click("#back");
+    await page.waitForSelector("#queue:not([hidden])", { timeout: 5000 });
+
     // Chinese, switched from the page.
     await page.click("#language");
     check((await page.textContent("#queue h1")).includes("等待中的客户"), "the queue in Chinese");
@@ -193,6 +207,19 @@ async function main() {
       renders.push(Number(await page.evaluate(() => document.body.dataset.renderMs)));
     }
     result.thousand_render_ms = renders;
+    const ticks = [];
+    for (let i = 0; i < 3; i++) {
+      await page.evaluate(() => { delete document.body.dataset.tickMs; });
+      await waitFor(page, () => document.body.dataset.tickMs !== undefined, null, 5000);
+      ticks.push(Number(await page.evaluate(() => document.body.dataset.tickMs)));
+    }
+    result.thousand_tick_ms = ticks;
+    // Past the first-response deadline: red; before it: not.
+    const slaColours = await page.$$eval("#queue-rows td.sla", (cells) => cells.map((cell) =>
+      [cell.classList.contains("breached"), getComputedStyle(cell).color, cell.textContent]));
+    check(!slaColours[0][0] && slaColours[0][2].startsWith("due in"), "due in 14 min, not breached: " + slaColours[0]);
+    check(slaColours[999][0] && slaColours[999][1] === "rgb(204, 0, 0)" && slaColours[999][2].startsWith("breached"),
+      "breached in red: " + slaColours[999]);
     result.thousand_rows_bold_tags = await page.$$eval("#queue-rows b", (bold) => bold.length);
     check(result.thousand_rows_bold_tags === 0, "previews are text");
 

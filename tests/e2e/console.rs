@@ -66,6 +66,7 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
     let playwright = browser_env("SWITCHBOARD_PLAYWRIGHT");
     let server = Server::start(Options {
         vip_customers: vec![format!("telegram:{VIP_CHAT}")],
+        report_url: Some("/reports/switchboard.html".into()),
         ..Options::default()
     })
     .await;
@@ -81,6 +82,19 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // The regular asked the bot something first: the transcript shows the FAQ entry it answered from.
+    let (status, _) = server
+        .post_telegram(&telegram_update(
+            88_000,
+            REGULAR_CHAT,
+            "How long does shipping take?",
+        ))
+        .await;
+    assert_eq!(status, 200);
+    switchboard_e2e::eventually("the bot's answer", Duration::from_secs(20), || {
+        (!server.telegram_replies(REGULAR_CHAT).is_empty()).then_some(())
+    })
+    .await;
 
     let webhooks = json!({
         "regular": signed_webhook(&telegram_update(

@@ -471,6 +471,8 @@ pub struct Options {
     pub vip_customers: Vec<String>,
     /// More TOML appended to the configuration (`[sla.regular]`, `[tiers]`, ...).
     pub extra_config: String,
+    /// `[server] report_url`: the console's Report link.
+    pub report_url: Option<String>,
 }
 
 impl Default for Options {
@@ -482,6 +484,7 @@ impl Default for Options {
             max_attempts: 40,
             vip_customers: Vec::new(),
             extra_config: String::new(),
+            report_url: None,
         }
     }
 }
@@ -544,6 +547,7 @@ impl Server {
 listen = "127.0.0.1:{port}"
 admin_token = "{ADMIN_TOKEN}"
 tokens = [{{ name = "lee", scope = "agent", sha256 = "{AGENT_TOKEN_SHA256}" }}]
+{report_url}
 
 [routing]
 vip_customers = [{vip}]
@@ -576,6 +580,11 @@ redrive_check_secs = 2
 {channels}
 {extra}"#,
             extra = options.extra_config,
+            report_url = options
+                .report_url
+                .as_ref()
+                .map(|url| format!("report_url = {url:?}"))
+                .unwrap_or_default(),
             port = self.port,
             vip = vip.join(", "),
             smtp = self.smtp.port,

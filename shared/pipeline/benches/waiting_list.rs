@@ -3,6 +3,8 @@
 //! `GET /api/conversations?status=waiting` minus HTTP, i.e. the store's
 //! summaries read, sorted VIP first then oldest, and the first 100 shaped.
 //!
+//! The console's poll asks for all 1,000, serialized: the second figure.
+//!
 //! `cargo bench -p switchboard-pipeline --bench waiting_list`
 //! (`--profile dev` for a quick upper bound without a release build)
 
@@ -84,6 +86,10 @@ fn bench(c: &mut Criterion) {
     group.sample_size(30);
     group.bench_function("1000 waiting, first 100", |b| {
         b.iter(|| runtime.block_on(desk.waiting(100)).unwrap())
+    });
+    // What the agents' console asks for on every poll: all of them, as JSON.
+    group.bench_function("1000 waiting, all 1000 as JSON (the console's poll)", |b| {
+        b.iter(|| serde_json::to_vec(&runtime.block_on(desk.waiting(1000)).unwrap()).unwrap())
     });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);

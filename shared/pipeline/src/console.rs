@@ -109,27 +109,29 @@ pub struct ConsoleSession {
     )
 )]
 pub(crate) async fn session(State(api): State<Arc<HttpApi>>, request: Request) -> Response {
-    let result = (|| {
-        if api.desk.is_none() || api.access.is_empty() {
-            return Err(reply::error(
-                403,
-                "forbidden",
-                "the agents' API is not enabled here",
-            ));
-        }
-        let caller = authorize(&api.access, request.headers(), Scope::Agent)?;
-        let token = bearer(request.headers()).unwrap_or_default();
-        Ok(reply::json(
-            200,
-            &ConsoleSession {
-                agent: caller.name,
-                scope: caller.scope.as_str().to_owned(),
-                csrf_token: csrf_token(token),
-                report_url: api.report_url.clone(),
-            },
-        ))
-    })();
-    respond(result.unwrap_or_else(|reply| reply))
+    respond(console_session(&api, request.headers()).unwrap_or_else(|reply| reply))
+}
+
+#[allow(clippy::result_large_err)] // the error is the answer itself
+fn console_session(api: &HttpApi, headers: &http::HeaderMap) -> Result<HttpReply, HttpReply> {
+    if api.desk.is_none() || api.access.is_empty() {
+        return Err(reply::error(
+            403,
+            "forbidden",
+            "the agents' API is not enabled here",
+        ));
+    }
+    let caller = authorize(&api.access, headers, Scope::Agent)?;
+    let token = bearer(headers).unwrap_or_default();
+    Ok(reply::json(
+        200,
+        &ConsoleSession {
+            agent: caller.name,
+            scope: caller.scope.as_str().to_owned(),
+            csrf_token: csrf_token(token),
+            report_url: api.report_url.clone(),
+        },
+    ))
 }
 
 fn bearer(headers: &http::HeaderMap) -> Option<&str> {

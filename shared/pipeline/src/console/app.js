@@ -134,7 +134,8 @@
     csrf = answer.json.csrf_token;
     $("who").textContent = answer.json.agent;
     const report = $("report");
-    if (answer.json.report_url) {
+    // Only a web address or a path: never a javascript: link.
+    if (answer.json.report_url && /^(https?:\/\/|\/)/i.test(answer.json.report_url)) {
       report.href = answer.json.report_url;
       report.hidden = false;
     }
@@ -210,27 +211,32 @@
       sla.dataset.due = c.first_response_due_ms;
       sla.dataset.answered = waiting.dataset.answered;
       row.append(waiting, sla, el("td", null, c.claimed_by || t("nobody")));
+      showClocks(waiting, sla);
       rows.append(row);
     }
     $("queue-rows").replaceChildren(rows);
     $("queue-empty").hidden = queue.length > 0;
     $("queue-count").textContent = queue.length < queueTotal
       ? t("of", { shown: queue.length, total: queueTotal }) : "(" + queue.length + ")";
-    tick();
+    void $("queue-rows").offsetHeight; // layout included in the figure
     document.body.dataset.renderMs = (performance.now() - started).toFixed(1);
+  }
+
+  // A cell's text, written only when it changed (1,000 rows tick every second).
+  const setText = (cell, text) => { if (cell.textContent !== text) cell.textContent = text; };
+  function showClocks(waiting, slaCell) {
+    setText(waiting, waiting.dataset.answered ? t("answered") : duration(now() - Number(waiting.dataset.since)));
+    const sla = slaText(Number(slaCell.dataset.due), slaCell.dataset.answered);
+    setText(slaCell, sla.text);
+    if (slaCell.classList.contains("breached") !== sla.breached) slaCell.classList.toggle("breached", sla.breached);
   }
 
   // Waiting times and countdowns move every second without asking the server.
   function tick() {
     if (!$("queue").hidden) {
-      for (const cell of $("queue-rows").querySelectorAll("td.waiting")) {
-        cell.textContent = cell.dataset.answered ? t("answered") : duration(now() - Number(cell.dataset.since));
-      }
-      for (const cell of $("queue-rows").querySelectorAll("td.sla")) {
-        const sla = slaText(Number(cell.dataset.due), cell.dataset.answered);
-        cell.textContent = sla.text;
-        cell.classList.toggle("breached", sla.breached);
-      }
+      const started = performance.now();
+      for (const row of $("queue-rows").rows) showClocks(row.cells[5], row.cells[6]);
+      document.body.dataset.tickMs = (performance.now() - started).toFixed(1);
     }
     if (openView && openView.handover) {
       const cell = $("conv-sla");

@@ -28,6 +28,20 @@ pub struct Turn {
     pub confidence: Option<f32>,
 }
 
+impl Turn {
+    /// One of our replies, not from the FAQ (a welcome, a thank-you, a survey).
+    pub fn bot(text: String, at_ms: i64, reply_id: String) -> Self {
+        Self {
+            role: Role::Bot,
+            text,
+            at_ms,
+            message_id: Some(reply_id),
+            faq_entry: None,
+            confidence: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
@@ -255,6 +269,17 @@ impl Session {
         self.turns.iter().any(|turn| {
             turn.role == Role::Customer && turn.message_id.as_deref() == Some(provider_message_id)
         })
+    }
+
+    /// Appends `turn` unless a turn with its message id is there already (a
+    /// retried job's reply); whether it was appended.
+    pub fn push_once(&mut self, turn: Turn) -> bool {
+        let known =
+            turn.message_id.is_some() && self.turns.iter().any(|t| t.message_id == turn.message_id);
+        if !known {
+            self.push(turn);
+        }
+        !known
     }
 
     pub fn push(&mut self, turn: Turn) {

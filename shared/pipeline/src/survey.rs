@@ -12,8 +12,7 @@
 use switchboard_channels::kit::buttons::has_buttons;
 use switchboard_domain::feedback::{self, CsatSettings};
 use switchboard_domain::{
-    ConversationKey, JobLease, OutboundReply, Pending, QueueProducer, Role, Session, SessionStatus,
-    Turn,
+    ConversationKey, JobLease, OutboundReply, Pending, QueueProducer, Session, SessionStatus, Turn,
 };
 use tracing::info;
 
@@ -99,21 +98,9 @@ impl ConversationWorker {
         let sent = self
             .send_once(&session.key, &reply, &key, correlation_id, job)
             .await?;
-        let turn = Turn {
-            role: Role::Bot,
-            text: sent,
-            at_ms: now_ms,
-            message_id: Some(reply.reply_id.clone()),
-            faq_entry: None,
-            confidence: None,
-        };
+        let turn = Turn::bot(sent, now_ms, reply.reply_id.clone());
         self.update_session(session, |session| {
-            if !session
-                .turns
-                .iter()
-                .any(|t| t.message_id == turn.message_id)
-            {
-                session.push(turn.clone());
+            if session.push_once(turn.clone()) {
                 session.pending = Some(Pending::Satisfaction);
             }
         })

@@ -220,22 +220,9 @@ impl ConversationWorker {
             ))
             .await?;
         }
-        let turn = Turn {
-            role: Role::Bot,
-            text: sent,
-            at_ms: now_ms,
-            message_id: Some(reply.reply_id.clone()),
-            faq_entry: None,
-            confidence: None,
-        };
+        let turn = Turn::bot(sent, now_ms, reply.reply_id.clone());
         self.update_session(session, |session| {
-            if !session
-                .turns
-                .iter()
-                .any(|t| t.message_id == turn.message_id)
-            {
-                session.push(turn.clone());
-            }
+            session.push_once(turn.clone());
         })
         .await?;
         info!(conversation = %timer.conversation, number = timer.number, tier = tier.as_str(), "customer reassured");

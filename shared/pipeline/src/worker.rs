@@ -313,14 +313,9 @@ impl ConversationWorker {
         // The transcript records what went out, which after a crash between
         // sending and saving is what the earlier delivery sent.
         if let Some(text) = sent {
-            let turn = plan.bot_turn.get_or_insert_with(|| Turn {
-                role: Role::Bot,
-                text: String::new(),
-                at_ms: now_ms,
-                message_id: Some(reply_id.clone()),
-                faq_entry: None,
-                confidence: None,
-            });
+            let turn = plan
+                .bot_turn
+                .get_or_insert_with(|| Turn::bot(String::new(), now_ms, reply_id.clone()));
             turn.text = text;
         }
         if let Some(ticket) = &plan.ticket {
@@ -398,14 +393,11 @@ impl ConversationWorker {
             let text = feedback::glad(language).to_owned();
             return Plan {
                 outcome: Outcome::ResolvedByCustomer,
-                bot_turn: Some(Turn {
-                    role: Role::Bot,
-                    text: text.clone(),
-                    at_ms: now_ms,
-                    message_id: Some(stable_id("r", &message.dedupe_key())),
-                    faq_entry: None,
-                    confidence: None,
-                }),
+                bot_turn: Some(Turn::bot(
+                    text.clone(),
+                    now_ms,
+                    stable_id("r", &message.dedupe_key()),
+                )),
                 reply_text: Some(text),
                 status: SessionStatus::Resolved,
                 pending: Some(None),
@@ -539,13 +531,8 @@ impl ConversationWorker {
                 };
                 Plan {
                     outcome: Outcome::Escalated(reason),
-                    bot_turn: reply_text.as_ref().map(|text| Turn {
-                        role: Role::Bot,
-                        text: text.clone(),
-                        at_ms: now_ms,
-                        message_id: Some(stable_id("r", &message.dedupe_key())),
-                        faq_entry: None,
-                        confidence: None,
+                    bot_turn: reply_text.as_ref().map(|text| {
+                        Turn::bot(text.clone(), now_ms, stable_id("r", &message.dedupe_key()))
                     }),
                     reply_text,
                     ticket: Some(ticket),
@@ -773,14 +760,11 @@ impl ConversationWorker {
         };
         Plan {
             outcome: Outcome::Feedback,
-            bot_turn: Some(Turn {
-                role: Role::Bot,
-                text: text.clone(),
-                at_ms: now_ms,
-                message_id: Some(stable_id("r", &message.dedupe_key())),
-                faq_entry: None,
-                confidence: None,
-            }),
+            bot_turn: Some(Turn::bot(
+                text.clone(),
+                now_ms,
+                stable_id("r", &message.dedupe_key()),
+            )),
             reply_text: Some(text),
             ticket,
             // A vote or a score changes nothing about who has the conversation.

@@ -166,7 +166,7 @@ impl SqliteStore {
         conn.execute_batch(
             "CREATE INDEX IF NOT EXISTS sessions_customer ON sessions (customer, updated_at);
              UPDATE sessions SET customer = json_extract(data, '$.channel') || ':' || json_extract(data, '$.customer_id')
-             WHERE customer IS NULL;",
+             WHERE customer IS NULL AND json_valid(data);",
         )
         .map_err(unavailable)?;
         Ok(Self {

@@ -675,6 +675,24 @@ async fn a_customers_conversations_are_listed_newest_first_by_their_brief() {
             .unwrap(),
         listed
     );
+
+    // A row that is not JSON does not keep the store from opening.
+    drop(reopened);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO sessions (key, version, status, channel, updated_at, data)
+             VALUES ('telegram:bot:broken', 1, 'open', 'telegram', 50, 'not json')",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store
+            .customer_conversations("telegram:c1", 20)
+            .await
+            .unwrap(),
+        listed
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@
 // CONSOLE_TOKEN, CONSOLE_WEBHOOKS (a JSON file of signed webhook requests:
 // {regular, vip}, each {headers, body}), CONSOLE_SCREENSHOTS (a folder),
 // CONSOLE_REPLY (the agent's reply text), CONSOLE_REGULAR / CONSOLE_VIP (the
-// two conversations' keys).
+// two conversations' keys), CONSOLE_EARLIER / CONSOLE_EARLIER_TEXT (another
+// conversation of the regular customer, and its first message).
 // Prints `RESULT {...}` with the figures; exits non-zero on the first failure.
 "use strict";
 const fs = require("fs");
@@ -20,6 +21,8 @@ const shots = process.env.CONSOLE_SCREENSHOTS;
 const replyText = process.env.CONSOLE_REPLY;
 const regularKey = process.env.CONSOLE_REGULAR;
 const vipKey = process.env.CONSOLE_VIP;
+const earlierKey = process.env.CONSOLE_EARLIER;
+const earlierText = process.env.CONSOLE_EARLIER_TEXT;
 
 function check(condition, what) {
   if (!condition) throw new Error("failed: " + what);
@@ -176,6 +179,20 @@ async function main() {
     await page.click(`#queue-rows tr[data-key="${regularKey}"]`);
     await waitFor(page, () => [...document.querySelectorAll("#transcript li.bot .meta")]
       .some((meta) => /FAQ \S+ · confidence [01]\.\d\d/.test(meta.textContent)), null, 5000);
+
+    // The customer's earlier conversation (a group chat) is listed; it opens,
+    // and lists this one in turn.
+    const earlierLink = `#earlier a[data-key="${earlierKey}"]`;
+    await page.waitForSelector(earlierLink, { timeout: 5000 });
+    check((await page.textContent(earlierLink)) === earlierText, "listed by its first line");
+    check((await page.$$("#earlier li")).length === 1, "only the customer's other conversation is listed");
+    check((await page.textContent("#earlier li .meta")).includes("resolved"), "shown as resolved");
+    await page.screenshot({ path: path.join(shots, "earlier.png"), fullPage: true });
+    check(await page.isHidden("#no-earlier"), "no 'no other conversations' note beside the list");
+    await page.click(earlierLink);
+    await waitFor(page, (text) => [...document.querySelectorAll("#transcript li.customer .text")]
+      .some((node) => node.textContent === text), earlierText, 5000);
+    await page.waitForSelector(`#earlier a[data-key="${regularKey}"]`, { timeout: 5000 });
     await page.click("#back");
     await page.waitForSelector("#queue:not([hidden])", { timeout: 5000 });
 

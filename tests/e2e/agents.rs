@@ -595,3 +595,96 @@ async fn an_agents_email_reply_is_not_marked_automatic() {
         Some("Re: Broken blender")
     );
 }
+
+/// Issue 17: a conversation shows the customer's earlier ones. An email
+/// customer gets one conversation per thread; each thread lists the other,
+/// newest first, by its first line, and another customer's thread is not
+/// among them.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_email_customers_other_threads_are_listed_with_a_conversation() {
+    let server = Server::start(Options::default()).await;
+    let headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    let mut keys = Vec::new();
+    for (from, subject, text, id) in [
+        (
+            "Erin <erin@customer.test>",
+            "Broken kettle",
+            "I want to talk to a human about my kettle",
+            "<erin-kettle@customer.test>",
+        ),
+        (
+            "Finn <finn@customer.test>",
+            "Late parcel",
+            "I want to talk to a human about my parcel",
+            "<finn-parcel@customer.test>",
+        ),
+        (
+            "Erin <erin@customer.test>",
+            "Wrong invoice",
+            "I want to talk to a human about my invoice",
+            "<erin-invoice@customer.test>",
+        ),
+    ] {
+        let form = mailgun_form(from, subject, text, id, &[]);
+        let (status, _) = server.post("/webhooks/mailgun", &headers, form).await;
+        assert_eq!(status, 200);
+        let listed = until("the hand-over listed", Duration::from_secs(20), || async {
+            let (_, list) = api(
+                &server,
+                "GET",
+                "/api/conversations?status=waiting",
+                &[],
+                None,
+            )
+            .await;
+            list["conversations"].as_array().and_then(|all| {
+                all.iter()
+                    .find(|c| c["preview"] == text && !keys.contains(&c["key"]))
+                    .cloned()
+            })
+        })
+        .await;
+        keys.push(listed["key"].clone());
+    }
+    let (kettle, invoice) = (keys[0].as_str().unwrap(), keys[2].as_str().unwrap());
+    assert_ne!(kettle, invoice, "two threads, two conversations");
+
+    let earlier = |key: &str| {
+        let path = format!("/api/conversations/{key}");
+        let server = &server;
+        async move {
+            let (status, view) = api(server, "GET", &path, &[], None).await;
+            assert_eq!(status, 200, "{view}");
+            view["earlier"].as_array().unwrap().clone()
+        }
+    };
+    let from_invoice = earlier(invoice).await;
+    assert_eq!(from_invoice.len(), 1, "{from_invoice:?}");
+    assert_eq!(from_invoice[0]["key"], kettle);
+    assert_eq!(
+        from_invoice[0]["first_line"],
+        "I want to talk to a human about my kettle"
+    );
+    assert_eq!(from_invoice[0]["status"], "escalated");
+    assert_eq!(from_invoice[0]["channel"], "mailgun");
+    let from_kettle = earlier(kettle).await;
+    assert_eq!(from_kettle.len(), 1, "{from_kettle:?}");
+    assert_eq!(from_kettle[0]["key"], invoice);
+
+    // Resolved, the kettle thread is still listed, as resolved.
+    let (status, _) = api(
+        &server,
+        "POST",
+        &format!("/api/conversations/{kettle}/resolve"),
+        &[],
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(earlier(invoice).await[0]["status"], "resolved");
+    // Finn sees none of Erin's.
+    assert!(earlier(keys[1].as_str().unwrap()).await.is_empty());
+}

@@ -3,7 +3,7 @@
 //! and the stand-in Telegram API: sign in, escalations listed within 5 s, a
 //! VIP above an older regular, a reply delivered exactly once, resolve, a
 //! customer's `<script>` shown as text, a change without the CSRF token
-//! refused. Screenshots go to `target/console-screenshots/`.
+//! refused, the customer's earlier conversation listed and opened. Screenshots go to `target/console-screenshots/`.
 //!
 //! Needs SWITCHBOARD_CHROMIUM and SWITCHBOARD_PLAYWRIGHT
 //! (`eval "$(tests/services/browser.sh env)"`; `tests/run.sh` exports them).
@@ -19,6 +19,10 @@ use switchboard_e2e::{
 
 const REGULAR_CHAT: i64 = 8801;
 const VIP_CHAT: i64 = 8802;
+/// A group in which the regular customer wrote before: another conversation
+/// of the same customer, listed among the earlier ones.
+const REGULAR_GROUP: i64 = -8801;
+const GROUP_QUESTION: &str = "Do you ship to Norway?";
 
 fn conversation(chat_id: i64) -> String {
     let bot = telegram_bot_token();
@@ -96,6 +100,33 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
     })
     .await;
 
+    // The same customer wrote in a group before: an earlier conversation.
+    let mut in_group = telegram_update(87_999, REGULAR_GROUP, GROUP_QUESTION);
+    in_group["message"]["from"]["id"] = json!(REGULAR_CHAT);
+    in_group["message"]["chat"] =
+        json!({ "id": REGULAR_GROUP, "title": "Ana's team", "type": "group" });
+    let (status, _) = server.post_telegram(&in_group).await;
+    assert_eq!(status, 200);
+    switchboard_e2e::eventually(
+        "the bot's answer in the group",
+        Duration::from_secs(20),
+        || (!server.telegram_replies(REGULAR_GROUP).is_empty()).then_some(()),
+    )
+    .await;
+    // Handed over and resolved by an agent: out of the queue, not forgotten.
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/conversations/{}/resolve",
+            server.base,
+            conversation(REGULAR_GROUP)
+        ))
+        .bearer_auth(AGENT_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
     let webhooks = json!({
         "regular": signed_webhook(&telegram_update(
             88_001,
@@ -112,7 +143,7 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
     std::fs::write(&webhooks_path, webhooks.to_string()).unwrap();
     let shots = target_dir().join("console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    for old in ["queue.png", "conversation.png"] {
+    for old in ["queue.png", "conversation.png", "earlier.png"] {
         let _ = std::fs::remove_file(shots.join(old));
     }
     let reply_text = "Hello, this is Lee from support: your parcel left today.";
@@ -134,6 +165,8 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
                 .env("CONSOLE_REPLY", reply_text)
                 .env("CONSOLE_REGULAR", conversation(REGULAR_CHAT))
                 .env("CONSOLE_VIP", conversation(VIP_CHAT))
+                .env("CONSOLE_EARLIER", conversation(REGULAR_GROUP))
+                .env("CONSOLE_EARLIER_TEXT", GROUP_QUESTION)
                 .output()
                 .expect("node runs")
         }
@@ -154,7 +187,7 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
         .expect("the script prints its figures");
     println!("console figures: {figures}");
     println!("screenshots: {}", shots.display());
-    for shot in ["queue.png", "conversation.png"] {
+    for shot in ["queue.png", "conversation.png", "earlier.png"] {
         let size = std::fs::metadata(shots.join(shot))
             .map(|m| m.len())
             .unwrap_or(0);

@@ -22,10 +22,17 @@ type KeyAttr = (&'static str, ScalarAttributeType);
 pub struct TableSpec {
     pub hash: KeyAttr,
     pub range: Option<KeyAttr>,
-    /// `(index name, hash, range)`, projecting all attributes...
-    pub index: Option<(&'static str, KeyAttr, KeyAttr)>,
-    /// ...or, when given, the keys and these attributes only.
-    pub index_includes: &'static [&'static str],
+    pub indexes: Vec<IndexSpec>,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub hash: KeyAttr,
+    pub range: KeyAttr,
+    /// The attributes projected besides the keys; empty: all of them.
+    pub includes: &'static [&'static str],
 }
 
 fn string(name: &'static str) -> KeyAttr {
@@ -36,65 +43,69 @@ pub fn sessions_table() -> TableSpec {
     TableSpec {
         hash: string("conversation"),
         range: None,
-        index: Some((
-            crate::dynamo::waiting_index(),
-            string("waiting"),
-            ("waiting_since_ms", ScalarAttributeType::N),
-        )),
-        // The agents' list reads the summary, never the transcript.
-        index_includes: &["summary"],
+        indexes: vec![
+            // The agents' list reads the summary, never the transcript.
+            IndexSpec {
+                name: crate::dynamo::waiting_index(),
+                hash: string("waiting"),
+                range: ("waiting_since_ms", ScalarAttributeType::N),
+                includes: &["summary"],
+            },
+            // A customer's conversations, by their brief.
+            IndexSpec {
+                name: crate::dynamo::customer_index(),
+                hash: string("customer"),
+                range: ("updated_at_ms", ScalarAttributeType::N),
+                includes: &["brief"],
+            },
+        ],
     }
 }
 pub fn customers_table() -> TableSpec {
     TableSpec {
         hash: string("customer"),
         range: None,
-        index: None,
-        index_includes: &[],
+        indexes: Vec::new(),
     }
 }
 pub fn idempotency_table() -> TableSpec {
     TableSpec {
         hash: string("id"),
         range: None,
-        index: None,
-        index_includes: &[],
+        indexes: Vec::new(),
     }
 }
 pub fn feedback_table() -> TableSpec {
     TableSpec {
         hash: string("conversation"),
         range: Some(string("feedback_id")),
-        index: None,
-        index_includes: &[],
+        indexes: Vec::new(),
     }
 }
 pub fn gaps_table() -> TableSpec {
     TableSpec {
         hash: string("question_key"),
         range: None,
-        index: Some((
-            crate::dynamo::gaps_index(),
-            string("kind"),
-            ("count", ScalarAttributeType::N),
-        )),
-        index_includes: &[],
+        indexes: vec![IndexSpec {
+            name: crate::dynamo::gaps_index(),
+            hash: string("kind"),
+            range: ("count", ScalarAttributeType::N),
+            includes: &[],
+        }],
     }
 }
 pub fn credentials_table() -> TableSpec {
     TableSpec {
         hash: string("credential"),
         range: None,
-        index: None,
-        index_includes: &[],
+        indexes: Vec::new(),
     }
 }
 pub fn kb_table() -> TableSpec {
     TableSpec {
         hash: string("kb"),
         range: Some(string("entry")),
-        index: None,
-        index_includes: &[],
+        indexes: Vec::new(),
     }
 }
 
@@ -118,9 +129,9 @@ pub async fn create_table(
 ) -> Result<(), AwsError> {
     let mut attributes = vec![spec.hash.clone()];
     attributes.extend(spec.range.clone());
-    if let Some((_, hash, range)) = &spec.index {
-        attributes.push(hash.clone());
-        attributes.push(range.clone());
+    for index in &spec.indexes {
+        attributes.push(index.hash.clone());
+        attributes.push(index.range.clone());
     }
     attributes.sort_by_key(|(name, _)| *name);
     attributes.dedup_by_key(|(name, _)| *name);
@@ -142,13 +153,13 @@ pub async fn create_table(
     if let Some((range, _)) = &spec.range {
         request = request.key_schema(key(range, KeyType::Range, table)?);
     }
-    if let Some((index, (hash, _), (range, _))) = &spec.index {
+    for index in &spec.indexes {
         request = request.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(*index)
-                .key_schema(key(hash, KeyType::Hash, table)?)
-                .key_schema(key(range, KeyType::Range, table)?)
-                .projection(if spec.index_includes.is_empty() {
+                .index_name(index.name)
+                .key_schema(key(index.hash.0, KeyType::Hash, table)?)
+                .key_schema(key(index.range.0, KeyType::Range, table)?)
+                .projection(if index.includes.is_empty() {
                     Projection::builder()
                         .projection_type(ProjectionType::All)
                         .build()
@@ -156,10 +167,7 @@ pub async fn create_table(
                     Projection::builder()
                         .projection_type(ProjectionType::Include)
                         .set_non_key_attributes(Some(
-                            spec.index_includes
-                                .iter()
-                                .map(|a| (*a).to_owned())
-                                .collect(),
+                            index.includes.iter().map(|a| (*a).to_owned()).collect(),
                         ))
                         .build()
                 })

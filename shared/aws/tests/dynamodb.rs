@@ -679,6 +679,91 @@ async fn the_waiting_index_holds_exactly_the_escalated_conversations_and_a_limit
 }
 
 #[tokio::test]
+async fn the_customer_index_lists_a_customers_conversations_newest_first() {
+    let local = common::local().await;
+    let store = DynamoSessionStore::new(
+        local.clients.dynamodb.clone(),
+        &local.resources.sessions_table,
+    );
+    let thread = |customer: &str, thread: usize, at_ms: i64, text: &str| {
+        let message: InboundMessage = serde_json::from_value(json!({
+            "channel": "email", "account_id": "support@shop.test", "customer_id": customer,
+            "conversation_id": format!("thread-{thread}"), "provider_message_id": format!("m{thread}"),
+            "sent_at_ms": at_ms, "kind": "text", "text": text
+        }))
+        .unwrap();
+        let mut session = Session::start(&message, Language::En, at_ms);
+        session.push(turn(format!("m{thread}"), at_ms));
+        session.turns[0].text = text.to_owned();
+        session
+    };
+    // Thirty threads of one customer (more than a page of a small limit),
+    // and one of another.
+    let mut sessions = Vec::new();
+    for i in 0..30 {
+        let mut session = thread(
+            "ann@example.com",
+            i,
+            1_000 + i as i64,
+            &format!("order {i}"),
+        );
+        if i % 2 == 0 {
+            session.status = SessionStatus::Resolved;
+        }
+        session.version = store.save(&session).await.unwrap();
+        sessions.push(session);
+    }
+    store
+        .save(&thread("bob@example.com", 99, 5_000, "not Ann's"))
+        .await
+        .unwrap();
+
+    let listed = store
+        .customer_conversations("email:ann@example.com", 20)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 20);
+    assert_eq!(listed[0], sessions[29].brief());
+    assert_eq!(listed[0].first_line, "order 29");
+    assert_eq!(listed[1].status, SessionStatus::Resolved);
+    assert_eq!(listed[19].key, sessions[10].key);
+    assert!(
+        listed
+            .windows(2)
+            .all(|pair| pair[0].updated_at_ms > pair[1].updated_at_ms)
+    );
+    assert_eq!(
+        store
+            .customer_conversations("email:ann@example.com", 1_000)
+            .await
+            .unwrap()
+            .len(),
+        30
+    );
+
+    // A later message moves a conversation to the top.
+    let mut revived = sessions[3].clone();
+    revived.push(turn("m-late".into(), 9_000));
+    store.save(&revived).await.unwrap();
+    let listed = store
+        .customer_conversations("email:ann@example.com", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (listed[0].key.clone(), listed[0].first_line.as_str()),
+        (revived.key, "order 3")
+    );
+    assert_eq!(listed[1].key, sessions[29].key);
+    assert!(
+        store
+            .customer_conversations("email:nobody@example.com", 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn reports_read_the_sessions_and_feedback_of_the_period() {
     use switchboard_domain::ReportRecords;
     let local = common::local().await;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ConversationKey, Customer, Feedback, OutboundReply, Tier};
 use crate::routing::Language;
-use crate::session::{ConversationSummary, EscalationTicket, Session};
+use crate::session::{ConversationBrief, ConversationSummary, EscalationTicket, Session};
 
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -123,6 +123,15 @@ pub trait SessionStore: Send + Sync {
     /// the summary beside the session (an index on the status), so the
     /// agents' list does not read whole transcripts.
     async fn escalated(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError>;
+    /// The briefs of the customer's conversations (`customer` as
+    /// [`Session::customer_key`]), the most recently updated first, at most
+    /// `limit`. Stores keep the brief beside the session with an index on
+    /// the customer, so this reads no transcripts.
+    async fn customer_conversations(
+        &self,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationBrief>, StoreError>;
 }
 
 #[async_trait]

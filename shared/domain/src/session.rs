@@ -166,6 +166,22 @@ pub struct ConversationSummary {
     pub updated_at_ms: i64,
 }
 
+/// One of a customer's conversations as the agents see it beside another:
+/// kept beside the session (like [`ConversationSummary`]) so that listing a
+/// customer's conversations never reads transcripts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationBrief {
+    pub key: ConversationKey,
+    pub channel: String,
+    pub status: SessionStatus,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// The customer's first message, cut to [`PREVIEW_CHARS`] as the
+    /// waiting list's preview is.
+    #[serde(default)]
+    pub first_line: String,
+}
+
 /// A hand-over to a person: when, for whom, why, and what the agents have done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Handover {
@@ -261,6 +277,31 @@ impl Session {
             preview,
             updated_at_ms: self.updated_at_ms,
         }
+    }
+
+    /// The brief a customer's list of conversations shows.
+    pub fn brief(&self) -> ConversationBrief {
+        let first_line = self
+            .turns
+            .iter()
+            .find(|turn| turn.role == Role::Customer)
+            .map(|turn| turn.text.chars().take(PREVIEW_CHARS).collect())
+            .unwrap_or_default();
+        ConversationBrief {
+            key: self.key.clone(),
+            channel: self.channel.clone(),
+            status: self.status,
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.updated_at_ms,
+            first_line,
+        }
+    }
+
+    /// The customer's key, `channel:customer_id` (as
+    /// [`InboundMessage::customer_key`]): the same person in every
+    /// conversation on that channel.
+    pub fn customer_key(&self) -> String {
+        format!("{}:{}", self.channel, self.customer_id)
     }
 
     /// Whether a customer turn for this provider message id is already recorded,

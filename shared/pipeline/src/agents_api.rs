@@ -202,7 +202,8 @@ async fn list_conversations(State(api): State<Arc<HttpApi>>, request: Request) -
     respond(result.await.unwrap_or_else(|reply| reply))
 }
 
-/// A conversation with its transcript, its hand-over and the delivery of our replies.
+/// A conversation with its transcript, its hand-over, the delivery of our
+/// replies, and the same customer's other conversations (`earlier`).
 #[utoipa::path(
     get,
     path = "/api/conversations/{key}",

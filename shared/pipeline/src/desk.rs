@@ -213,6 +213,23 @@ pub struct ConversationView {
     pub updated_at_ms: i64,
     pub handover: Option<HandoverView>,
     pub turns: Vec<TurnView>,
+    /// The same customer's other conversations (another email thread, or a
+    /// key written on before), the most recently updated first, at most 20.
+    pub earlier: Vec<EarlierConversation>,
+}
+
+/// Another conversation of the same customer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EarlierConversation {
+    /// The `{key}` to open it by.
+    pub key: String,
+    pub channel: String,
+    /// `open`, `escalated` or `resolved`.
+    pub status: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// The customer's first message in it, shortened.
+    pub first_line: String,
 }
 
 /// A reply accepted for delivery.
@@ -243,6 +260,8 @@ const MAX_KEY_BYTES: usize = 600;
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 /// At most this many waiting conversations are read for the list.
 pub const MAX_WAITING: usize = 10_000;
+/// A conversation lists at most this many of the customer's others.
+pub const MAX_EARLIER: usize = 20;
 /// How long an agent's reply request holds its idempotency key while it runs.
 const REPLY_LEASE_MS: i64 = 30_000;
 
@@ -452,10 +471,27 @@ impl AgentDesk {
                 confidence: turn.confidence,
             })
             .collect();
+        // One more than shown, as the conversation itself is among them.
+        let earlier = self
+            .sessions
+            .customer_conversations(&session.customer_key(), MAX_EARLIER + 1)
+            .await?
+            .into_iter()
+            .filter(|brief| brief.key != session.key)
+            .take(MAX_EARLIER)
+            .map(|brief| EarlierConversation {
+                key: brief.key.0,
+                channel: brief.channel,
+                status: status_name(brief.status).to_owned(),
+                created_at_ms: brief.created_at_ms,
+                updated_at_ms: brief.updated_at_ms,
+                first_line: brief.first_line,
+            })
+            .collect();
         Ok(ConversationView {
             key: session.key.0.clone(),
             channel: session.channel.clone(),
-            customer: format!("{}:{}", session.channel, session.customer_id),
+            customer: session.customer_key(),
             status: status_name(session.status).to_owned(),
             language: language_name(session.language),
             created_at_ms: session.created_at_ms,
@@ -465,6 +501,7 @@ impl AgentDesk {
                 .as_ref()
                 .map(|h| handover_view(h, &self.sla, now_ms)),
             turns,
+            earlier,
         })
     }
 

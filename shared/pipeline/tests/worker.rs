@@ -91,6 +91,13 @@ impl SessionStore for FailingSave {
     async fn escalated(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
         self.inner.escalated(limit).await
     }
+    async fn customer_conversations(
+        &self,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationBrief>, StoreError> {
+        self.inner.customer_conversations(customer, limit).await
+    }
 }
 
 /// A first delivery with a minute's lease.

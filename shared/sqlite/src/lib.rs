@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     channel    TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
     data       TEXT NOT NULL,           -- the session as JSON
-    summary    TEXT                     -- what the agents' list shows, while escalated
+    summary    TEXT,                    -- what the agents' list shows, while escalated
+    customer   TEXT,                    -- channel:customer_id
+    brief      TEXT                     -- what a list of the customer's conversations shows
 );
 CREATE TABLE IF NOT EXISTS customers (
     key           TEXT PRIMARY KEY,     -- channel:customer_id
@@ -122,6 +124,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("queue", "probe", "INTEGER NOT NULL DEFAULT 0"),
     ("queue", "redrives", "INTEGER NOT NULL DEFAULT 0"),
     ("feedback", "faq_id", "TEXT"),
+    ("sessions", "customer", "TEXT"),
+    ("sessions", "brief", "TEXT"),
 ];
 
 /// One SQLite database holding everything the local process stores.
@@ -157,6 +161,14 @@ impl SqliteStore {
         // The agents' list of waiting conversations.
         conn.execute_batch("CREATE INDEX IF NOT EXISTS sessions_status ON sessions (status)")
             .map_err(unavailable)?;
+        // A customer's conversations, newest first; sessions saved before the
+        // column existed get their customer from the stored session.
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS sessions_customer ON sessions (customer, updated_at);
+             UPDATE sessions SET customer = json_extract(data, '$.channel') || ':' || json_extract(data, '$.customer_id')
+             WHERE customer IS NULL AND json_valid(data);",
+        )
+        .map_err(unavailable)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use switchboard_domain::{
-    Claim, ConversationKey, ConversationSummary, Customer, CustomerStore, Feedback, FeedbackStore,
-    GapLog, INTERRUPTED_CLAIM_KEPT_MS, IdempotencyStore, KnowledgeGap, Language, PayloadStore,
-    Session, SessionStatus, SessionStore, StoreError, Tier,
+    Claim, ConversationBrief, ConversationKey, ConversationSummary, Customer, CustomerStore,
+    Feedback, FeedbackStore, GapLog, INTERRUPTED_CLAIM_KEPT_MS, IdempotencyStore, KnowledgeGap,
+    Language, PayloadStore, Session, SessionStatus, SessionStore, StoreError, Tier,
 };
 
 use crate::{SqliteStore, unavailable};
@@ -186,18 +186,25 @@ impl SessionStore for SqliteStore {
                 key: session.key.0.clone(),
                 source: Box::new(e),
             })?;
+        let customer = session.customer_key();
+        let brief = serde_json::to_string(&session.brief()).map_err(|e| StoreError::Corrupt {
+            key: session.key.0.clone(),
+            source: Box::new(e),
+        })?;
         self.with(move |conn| {
             let changed = if expected == 0 {
                 conn.execute(
-                    "INSERT INTO sessions (key, version, status, channel, updated_at, data, summary) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO sessions (key, version, status, channel, updated_at, data, summary, customer, brief)
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (key) DO NOTHING",
-                    params![key, status, channel, updated_at, data, summary],
+                    params![key, status, channel, updated_at, data, summary, customer, brief],
                 )
             } else {
                 conn.execute(
-                    "UPDATE sessions SET version = version + 1, status = ?2, updated_at = ?3, data = ?4, summary = ?6
+                    "UPDATE sessions SET version = version + 1, status = ?2, updated_at = ?3, data = ?4, summary = ?6,
+                     customer = ?7, brief = ?8
                      WHERE key = ?1 AND version = ?5",
-                    params![key, status, updated_at, data, expected, summary],
+                    params![key, status, updated_at, data, expected, summary, customer, brief],
                 )
             }
             .map_err(unavailable)?;
@@ -242,6 +249,52 @@ impl SessionStore for SqliteStore {
                 });
             }
             Ok(summaries)
+        })
+        .await
+    }
+
+    async fn customer_conversations(
+        &self,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationBrief>, StoreError> {
+        let customer = customer.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT key, brief, data FROM sessions WHERE customer = ?1
+                     ORDER BY updated_at DESC, key LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![customer, limit], |row| {
+                    let key: String = row.get(0)?;
+                    let brief: Option<String> = row.get(1)?;
+                    // Rows saved before briefs were kept: read the session.
+                    let text = match brief {
+                        Some(brief) => (true, brief),
+                        None => (false, row.get(2)?),
+                    };
+                    Ok((key, text))
+                })
+                .map_err(unavailable)?;
+            let mut briefs = Vec::new();
+            for row in rows {
+                let (key, (is_brief, text)) = row.map_err(unavailable)?;
+                let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+                    key: key.clone(),
+                    source: Box::new(e),
+                };
+                briefs.push(if is_brief {
+                    serde_json::from_str(&text).map_err(corrupt)?
+                } else {
+                    serde_json::from_str::<Session>(&text)
+                        .map_err(corrupt)?
+                        .brief()
+                });
+            }
+            Ok(briefs)
         })
         .await
     }

@@ -607,6 +607,94 @@ async fn escalated_conversations_are_listed_by_their_summary_only_while_escalate
     assert!(store.escalated(10).await.unwrap().is_empty());
 }
 
+fn customer_turn(text: &str, at_ms: i64) -> Turn {
+    Turn {
+        role: Role::Customer,
+        text: text.into(),
+        at_ms,
+        message_id: Some(format!("m{at_ms}")),
+        faq_entry: None,
+        confidence: None,
+    }
+}
+
+#[tokio::test]
+async fn a_customers_conversations_are_listed_newest_first_by_their_brief() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("customers.sqlite3");
+    let store = SqliteStore::open(&path).unwrap();
+    let mut older = Session::start(&message("thread-1", "m1"), Language::En, 10);
+    older.push(customer_turn(&"y".repeat(500), 10));
+    older.push(customer_turn("and another thing", 20));
+    older.status = SessionStatus::Resolved;
+    store.save(&older).await.unwrap();
+    let mut newer = Session::start(&message("thread-2", "m2"), Language::En, 30);
+    newer.push(customer_turn("Where is my parcel?", 30));
+    store.save(&newer).await.unwrap();
+    let mut stranger = message("thread-3", "m3");
+    stranger.customer_id = "c2".into();
+    let mut other = Session::start(&stranger, Language::En, 40);
+    other.push(customer_turn("not theirs", 40));
+    store.save(&other).await.unwrap();
+
+    let listed = store
+        .customer_conversations("telegram:c1", 20)
+        .await
+        .unwrap();
+    let keys: Vec<_> = listed.iter().map(|brief| brief.key.clone()).collect();
+    assert_eq!(keys, [newer.key.clone(), older.key.clone()]);
+    assert_eq!(listed[0].first_line, "Where is my parcel?");
+    assert_eq!(listed[0].status, SessionStatus::Open);
+    assert_eq!(listed[1].status, SessionStatus::Resolved);
+    assert_eq!(listed[1].first_line, "y".repeat(PREVIEW_CHARS));
+    assert_eq!((listed[1].created_at_ms, listed[1].updated_at_ms), (10, 20));
+    let first = store
+        .customer_conversations("telegram:c1", 1)
+        .await
+        .unwrap();
+    assert_eq!(first, listed[..1]);
+    assert!(
+        store
+            .customer_conversations("telegram:nobody", 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Sessions saved before the customer was kept beside them are found too.
+    drop(store);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE sessions SET customer = NULL, brief = NULL")
+        .unwrap();
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        reopened
+            .customer_conversations("telegram:c1", 20)
+            .await
+            .unwrap(),
+        listed
+    );
+
+    // A row that is not JSON does not keep the store from opening.
+    drop(reopened);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO sessions (key, version, status, channel, updated_at, data)
+             VALUES ('telegram:bot:broken', 1, 'open', 'telegram', 50, 'not json')",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store
+            .customer_conversations("telegram:c1", 20)
+            .await
+            .unwrap(),
+        listed
+    );
+}
+
 #[tokio::test]
 async fn a_stored_tier_wins_and_a_tier_set_before_first_contact_keeps_it_new() {
     let store = SqliteStore::open_in_memory().unwrap();

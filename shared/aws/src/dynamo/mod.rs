@@ -43,6 +43,11 @@ pub(crate) fn waiting_index() -> &'static str {
     sessions::WAITING_INDEX
 }
 
+/// Name of the sessions table's index of each customer's conversations.
+pub(crate) fn customer_index() -> &'static str {
+    sessions::CUSTOMER_INDEX
+}
+
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 const DAY_MS: i64 = 86_400_000;

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use switchboard_domain::{
-    ConversationKey, ConversationSummary, Session, SessionStatus, SessionStore, StoreError,
+    ConversationBrief, ConversationKey, ConversationSummary, Session, SessionStatus, SessionStore,
+    StoreError,
 };
 
 use super::{ItemReader, Retention, TTL_ATTRIBUTE, n, s, ttl_seconds};
@@ -24,6 +25,14 @@ const SUMMARY: &str = "summary";
 /// The index of the conversations with a person (`waiting` = `escalated`,
 /// ordered by `waiting_since_ms`), projecting the summary only.
 pub const WAITING_INDEX: &str = "waiting";
+
+/// `channel:customer_id`, on every session: the `customer` index's key.
+const CUSTOMER: &str = "customer";
+const UPDATED_AT: &str = "updated_at_ms";
+const BRIEF: &str = "brief";
+/// The index of a customer's conversations (`customer`, ordered by
+/// `updated_at_ms`), projecting the brief only.
+pub const CUSTOMER_INDEX: &str = "customer";
 
 /// DynamoDB items are limited to 400 KB; the session document stays below
 /// this so that the other attributes fit beside it.
@@ -114,6 +123,10 @@ impl SessionStore for DynamoSessionStore {
             key: key.to_owned(),
             source: Box::new(e),
         })?;
+        let brief = serde_json::to_string(&session.brief()).map_err(|e| StoreError::Corrupt {
+            key: key.to_owned(),
+            source: Box::new(e),
+        })?;
         let expected = session.version;
         let next = expected + 1;
         let request = self
@@ -125,7 +138,9 @@ impl SessionStore for DynamoSessionStore {
             .item("channel", s(&session.channel))
             .item("customer_id", s(&session.customer_id))
             .item("status", s(status_name(session)))
-            .item("updated_at_ms", n(session.updated_at_ms))
+            .item(UPDATED_AT, n(session.updated_at_ms))
+            .item(CUSTOMER, s(session.customer_key()))
+            .item(BRIEF, s(brief))
             .item(DOCUMENT, s(doc))
             .item(
                 TTL_ATTRIBUTE,
@@ -181,6 +196,60 @@ impl SessionStore for DynamoSessionStore {
             }
         }
         Ok(summaries)
+    }
+
+    async fn customer_conversations(
+        &self,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationBrief>, StoreError> {
+        let mut briefs = Vec::new();
+        let mut start = None;
+        while briefs.len() < limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(CUSTOMER_INDEX)
+                .key_condition_expression("#customer = :customer")
+                .expression_attribute_names("#customer", CUSTOMER)
+                .expression_attribute_values(":customer", s(customer))
+                .scan_index_forward(false)
+                .limit(
+                    i32::try_from((limit - briefs.len()).min(1000))
+                        .unwrap_or(1000)
+                        .max(1),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| AwsError::dynamo("Query", &self.table, e))?;
+            for item in output.items() {
+                let key = item
+                    .get(CONVERSATION)
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    .unwrap_or("?");
+                let reader = ItemReader {
+                    table: &self.table,
+                    key,
+                    item,
+                };
+                let brief = serde_json::from_str(reader.string(BRIEF)?).map_err(|e| {
+                    StoreError::Corrupt {
+                        key: key.to_owned(),
+                        source: Box::new(e),
+                    }
+                })?;
+                briefs.push(brief);
+            }
+            match output.last_evaluated_key().filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key.clone()),
+                None => break,
+            }
+        }
+        briefs.truncate(limit);
+        Ok(briefs)
     }
 }
 

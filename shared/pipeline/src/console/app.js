@@ -26,6 +26,7 @@
       reason_negative_sentiment: "upset", reason_vip_unanswered: "VIP without an answer",
       reason_not_text: "media the bot cannot read", reason_follow_up: "wrote again",
       reason_repeated_failure: "bot failed twice", reason_sla_breach: "response overdue",
+      earlier_conversations: "Earlier conversations", no_earlier: "No other conversations.",
     },
     zh: {
       switch_language: "English", sign_in_title: "登录客服工作台", token: "客服令牌",
@@ -50,6 +51,7 @@
       reason_negative_sentiment: "情绪不满", reason_vip_unanswered: "VIP 未获解答",
       reason_not_text: "无法识别的媒体", reason_follow_up: "再次来信",
       reason_repeated_failure: "机器人连续未答", reason_sla_breach: "响应超时",
+      earlier_conversations: "此前的对话", no_earlier: "没有其他对话。",
     },
   };
   const POLL_MS = 2000;
@@ -256,6 +258,7 @@
     $("conv-status").textContent = "";
     $("transcript").replaceChildren();
     $("candidates").replaceChildren();
+    $("earlier").replaceChildren();
     $("queue").hidden = true;
     $("conversation").hidden = false;
     schedule(pollConversation);
@@ -343,6 +346,22 @@
     }
     $("candidates").replaceChildren(list);
     $("no-candidates").hidden = candidates.length > 0;
+
+    // The customer's other conversations (other email threads, resolved ones), newest first.
+    const others = view.earlier || [];
+    const earlierList = document.createDocumentFragment();
+    for (const other of others) {
+      const item = el("li");
+      const link = el("a", null, other.first_line || other.key);
+      link.href = "#";
+      link.dataset.key = other.key;
+      link.addEventListener("click", (event) => { event.preventDefault(); openConversation(other.key); });
+      item.append(link, el("div", "meta",
+        [other.channel, t("status_" + other.status), new Date(other.updated_at_ms).toLocaleString()].join(" · ")));
+      earlierList.append(item);
+    }
+    $("earlier").replaceChildren(earlierList);
+    $("no-earlier").hidden = others.length > 0;
     tick();
   }
 

@@ -87,6 +87,9 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (queue, state, visible_at);
 CREATE INDEX IF NOT EXISTS queue_group ON queue (queue, grp, state);
+-- The pending items in line order: `receive` walks it from the oldest and
+-- stops at the first deliverable one, instead of sorting every ready item.
+CREATE INDEX IF NOT EXISTS queue_pending ON queue (queue, id) WHERE state IN ('ready', 'leased');
 CREATE TABLE IF NOT EXISTS credentials (
     key         TEXT PRIMARY KEY,       -- e.g. wechat:<app id>
     value       TEXT,                   -- the provider's access token (a secret)

@@ -132,6 +132,15 @@ impl SqliteStore {
     }
 }
 
+/// The oldest visible item whose group has nothing older pending (`?1`
+/// queue, `?2` now). Walks the `queue_pending` index in line order.
+pub(crate) const NEXT_DELIVERABLE: &str =
+    "SELECT q.id, q.grp, q.body, q.attempts, q.probe FROM queue q
+     WHERE q.queue = ?1 AND q.state IN ('ready', 'leased') AND q.visible_at <= ?2
+       AND q.id = (SELECT MIN(p.id) FROM queue p
+                   WHERE p.queue = q.queue AND p.grp = q.grp AND p.state IN ('ready', 'leased'))
+     ORDER BY q.id LIMIT 1";
+
 impl SqliteStore {
     /// Leases the next deliverable item: the oldest visible one whose group
     /// has nothing older pending, so each conversation is handled in order.
@@ -145,11 +154,7 @@ impl SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
             let next: Option<(i64, String, Vec<u8>, i64, bool)> = tx
                 .query_row(
-                    "SELECT q.id, q.grp, q.body, q.attempts, q.probe FROM queue q
-                     WHERE q.queue = ?1 AND q.state IN ('ready', 'leased') AND q.visible_at <= ?2
-                       AND q.id = (SELECT MIN(p.id) FROM queue p
-                                   WHERE p.queue = q.queue AND p.grp = q.grp AND p.state IN ('ready', 'leased'))
-                     ORDER BY q.id LIMIT 1",
+                    NEXT_DELIVERABLE,
                     params![queue.as_str(), now_ms],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
                 )

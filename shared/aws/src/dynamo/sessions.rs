@@ -225,23 +225,7 @@ impl SessionStore for DynamoSessionStore {
                 .await
                 .map_err(|e| AwsError::dynamo("Query", &self.table, e))?;
             for item in output.items() {
-                let key = item
-                    .get(CONVERSATION)
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    .unwrap_or("?");
-                let reader = ItemReader {
-                    table: &self.table,
-                    key,
-                    item,
-                };
-                let brief = serde_json::from_str(reader.string(BRIEF)?).map_err(|e| {
-                    StoreError::Corrupt {
-                        key: key.to_owned(),
-                        source: Box::new(e),
-                    }
-                })?;
-                briefs.push(brief);
+                briefs.push(self.json_attribute(item, BRIEF)?);
             }
             match output.last_evaluated_key().filter(|key| !key.is_empty()) {
                 Some(key) => start = Some(key.clone()),
@@ -254,6 +238,29 @@ impl SessionStore for DynamoSessionStore {
 }
 
 impl DynamoSessionStore {
+    /// A JSON document kept in one attribute of a session item (the waiting
+    /// list's summary, the customer index's brief).
+    fn json_attribute<T: serde::de::DeserializeOwned>(
+        &self,
+        item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+        attribute: &str,
+    ) -> Result<T, StoreError> {
+        let key = item
+            .get(CONVERSATION)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            .unwrap_or("?");
+        let reader = ItemReader {
+            table: &self.table,
+            key,
+            item,
+        };
+        serde_json::from_str(reader.string(attribute)?).map_err(|e| StoreError::Corrupt {
+            key: key.to_owned(),
+            source: Box::new(e),
+        })
+    }
+
     async fn escalated_page(
         &self,
         start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
@@ -280,22 +287,7 @@ impl DynamoSessionStore {
             .map_err(|e| AwsError::dynamo("Query", &self.table, e))?;
         let mut summaries = Vec::with_capacity(output.items().len());
         for item in output.items() {
-            let key = item
-                .get(CONVERSATION)
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-                .unwrap_or("?");
-            let reader = ItemReader {
-                table: &self.table,
-                key,
-                item,
-            };
-            let summary =
-                serde_json::from_str(reader.string(SUMMARY)?).map_err(|e| StoreError::Corrupt {
-                    key: key.to_owned(),
-                    source: Box::new(e),
-                })?;
-            summaries.push(summary);
+            summaries.push(self.json_attribute(item, SUMMARY)?);
         }
         let next = output
             .last_evaluated_key()

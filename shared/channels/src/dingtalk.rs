@@ -14,6 +14,7 @@ use switchboard_domain::{
     SendError,
 };
 
+use crate::kit::buttons;
 use crate::kit::json::{MediaFields, int, invalid, json_request, media, strings_named, text};
 use crate::kit::sender::base_url_or;
 use crate::kit::{
@@ -196,8 +197,14 @@ impl Outbound for Dingtalk {
             .thread_id
             .as_ref()
             .map(|_| json!({ "atUserIds": [reply.customer_id] }));
-        let call = |_: usize, part: &str| {
-            let body = json!({ "msgtype": "text", "text": { "content": part }, "at": at });
+        // With choices, the last part is an action card with buttons.
+        let (_, card_at) = buttons::split(reply, MAX_TEXT_CHARS, MAX_TEXT_CHARS);
+        let call = |index: usize, part: &str| {
+            let body = match card_at == Some(index) {
+                true => json!({ "msgtype": "actionCard",
+                                "actionCard": buttons::dingtalk_action_card(part, &reply.choices) }),
+                false => json!({ "msgtype": "text", "text": { "content": part }, "at": at }),
+            };
             self.sender.post_json(&target, None, body)
         };
         self.sender

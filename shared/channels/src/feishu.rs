@@ -10,13 +10,13 @@ use switchboard_domain::{
     SendError,
 };
 
+use crate::kit::buttons;
 use crate::kit::crypto::{feishu_encrypt, feishu_open, random_16};
 use crate::kit::json::{MediaFields, invalid, json_request, location, media, strings_named, text};
 use crate::kit::{
     ApiErrors, ChannelDeps, ChannelSpec, Function, Handshake, Inbound, Outbound, Parsed, Sender,
-    SettingsOf, SignError, Signature, TextUnit, TokenCache, Unusable, Verified, VerifyError,
-    WebhookRequest, fetch_token, idempotency_key, nonce, reply, required, schemes,
-    send_text_with_token,
+    SettingsOf, SignError, Signature, TokenCache, Unusable, Verified, VerifyError, WebhookRequest,
+    fetch_token, idempotency_key, nonce, reply, required, schemes, send_text_with_token,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
@@ -126,7 +126,8 @@ impl Inbound for Feishu {
         if text(&event, "/header/event_type").is_none() && event.get("uuid").is_none() {
             return Err(invalid("event has no header.event_type"));
         }
-        Ok(normalise(&event).into_iter().collect())
+        let message = || Ok(normalise(&event).into_iter().collect());
+        buttons::feishu_card_action(&event).unwrap_or_else(message)
     }
 
     fn sample(&self, customer: &str, text: &str, now_ms: i64) -> WebhookRequest {
@@ -163,13 +164,14 @@ impl Outbound for Feishu {
             Some(id) => format!("{api}/im/v1/messages/{id}/reply"),
             None => format!("{api}/im/v1/messages?receive_id_type=chat_id"),
         };
+        let (limit, card_at) = buttons::feishu_split(reply, MAX_TEXT_BYTES); // the last part a card?
         let build = |index: usize, part: &str, token: &Secret| {
-            let body = json!({ "receive_id": reply.conversation_id, "msg_type": "text",
-                "content": json!({ "text": part }).to_string(),
-                "uuid": idempotency_key(&reply.reply_id, index) });
+            let choices = (card_at == Some(index)).then_some(reply.choices.as_slice());
+            let (kind, content) = buttons::feishu_content(part, choices);
+            let body = json!({ "receive_id": reply.conversation_id, "msg_type": kind,
+                "content": content, "uuid": idempotency_key(&reply.reply_id, index) });
             self.sender.post_json(&url, Some(token.expose()), body)
         };
-        let limit = (MAX_TEXT_BYTES, TextUnit::Bytes);
         send_text_with_token(&self.sender, reply, limit, &self.tokens, fetch, build).await
     }
 }
@@ -231,12 +233,8 @@ fn content(message: &Value) -> Option<(String, Option<Attachment>)> {
             (String::new(), Some(media(&content, Some(*kind), &fields)?))
         }
     };
-    let mentions = message.get("mentions").and_then(Value::as_array);
-    let keys = mentions
-        .into_iter()
-        .flatten()
-        .filter_map(|m| text(m, "/key"));
-    let words = keys.fold(words, |words, key| words.replace(&key, ""));
+    let keys = strings_named(&message["mentions"], "key");
+    let words = keys.iter().fold(words, |words, key| words.replace(key, ""));
     Some((words.trim().to_owned(), attachment))
 }
 

@@ -171,7 +171,6 @@ async fn contract(fixture: Fixture) {
     }
 
     let text = "Orders leave within one working day. 一个工作日内发货。";
-    buttons(&fixture, &channel, &stand_in, &messages[0], text).await;
 
     // The reply, as the provider documents it.
     let reply = OutboundReply::to_message(&messages[0], text, "reply-contract-1");
@@ -259,6 +258,7 @@ async fn contract(fixture: Fixture) {
             "{name}: {pointer} in {body}"
         );
     }
+    buttons(&fixture, &channel, &stand_in, &messages[0], text).await;
 }
 
 /// Where the channel has buttons: a reply's choices as the provider

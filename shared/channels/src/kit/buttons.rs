@@ -14,6 +14,13 @@
 //!   as a plain text message.
 //! * LINE: quick replies (at most 13, labels at most 20) with a message
 //!   action sending the value as text.
+//! * Messenger and Instagram: quick replies (at most 13, titles at most 20
+//!   characters); a tap is a message whose `quick_reply.payload` is the value.
+//! * Feishu / Lark: an interactive card, the text in a `div` and a row of
+//!   buttons whose `value` carries the choice; a tap is a `card.action.trigger`
+//!   callback, signed and encrypted like the events (same request URL).
+//! * DingTalk: an `actionCard` whose buttons are `dtmd://dingtalkclient/sendMessage`
+//!   links: a tap makes the customer's client send the value as a text message.
 
 use serde_json::{Value, json};
 use switchboard_domain::{
@@ -26,7 +33,17 @@ use super::{ParseError, Parsed};
 
 /// Channels whose replies show choices as buttons; elsewhere the text asks
 /// for a number.
-const WITH_BUTTONS: [&str; 5] = ["line", "slack", "telegram", "viber", "whatsapp"];
+const WITH_BUTTONS: [&str; 9] = [
+    "dingtalk",
+    "feishu",
+    "instagram",
+    "line",
+    "messenger",
+    "slack",
+    "telegram",
+    "viber",
+    "whatsapp",
+];
 
 pub fn has_buttons(channel: &str) -> bool {
     WITH_BUTTONS.contains(&channel)
@@ -269,6 +286,108 @@ pub fn line_quick_replies(choices: &[Choice]) -> Vec<Value> {
     choices.iter().take(13).map(item).collect()
 }
 
+/// Messenger's and Instagram's `quick_replies`: a tap sends the title as the
+/// text and the value as `quick_reply.payload` (at most 1000 characters).
+pub fn meta_quick_replies(choices: &[Choice]) -> Vec<Value> {
+    let item = |c: &Choice| {
+        json!({ "content_type": "text", "title": fit(&c.label, 20),
+                "payload": fit_bytes(&c.value, 1000) })
+    };
+    choices.iter().take(13).map(item).collect()
+}
+
+/// A Feishu card for the last part of a reply with choices: the text, then
+/// one row of buttons (the card body is limited to 30 KB, so a reply with
+/// choices is split at [`FEISHU_CARD_CHARS`]).
+pub fn feishu_card(part: &str, choices: &[Choice]) -> Value {
+    let button = |c: &Choice| {
+        json!({ "tag": "button", "type": "default", "value": { "choice": c.value },
+                "text": { "tag": "plain_text", "content": fit(&c.label, 40) } })
+    };
+    let buttons: Vec<Value> = choices.iter().take(20).map(button).collect();
+    json!({ "config": { "wide_screen_mode": true },
+            "elements": [{ "tag": "div", "text": { "tag": "plain_text", "content": part } },
+                         { "tag": "action", "actions": buttons }] })
+}
+
+/// Characters of text in a Feishu card with buttons.
+pub const FEISHU_CARD_CHARS: usize = 8_000;
+
+/// How a Feishu reply is split: parts of at most `max_bytes`, or with
+/// choices, of [`FEISHU_CARD_CHARS`], the last one a card.
+pub fn feishu_split(reply: &OutboundReply, max_bytes: usize) -> ((usize, TextUnit), Option<usize>) {
+    match split(reply, max_bytes, FEISHU_CARD_CHARS) {
+        (_, None) => ((max_bytes, TextUnit::Bytes), None),
+        (max, card_at) => ((max, TextUnit::Chars), card_at),
+    }
+}
+
+/// A Feishu message's `msg_type` and `content` (a JSON string): `part` as
+/// text, or as a card with `choices`.
+pub fn feishu_content(part: &str, choices: Option<&[Choice]>) -> (&'static str, String) {
+    match choices {
+        Some(choices) => ("interactive", feishu_card(part, choices).to_string()),
+        None => ("text", json!({ "text": part }).to_string()),
+    }
+}
+
+/// A `card.action.trigger` callback (a tap on one of our card's buttons) as
+/// the customer's message; `None` for events of another type, no message for
+/// a tap on something that is not one of our choices.
+pub fn feishu_card_action(event: &Value) -> Option<Parsed> {
+    (text(event, "/header/event_type")?.as_str() == "card.action.trigger").then_some(())?;
+    let body = &event["event"];
+    let value = text(body, "/action/value/choice").filter(|v| !v.trim().is_empty());
+    let (Some(customer), Some(chat), Some(message_id)) = (
+        text(body, "/operator/open_id"),
+        text(body, "/context/open_chat_id"),
+        text(body, "/context/open_message_id"),
+    ) else {
+        return Some(Err(invalid(
+            "card.action.trigger without operator, chat or message",
+        )));
+    };
+    let Some(value) = value else {
+        return Some(Ok(Vec::new()));
+    };
+    let event_id = text(event, "/header/event_id");
+    let time = text(event, "/header/create_time").and_then(|t| t.parse().ok());
+    Some(Ok(vec![InboundMessage {
+        channel: "feishu".into(),
+        account_id: text(event, "/header/app_id").unwrap_or_default(),
+        customer_id: customer,
+        customer_name: None,
+        conversation_id: chat,
+        // One callback per tap; without an event id, the card and the time.
+        provider_message_id: event_id
+            .unwrap_or_else(|| format!("{message_id}:action:{}", time.unwrap_or(0_i64))),
+        sent_at_ms: time.unwrap_or_default(),
+        kind: MessageKind::Text,
+        text: value,
+        attachments: Vec::new(),
+        reply: ReplyContext {
+            message_id: Some(message_id),
+            ..ReplyContext::default()
+        },
+    }]))
+}
+
+/// DingTalk's `actionCard` for the last part of a reply with choices: each
+/// button a `dtmd://dingtalkclient/sendMessage` link, so a tap sends the
+/// value from the customer's own client as an ordinary message.
+pub fn dingtalk_action_card(part: &str, choices: &[Choice]) -> Value {
+    let button = |c: &Choice| {
+        // Spaces as %20: the link is a URL, not a form.
+        let content: String = form_urlencoded::byte_serialize(c.value.as_bytes()).collect();
+        let content = content.replace('+', "%20");
+        json!({ "title": fit(&c.label, 20),
+                "actionURL": format!("dtmd://dingtalkclient/sendMessage?content={content}") })
+    };
+    let title = fit(part.lines().next().unwrap_or_default(), 20);
+    json!({ "title": title, "text": part, "btnOrientation": "0",
+            "btns": choices.iter().take(10).map(button).collect::<Vec<_>>() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +412,60 @@ mod tests {
         let list = whatsapp_interactive("Pick", &choices);
         assert_eq!(list["type"], "list");
         assert_eq!(list["action"]["sections"][0]["rows"][3]["id"], "4");
+    }
+
+    #[test]
+    fn dingtalk_buttons_send_the_value_from_the_customers_client() {
+        let card = dingtalk_action_card("有帮助吗？", &[Choice::new("1 好", "👍 有帮助")]);
+        assert_eq!(
+            card["btns"][0]["actionURL"],
+            "dtmd://dingtalkclient/sendMessage?content=1%20%E5%A5%BD"
+        );
+        assert_eq!(card["text"], "有帮助吗？");
+    }
+
+    #[test]
+    fn a_feishu_card_holds_the_text_and_a_row_of_buttons() {
+        let (kind, content) =
+            feishu_content("Was this helpful?", Some(&[Choice::new("1", "👍 Yes")]));
+        let card: Value = serde_json::from_str(&content).unwrap();
+        assert_eq!(kind, "interactive");
+        assert_eq!(card["elements"][0]["text"]["content"], "Was this helpful?");
+        let button = &card["elements"][1]["actions"][0];
+        assert_eq!(
+            (&button["value"]["choice"], &button["text"]["content"]),
+            (&json!("1"), &json!("👍 Yes"))
+        );
+        assert_eq!(
+            feishu_content("Hi", None),
+            ("text", r#"{"text":"Hi"}"#.to_owned())
+        );
+    }
+
+    #[test]
+    fn a_feishu_tap_without_our_choice_is_no_message() {
+        let tap = |value: Value| {
+            json!({ "schema": "2.0", "header": { "event_type": "card.action.trigger", "event_id": "e1" },
+                    "event": { "operator": { "open_id": "ou_1" }, "action": { "value": value, "tag": "button" },
+                               "context": { "open_chat_id": "oc_1", "open_message_id": "om_1" } } })
+        };
+        let ours = feishu_card_action(&tap(json!({ "choice": "2" })))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (ours[0].text.as_str(), ours[0].provider_message_id.as_str()),
+            ("2", "e1")
+        );
+        assert!(
+            feishu_card_action(&tap(json!({ "other": "x" })))
+                .unwrap()
+                .unwrap()
+                .is_empty()
+        );
+        let message = json!({ "header": { "event_type": "im.message.receive_v1" } });
+        assert!(feishu_card_action(&message).is_none());
+        let broken = json!({ "header": { "event_type": "card.action.trigger" }, "event": {} });
+        assert!(feishu_card_action(&broken).unwrap().is_err());
     }
 
     #[test]

@@ -9,8 +9,9 @@
 use serde_json::{Value, json};
 use switchboard_domain::{InboundMessage, MessageKind, OutboundReply, ReplyContext, SendError};
 
+use super::buttons;
 use super::json::{MediaFields, int, invalid, location, media, text};
-use super::sender::{ApiErrors, Sender, TextUnit};
+use super::sender::{ApiErrors, Sender, TextUnit, split_text};
 use super::window::{Allowed, ReplyWindow};
 use super::{ParseError, kind_for_mime};
 
@@ -77,7 +78,8 @@ pub fn normalise_messaging(channel: &str, event: &Value) -> Option<InboundMessag
         } else {
             let attachments = attachments(message);
             let body = text(message, "/text").unwrap_or_default();
-            let quick = text(message, "/quick_reply/payload").filter(|_| body.is_empty());
+            // A tap on a quick reply: its payload is the choice, the text only its title.
+            let quick = text(message, "/quick_reply/payload").filter(|p| !p.trim().is_empty());
             let body = quick.unwrap_or(body);
             let kind = if body.trim().is_empty() {
                 MessageKind::Media
@@ -166,10 +168,17 @@ pub async fn send_api(
         Allowed::Tagged(tag) => ("MESSAGE_TAG", Some(tag)),
     };
     let recipient = &reply.conversation_id;
+    // Quick replies go with the last part; the text limit is the same.
+    let parts = split_text(&reply.text, max, unit).len();
+    let last = (!reply.choices.is_empty()).then(|| parts.saturating_sub(1));
     sender
-        .send_text(reply, max, unit, |_, part| {
+        .send_text(reply, max, unit, |index, part| {
+            let mut message = json!({ "text": part });
+            if last == Some(index) {
+                message["quick_replies"] = buttons::meta_quick_replies(&reply.choices).into();
+            }
             let body = json!({ "recipient": { "id": recipient }, "messaging_type": messaging_type,
-                               "tag": tag, "message": { "text": part } });
+                               "tag": tag, "message": message });
             sender.post_json(url, Some(token), body)
         })
         .await

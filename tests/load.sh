@@ -21,7 +21,8 @@ if [[ ! -x "$SWITCHBOARD_PYTHON" ]]; then
   echo "load: no Python tools at $SWITCHBOARD_PYTHON (tests/run.sh installs them into .venv)" >&2
   exit 2
 fi
-# The same build as tests/run.sh (one feature set), so neither rebuilds the other's.
-cargo build --workspace --bins --locked --features switchboard/aws,switchboard/semantic
+# The same build as tests/run.sh (the same targets, so the same features of
+# every dependency): neither rebuilds the other's.
+cargo build --workspace --bins --tests --examples --locked --features switchboard/aws,switchboard/semantic
 export SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$TARGET_DIR/debug/switchboard}"
 exec "$TARGET_DIR/debug/load" "$@"

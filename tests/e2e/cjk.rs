@@ -177,7 +177,14 @@ async fn feishu_replies_to_the_message_with_a_tenant_token() {
         text: |r| {
             assert_eq!(r.header("authorization"), Some("Bearer stand-in-token"));
             let content: Value = serde_json::from_str(&pointer(r, "/content")).unwrap();
-            content["text"].as_str().unwrap_or_default().to_owned()
+            if pointer(r, "/msg_type") != "interactive" {
+                return content["text"].as_str().unwrap_or_default().to_owned();
+            }
+            // An answer asking "helpful?": a card, the text then the buttons.
+            let buttons = &content["elements"][1]["actions"];
+            assert_eq!(buttons[1]["value"]["choice"], "2", "{content}");
+            let text = &content["elements"][0]["text"]["content"];
+            text.as_str().unwrap_or_default().to_owned()
         },
     })
     .await;
@@ -189,7 +196,15 @@ async fn dingtalk_answers_on_the_session_webhook() {
         channel: "dingtalk",
         reply_path: "/robot/sendBySession",
         token_path: None,
-        text: |r| pointer(r, "/text/content"),
+        text: |r| match pointer(r, "/msgtype").as_str() {
+            // An answer asking "helpful?": an action card whose buttons send 1 or 2.
+            "actionCard" => {
+                let button = pointer(r, "/actionCard/btns/1/actionURL");
+                assert_eq!(button, "dtmd://dingtalkclient/sendMessage?content=2");
+                pointer(r, "/actionCard/text")
+            }
+            _ => pointer(r, "/text/content"),
+        },
     })
     .await;
 }

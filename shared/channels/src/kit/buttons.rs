@@ -384,7 +384,9 @@ pub fn dingtalk_action_card(part: &str, choices: &[Choice]) -> Value {
                 "actionURL": format!("dtmd://dingtalkclient/sendMessage?content={content}") })
     };
     let title = fit(part.lines().next().unwrap_or_default(), 20);
-    json!({ "title": title, "text": part, "btnOrientation": "0",
+    // Side by side for two ("helpful?"), one under another for more.
+    let orientation = if choices.len() <= 2 { "0" } else { "1" };
+    json!({ "title": title, "text": part, "btnOrientation": orientation,
             "btns": choices.iter().take(10).map(button).collect::<Vec<_>>() })
 }
 

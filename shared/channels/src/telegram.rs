@@ -14,7 +14,7 @@ use switchboard_domain::{
 use crate::kit::buttons;
 use crate::kit::descriptor::build;
 use crate::kit::json::{
-    MediaFields, first_text, id_value, int, invalid, json_request, location, media, parse_int,
+    MediaFields, at, first_text, id_value, int, invalid, json_request, location, media, parse_int,
     person_name, text,
 };
 use crate::kit::sender::base_url_or;
@@ -114,7 +114,7 @@ impl Inbound for Telegram {
         let text = first_text(message, &["/text", "/caption"]).unwrap_or_default();
         let attachments = attachments(message);
         // Bots (ourselves) and service messages (members joining, pins, …) carry nothing a customer wrote.
-        let bot = message.pointer("/from/is_bot") == Some(&Value::Bool(true));
+        let bot = at(message, "/from/is_bot") == Some(&Value::Bool(true));
         if bot || (text.is_empty() && attachments.is_empty()) {
             return Ok(Vec::new());
         }

@@ -229,13 +229,24 @@ pub fn parse_int(text: Option<&str>) -> Option<i64> {
 /// the username.
 pub fn person_name(user: Option<&Value>) -> Option<String> {
     let user = user?;
-    let names = [text(user, "/first_name"), text(user, "/last_name")];
-    let full: Vec<String> = names
+    let name = |key| user.get(key).and_then(Value::as_str);
+    full_name(name("first_name"), name("last_name"), name("username"))
+}
+
+/// "First Last" from the parts that are not blank, else the username.
+pub fn full_name(
+    first: Option<&str>,
+    last: Option<&str>,
+    username: Option<&str>,
+) -> Option<String> {
+    let full: Vec<&str> = [first, last]
         .into_iter()
         .flatten()
-        .map(|n| n.trim().to_owned())
+        .map(str::trim)
         .filter(|n| !n.is_empty())
         .collect();
-    let username = text(user, "/username").filter(|name| !name.is_empty());
-    (!full.is_empty()).then(|| full.join(" ")).or(username)
+    let username = username.filter(|name| !name.is_empty());
+    (!full.is_empty())
+        .then(|| full.join(" "))
+        .or(username.map(str::to_owned))
 }

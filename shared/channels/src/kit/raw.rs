@@ -57,6 +57,12 @@ impl<'a> Object<'a> {
             .map(Object::of)
     }
 
+    /// The member's items, when it is an array.
+    pub fn items(&self, key: &str) -> Option<Vec<&'a RawValue>> {
+        let raw = self.raw(key).filter(|raw| raw.get().starts_with('['))?;
+        serde_json::from_str(raw.get()).ok()
+    }
+
     /// The member, when it is an integer that fits an `i64`.
     pub fn int(&self, key: &str) -> Option<i64> {
         serde_json::from_str(self.raw(key)?.get()).ok()
@@ -163,6 +169,8 @@ mod tests {
         assert_eq!(inner.int("n"), Some(-5));
         assert_eq!((inner.int("big"), inner.int("e")), (None, None));
         assert!(object.object("arr").is_none() && object.object("s").is_none());
+        assert_eq!(object.items("arr").unwrap().len(), 1);
+        assert!(object.items("o").is_none() && object.items("none").is_none());
         assert_eq!(object.value(), value);
         assert!(Object::parse(b"[1,2]").unwrap().int("a").is_none());
         assert!(Object::parse(b"{\"a\":").is_err());

@@ -21,11 +21,13 @@ use crate::email::{EmailTransport, OutboxTransport};
 /// send: building one (TLS roots, connector) is the slowest part of setting
 /// up channels, and a process that only admits requests never needs it.
 #[derive(Clone)]
-pub struct HttpClient(Arc<(OnceLock<reqwest::Client>, fn() -> reqwest::Client)>);
+pub struct HttpClient(Arc<(OnceLock<reqwest::Client>, BuildClient)>);
+
+type BuildClient = fn() -> reqwest::Client;
 
 impl HttpClient {
     /// A client that `build` makes when it is first used.
-    pub fn lazy(build: fn() -> reqwest::Client) -> Self {
+    pub fn lazy(build: BuildClient) -> Self {
         Self(Arc::new((OnceLock::new(), build)))
     }
 

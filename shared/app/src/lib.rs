@@ -108,7 +108,7 @@ impl App {
             ports.clock.clone(),
         ));
         let deps = ChannelDeps {
-            http: ports.http.clone(),
+            http: ports.http.clone().into(),
             email: ports.email.clone(),
             credentials: ports.credentials.clone(),
             counters: ports.counters.clone(),

@@ -6,6 +6,8 @@
 //! the token (it is single-use and short-lived); a push carries a retry key
 //! derived from our reply id, so a retried push is not delivered twice.
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,7 +16,8 @@ use switchboard_domain::{
 };
 
 use crate::kit::descriptor::build;
-use crate::kit::json::{MediaFields, int, invalid, json_request, location, media, text};
+use crate::kit::json::{MediaFields, invalid, json_request, location, media, text};
+use crate::kit::raw::Object;
 use crate::kit::sender::base_url_or;
 use crate::kit::{
     ApiErrors, ChannelDeps, ChannelSpec, Function, Inbound, Outbound, Parsed, STATUS_ONLY, Sender,
@@ -84,13 +87,14 @@ impl Inbound for Line {
     }
 
     fn parse(&self, _request: &WebhookRequest, verified: &Verified) -> Parsed {
-        let body: Value = serde_json::from_slice(&verified.body)?;
-        let events = body.get("events").and_then(Value::as_array);
+        // Read in place (`kit::raw`): no `Value` tree for text messages.
+        let body = Object::parse(&verified.body)?;
+        let events = body.items("events");
         let events = events.ok_or_else(|| invalid("body has no events list"))?;
-        let bot = text(&body, "/destination").unwrap_or_default();
+        let bot = body.str("destination").unwrap_or_default();
         Ok(events
-            .iter()
-            .filter_map(|event| normalise(&bot, event))
+            .into_iter()
+            .filter_map(|event| normalise(&bot, &Object::of(event)))
             .collect())
     }
 
@@ -157,36 +161,40 @@ impl Outbound for Line {
 }
 
 /// The customer message in one event, if it is one.
-fn normalise(bot: &str, event: &Value) -> Option<InboundMessage> {
-    let kind = text(event, "/type")?;
+fn normalise(bot: &str, event: &Object) -> Option<InboundMessage> {
+    let kind = event.str("type")?;
     // In standby another channel owns the chat; the bot must stay silent.
-    if text(event, "/mode").as_deref() == Some("standby") {
+    if event.str("mode").as_deref() == Some("standby") {
         return None;
     }
-    let source = event.get("source")?;
-    let user = text(source, "/userId");
+    let source = event.object("source")?;
+    let user = source.str("userId");
     if user.as_deref() == Some(bot) {
         return None;
     }
-    let conversation = match text(source, "/type")?.as_str() {
-        "group" => text(source, "/groupId")?,
-        "room" => text(source, "/roomId")?,
+    let conversation = match &*source.str("type")? {
+        "group" => source.str("groupId")?,
+        "room" => source.str("roomId")?,
         _ => user.clone()?,
     };
-    let message = event.get("message");
-    let (message_kind, message_id) = match kind.as_str() {
-        "message" => (MessageKind::Text, text(message?, "/id")?),
-        "messageEdited" => (MessageKind::Edit, text(message?, "/id")?),
-        "unsend" => (MessageKind::Delete, text(event, "/unsend/messageId")?),
+    let message = event.object("message");
+    let (message_kind, message_id) = match &*kind {
+        "message" => (MessageKind::Text, message.as_ref()?.str("id")?),
+        "messageEdited" => (MessageKind::Edit, message.as_ref()?.str("id")?),
+        "unsend" => (
+            MessageKind::Delete,
+            event.object("unsend")?.str("messageId")?,
+        ),
         _ => return None,
     };
     let mut attachments = Vec::new();
-    let mut body = String::new();
+    let mut body = Cow::Borrowed("");
     if let (Some(message), false) = (message, message_kind == MessageKind::Delete) {
-        match text(message, "/type")?.as_str() {
-            "text" => body = text(message, "/text").unwrap_or_default(),
+        match &*message.str("type")? {
+            "text" => body = message.str("text").unwrap_or_default(),
             "location" => {
-                let name = text(message, "/title").or_else(|| text(message, "/address"));
+                let message = message.value();
+                let name = text(&message, "/title").or_else(|| text(&message, "/address"));
                 attachments.push(location(&message["latitude"], &message["longitude"], name));
             }
             other => {
@@ -196,7 +204,7 @@ fn normalise(bot: &str, event: &Value) -> Option<InboundMessage> {
                     "audio" => AttachmentKind::Audio,
                     _ => AttachmentKind::File,
                 };
-                attachments.extend(media(message, Some(kind), &MEDIA));
+                attachments.extend(media(&message.value(), Some(kind), &MEDIA));
             }
         }
     }
@@ -207,26 +215,26 @@ fn normalise(bot: &str, event: &Value) -> Option<InboundMessage> {
     };
     // Dummy reply tokens mark the console's verify request: never reply to them.
     let dummy =
-        |token: &String| token.bytes().all(|b| b == b'0') || token.bytes().all(|b| b == b'f');
-    let reply_token = text(event, "/replyToken");
+        |token: &Cow<str>| token.bytes().all(|b| b == b'0') || token.bytes().all(|b| b == b'f');
+    let reply_token = event.str("replyToken");
     if reply_token.as_ref().is_some_and(dummy) {
         return None;
     }
+    let event_id = event.str("webhookEventId").map(Cow::into_owned);
     Some(InboundMessage {
         channel: "line".into(),
         account_id: bot.to_owned(),
-        customer_id: user.unwrap_or_else(|| conversation.clone()),
+        customer_id: user.unwrap_or_else(|| conversation.clone()).into_owned(),
         customer_name: None,
-        conversation_id: conversation,
-        provider_message_id: text(event, "/webhookEventId")
-            .unwrap_or(format!("{message_id}:{kind}")),
-        sent_at_ms: int(event, "/timestamp").unwrap_or_default(),
+        conversation_id: conversation.into_owned(),
+        provider_message_id: event_id.unwrap_or(format!("{message_id}:{kind}")),
+        sent_at_ms: event.int("timestamp").unwrap_or_default(),
         kind: message_kind,
         text: body.trim().to_owned(),
         attachments,
         reply: ReplyContext {
-            reply_token,
-            message_id: Some(message_id),
+            reply_token: reply_token.map(Cow::into_owned),
+            message_id: Some(message_id.into_owned()),
             ..ReplyContext::default()
         },
     })

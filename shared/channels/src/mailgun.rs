@@ -80,9 +80,13 @@ impl Inbound for Mailgun {
     }
 
     fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
+        let read;
         let form = match &verified.form {
-            Some(form) => form.clone(),
-            None => read_form(request)?,
+            Some(form) => form,
+            None => {
+                read = read_form(request)?;
+                &read
+            }
         };
         let headers = match form.non_empty("message-headers") {
             Some(raw) => parse_headers(raw)?,

@@ -67,7 +67,7 @@ pub struct Ses {
     certificates: Arc<Certificates>,
     topic_arn: String,
     identity: Identity,
-    http: reqwest::Client,
+    http: crate::kit::descriptor::HttpClient,
     email: Arc<dyn EmailTransport>,
     limits: ReplyLimits,
     raw_mail_bucket: Option<String>,
@@ -142,7 +142,7 @@ impl Ses {
 impl Inbound for Ses {
     async fn prepare(&self, request: &mut WebhookRequest, now_ms: i64) -> Result<(), VerifyError> {
         let verify = |request: &WebhookRequest| self.verify(request, now_ms);
-        match sns::prepare(&self.certificates, &self.http, request, verify).await? {
+        match sns::prepare(&self.certificates, self.http.get(), request, verify).await? {
             Some(kind) if kind == "Notification" => self.fetch_stored_mail(request, now_ms).await,
             _ => Ok(()),
         }

@@ -14,9 +14,9 @@ use switchboard_domain::{
 use crate::kit::buttons;
 use crate::kit::descriptor::build;
 use crate::kit::json::{
-    MediaFields, first_text, id_value, int, invalid, json_request, location, media, parse_int,
-    person_name, text,
+    MediaFields, id_value, invalid, json_request, location, media, parse_int, text,
 };
+use crate::kit::raw::Object;
 use crate::kit::sender::base_url_or;
 use crate::kit::{
     ApiErrors, ChannelDeps, ChannelSpec, Function, Inbound, Outbound, Parsed, STATUS_ONLY, Sender,
@@ -95,27 +95,31 @@ impl Inbound for Telegram {
     }
 
     fn parse(&self, _: &WebhookRequest, verified: &Verified) -> Parsed {
-        let update: Value = serde_json::from_slice(&verified.body)?;
-        let update_id = int(&update, "/update_id");
+        let update = Object::parse(&verified.body)?;
+        let update_id = update.int("update_id");
         let update_id = update_id.ok_or_else(|| invalid("update without an update_id"))?;
         // A tap on one of our buttons is the customer's choice.
-        if let Some(parsed) = buttons::telegram_callback(&update, &self.bot_id) {
+        if update.raw("callback_query").is_some()
+            && let Some(parsed) = buttons::telegram_callback(&update.value(), &self.bot_id)
+        {
             return parsed;
         }
         // my_chat_member, channel_post, …: not customer messages.
-        let (message, edited) = match (update.get("message"), update.get("edited_message")) {
-            (Some(message), _) => (message, false),
-            (None, Some(message)) => (message, true),
+        let (message, edited) = match (update.raw("message"), update.raw("edited_message")) {
+            (Some(message), _) => (Object::of(message), false),
+            (None, Some(message)) => (Object::of(message), true),
             _ => return Ok(Vec::new()),
         };
-        let (Some(date), Some(chat)) = (int(message, "/date"), int(message, "/chat/id")) else {
+        let (Some(date), Some(chat)) = (message.int("date"), message.int_in("chat", "id")) else {
             return Err(invalid("message without a date or chat"));
         };
-        let text = first_text(message, &["/text", "/caption"]).unwrap_or_default();
-        let attachments = attachments(message);
+        let words = |key| message.str(key).filter(|text| !text.trim().is_empty());
+        let text = words("text").or(words("caption")).unwrap_or_default();
+        let attachments = message.value_if_any(MEDIA).map(|media| attachments(&media));
+        let attachments = attachments.unwrap_or_default();
         // Bots (ourselves) and service messages (members joining, pins, …) carry nothing a customer wrote.
-        let bot = message.pointer("/from/is_bot") == Some(&Value::Bool(true));
-        if bot || (text.is_empty() && attachments.is_empty()) {
+        let from = message.object("from").unwrap_or_default();
+        if from.is_true("is_bot") || (text.is_empty() && attachments.is_empty()) {
             return Ok(Vec::new());
         }
         let kind = match (edited, text.is_empty()) {
@@ -123,27 +127,24 @@ impl Inbound for Telegram {
             (false, true) => MessageKind::Media,
             (false, false) => MessageKind::Text,
         };
-        let customer = int(message, "/from/id").or(int(message, "/sender_chat/id"));
+        let customer = from.int("id").or(message.int_in("sender_chat", "id"));
         // An edit is dated by the edit, so the transcript shows when it happened.
-        let seconds = int(message, "/edit_date")
-            .filter(|_| edited)
-            .unwrap_or(date);
-        let topic = message.get("is_topic_message") == Some(&Value::Bool(true));
-        let id = |at| int(message, at).map(|id| id.to_string());
+        let seconds = message.int("edit_date").filter(|_| edited).unwrap_or(date);
+        let id = |key| message.int(key).map(|id| id.to_string());
         Ok(vec![InboundMessage {
             channel: Self::NAME.into(),
             account_id: self.bot_id.clone(),
             customer_id: customer.unwrap_or(chat).to_string(),
-            customer_name: person_name(message.get("from")),
+            customer_name: from.person_name(),
             conversation_id: chat.to_string(),
             provider_message_id: update_id.to_string(),
             sent_at_ms: seconds.saturating_mul(1000),
             kind,
-            text,
+            text: text.into_owned(),
             attachments,
             reply: ReplyContext {
-                thread_id: id("/message_thread_id").filter(|_| topic),
-                message_id: id("/message_id"),
+                thread_id: id("message_thread_id").filter(|_| message.is_true("is_topic_message")),
+                message_id: id("message_id"),
                 ..ReplyContext::default()
             },
         }])
@@ -191,6 +192,10 @@ impl Outbound for Telegram {
             .await
     }
 }
+
+/// What [`attachments`] reads: a message without any is never made a `Value`.
+const MEDIA: &str =
+    "photo animation document voice audio video video_note sticker venue location contact";
 
 const FILE: MediaFields = MediaFields {
     id: "/file_id",

@@ -120,9 +120,13 @@ impl Inbound for Twilio {
     }
 
     fn parse(&self, request: &WebhookRequest, verified: &Verified) -> Parsed {
+        let read;
         let fields = match &verified.form {
-            Some(form) => form.fields.clone(),
-            None => request.form_fields(),
+            Some(form) => &form.fields,
+            None => {
+                read = request.form_fields();
+                &read
+            }
         };
         let field = |name: &str| {
             fields

@@ -4,7 +4,7 @@
 //! development mode, `simulate`, the end-to-end harness, `webhook check`, the
 //! README's channel table and the template's webhook outputs follow it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use switchboard_domain::{
@@ -17,10 +17,36 @@ use super::signature::{Digest, Mac, digest};
 use super::{ConfigError, SharedChannel, Unusable};
 use crate::email::{EmailTransport, OutboxTransport};
 
+/// The outbound HTTP client, shared by every channel and built on the first
+/// send: building one (TLS roots, connector) is the slowest part of setting
+/// up channels, and a process that only admits requests never needs it.
+#[derive(Clone)]
+pub struct HttpClient(Arc<(OnceLock<reqwest::Client>, BuildClient)>);
+
+type BuildClient = fn() -> reqwest::Client;
+
+impl HttpClient {
+    /// A client that `build` makes when it is first used.
+    pub fn lazy(build: BuildClient) -> Self {
+        Self(Arc::new((OnceLock::new(), build)))
+    }
+
+    pub fn get(&self) -> &reqwest::Client {
+        let (client, build) = &*self.0;
+        client.get_or_init(*build)
+    }
+}
+
+impl From<reqwest::Client> for HttpClient {
+    fn from(client: reqwest::Client) -> Self {
+        Self(Arc::new((OnceLock::from(client), reqwest::Client::new)))
+    }
+}
+
 /// What channels need from outside to send replies.
 #[derive(Clone)]
 pub struct ChannelDeps {
-    pub http: reqwest::Client,
+    pub http: HttpClient,
     /// Outgoing mail, for the email channels' automated replies.
     pub email: Arc<dyn EmailTransport>,
     /// Provider access tokens shared by every instance.
@@ -37,7 +63,7 @@ impl ChannelDeps {
     /// (mail goes to a temporary folder, tokens stay in memory).
     pub fn offline() -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: HttpClient::lazy(reqwest::Client::new),
             email: Arc::new(OutboxTransport::new(
                 std::env::temp_dir().join("switchboard-offline-outbox"),
             )),

@@ -5,15 +5,52 @@ use serde_json::Value;
 use super::ParseError;
 use super::request::{WebhookRequest, build_request};
 
+/// The value at a JSON pointer. Our pointers never escape `~` or `/`, so
+/// this walks the tokens as written: `Value::pointer` allocates a copy of
+/// every token to unescape it, which showed in every parse.
+pub fn at<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let tokens = pointer.strip_prefix('/')?;
+    if tokens.contains('~') {
+        return value.pointer(pointer);
+    }
+    tokens
+        .split('/')
+        .try_fold(value, |value, token| match value {
+            Value::Object(map) => map.get(token),
+            Value::Array(list) => list.get(array_index(token)?),
+            _ => None,
+        })
+}
+
+/// An array index as JSON pointers write it (no sign, no leading zero).
+fn array_index(token: &str) -> Option<usize> {
+    let canonical = token == "0" || !token.starts_with(['0', '+']);
+    token.parse().ok().filter(|_| canonical)
+}
+
+/// The body as JSON when it may hold `word` as a string (literally, or
+/// written with `\u` escapes), else `null`: a handshake is told from a
+/// message without parsing every message twice.
+pub fn parse_if_mentions(body: &[u8], word: &str) -> Value {
+    match std::str::from_utf8(body) {
+        Ok(text) if text.contains(word) || text.contains("\\u") => {
+            serde_json::from_str(text).unwrap_or_default()
+        }
+        _ => Value::Null,
+    }
+}
+
 /// The integer at `pointer`, if there is one.
 pub fn int(value: &Value, pointer: &str) -> Option<i64> {
-    value.pointer(pointer)?.as_i64()
+    at(value, pointer)?.as_i64()
 }
 
 /// The items of the array at `pointer`; none when there is no array.
 pub fn items<'a>(value: &'a Value, pointer: &str) -> impl Iterator<Item = &'a Value> {
-    value
-        .pointer(pointer)
+    at(value, pointer)
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -32,7 +69,7 @@ pub fn contact_card(phone: Option<String>, name: Option<String>) -> switchboard_
 
 /// The string at `pointer`, if there is one.
 pub fn text(value: &Value, pointer: &str) -> Option<String> {
-    value.pointer(pointer)?.as_str().map(str::to_owned)
+    at(value, pointer)?.as_str().map(str::to_owned)
 }
 
 /// The first string among the pointers that is not blank.
@@ -129,8 +166,7 @@ pub fn media_list(
     kind: Option<switchboard_domain::AttachmentKind>,
     fields: &MediaFields,
 ) -> Vec<switchboard_domain::Attachment> {
-    let list = value
-        .pointer(pointer)
+    let list = at(value, pointer)
         .and_then(Value::as_array)
         .into_iter()
         .flatten();
@@ -193,13 +229,24 @@ pub fn parse_int(text: Option<&str>) -> Option<i64> {
 /// the username.
 pub fn person_name(user: Option<&Value>) -> Option<String> {
     let user = user?;
-    let names = [text(user, "/first_name"), text(user, "/last_name")];
-    let full: Vec<String> = names
+    let name = |key| user.get(key).and_then(Value::as_str);
+    full_name(name("first_name"), name("last_name"), name("username"))
+}
+
+/// "First Last" from the parts that are not blank, else the username.
+pub fn full_name(
+    first: Option<&str>,
+    last: Option<&str>,
+    username: Option<&str>,
+) -> Option<String> {
+    let full: Vec<&str> = [first, last]
         .into_iter()
         .flatten()
-        .map(|n| n.trim().to_owned())
+        .map(str::trim)
         .filter(|n| !n.is_empty())
         .collect();
-    let username = text(user, "/username").filter(|name| !name.is_empty());
-    (!full.is_empty()).then(|| full.join(" ")).or(username)
+    let username = username.filter(|name| !name.is_empty());
+    (!full.is_empty())
+        .then(|| full.join(" "))
+        .or(username.map(str::to_owned))
 }

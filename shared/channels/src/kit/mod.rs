@@ -16,6 +16,7 @@ pub mod form;
 pub mod handshake;
 pub mod json;
 pub mod meta;
+pub mod raw;
 pub mod request;
 pub mod schemes;
 pub mod sender;

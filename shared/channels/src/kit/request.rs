@@ -55,9 +55,7 @@ impl RequestExt for WebhookRequest {
     }
 
     fn form_fields(&self) -> Vec<(String, String)> {
-        form_urlencoded::parse(self.body())
-            .map(|(key, value)| (key.into_owned(), value.into_owned()))
-            .collect()
+        super::form::urlencoded(self.body())
     }
 
     fn public_url(&self) -> String {

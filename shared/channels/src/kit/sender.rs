@@ -64,21 +64,25 @@ pub struct StaleToken;
 #[derive(Clone)]
 pub struct Sender {
     channel: &'static str,
-    http: reqwest::Client,
+    http: super::descriptor::HttpClient,
     errors: ApiErrors,
 }
 
 impl Sender {
-    pub fn new(channel: &'static str, http: reqwest::Client, errors: ApiErrors) -> Self {
+    pub fn new(
+        channel: &'static str,
+        http: impl Into<super::descriptor::HttpClient>,
+        errors: ApiErrors,
+    ) -> Self {
         Self {
             channel,
-            http,
+            http: http.into(),
             errors,
         }
     }
 
     pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        self.http.get()
     }
 
     /// A JSON POST, with a bearer token where the provider wants one; fields
@@ -89,7 +93,7 @@ impl Sender {
         bearer: Option<&str>,
         body: Value,
     ) -> reqwest::RequestBuilder {
-        let request = self.http.post(url).json(&super::json::compact(body));
+        let request = self.http().post(url).json(&super::json::compact(body));
         match bearer {
             Some(token) => request.bearer_auth(token),
             None => request,

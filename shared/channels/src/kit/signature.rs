@@ -10,7 +10,7 @@
 //! Every comparison is constant-time; a signed timestamp is checked against
 //! its window only after the signature matched.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use base64::Engine;
@@ -208,25 +208,25 @@ impl<'a> Input<'a> {
             .as_ref()
     }
 
-    fn get(&self, at: At) -> Result<Option<String>, VerifyError> {
+    fn get(&self, at: At) -> Result<Option<Cow<'_, str>>, VerifyError> {
         Ok(match at {
-            At::Header(name) => self.request.header(name).map(str::to_owned),
-            At::Query(name) => self.request.query_param(name),
+            At::Header(name) => self.request.header(name).map(Cow::Borrowed),
+            At::Query(name) => self.request.query_param(name).map(Cow::Owned),
             At::Form(name) => self
                 .form()
                 .ok_or(VerifyError::Malformed("form body"))?
                 .non_empty(name)
-                .map(str::to_owned),
+                .map(Cow::Borrowed),
             At::Field(name) => self
                 .fields
                 .iter()
                 .find(|(key, _)| *key == name)
-                .map(|(_, value)| (*value).to_owned()),
+                .map(|(_, value)| Cow::Borrowed(*value)),
         }
         .filter(|value| !value.trim().is_empty()))
     }
 
-    fn require(&self, at: At) -> Result<String, VerifyError> {
+    fn require(&self, at: At) -> Result<Cow<'_, str>, VerifyError> {
         self.get(at)?.ok_or(VerifyError::Missing(at.name()))
     }
 
@@ -240,58 +240,119 @@ impl<'a> Input<'a> {
         nonce: Option<&str>,
     ) -> Result<Vec<u8>, VerifyError> {
         let mut pieces: Vec<Vec<u8>> = Vec::with_capacity(parts.len());
-        for part in parts {
-            pieces.push(match part {
-                Part::Text(text) => text.as_bytes().to_vec(),
-                Part::Body => self.request.body().to_vec(),
-                Part::Url => self.request.public_url().into_bytes(),
-                Part::SortedForm => sorted_form(self.form()),
-                Part::Secret => secret
-                    .map(|s| s.expose().as_bytes().to_vec())
-                    .unwrap_or_default(),
-                Part::Timestamp => timestamp.unwrap_or_default().as_bytes().to_vec(),
-                Part::Nonce => nonce.unwrap_or_default().as_bytes().to_vec(),
-                Part::Value(at) => self.require(*at)?.into_bytes(),
-            });
-        }
+        self.feed(parts, secret, timestamp, nonce, &mut |piece| {
+            pieces.push(piece.to_vec())
+        })?;
         if sorted {
             pieces.sort();
         }
         Ok(pieces.concat())
     }
+
+    /// Hands the signed parts, in order, to `sink`, without copying the body.
+    fn feed(
+        &self,
+        parts: &[Part],
+        secret: Option<&Secret>,
+        timestamp: Option<&str>,
+        nonce: Option<&str>,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), VerifyError> {
+        for part in parts {
+            match part {
+                Part::Text(text) => sink(text.as_bytes()),
+                Part::Body => sink(self.request.body()),
+                Part::Url => match self.request.extensions().get::<super::PublicUrl>() {
+                    Some(url) => sink(url.0.as_bytes()),
+                    None => sink(self.request.uri().to_string().as_bytes()),
+                },
+                Part::SortedForm => {
+                    // One piece, as the provider joins it.
+                    let mut joined = Vec::new();
+                    sorted_form(self.form(), &mut |bytes| joined.extend_from_slice(bytes));
+                    sink(&joined)
+                }
+                Part::Secret => sink(secret.map(|s| s.expose().as_bytes()).unwrap_or_default()),
+                Part::Timestamp => sink(timestamp.unwrap_or_default().as_bytes()),
+                Part::Nonce => sink(nonce.unwrap_or_default().as_bytes()),
+                Part::Value(at) => sink(self.require(*at)?.as_bytes()),
+            }
+        }
+        Ok(())
+    }
 }
 
-fn sorted_form(form: Option<&Form>) -> Vec<u8> {
-    let mut fields: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (name, value) in form.map(|form| form.fields.as_slice()).unwrap_or_default() {
-        fields.entry(name).or_default().insert(value);
+/// Every form field as `name + value`, sorted by name then value, each
+/// distinct pair once (Twilio).
+fn sorted_form(form: Option<&Form>, sink: &mut dyn FnMut(&[u8])) {
+    let fields = form.map(|form| form.fields.as_slice()).unwrap_or_default();
+    let mut pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    for (name, value) in pairs {
+        sink(name.as_bytes());
+        sink(value.as_bytes());
     }
-    let mut out = Vec::new();
-    for (name, values) in fields {
-        for value in values {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(value.as_bytes());
+}
+
+/// A MAC (or hash) being computed over parts fed one by one.
+enum Running {
+    HmacSha1(Hmac<Sha1>),
+    HmacSha256(Hmac<Sha256>),
+    Sha1(Sha1),
+    Sha256(Sha256),
+}
+
+impl Running {
+    fn new(mac: Mac, key: &[u8]) -> Self {
+        let hmac = "HMAC takes any key length";
+        match mac {
+            Mac::Hmac(Digest::Sha1) => Running::HmacSha1(Hmac::new_from_slice(key).expect(hmac)),
+            Mac::Hmac(Digest::Sha256) => {
+                Running::HmacSha256(Hmac::new_from_slice(key).expect(hmac))
+            }
+            Mac::Hash(Digest::Sha1) => Running::Sha1(Sha1::new()),
+            Mac::Hash(Digest::Sha256) => Running::Sha256(Sha256::new()),
         }
     }
-    out
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Running::HmacSha1(mac) => mac.update(bytes),
+            Running::HmacSha256(mac) => mac.update(bytes),
+            Running::Sha1(hash) => hash.update(bytes),
+            Running::Sha256(hash) => hash.update(bytes),
+        }
+    }
+
+    /// Whether the result equals `presented`, in constant time.
+    fn matches(self, presented: &[u8]) -> bool {
+        match self {
+            Running::HmacSha1(mac) => constant_time_eq(&mac.finalize().into_bytes(), presented),
+            Running::HmacSha256(mac) => constant_time_eq(&mac.finalize().into_bytes(), presented),
+            Running::Sha1(hash) => constant_time_eq(&hash.finalize(), presented),
+            Running::Sha256(hash) => constant_time_eq(&hash.finalize(), presented),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Running::HmacSha1(mac) => mac.finalize().into_bytes().to_vec(),
+            Running::HmacSha256(mac) => mac.finalize().into_bytes().to_vec(),
+            Running::Sha1(hash) => hash.finalize().to_vec(),
+            Running::Sha256(hash) => hash.finalize().to_vec(),
+        }
+    }
 }
 
 /// The MAC (or hash) of `message`.
 pub fn digest(mac: Mac, key: &[u8], message: &[u8]) -> Vec<u8> {
-    match mac {
-        Mac::Hmac(Digest::Sha1) => {
-            let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("HMAC takes any key length");
-            mac.update(message);
-            mac.finalize().into_bytes().to_vec()
-        }
-        Mac::Hmac(Digest::Sha256) => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-            mac.update(message);
-            mac.finalize().into_bytes().to_vec()
-        }
-        Mac::Hash(Digest::Sha1) => Sha1::digest(message).to_vec(),
-        Mac::Hash(Digest::Sha256) => Sha256::digest(message).to_vec(),
-    }
+    let mut running = Running::new(mac, key);
+    running.update(message);
+    running.finish()
 }
 
 /// Constant-time equality of two byte strings (length is not secret).
@@ -300,13 +361,10 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Constant-time equality that does not leak the length either: compares
-/// MACs of both values under a fixed key.
+/// SHA-256 digests of both values (a hash is enough to hide the length; a
+/// keyed MAC cost four times as much, which showed on Telegram's requests).
 pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
-    let key = b"switchboard constant-time comparison";
-    constant_time_eq(
-        &digest(Mac::Hmac(Digest::Sha256), key, a),
-        &digest(Mac::Hmac(Digest::Sha256), key, b),
-    )
+    constant_time_eq(&Sha256::digest(a), &Sha256::digest(b))
 }
 
 fn encode(encoding: Encoding, bytes: &[u8]) -> String {
@@ -415,7 +473,7 @@ impl Scheme {
                 public
                     .verify_strict(&message, &presented)
                     .map_err(|_| VerifyError::BadSignature)?;
-                check_optional_window(timestamp, raw_ts, now_ms)?;
+                check_optional_window(timestamp, raw_ts.as_deref(), now_ms)?;
                 None
             }
             Scheme::EcdsaP256 {
@@ -436,7 +494,7 @@ impl Scheme {
                 public
                     .verify(&message, &presented)
                     .map_err(|_| VerifyError::BadSignature)?;
-                check_optional_window(timestamp, raw_ts, now_ms)?;
+                check_optional_window(timestamp, raw_ts.as_deref(), now_ms)?;
                 None
             }
             Scheme::Sns { max_age_secs } => {
@@ -625,37 +683,41 @@ fn verify_mac(
             .map_err(|_| VerifyError::Malformed(window.at.name()))?;
     }
     let nonce = scheme.nonce.map(|at| input.require(at)).transpose()?;
-    let message = input.message(
-        scheme.signed,
-        scheme.sorted,
-        Some(secret),
-        timestamp.as_deref().map(str::trim),
-        nonce.as_deref(),
-    )?;
-    let expected = digest(scheme.mac, secret.expose().as_bytes(), &message);
-    if !constant_time_eq(&expected, &presented) {
+    let (timestamp, nonce) = (timestamp.as_deref().map(str::trim), nonce.as_deref());
+    let mut running = Running::new(scheme.mac, secret.expose().as_bytes());
+    if scheme.sorted {
+        let message = input.message(scheme.signed, true, Some(secret), timestamp, nonce)?;
+        running.update(&message);
+    } else {
+        // Streamed: the body is hashed where it lies, never copied.
+        let parts = scheme.signed;
+        input.feed(parts, Some(secret), timestamp, nonce, &mut |bytes| {
+            running.update(bytes)
+        })?;
+    }
+    if !running.matches(&presented) {
         return Err(VerifyError::BadSignature);
     }
     check_optional_window(&scheme.timestamp, timestamp, now_ms)?;
-    Ok(nonce)
+    Ok(nonce.map(str::to_owned))
 }
 
 fn check_optional_window(
     window: &Option<Window>,
-    raw: Option<String>,
+    raw: Option<&str>,
     now_ms: i64,
 ) -> Result<(), VerifyError> {
     match (window, raw) {
-        (Some(window), Some(raw)) => check_window(window, &raw, now_ms),
+        (Some(window), Some(raw)) => check_window(window, raw, now_ms),
         _ => Ok(()),
     }
 }
 
-fn public_key_message(
-    input: &Input,
+fn public_key_message<'a>(
+    input: &'a Input,
     signed: &[Part],
     timestamp: &Option<Window>,
-) -> Result<(Vec<u8>, Option<String>), VerifyError> {
+) -> Result<(Vec<u8>, Option<Cow<'a, str>>), VerifyError> {
     let raw = timestamp.map(|w| input.require(w.at)).transpose()?;
     let message = input.message(signed, false, None, raw.as_deref(), None)?;
     Ok((message, raw))
@@ -896,13 +958,18 @@ impl Signature {
         registered: Option<&str>,
         now_ms: i64,
     ) -> Result<Verified, VerifyError> {
-        let request = as_called(request, registered);
+        // Borrowed unless a registered URL must be attached: copying the
+        // request's headers showed in every Twilio request.
+        let request = match registered {
+            Some(url) => Cow::Owned(super::request::called_at(request, url)),
+            None => Cow::Borrowed(request),
+        };
         let first = self.verify(&request, &[], now_ms);
         if !matches!(first, Err(VerifyError::BadSignature)) {
             return first;
         }
         for url in super::request::port_variants(&request.public_url()) {
-            let mut variant = request.clone();
+            let mut variant = request.clone().into_owned();
             variant.extensions_mut().insert(super::PublicUrl(url));
             if let Ok(verified) = self.verify(&variant, &[], now_ms) {
                 return Ok(verified);

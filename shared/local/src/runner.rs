@@ -20,7 +20,7 @@ use switchboard_domain::{
     Clock, JobFailure, JobLease, QueueName, RetryPolicy, SystemClock, error_chain,
 };
 use switchboard_pipeline::JobError;
-use switchboard_sqlite::{Failure, Leased, SqliteStore};
+use switchboard_sqlite::{Failure, Leased, SqliteStore, committed_lazily};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -73,7 +73,10 @@ pub async fn spawn_workers(
                 stop.clone(),
                 move |body, lease| {
                     let worker = worker.clone();
-                    async move { worker.handle_timer(&body, &lease).await.map(|_| ()) }
+                    // Everything a timer does is queued or stored: see below.
+                    committed_lazily(
+                        async move { worker.handle_timer(&body, &lease).await.map(|_| ()) },
+                    )
                 },
             )));
         }
@@ -87,7 +90,12 @@ pub async fn spawn_workers(
                 stop.clone(),
                 move |body, lease| {
                     let worker = worker.clone();
-                    async move { worker.handle(&body, &lease).await.map(|_| ()) }
+                    // The worker only stores and queues (the reply goes out
+                    // through the outbound sender, whose claim is durable and
+                    // so fsyncs all this too): its writes need no fsync of
+                    // their own. A power cut that loses them loses the job's
+                    // acknowledgement with them, and the job is done again.
+                    committed_lazily(async move { worker.handle(&body, &lease).await.map(|_| ()) })
                 },
             )));
         }

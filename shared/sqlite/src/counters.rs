@@ -1,7 +1,7 @@
 //! Expiring counters (`counters` table): one row per key, reset once expired.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::OptionalExtension;
 use switchboard_domain::{CounterStore, StoreError};
 
 use crate::{SqliteStore, unavailable};
@@ -19,7 +19,7 @@ impl CounterStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(move |conn| {
             let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             let row: Option<(i64, i64)> = tx
                 .query_row(

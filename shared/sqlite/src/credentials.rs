@@ -1,7 +1,7 @@
 //! Provider access tokens: one row per credential, refreshed under a lease.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use switchboard_domain::{Credential, CredentialStore, Secret, StoreError};
 
 use crate::{SqliteStore, unavailable};
@@ -38,9 +38,7 @@ impl CredentialStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (key, owner) = (key.to_owned(), owner.to_owned());
         self.with(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let row: Option<(i64, Option<String>, i64)> = tx
                 .query_row(
                     "SELECT version, lease_owner, lease_until FROM credentials WHERE key = ?1",

@@ -2,9 +2,11 @@
 //! knowledge gaps, the knowledge base and the durable queues, all in one
 //! SQLite file that survives restarts.
 //!
-//! One connection serves the process; every call runs on Tokio's blocking
-//! pool. Writes are committed with `synchronous = FULL`, so a message is on
-//! disk before ingress acknowledges it. Deleted content is overwritten
+//! One connection serves the process, owned by a writer thread that commits
+//! the calls of concurrent tasks together (group commit, `writer`): a call is
+//! answered only once its batch is committed, and fsynced where the call
+//! acknowledges something (a queued message is on disk before ingress
+//! answers the provider). Deleted content is overwritten
 //! (`secure_delete`), so an erased customer leaves nothing in the file.
 
 mod counters;
@@ -12,14 +14,17 @@ mod credentials;
 mod privacy;
 mod queue;
 mod stores;
+mod writer;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use switchboard_domain::StoreError;
 
 pub use queue::{Failure, Leased, QueueStats};
+pub use writer::{BatchError, WriteStats};
+use writer::{Durability, Writer};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -134,7 +139,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 /// One SQLite database holding everything the local process stores.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
 }
 
 impl SqliteStore {
@@ -173,26 +178,69 @@ impl SqliteStore {
         )
         .map_err(unavailable)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Writer::start(conn)?),
         })
     }
 
-    /// Runs `work` with the connection on the blocking pool.
+    /// Runs `work` in the next batch and answers once the batch is
+    /// committed and the log fsynced (lazily within [`committed_lazily`]).
+    /// `work` runs inside a transaction: it takes a savepoint where it
+    /// needs its statements to stand or fall together.
     async fn with<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic elsewhere cannot leave a half-done transaction behind
-            // (SQLite rolls it back), so a poisoned lock is safe to reuse.
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+        let durability = if LAZY.try_with(|_| ()).is_ok() {
+            Durability::Lazy
+        } else {
+            Durability::Durable
+        };
+        self.writer.call(durability, false, work).await
     }
+
+    /// As [`SqliteStore::with`], for bookkeeping whose loss in a power cut
+    /// (never in a crash of the process) only repeats work that is safe to
+    /// repeat: answered once its batch is committed, without waiting for
+    /// an fsync.
+    async fn with_lazy<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.call(Durability::Lazy, false, work).await
+    }
+
+    /// Runs `work` on its own, outside any transaction (a WAL checkpoint
+    /// cannot run inside one); `work` opens its own transactions.
+    async fn with_alone<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.call(Durability::Durable, true, work).await
+    }
+
+    /// Calls, transactions and fsynced commits so far.
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
+    }
+}
+
+tokio::task_local! {
+    static LAZY: ();
+}
+
+/// Runs `work` with the store's calls committed lazily: answered once
+/// committed, before the fsync that makes them survive a power cut (they
+/// survive the process being killed either way). For work that tells nobody
+/// outside anything, whose every effect is a store write, and that is
+/// repeated when lost (a queue job not yet acknowledged): after a power cut
+/// the database holds a prefix of its commits, so what such work wrote is
+/// lost only together with its job's acknowledgement. Calls made by tasks
+/// it spawns are durable again.
+pub async fn committed_lazily<F: std::future::Future>(work: F) -> F::Output {
+    LAZY.scope((), work).await
 }
 
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {

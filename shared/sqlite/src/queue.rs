@@ -11,7 +11,7 @@
 //! message processed.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use switchboard_domain::{
     Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
@@ -65,7 +65,7 @@ pub struct QueueStats {
 const DEAD_LETTERED: &str = "dead_lettered";
 const REDRIVEN: &str = "redriven";
 
-fn count(tx: &Transaction<'_>, queue: QueueName, name: &str, by: usize) -> Result<(), StoreError> {
+fn count(tx: &Connection, queue: QueueName, name: &str, by: usize) -> Result<(), StoreError> {
     if by == 0 {
         return Ok(());
     }
@@ -150,8 +150,8 @@ impl SqliteStore {
         now_ms: i64,
         visibility_ms: i64,
     ) -> Result<Option<Leased>, StoreError> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.with_lazy(move |conn| {
+            let tx = conn.savepoint().map_err(unavailable)?;
             let next: Option<(i64, String, Vec<u8>, i64, bool)> = tx
                 .query_row(
                     NEXT_DELIVERABLE,
@@ -190,8 +190,8 @@ impl SqliteStore {
     /// ran out and went to another consumer is not touched.
     pub async fn ack(&self, item: &Leased, now_ms: i64) -> Result<usize, StoreError> {
         let (id, lease, queue) = (item.id, item.lease.clone(), item.queue);
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.with_lazy(move |conn| {
+            let tx = conn.savepoint().map_err(unavailable)?;
             let held: Option<(bool, Option<String>)> = tx
                 .query_row(
                     "SELECT probe, cause FROM queue WHERE id = ?1 AND lease = ?2",
@@ -235,7 +235,7 @@ impl SqliteStore {
         failure: &Failure,
     ) -> Result<(), StoreError> {
         let (id, lease, failure) = (item.id, item.lease.clone(), failure.clone());
-        self.with(move |conn| {
+        self.with_lazy(move |conn| {
             conn.execute(
                 "UPDATE queue SET state = 'ready', visible_at = ?3, lease = NULL, last_error = ?4, cause = ?5, probe = 0
                  WHERE id = ?1 AND lease = ?2",
@@ -260,7 +260,7 @@ impl SqliteStore {
             (item.id, item.lease.clone(), item.queue, failure.clone());
         let was_probe = item.probe;
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let changed = tx
                 .execute(
                     "UPDATE queue SET state = 'dead', lease = NULL, last_error = ?3, cause = ?4, permanent = ?5, probe = 0
@@ -283,7 +283,7 @@ impl SqliteStore {
     /// alone. Returns how many went on trial.
     pub async fn probe_dead(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let oldest: Vec<i64> = {
                 let mut statement = tx
                     .prepare(
@@ -315,7 +315,7 @@ impl SqliteStore {
     /// Puts every dead item of `queue` back in line with fresh attempts; returns how many.
     pub async fn redrive(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let moved = tx
                 .execute(
                     "UPDATE queue SET state = 'ready', attempts = 0, visible_at = ?2, permanent = 0, probe = 0

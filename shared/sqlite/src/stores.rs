@@ -1,7 +1,7 @@
 //! The store ports on SQLite.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use switchboard_domain::{
     Claim, ConversationBrief, ConversationKey, ConversationSummary, Customer, CustomerStore,
     Feedback, FeedbackStore, GapLog, INTERRUPTED_CLAIM_KEPT_MS, IdempotencyStore, KnowledgeGap,
@@ -15,7 +15,7 @@ impl IdempotencyStore for SqliteStore {
     async fn claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let existing: Option<(String, i64, i64)> = tx
                 .query_row(
                     "SELECT status, lease_until, expires_at FROM idempotency WHERE key = ?1",
@@ -305,7 +305,7 @@ impl CustomerStore for SqliteStore {
     async fn record_contact(&self, key: &str, now_ms: i64) -> Result<Option<Customer>, StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let before: Option<Customer> = tx
                 .query_row(
                     "SELECT first_seen, last_seen, message_count, tier FROM customers WHERE key = ?1",

@@ -244,6 +244,7 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
     let ingress_ms: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let writes_before = local.store.write_stats();
     let started = Instant::now();
     let mut senders = Vec::with_capacity(customers);
     for (customer, batch) in requests.into_iter().enumerate() {
@@ -291,6 +292,7 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         let _ = tokio::time::timeout(Duration::from_millis(200), recorder.arrived.notified()).await;
     }
     let all_replied = started.elapsed();
+    let writes = local.store.write_stats();
     let _ = stop.send(true);
     for worker in workers {
         let _ = worker.await;
@@ -328,6 +330,13 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         "accept_to_reply_ms": { "p50": percentile(&latencies, 0.50), "p99": percentile(&latencies, 0.99), "max": percentile(&latencies, 1.0) },
         "ingress_ms": { "p50": percentile(&ingress, 0.50), "p99": percentile(&ingress, 0.99) },
         "seconds": all_replied.as_secs_f64(),
+        // Per message: store calls, transactions (one per batch of calls)
+        // and fsyncs of the log (each covering every commit before it).
+        "store_per_message": {
+            "calls": (writes.calls - writes_before.calls) as f64 / messages as f64,
+            "transactions": (writes.transactions - writes_before.transactions) as f64 / messages as f64,
+            "fsyncs": (writes.fsyncs - writes_before.fsyncs) as f64 / messages as f64,
+        },
         "peak_rss_mb": memory().peak_mb,
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(1),

@@ -159,6 +159,7 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
+        conn.set_prepared_statement_cache_capacity(128);
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
              PRAGMA secure_delete = ON;",
@@ -191,10 +192,23 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let durability = if LAZY.try_with(|_| ()).is_ok() {
-            Durability::Lazy
-        } else {
-            Durability::Durable
+        let durability = match LAZY.try_with(|lazily| *lazily) {
+            Ok(_) => Durability::Lazy,
+            Err(_) => Durability::Durable,
+        };
+        self.writer.call(durability, false, work).await
+    }
+
+    /// As [`SqliteStore::with`] for an idempotency claim: fsynced before the
+    /// answer unless the caller does nothing outside at all.
+    async fn with_claim<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let durability = match LAZY.try_with(|lazily| *lazily) {
+            Ok(Lazily::Everything) => Durability::Lazy,
+            _ => Durability::Durable,
         };
         self.writer.call(durability, false, work).await
     }
@@ -227,20 +241,30 @@ impl SqliteStore {
     }
 }
 
-tokio::task_local! {
-    static LAZY: ();
+/// What a [`committed_lazily`] scope commits without waiting for an fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lazily {
+    /// Every call: for work that tells nobody outside anything.
+    Everything,
+    /// Every call but idempotency claims: for work that acts outside (sends
+    /// a reply, an email) right after its claim, so the claim must be on
+    /// disk first; what it records after acting is bookkeeping.
+    ExceptClaims,
 }
 
-/// Runs `work` with the store's calls committed lazily: answered once
-/// committed, before the fsync that makes them survive a power cut (they
-/// survive the process being killed either way). For work that tells nobody
-/// outside anything, whose every effect is a store write, and that is
-/// repeated when lost (a queue job not yet acknowledged): after a power cut
-/// the database holds a prefix of its commits, so what such work wrote is
-/// lost only together with its job's acknowledgement. Calls made by tasks
-/// it spawns are durable again.
-pub async fn committed_lazily<F: std::future::Future>(work: F) -> F::Output {
-    LAZY.scope((), work).await
+tokio::task_local! {
+    static LAZY: Lazily;
+}
+
+/// Runs `work` with the store's calls committed lazily (see [`Lazily`]):
+/// answered once committed, before the fsync that makes them survive a
+/// power cut (they survive the process being killed either way). For the
+/// queue consumers, whose jobs are done again when their acknowledgement is
+/// lost: after a power cut the database holds a prefix of its commits, so
+/// what a job wrote lazily is lost only together with its acknowledgement.
+/// Calls made by tasks `work` spawns are durable again.
+pub async fn committed_lazily<F: std::future::Future>(lazily: Lazily, work: F) -> F::Output {
+    LAZY.scope(lazily, work).await
 }
 
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
@@ -260,6 +284,30 @@ fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Statements prepared once per connection and kept: parsing and planning
+/// the SQL again on every call was most of the writer's time.
+pub(crate) trait Cached {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
 }
 
 fn unavailable(error: rusqlite::Error) -> StoreError {

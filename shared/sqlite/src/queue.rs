@@ -17,7 +17,7 @@ use switchboard_domain::{
     Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
 };
 
-use crate::{SqliteStore, unavailable};
+use crate::{Cached, SqliteStore, unavailable};
 
 /// An item handed to a consumer. It stays invisible to others until its lease
 /// runs out at `lease_until_ms`; `ack`, `retry` or `dead_letter` settle it.
@@ -69,7 +69,7 @@ fn count(tx: &Connection, queue: QueueName, name: &str, by: usize) -> Result<(),
     if by == 0 {
         return Ok(());
     }
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO queue_counters (queue, name, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (queue, name) DO UPDATE SET value = value + ?3",
         params![queue.as_str(), name, by as i64],
@@ -108,7 +108,7 @@ impl SqliteStore {
         let visible_at = now_ms.saturating_add(delay_ms.max(0));
         self.with(move |conn| {
             // A repeated dedupe id is dropped, as SQS FIFO does.
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
                  VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?6)
                  ON CONFLICT (queue, dedupe_id) DO NOTHING",
@@ -153,7 +153,7 @@ impl SqliteStore {
         self.with_lazy(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let next: Option<(i64, String, Vec<u8>, i64, bool)> = tx
-                .query_row(
+                .query_row_cached(
                     NEXT_DELIVERABLE,
                     params![queue.as_str(), now_ms],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
@@ -165,7 +165,7 @@ impl SqliteStore {
             };
             let lease = uuid::Uuid::new_v4().to_string();
             let lease_until_ms = now_ms.saturating_add(visibility_ms.max(1));
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE queue SET state = 'leased', attempts = attempts + 1, visible_at = ?2, lease = ?3 WHERE id = ?1",
                 params![id, lease_until_ms, lease],
             )
@@ -193,7 +193,7 @@ impl SqliteStore {
         self.with_lazy(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let held: Option<(bool, Option<String>)> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT probe, cause FROM queue WHERE id = ?1 AND lease = ?2",
                     params![id, lease],
                     |row| Ok((row.get(0)?, row.get(1)?)),
@@ -203,7 +203,7 @@ impl SqliteStore {
             let Some((probe, cause)) = held else {
                 return Ok(0);
             };
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE queue SET state = 'done', body = x'', lease = NULL, probe = 0 WHERE id = ?1",
                 [id],
             )
@@ -212,7 +212,7 @@ impl SqliteStore {
             if probe {
                 count(&tx, queue, REDRIVEN, 1)?;
                 redriven = tx
-                    .execute(
+                    .execute_cached(
                         "UPDATE queue SET state = 'ready', attempts = 0, visible_at = ?3, lease = NULL
                          WHERE queue = ?1 AND state = 'dead' AND permanent = 0 AND cause IS ?2",
                         params![queue.as_str(), cause, now_ms],
@@ -236,7 +236,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let (id, lease, failure) = (item.id, item.lease.clone(), failure.clone());
         self.with_lazy(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE queue SET state = 'ready', visible_at = ?3, lease = NULL, last_error = ?4, cause = ?5, probe = 0
                  WHERE id = ?1 AND lease = ?2",
                 params![id, lease, now_ms.saturating_add(delay_ms), failure.error, failure.cause],
@@ -262,7 +262,7 @@ impl SqliteStore {
         self.with(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let changed = tx
-                .execute(
+                .execute_cached(
                     "UPDATE queue SET state = 'dead', lease = NULL, last_error = ?3, cause = ?4, permanent = ?5, probe = 0
                      WHERE id = ?1 AND lease = ?2",
                     params![id, lease, failure.error, failure.cause, permanent],
@@ -300,7 +300,7 @@ impl SqliteStore {
                 rows.collect::<Result<_, _>>().map_err(unavailable)?
             };
             for id in &oldest {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE queue SET state = 'ready', probe = 1, visible_at = ?2, lease = NULL WHERE id = ?1",
                     params![id, now_ms],
                 )
@@ -317,7 +317,7 @@ impl SqliteStore {
         self.with(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let moved = tx
-                .execute(
+                .execute_cached(
                     "UPDATE queue SET state = 'ready', attempts = 0, visible_at = ?2, permanent = 0, probe = 0
                      WHERE queue = ?1 AND state = 'dead'",
                     params![queue.as_str(), now_ms],

@@ -373,7 +373,7 @@ fn commit_batch(
     counters: &Counters,
     committed: &mut Vec<Box<dyn Call>>,
 ) {
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
         let error = Arc::new(error);
         for call in batch {
             call.answer(Err(BatchError::Begin(error.clone())));
@@ -386,18 +386,17 @@ fn commit_batch(
     while let Some(mut call) = calls.next() {
         // Each call in a savepoint: what a panicking one wrote is undone
         // (its own `Err` keeps what it wrote, as on a connection of its own).
-        if conn.execute_batch("SAVEPOINT call").is_err() {
+        if run_cached(conn, "SAVEPOINT call").is_err() {
             call.answer(Err(BatchError::RolledBack));
             continue;
         }
         call.run(conn);
-        let settle = if call.panicked() {
-            "ROLLBACK TO call; RELEASE call"
-        } else {
-            "RELEASE call"
+        let settled = match call.panicked() {
+            true => conn.execute_batch("ROLLBACK TO call; RELEASE call"),
+            false => run_cached(conn, "RELEASE call"),
         };
         // An error may have made SQLite roll the whole transaction back.
-        if conn.is_autocommit() || conn.execute_batch(settle).is_err() {
+        if conn.is_autocommit() || settled.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
             call.answer(Err(BatchError::RolledBack));
             for earlier in ran {
@@ -410,7 +409,7 @@ fn commit_batch(
         ran.push(call);
     }
     let wrote = conn.total_changes() != changes_before;
-    match conn.execute_batch("COMMIT") {
+    match run_cached(conn, "COMMIT") {
         Ok(()) => {
             counters.transactions.fetch_add(1, Ordering::Relaxed);
             if wrote {
@@ -426,4 +425,8 @@ fn commit_batch(
             }
         }
     }
+}
+
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }

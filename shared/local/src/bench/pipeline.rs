@@ -36,6 +36,11 @@ pub struct PipelineArgs {
     /// Webhook requests in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Jobs the conversation worker and the outbound sender each have under
+    /// way at once (default: as configured, `[workers] concurrency` and
+    /// `outbound_concurrency`).
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 /// When each conversation's replies arrived, in order.
@@ -205,6 +210,10 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
     let mut config = Config::default();
     config.data_dir = dir.path().to_owned();
     config.knowledge_base = Some(kb_path);
+    if let Some(jobs) = args.workers {
+        config.workers.concurrency = jobs;
+        config.workers.outbound_concurrency = jobs;
+    }
     let mut local = Local::open(config).await.map_err(|e| fail("opening", &e))?;
     let recorder = Arc::new(RecordingSender::default());
     let outbound = &local.app.outbound;
@@ -323,6 +332,7 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         "customers": customers,
         "kb_entries": KB_ENTRIES,
         "concurrency": args.concurrency,
+        "workers": local.app.config.workers.concurrency,
         "accepted": accepted_count,
         "replied": replied,
         "messages_per_s": replied as f64 / all_replied.as_secs_f64(),

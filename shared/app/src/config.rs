@@ -259,11 +259,12 @@ pub struct WorkersConfig {
     pub notifier: bool,
     /// Run the outbound sender (every reply to customers) in this process.
     pub outbound: bool,
-    /// Conversation workers in parallel (each conversation is still in order).
+    /// Messages the conversation worker handles at once (each conversation
+    /// is still in order).
     pub concurrency: usize,
     /// Escalation notifiers in parallel (VIP tickets still go first).
     pub notifier_concurrency: usize,
-    /// Outbound senders in parallel.
+    /// Replies the outbound sender sends at once.
     pub outbound_concurrency: usize,
     /// Attempts before a job that keeps failing goes to the dead letters.
     pub max_attempts: NonZeroU32,
@@ -390,9 +391,11 @@ impl Default for WorkersConfig {
             conversation: true,
             notifier: true,
             outbound: true,
-            concurrency: 4,
+            // Jobs in flight of one consumer each: tasks waiting on the
+            // store and the providers, not threads.
+            concurrency: 32,
             notifier_concurrency: 4,
-            outbound_concurrency: 4,
+            outbound_concurrency: 32,
             // With the backoff below: retried for about an hour and a half.
             max_attempts: NonZeroU32::new(14).expect("not zero"),
             retry_initial_secs: 5,

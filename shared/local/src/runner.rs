@@ -20,9 +20,9 @@ use switchboard_domain::{
     Clock, JobFailure, JobLease, QueueName, RetryPolicy, SystemClock, error_chain,
 };
 use switchboard_pipeline::JobError;
-use switchboard_sqlite::{Failure, Leased, SqliteStore};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use switchboard_sqlite::{Failure, Lazily, Leased, SqliteStore, committed_lazily};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +31,8 @@ pub struct RunnerSettings {
     pub visibility: Duration,
     /// Longest sleep between looks at an empty queue.
     pub idle_poll: Duration,
+    /// Jobs under way at once in one consumer.
+    pub in_flight: usize,
 }
 
 /// Starts the configured consumers, the dead-letter redriver and the purge of
@@ -44,6 +46,7 @@ pub async fn spawn_workers(
         retry: workers.retry_policy(),
         visibility: workers.visibility(),
         idle_poll: Duration::from_millis(500),
+        in_flight: 1,
     };
     let mut handles = Vec::new();
     if workers.conversation {
@@ -73,21 +76,34 @@ pub async fn spawn_workers(
                 stop.clone(),
                 move |body, lease| {
                     let worker = worker.clone();
-                    async move { worker.handle_timer(&body, &lease).await.map(|_| ()) }
+                    // Everything a timer does is queued or stored: see below.
+                    committed_lazily(Lazily::Everything, async move {
+                        worker.handle_timer(&body, &lease).await.map(|_| ())
+                    })
                 },
             )));
         }
-        for _ in 0..workers.concurrency.max(1) {
+        {
             let worker = worker.clone();
             handles.push(tokio::spawn(run(
                 local.store.clone(),
                 vec![QueueName::Inbound],
-                settings,
+                RunnerSettings {
+                    in_flight: workers.concurrency,
+                    ..settings
+                },
                 local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let worker = worker.clone();
-                    async move { worker.handle(&body, &lease).await.map(|_| ()) }
+                    // The worker only stores and queues (the reply goes out
+                    // through the outbound sender, whose claim is durable and
+                    // so fsyncs all this too): its writes need no fsync of
+                    // their own. A power cut that loses them loses the job's
+                    // acknowledgement with them, and the job is done again.
+                    committed_lazily(Lazily::Everything, async move {
+                        worker.handle(&body, &lease).await.map(|_| ())
+                    })
                 },
             )));
         }
@@ -95,33 +111,46 @@ pub async fn spawn_workers(
     if workers.notifier {
         // Every notifier looks at the priority queue first, so VIP tickets
         // always go before the others, however many are waiting.
-        for _ in 0..workers.notifier_concurrency.max(1) {
+        {
             let notifier = local.app.notifier.clone();
             handles.push(tokio::spawn(run(
                 local.store.clone(),
                 vec![QueueName::EscalationPriority, QueueName::EscalationStandard],
-                settings,
+                RunnerSettings {
+                    in_flight: workers.notifier_concurrency,
+                    ..settings
+                },
                 local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let notifier = notifier.clone();
+                    // Durable throughout: an interrupted notification is
+                    // sent again, so its completion must not be lost.
                     async move { notifier.handle(&body, &lease).await.map(|_| ()) }
                 },
             )));
         }
     }
     if workers.outbound {
-        for _ in 0..workers.outbound_concurrency.max(1) {
+        {
             let sender = local.app.outbound.clone();
             handles.push(tokio::spawn(run(
                 local.store.clone(),
                 vec![QueueName::Outbound],
-                settings,
+                RunnerSettings {
+                    in_flight: workers.outbound_concurrency,
+                    ..settings
+                },
                 local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let sender = sender.clone();
-                    async move { sender.handle(&body, &lease).await.map(|_| ()) }
+                    // The claim before each send is fsynced; the delivery
+                    // recorded after it may be lost in a power cut, and the
+                    // reply is then seen as uncertain: never sent twice.
+                    committed_lazily(Lazily::ExceptClaims, async move {
+                        sender.handle(&body, &lease).await.map(|_| ())
+                    })
                 },
             )));
         }
@@ -142,8 +171,12 @@ pub async fn spawn_workers(
     Ok(handles)
 }
 
-/// Consumes `queues` in the given order of preference until `stop` turns true.
-/// Listing the priority queue first means its jobs always go first.
+/// Consumes `queues` in the given order of preference until `stop` turns
+/// true, with up to `settings.in_flight` jobs under way at once (the queue
+/// hands out one job of a conversation at a time, so each stays in order).
+/// Listing the priority queue first means its jobs always go first. One
+/// loop looks for jobs and hands them to tasks of their own: an enqueue
+/// wakes one look per consumer, not one per job slot.
 pub async fn run<F, Fut>(
     store: SqliteStore,
     queues: Vec<QueueName>,
@@ -152,34 +185,53 @@ pub async fn run<F, Fut>(
     mut stop: watch::Receiver<bool>,
     handle: F,
 ) where
-    F: Fn(Vec<u8>, JobLease) -> Fut,
-    Fut: Future<Output = Result<(), JobError>>,
+    F: Fn(Vec<u8>, JobLease) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), JobError>> + Send + 'static,
 {
     let clock = SystemClock;
+    let handle = Arc::new(handle);
+    let slots = Arc::new(Semaphore::new(settings.in_flight.max(1)));
+    let mut running = JoinSet::new();
     while !*stop.borrow() {
+        while running.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            stopping = stop.changed() => match stopping {
+                Ok(()) => continue,
+                Err(_) => break,
+            },
+        };
         // Register for a wake-up before looking, so a send in between is not missed.
         let woken = wake.notified();
         match next_job(&store, &queues, clock.now_ms(), settings.visibility).await {
             Ok(Some(job)) => {
-                let now_ms = clock.now_ms();
-                let lease = JobLease {
-                    attempt: job.attempts,
-                    started_at_ms: now_ms,
-                    until_ms: job.lease_until_ms,
-                };
-                let time_left = Duration::from_millis(lease.remaining_ms(now_ms) as u64);
-                // At the end of the lease the job may go to another consumer:
-                // this attempt must not go on beside it.
-                let outcome = tokio::time::timeout(time_left, handle(job.body.clone(), lease))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(JobError::Retryable(
-                            "the attempt did not finish within its lease".into(),
-                        ))
-                    });
-                settle(&store, &job, outcome, settings).await;
+                let (store, handle) = (store.clone(), handle.clone());
+                running.spawn(async move {
+                    let _slot = slot;
+                    let now_ms = clock.now_ms();
+                    let lease = JobLease {
+                        attempt: job.attempts,
+                        started_at_ms: now_ms,
+                        until_ms: job.lease_until_ms,
+                    };
+                    let time_left = Duration::from_millis(lease.remaining_ms(now_ms) as u64);
+                    // At the end of the lease the job may go to another consumer:
+                    // this attempt must not go on beside it.
+                    let outcome = tokio::time::timeout(time_left, handle(job.body.clone(), lease))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(JobError::Retryable(
+                                "the attempt did not finish within its lease".into(),
+                            ))
+                        });
+                    settle(&store, &job, outcome, settings).await;
+                });
             }
             Ok(None) => {
+                drop(slot);
                 tokio::select! {
                     _ = woken => {}
                     _ = tokio::time::sleep(settings.idle_poll) => {}
@@ -187,11 +239,14 @@ pub async fn run<F, Fut>(
                 }
             }
             Err(error) => {
+                drop(slot);
                 warn!(error = %error_chain(&error), "queue unavailable");
                 tokio::time::sleep(settings.idle_poll).await;
             }
         }
     }
+    // Jobs under way finish (or run out of their lease) before the consumer stops.
+    while running.join_next().await.is_some() {}
 }
 
 async fn next_job(
@@ -330,6 +385,7 @@ mod tests {
             },
             visibility: Duration::from_millis(300),
             idle_poll: Duration::from_millis(10),
+            in_flight: 1,
         }
     }
 
@@ -377,7 +433,7 @@ mod tests {
         handle: F,
         done: impl Fn(&[switchboard_sqlite::QueueStats]) -> bool,
     ) where
-        F: Fn(Vec<u8>, JobLease) -> Fut + Send + 'static,
+        F: Fn(Vec<u8>, JobLease) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -509,6 +565,41 @@ mod tests {
             (inbound.dead_lettered_total, inbound.redriven_total),
             (3, 3)
         );
+    }
+
+    #[tokio::test]
+    async fn one_consumer_has_as_many_jobs_under_way_as_it_is_allowed() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        queued(&store, QueueName::Inbound, &["a", "b", "c", "d", "e"]).await;
+        // Each job waits until four are under way at once: with fewer in
+        // flight none could finish.
+        let barrier = Arc::new(tokio::sync::Barrier::new(4));
+        let most = Arc::new(AtomicUsize::new(0));
+        let under_way = Arc::new(AtomicUsize::new(0));
+        let (seen_most, seen_under_way) = (most.clone(), under_way.clone());
+        consume_until(
+            &store,
+            RunnerSettings {
+                in_flight: 4,
+                ..settings(3)
+            },
+            move |body, _| {
+                let (barrier, most, under_way) =
+                    (barrier.clone(), seen_most.clone(), seen_under_way.clone());
+                async move {
+                    let now = under_way.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    if body != b"e" {
+                        barrier.wait().await;
+                    }
+                    under_way.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            },
+            |all| stats(all, QueueName::Inbound) == (5, 0, 0),
+        )
+        .await;
+        assert_eq!(most.load(Ordering::SeqCst), 4, "never more than allowed");
     }
 
     #[tokio::test]

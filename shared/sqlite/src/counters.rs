@@ -1,10 +1,10 @@
 //! Expiring counters (`counters` table): one row per key, reset once expired.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::OptionalExtension;
 use switchboard_domain::{CounterStore, StoreError};
 
-use crate::{SqliteStore, unavailable};
+use crate::{Cached, SqliteStore, unavailable};
 
 #[async_trait]
 impl CounterStore for SqliteStore {
@@ -19,10 +19,10 @@ impl CounterStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(move |conn| {
             let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             let row: Option<(i64, i64)> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT count, expires_at FROM counters WHERE key = ?1",
                     [&key],
                     |row| Ok((row.get(0)?, row.get(1)?)),
@@ -36,7 +36,7 @@ impl CounterStore for SqliteStore {
             if count >= limit {
                 return Ok(false);
             }
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO counters (key, count, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET count = excluded.count, expires_at = excluded.expires_at",
                 rusqlite::params![key, count + 1, expires],
@@ -52,7 +52,7 @@ impl CounterStore for SqliteStore {
         let key = key.to_owned();
         self.with(move |conn| {
             let count: Option<i64> = conn
-                .query_row(
+                .query_row_cached(
                     "SELECT count FROM counters WHERE key = ?1 AND expires_at > ?2",
                     rusqlite::params![key, now_ms],
                     |row| row.get(0),

@@ -1,17 +1,17 @@
 //! Provider access tokens: one row per credential, refreshed under a lease.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use switchboard_domain::{Credential, CredentialStore, Secret, StoreError};
 
-use crate::{SqliteStore, unavailable};
+use crate::{Cached, SqliteStore, unavailable};
 
 #[async_trait]
 impl CredentialStore for SqliteStore {
     async fn get(&self, key: &str) -> Result<Option<Credential>, StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT value, expires_at, version FROM credentials WHERE key = ?1 AND value IS NOT NULL",
                 [&key],
                 |row| {
@@ -38,11 +38,9 @@ impl CredentialStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (key, owner) = (key.to_owned(), owner.to_owned());
         self.with(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let row: Option<(i64, Option<String>, i64)> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT version, lease_owner, lease_until FROM credentials WHERE key = ?1",
                     [&key],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
@@ -54,7 +52,7 @@ impl CredentialStore for SqliteStore {
             if version as u64 != seen_version || held_by_other {
                 return Ok(false);
             }
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO credentials (key, lease_owner, lease_until) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET lease_owner = ?2, lease_until = ?3",
                 params![key, owner, now_ms.saturating_add(lease_ms)],
@@ -71,7 +69,7 @@ impl CredentialStore for SqliteStore {
         let credential = credential.clone();
         self.with(move |conn| {
             let changed = conn
-                .execute(
+                .execute_cached(
                     "UPDATE credentials SET value = ?3, expires_at = ?4, version = ?5, lease_owner = NULL, lease_until = 0
                      WHERE key = ?1 AND lease_owner = ?2",
                     params![

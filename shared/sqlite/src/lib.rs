@@ -2,9 +2,11 @@
 //! knowledge gaps, the knowledge base and the durable queues, all in one
 //! SQLite file that survives restarts.
 //!
-//! One connection serves the process; every call runs on Tokio's blocking
-//! pool. Writes are committed with `synchronous = FULL`, so a message is on
-//! disk before ingress acknowledges it. Deleted content is overwritten
+//! One connection serves the process, owned by a writer thread that commits
+//! the calls of concurrent tasks together (group commit, `writer`): a call is
+//! answered only once its batch is committed, and fsynced where the call
+//! acknowledges something (a queued message is on disk before ingress
+//! answers the provider). Deleted content is overwritten
 //! (`secure_delete`), so an erased customer leaves nothing in the file.
 
 mod counters;
@@ -12,14 +14,17 @@ mod credentials;
 mod privacy;
 mod queue;
 mod stores;
+mod writer;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use switchboard_domain::StoreError;
 
 pub use queue::{Failure, Leased, QueueStats};
+pub use writer::{BatchError, WriteStats};
+use writer::{Durability, Writer};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -134,7 +139,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 /// One SQLite database holding everything the local process stores.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
 }
 
 impl SqliteStore {
@@ -154,6 +159,7 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
+        conn.set_prepared_statement_cache_capacity(128);
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
              PRAGMA secure_delete = ON;",
@@ -173,26 +179,92 @@ impl SqliteStore {
         )
         .map_err(unavailable)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Writer::start(conn)?),
         })
     }
 
-    /// Runs `work` with the connection on the blocking pool.
+    /// Runs `work` in the next batch and answers once the batch is
+    /// committed and the log fsynced (lazily within [`committed_lazily`]).
+    /// `work` runs inside a transaction: it takes a savepoint where it
+    /// needs its statements to stand or fall together.
     async fn with<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic elsewhere cannot leave a half-done transaction behind
-            // (SQLite rolls it back), so a poisoned lock is safe to reuse.
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+        let durability = match LAZY.try_with(|lazily| *lazily) {
+            Ok(_) => Durability::Lazy,
+            Err(_) => Durability::Durable,
+        };
+        self.writer.call(durability, false, work).await
     }
+
+    /// As [`SqliteStore::with`] for an idempotency claim: fsynced before the
+    /// answer unless the caller does nothing outside at all.
+    async fn with_claim<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let durability = match LAZY.try_with(|lazily| *lazily) {
+            Ok(Lazily::Everything) => Durability::Lazy,
+            _ => Durability::Durable,
+        };
+        self.writer.call(durability, false, work).await
+    }
+
+    /// As [`SqliteStore::with`], for bookkeeping whose loss in a power cut
+    /// (never in a crash of the process) only repeats work that is safe to
+    /// repeat: answered once its batch is committed, without waiting for
+    /// an fsync.
+    async fn with_lazy<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.call(Durability::Lazy, false, work).await
+    }
+
+    /// Runs `work` on its own, outside any transaction (a WAL checkpoint
+    /// cannot run inside one); `work` opens its own transactions.
+    async fn with_alone<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.call(Durability::Durable, true, work).await
+    }
+
+    /// Calls, transactions and fsynced commits so far.
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
+    }
+}
+
+/// What a [`committed_lazily`] scope commits without waiting for an fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lazily {
+    /// Every call: for work that tells nobody outside anything.
+    Everything,
+    /// Every call but idempotency claims: for work that acts outside (sends
+    /// a reply, an email) right after its claim, so the claim must be on
+    /// disk first; what it records after acting is bookkeeping.
+    ExceptClaims,
+}
+
+tokio::task_local! {
+    static LAZY: Lazily;
+}
+
+/// Runs `work` with the store's calls committed lazily (see [`Lazily`]):
+/// answered once committed, before the fsync that makes them survive a
+/// power cut (they survive the process being killed either way). For the
+/// queue consumers, whose jobs are done again when their acknowledgement is
+/// lost: after a power cut the database holds a prefix of its commits, so
+/// what a job wrote lazily is lost only together with its acknowledgement.
+/// Calls made by tasks `work` spawns are durable again.
+pub async fn committed_lazily<F: std::future::Future>(lazily: Lazily, work: F) -> F::Output {
+    LAZY.scope(lazily, work).await
 }
 
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
@@ -212,6 +284,30 @@ fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Statements prepared once per connection and kept: parsing and planning
+/// the SQL again on every call was most of the writer's time.
+pub(crate) trait Cached {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
 }
 
 fn unavailable(error: rusqlite::Error) -> StoreError {

@@ -20,7 +20,7 @@ use crate::{SqliteStore, unavailable};
 impl CustomerData for SqliteStore {
     async fn export(&self, customer: &CustomerRef) -> Result<CustomerExport, StoreError> {
         let customer = customer.clone();
-        self.with(move |conn| {
+        self.with_alone(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             let conversations = conversations_of(&tx, &customer)?;
             let keys: Vec<String> = conversations.iter().map(|s| s.key.0.clone()).collect();
@@ -42,7 +42,7 @@ impl CustomerData for SqliteStore {
 
     async fn erase(&self, customer: &CustomerRef) -> Result<Erasure, StoreError> {
         let customer = customer.clone();
-        self.with(move |conn| {
+        self.with_alone(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
@@ -97,7 +97,7 @@ impl SqliteStore {
         conversations_before_ms: Option<i64>,
         feedback_before_ms: Option<i64>,
     ) -> Result<(usize, usize), StoreError> {
-        self.with(move |conn| {
+        self.with_alone(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             let mut conversations = 0;
             if let Some(before) = conversations_before_ms {

@@ -11,13 +11,13 @@
 //! message processed.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use switchboard_domain::{
     Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
 };
 
-use crate::{SqliteStore, unavailable};
+use crate::{Cached, SqliteStore, unavailable};
 
 /// An item handed to a consumer. It stays invisible to others until its lease
 /// runs out at `lease_until_ms`; `ack`, `retry` or `dead_letter` settle it.
@@ -65,11 +65,11 @@ pub struct QueueStats {
 const DEAD_LETTERED: &str = "dead_lettered";
 const REDRIVEN: &str = "redriven";
 
-fn count(tx: &Transaction<'_>, queue: QueueName, name: &str, by: usize) -> Result<(), StoreError> {
+fn count(tx: &Connection, queue: QueueName, name: &str, by: usize) -> Result<(), StoreError> {
     if by == 0 {
         return Ok(());
     }
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO queue_counters (queue, name, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (queue, name) DO UPDATE SET value = value + ?3",
         params![queue.as_str(), name, by as i64],
@@ -108,7 +108,7 @@ impl SqliteStore {
         let visible_at = now_ms.saturating_add(delay_ms.max(0));
         self.with(move |conn| {
             // A repeated dedupe id is dropped, as SQS FIFO does.
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
                  VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?6)
                  ON CONFLICT (queue, dedupe_id) DO NOTHING",
@@ -150,10 +150,10 @@ impl SqliteStore {
         now_ms: i64,
         visibility_ms: i64,
     ) -> Result<Option<Leased>, StoreError> {
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.with_lazy(move |conn| {
+            let tx = conn.savepoint().map_err(unavailable)?;
             let next: Option<(i64, String, Vec<u8>, i64, bool)> = tx
-                .query_row(
+                .query_row_cached(
                     NEXT_DELIVERABLE,
                     params![queue.as_str(), now_ms],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
@@ -165,7 +165,7 @@ impl SqliteStore {
             };
             let lease = uuid::Uuid::new_v4().to_string();
             let lease_until_ms = now_ms.saturating_add(visibility_ms.max(1));
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE queue SET state = 'leased', attempts = attempts + 1, visible_at = ?2, lease = ?3 WHERE id = ?1",
                 params![id, lease_until_ms, lease],
             )
@@ -190,10 +190,10 @@ impl SqliteStore {
     /// ran out and went to another consumer is not touched.
     pub async fn ack(&self, item: &Leased, now_ms: i64) -> Result<usize, StoreError> {
         let (id, lease, queue) = (item.id, item.lease.clone(), item.queue);
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.with_lazy(move |conn| {
+            let tx = conn.savepoint().map_err(unavailable)?;
             let held: Option<(bool, Option<String>)> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT probe, cause FROM queue WHERE id = ?1 AND lease = ?2",
                     params![id, lease],
                     |row| Ok((row.get(0)?, row.get(1)?)),
@@ -203,7 +203,7 @@ impl SqliteStore {
             let Some((probe, cause)) = held else {
                 return Ok(0);
             };
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE queue SET state = 'done', body = x'', lease = NULL, probe = 0 WHERE id = ?1",
                 [id],
             )
@@ -212,7 +212,7 @@ impl SqliteStore {
             if probe {
                 count(&tx, queue, REDRIVEN, 1)?;
                 redriven = tx
-                    .execute(
+                    .execute_cached(
                         "UPDATE queue SET state = 'ready', attempts = 0, visible_at = ?3, lease = NULL
                          WHERE queue = ?1 AND state = 'dead' AND permanent = 0 AND cause IS ?2",
                         params![queue.as_str(), cause, now_ms],
@@ -235,8 +235,8 @@ impl SqliteStore {
         failure: &Failure,
     ) -> Result<(), StoreError> {
         let (id, lease, failure) = (item.id, item.lease.clone(), failure.clone());
-        self.with(move |conn| {
-            conn.execute(
+        self.with_lazy(move |conn| {
+            conn.execute_cached(
                 "UPDATE queue SET state = 'ready', visible_at = ?3, lease = NULL, last_error = ?4, cause = ?5, probe = 0
                  WHERE id = ?1 AND lease = ?2",
                 params![id, lease, now_ms.saturating_add(delay_ms), failure.error, failure.cause],
@@ -260,9 +260,9 @@ impl SqliteStore {
             (item.id, item.lease.clone(), item.queue, failure.clone());
         let was_probe = item.probe;
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let changed = tx
-                .execute(
+                .execute_cached(
                     "UPDATE queue SET state = 'dead', lease = NULL, last_error = ?3, cause = ?4, permanent = ?5, probe = 0
                      WHERE id = ?1 AND lease = ?2",
                     params![id, lease, failure.error, failure.cause, permanent],
@@ -283,7 +283,7 @@ impl SqliteStore {
     /// alone. Returns how many went on trial.
     pub async fn probe_dead(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let oldest: Vec<i64> = {
                 let mut statement = tx
                     .prepare(
@@ -300,7 +300,7 @@ impl SqliteStore {
                 rows.collect::<Result<_, _>>().map_err(unavailable)?
             };
             for id in &oldest {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE queue SET state = 'ready', probe = 1, visible_at = ?2, lease = NULL WHERE id = ?1",
                     params![id, now_ms],
                 )
@@ -315,9 +315,9 @@ impl SqliteStore {
     /// Puts every dead item of `queue` back in line with fresh attempts; returns how many.
     pub async fn redrive(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let moved = tx
-                .execute(
+                .execute_cached(
                     "UPDATE queue SET state = 'ready', attempts = 0, visible_at = ?2, permanent = 0, probe = 0
                      WHERE queue = ?1 AND state = 'dead'",
                     params![queue.as_str(), now_ms],

@@ -1,23 +1,23 @@
 //! The store ports on SQLite.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use switchboard_domain::{
     Claim, ConversationBrief, ConversationKey, ConversationSummary, Customer, CustomerStore,
     Feedback, FeedbackStore, GapLog, INTERRUPTED_CLAIM_KEPT_MS, IdempotencyStore, KnowledgeGap,
     Language, PayloadStore, Session, SessionStatus, SessionStore, StoreError, Tier,
 };
 
-use crate::{SqliteStore, unavailable};
+use crate::{Cached, SqliteStore, unavailable};
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
     async fn claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim, StoreError> {
         let key = key.to_owned();
-        self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+        self.with_claim(move |conn| {
+            let tx = conn.savepoint().map_err(unavailable)?;
             let existing: Option<(String, i64, i64)> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT status, lease_until, expires_at FROM idempotency WHERE key = ?1",
                     [&key],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
@@ -33,7 +33,7 @@ impl IdempotencyStore for SqliteStore {
             if claim.is_owned() {
                 let lease_until = now_ms.saturating_add(lease_ms);
                 let expires_at = lease_until.saturating_add(INTERRUPTED_CLAIM_KEPT_MS);
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO idempotency (key, status, lease_until, expires_at) VALUES (?1, 'in_progress', ?2, ?3)
                      ON CONFLICT (key) DO UPDATE SET status = 'in_progress', lease_until = ?2, expires_at = ?3, result = NULL",
                     params![key, lease_until, expires_at],
@@ -63,7 +63,7 @@ impl IdempotencyStore for SqliteStore {
     async fn result(&self, key: &str, now_ms: i64) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT result FROM idempotency WHERE key = ?1 AND status = 'done' AND expires_at > ?2",
                 params![key, now_ms],
                 |row| row.get::<_, Option<String>>(0),
@@ -78,7 +78,7 @@ impl IdempotencyStore for SqliteStore {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "DELETE FROM idempotency WHERE key = ?1 AND status = 'in_progress'",
                 [key],
             )
@@ -98,7 +98,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO idempotency (key, status, lease_until, expires_at, result) VALUES (?1, 'done', 0, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET status = 'done', lease_until = 0, expires_at = ?2, result = ?3",
                 params![key, keep_until_ms, result],
@@ -115,7 +115,7 @@ impl PayloadStore for SqliteStore {
     async fn put(&self, key: &str, payload: &[u8], expires_at_ms: i64) -> Result<(), StoreError> {
         let (key, payload) = (key.to_owned(), payload.to_vec());
         self.with(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO payloads (key, body, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET body = ?2, expires_at = MAX(expires_at, ?3)",
                 params![key, payload, expires_at_ms],
@@ -129,7 +129,7 @@ impl PayloadStore for SqliteStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            conn.query_row("SELECT body FROM payloads WHERE key = ?1", [key], |row| {
+            conn.query_row_cached("SELECT body FROM payloads WHERE key = ?1", [key], |row| {
                 row.get(0)
             })
             .optional()
@@ -145,7 +145,7 @@ impl SessionStore for SqliteStore {
         let key = key.0.clone();
         self.with(move |conn| {
             let row: Option<(i64, String)> = conn
-                .query_row(
+                .query_row_cached(
                     "SELECT version, data FROM sessions WHERE key = ?1",
                     [&key],
                     |row| Ok((row.get(0)?, row.get(1)?)),
@@ -193,14 +193,14 @@ impl SessionStore for SqliteStore {
         })?;
         self.with(move |conn| {
             let changed = if expected == 0 {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO sessions (key, version, status, channel, updated_at, data, summary, customer, brief)
                      VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (key) DO NOTHING",
                     params![key, status, channel, updated_at, data, summary, customer, brief],
                 )
             } else {
-                conn.execute(
+                conn.execute_cached(
                     "UPDATE sessions SET version = version + 1, status = ?2, updated_at = ?3, data = ?4, summary = ?6,
                      customer = ?7, brief = ?8
                      WHERE key = ?1 AND version = ?5",
@@ -305,9 +305,9 @@ impl CustomerStore for SqliteStore {
     async fn record_contact(&self, key: &str, now_ms: i64) -> Result<Option<Customer>, StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let before: Option<Customer> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT first_seen, last_seen, message_count, tier FROM customers WHERE key = ?1",
                     [&key],
                     |row| {
@@ -326,7 +326,7 @@ impl CustomerStore for SqliteStore {
                 )
                 .optional()
                 .map_err(unavailable)?;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO customers (key, first_seen, last_seen, message_count) VALUES (?1, ?2, ?2, 1)
                  ON CONFLICT (key) DO UPDATE SET last_seen = ?2, message_count = message_count + 1,
                    first_seen = CASE WHEN message_count = 0 THEN ?2 ELSE first_seen END",
@@ -342,7 +342,7 @@ impl CustomerStore for SqliteStore {
     async fn set_tier(&self, key: &str, tier: Tier) -> Result<(), StoreError> {
         let key = key.to_owned();
         self.with(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO customers (key, first_seen, last_seen, message_count, tier) VALUES (?1, 0, 0, 0, ?2)
                  ON CONFLICT (key) DO UPDATE SET tier = ?2",
                 params![key, tier.as_str()],
@@ -359,7 +359,7 @@ impl FeedbackStore for SqliteStore {
     async fn put(&self, feedback: &Feedback) -> Result<(), StoreError> {
         let feedback = feedback.clone();
         self.with(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO feedback (conversation, helpful, satisfaction, comment, at, faq_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![feedback.conversation.0, feedback.helpful, feedback.satisfaction, feedback.comment, feedback.at_ms, feedback.faq_id],
             )
@@ -394,7 +394,7 @@ impl GapLog for SqliteStore {
         }
         let question = question.trim().to_owned();
         self.with(move |conn| {
-            conn.execute(
+            conn.execute_cached(
                 "INSERT INTO gaps (normalized, question, language, count, last_seen) VALUES (?1, ?2, ?3, 1, ?4)
                  ON CONFLICT (normalized) DO UPDATE SET question = ?2, count = count + 1, last_seen = ?4",
                 params![normalized, question, language.code(), now_ms],
@@ -436,7 +436,7 @@ impl SqliteStore {
     /// generation's, so that a running server sees every import as new.
     pub async fn save_knowledge_base(&self, jsonl: String, now_ms: i64) -> Result<i64, StoreError> {
         self.with(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "INSERT INTO knowledge_base (id, jsonl, imported_at) VALUES (1, ?1, ?2)
                  ON CONFLICT (id) DO UPDATE SET jsonl = ?1,
                      imported_at = max(?2, knowledge_base.imported_at + 1)
@@ -453,7 +453,7 @@ impl SqliteStore {
     /// [`SqliteStore::save_knowledge_base`]); `None` before the first import.
     pub async fn knowledge_base_generation(&self) -> Result<Option<i64>, StoreError> {
         self.with(|conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT imported_at FROM knowledge_base WHERE id = 1",
                 [],
                 |row| row.get(0),
@@ -467,7 +467,7 @@ impl SqliteStore {
     /// The stored knowledge base, if one was imported.
     pub async fn load_knowledge_base(&self) -> Result<Option<String>, StoreError> {
         self.with(|conn| {
-            conn.query_row("SELECT jsonl FROM knowledge_base WHERE id = 1", [], |row| {
+            conn.query_row_cached("SELECT jsonl FROM knowledge_base WHERE id = 1", [], |row| {
                 row.get(0)
             })
             .optional()
@@ -509,17 +509,17 @@ impl SqliteStore {
     pub async fn purge_expired(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.with(move |conn| {
             let records = conn
-                .execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now_ms])
+                .execute_cached("DELETE FROM idempotency WHERE expires_at <= ?1", [now_ms])
                 .map_err(unavailable)?;
             // Done items are kept a day so that the queue's own dedupe still sees them.
             let items = conn
-                .execute(
+                .execute_cached(
                     "DELETE FROM queue WHERE state = 'done' AND visible_at <= ?1",
                     [now_ms - 86_400_000],
                 )
                 .map_err(unavailable)?;
             let payloads = conn
-                .execute("DELETE FROM payloads WHERE expires_at <= ?1", [now_ms])
+                .execute_cached("DELETE FROM payloads WHERE expires_at <= ?1", [now_ms])
                 .map_err(unavailable)?;
             Ok(records + items + payloads)
         })

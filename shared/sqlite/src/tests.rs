@@ -766,3 +766,184 @@ fn receiving_walks_the_pending_items_in_order_without_sorting_them() {
         "{plan:?}"
     );
 }
+
+/// Holds the writer for a moment, so that the calls sent meanwhile are
+/// waiting together when it turns to them: one batch.
+async fn hold_the_writer(store: &SqliteStore) -> tokio::task::JoinHandle<()> {
+    let held = store.clone();
+    let holding = tokio::spawn(async move {
+        held.with(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    holding
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_one_transaction_and_each_is_answered_once_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    let holding = hold_the_writer(&store).await;
+    let before = store.write_stats();
+    let sends = (0..40).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .send(QueueName::Inbound, item(&format!("g{n}"), &format!("m{n}")))
+                .await
+        })
+    });
+    let sends: Vec<_> = sends.collect();
+    for sent in futures_join(sends.into_iter()).await {
+        sent.unwrap();
+    }
+    holding.await.unwrap();
+    let after = store.write_stats();
+    assert_eq!(after.calls - before.calls, 40);
+    assert_eq!(
+        after.transactions - before.transactions,
+        2,
+        "the held call's, then one for the forty writes"
+    );
+    assert_eq!(after.fsyncs - before.fsyncs, 1, "one fsync for the forty");
+    let inbound = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
+    assert_eq!(inbound.ready, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_fails_to_commit_fails_every_call_in_it_and_stores_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    // A foreign key checked at commit: a row without its parent makes the
+    // COMMIT itself fail, after every call of the batch has done its work.
+    store
+        .with(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+            )
+            .map_err(crate::unavailable)
+        })
+        .await
+        .unwrap();
+    let holding = hold_the_writer(&store).await;
+    let mut calls = Vec::new();
+    for n in 0..10 {
+        let store = store.clone();
+        calls.push(tokio::spawn(async move {
+            store
+                .send(QueueName::Inbound, item(&format!("g{n}"), &format!("m{n}")))
+                .await
+                .map_err(|e| e.to_string())
+        }));
+    }
+    let orphan = store.clone();
+    calls.push(tokio::spawn(async move {
+        orphan
+            .with(|conn| {
+                conn.execute("INSERT INTO child (parent) VALUES (7)", [])
+                    .map_err(crate::unavailable)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }));
+    let answers = futures_join(calls.into_iter()).await;
+    holding.await.unwrap();
+    assert!(answers.iter().all(|answer| answer.is_err()), "{answers:?}");
+    let inbound = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
+    assert_eq!(inbound.ready, 0, "nothing of the failed batch is stored");
+    // The next batch commits as usual, and a retry of a failed call succeeds.
+    store
+        .send(QueueName::Inbound, item("g0", "m0"))
+        .await
+        .unwrap();
+    let inbound = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
+    assert_eq!(inbound.ready, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_or_panicking_call_leaves_the_others_of_its_batch_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    let holding = hold_the_writer(&store).await;
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move { store.send(QueueName::Inbound, item("a", "a")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let panicking = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .with(|conn| -> Result<(), StoreError> {
+                    conn.execute(
+                        "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
+                         VALUES ('inbound', 'p', 'p', x'', 'ready', 0, 0)",
+                        [],
+                    )
+                    .unwrap();
+                    panic!("a bug in a store call")
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let last = {
+        let store = store.clone();
+        tokio::spawn(async move { store.send(QueueName::Inbound, item("b", "b")).await })
+    };
+    first.await.unwrap().unwrap();
+    assert!(panicking.await.unwrap().is_err());
+    last.await.unwrap().unwrap();
+    holding.await.unwrap();
+    let inbound = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
+    assert_eq!(
+        inbound.ready, 2,
+        "the panicking call's write is undone, the others kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_message_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let sends = (0..20).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim(&format!("ingress:m{n}"), 1_000, 10_000)
+                    .await
+                    .unwrap();
+                store
+                    .send(QueueName::Inbound, item(&format!("g{n}"), &format!("m{n}")))
+                    .await
+                    .unwrap();
+                store
+                    .complete(&format!("ingress:m{n}"), 100_000)
+                    .await
+                    .unwrap();
+            })
+        });
+        let sends: Vec<_> = sends.collect();
+        futures_join(sends.into_iter()).await;
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let inbound = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
+    assert_eq!(inbound.ready, 20);
+    for n in 0..20 {
+        assert_eq!(
+            store
+                .claim(&format!("ingress:m{n}"), 2_000, 10_000)
+                .await
+                .unwrap(),
+            Claim::Done
+        );
+    }
+}

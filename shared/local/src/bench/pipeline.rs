@@ -36,6 +36,11 @@ pub struct PipelineArgs {
     /// Webhook requests in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Jobs the conversation worker and the outbound sender each have under
+    /// way at once (default: as configured, `[workers] concurrency` and
+    /// `outbound_concurrency`).
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 /// When each conversation's replies arrived, in order.
@@ -205,6 +210,10 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
     let mut config = Config::default();
     config.data_dir = dir.path().to_owned();
     config.knowledge_base = Some(kb_path);
+    if let Some(jobs) = args.workers {
+        config.workers.concurrency = jobs;
+        config.workers.outbound_concurrency = jobs;
+    }
     let mut local = Local::open(config).await.map_err(|e| fail("opening", &e))?;
     let recorder = Arc::new(RecordingSender::default());
     let outbound = &local.app.outbound;
@@ -244,6 +253,7 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
     let ingress_ms: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let writes_before = local.store.write_stats();
     let started = Instant::now();
     let mut senders = Vec::with_capacity(customers);
     for (customer, batch) in requests.into_iter().enumerate() {
@@ -291,6 +301,7 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         let _ = tokio::time::timeout(Duration::from_millis(200), recorder.arrived.notified()).await;
     }
     let all_replied = started.elapsed();
+    let writes = local.store.write_stats();
     let _ = stop.send(true);
     for worker in workers {
         let _ = worker.await;
@@ -321,6 +332,7 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         "customers": customers,
         "kb_entries": KB_ENTRIES,
         "concurrency": args.concurrency,
+        "workers": local.app.config.workers.concurrency,
         "accepted": accepted_count,
         "replied": replied,
         "messages_per_s": replied as f64 / all_replied.as_secs_f64(),
@@ -328,6 +340,13 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         "accept_to_reply_ms": { "p50": percentile(&latencies, 0.50), "p99": percentile(&latencies, 0.99), "max": percentile(&latencies, 1.0) },
         "ingress_ms": { "p50": percentile(&ingress, 0.50), "p99": percentile(&ingress, 0.99) },
         "seconds": all_replied.as_secs_f64(),
+        // Per message: store calls, transactions (one per batch of calls)
+        // and fsyncs of the log (each covering every commit before it).
+        "store_per_message": {
+            "calls": (writes.calls - writes_before.calls) as f64 / messages as f64,
+            "transactions": (writes.transactions - writes_before.transactions) as f64 / messages as f64,
+            "fsyncs": (writes.fsyncs - writes_before.fsyncs) as f64 / messages as f64,
+        },
         "peak_rss_mb": memory().peak_mb,
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(1),

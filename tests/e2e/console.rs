@@ -114,18 +114,30 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
     )
     .await;
     // Handed over and resolved by an agent: out of the queue, not forgotten.
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/conversations/{}/resolve",
-            server.base,
-            conversation(REGULAR_GROUP)
-        ))
-        .bearer_auth(AGENT_TOKEN)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    // The reply can go out a moment before the worker has saved the
+    // conversation (404 until then).
+    let resolve_url = format!(
+        "{}/api/conversations/{}/resolve",
+        server.base,
+        conversation(REGULAR_GROUP)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = reqwest::Client::new()
+            .post(&resolve_url)
+            .bearer_auth(AGENT_TOKEN)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => break,
+            404 if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("resolve answered {other}"),
+        }
+    }
 
     let webhooks = json!({
         "regular": signed_webhook(&telegram_update(

@@ -198,7 +198,7 @@ impl Outbound for Dingtalk {
             .as_ref()
             .map(|_| json!({ "atUserIds": [reply.customer_id] }));
         // With choices, the last part is an action card with buttons.
-        let (_, card_at) = buttons::split(reply, MAX_TEXT_CHARS, MAX_TEXT_CHARS);
+        let card_at = buttons::buttons_part(reply, MAX_TEXT_CHARS, TextUnit::Chars);
         let call = |index: usize, part: &str| {
             let body = match card_at == Some(index) {
                 true => json!({ "msgtype": "actionCard",

@@ -159,7 +159,7 @@ impl Outbound for Viber {
         let url = format!("{}/send_message", self.api_base);
         let token = self.auth_token.expose();
         // Choices as a keyboard with the last part: a tap sends its ActionBody as text.
-        let (_, at) = buttons::split(reply, MAX_TEXT_CHARS, MAX_TEXT_CHARS);
+        let at = buttons::buttons_part(reply, MAX_TEXT_CHARS, TextUnit::Chars);
         self.sender
             .send_text(reply, MAX_TEXT_CHARS, TextUnit::Chars, |index, part| {
                 let mut body = json!({ "receiver": reply.conversation_id, "min_api_version": 1,

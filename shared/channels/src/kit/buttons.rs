@@ -53,11 +53,17 @@ pub fn has_buttons(channel: &str) -> bool {
 /// `with_buttons` where the buttons' part is shorter) and which part carries
 /// the buttons: the last, or none without choices.
 pub fn split(reply: &OutboundReply, max: usize, with_buttons: usize) -> (usize, Option<usize>) {
-    if reply.choices.is_empty() {
-        return (max, None);
+    match buttons_part(reply, with_buttons, TextUnit::Chars) {
+        None => (max, None),
+        at => (with_buttons, at),
     }
-    let parts = split_text(&reply.text, with_buttons, TextUnit::Chars).len();
-    (with_buttons, Some(parts.saturating_sub(1)))
+}
+
+/// Which part of a reply split at `max` units carries its buttons: the
+/// last, or none without choices.
+pub fn buttons_part(reply: &OutboundReply, max: usize, unit: TextUnit) -> Option<usize> {
+    let parts = || split_text(&reply.text, max, unit).len();
+    (!reply.choices.is_empty()).then(|| parts().saturating_sub(1))
 }
 
 /// `label` cut to at most `max` characters, an ellipsis marking a cut.

@@ -11,7 +11,7 @@ use switchboard_domain::{InboundMessage, MessageKind, OutboundReply, ReplyContex
 
 use super::buttons;
 use super::json::{MediaFields, int, invalid, location, media, text};
-use super::sender::{ApiErrors, Sender, TextUnit, split_text};
+use super::sender::{ApiErrors, Sender, TextUnit};
 use super::window::{Allowed, ReplyWindow};
 use super::{ParseError, kind_for_mime};
 
@@ -169,8 +169,7 @@ pub async fn send_api(
     };
     let recipient = &reply.conversation_id;
     // Quick replies go with the last part; the text limit is the same.
-    let parts = split_text(&reply.text, max, unit).len();
-    let last = (!reply.choices.is_empty()).then(|| parts.saturating_sub(1));
+    let last = buttons::buttons_part(reply, max, unit);
     sender
         .send_text(reply, max, unit, |index, part| {
             let mut message = json!({ "text": part });

@@ -1,6 +1,8 @@
 //! The `http` crate's request and response, as every channel sees them: the
 //! body is the raw bytes the provider sent (and signed), never re-serialised.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -28,7 +30,7 @@ pub trait RequestExt {
     /// The body's fields, for `application/x-www-form-urlencoded` posts.
     fn form_fields(&self) -> Vec<(String, String)>;
     /// The public URL the provider called; without one, the request URI.
-    fn public_url(&self) -> String;
+    fn public_url(&self) -> Cow<'_, str>;
 }
 
 impl RequestExt for WebhookRequest {
@@ -58,10 +60,10 @@ impl RequestExt for WebhookRequest {
         super::form::urlencoded(self.body())
     }
 
-    fn public_url(&self) -> String {
+    fn public_url(&self) -> Cow<'_, str> {
         match self.extensions().get::<PublicUrl>() {
-            Some(url) => url.0.clone(),
-            None => self.uri().to_string(),
+            Some(url) => Cow::Borrowed(&url.0),
+            None => Cow::Owned(self.uri().to_string()),
         }
     }
 }

@@ -262,10 +262,7 @@ impl<'a> Input<'a> {
             match part {
                 Part::Text(text) => sink(text.as_bytes()),
                 Part::Body => sink(self.request.body()),
-                Part::Url => match self.request.extensions().get::<super::PublicUrl>() {
-                    Some(url) => sink(url.0.as_bytes()),
-                    None => sink(self.request.uri().to_string().as_bytes()),
-                },
+                Part::Url => sink(self.request.public_url().as_bytes()),
                 Part::SortedForm => {
                     // One piece, as the provider joins it.
                     let mut joined = Vec::new();

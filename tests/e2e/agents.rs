@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_e2e::{
     AGENT_TOKEN, Options, Server, eventually, mail_header, mail_text, mailgun_form, remember_text,
-    telegram_bot_token, telegram_update,
+    telegram_bot_token, telegram_update, until,
 };
 
 /// An agents' API call with the agent token; answers the status and JSON.
@@ -39,25 +39,6 @@ async fn api(
     )
 }
 
-/// Polls the async `probe` until it returns `Some`, or panics after `timeout`.
-async fn until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn conversation(chat_id: i64) -> String {
     let bot = telegram_bot_token();
     format!("telegram:{}:{chat_id}", bot.split(':').next().unwrap())
@@ -70,9 +51,16 @@ async fn hand_over(server: &Server, update_id: i64, chat_id: i64, text: &str) ->
         .await;
     assert_eq!(status, 200);
     let key = conversation(chat_id);
-    until("the hand-over listed", Duration::from_secs(20), || {
-        let key = key.clone();
-        async move {
+    waiting_one(server, |c| c["key"] == key.as_str()).await
+}
+
+/// Waits until the waiting list shows a conversation that `matches`.
+async fn waiting_one(server: &Server, matches: impl Fn(&Value) -> bool) -> Value {
+    let matches = &matches;
+    until(
+        "the hand-over listed",
+        Duration::from_secs(20),
+        || async move {
             let (_, list) = api(
                 server,
                 "GET",
@@ -81,11 +69,10 @@ async fn hand_over(server: &Server, update_id: i64, chat_id: i64, text: &str) ->
                 None,
             )
             .await;
-            list["conversations"]
-                .as_array()
-                .and_then(|all| all.iter().find(|c| c["key"] == key.as_str()).cloned())
-        }
-    })
+            let all = list["conversations"].as_array()?;
+            all.iter().find(|c| matches(c)).cloned()
+        },
+    )
     .await
 }
 
@@ -526,22 +513,7 @@ async fn an_agents_email_reply_is_not_marked_automatic() {
     )];
     let (status, _) = server.post("/webhooks/mailgun", &headers, form).await;
     assert_eq!(status, 200);
-    let listed = until("the hand-over listed", Duration::from_secs(20), || async {
-        let (_, list) = api(
-            &server,
-            "GET",
-            "/api/conversations?status=waiting",
-            &[],
-            None,
-        )
-        .await;
-        list["conversations"].as_array().and_then(|all| {
-            all.iter()
-                .find(|c| c["customer"] == "mailgun:erin@customer.test")
-                .cloned()
-        })
-    })
-    .await;
+    let listed = waiting_one(&server, |c| c["customer"] == "mailgun:erin@customer.test").await;
     let to_erin = |mails: &[String]| -> Vec<String> {
         mails
             .iter()
@@ -631,20 +603,8 @@ async fn an_email_customers_other_threads_are_listed_with_a_conversation() {
         let form = mailgun_form(from, subject, text, id, &[]);
         let (status, _) = server.post("/webhooks/mailgun", &headers, form).await;
         assert_eq!(status, 200);
-        let listed = until("the hand-over listed", Duration::from_secs(20), || async {
-            let (_, list) = api(
-                &server,
-                "GET",
-                "/api/conversations?status=waiting",
-                &[],
-                None,
-            )
-            .await;
-            list["conversations"].as_array().and_then(|all| {
-                all.iter()
-                    .find(|c| c["preview"] == text && !keys.contains(&c["key"]))
-                    .cloned()
-            })
+        let listed = waiting_one(&server, |c| {
+            c["preview"] == text && !keys.contains(&c["key"])
         })
         .await;
         keys.push(listed["key"].clone());

@@ -121,8 +121,7 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
         server.base,
         conversation(REGULAR_GROUP)
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    switchboard_e2e::until("the resolve", Duration::from_secs(20), || async {
         let response = reqwest::Client::new()
             .post(&resolve_url)
             .bearer_auth(AGENT_TOKEN)
@@ -131,13 +130,12 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
             .await
             .unwrap();
         match response.status().as_u16() {
-            200 => break,
-            404 if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            200 => Some(()),
+            404 => None,
             other => panic!("resolve answered {other}"),
         }
-    }
+    })
+    .await;
 
     let webhooks = json!({
         "regular": signed_webhook(&telegram_update(

@@ -6,16 +6,15 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard_domain::{
     InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
 };
 
 use crate::kit::buttons::{self, with};
 use crate::kit::descriptor::build;
-use crate::kit::json::{
-    MediaFields, first_text, fractional_seconds_ms, int, invalid, json_request, media_list, text,
-};
+use crate::kit::json::{MediaFields, fractional_seconds_ms, invalid, json_request, text};
+use crate::kit::raw::Object;
 use crate::kit::sender::base_url_or;
 use crate::kit::{
     ApiErrors, ChannelDeps, ChannelSpec, Function, Handshake, HttpReply, Inbound, Outbound, Parsed,
@@ -113,14 +112,15 @@ impl Inbound for Slack {
             // Interactivity (a tap on our buttons) and slash commands come as forms.
             return buttons::slack_form(&request.form_fields());
         }
-        let envelope: Value = serde_json::from_slice(&verified.body)?;
-        let kind = text(&envelope, "/type").ok_or_else(|| invalid("body has no type"))?;
+        let envelope = Object::parse(&verified.body)?;
+        let kind = envelope.str("type");
+        let kind = kind.ok_or_else(|| invalid("body has no type"))?;
         if kind != "event_callback" {
             return Ok(Vec::new());
         }
-        let event = envelope.get("event").filter(|event| event.is_object());
+        let event = envelope.object("event");
         let event = event.ok_or_else(|| invalid("event_callback without an event"))?;
-        Ok(normalise(&envelope, event).into_iter().collect())
+        Ok(normalise(&envelope, &event).into_iter().collect())
     }
 
     fn acknowledge(&self) -> HttpReply {
@@ -158,87 +158,85 @@ impl Outbound for Slack {
 }
 
 /// The customer message in one `event_callback`, if there is one.
-fn normalise(envelope: &Value, event: &Value) -> Option<InboundMessage> {
-    let kind = text(event, "/type")?;
-    let subtype = text(event, "/subtype");
+fn normalise(envelope: &Object, event: &Object) -> Option<InboundMessage> {
+    let kind = event.str("type")?;
+    let subtype = event.str("subtype");
     let other = |subtype: &str| !CUSTOMER_SUBTYPES.split(' ').any(|s| s == subtype);
     let other_subtype = subtype.as_deref().is_some_and(other);
     if (kind != "message" && kind != "app_mention") || other_subtype || is_bot(event) {
         return None;
     }
-    let channel = text(event, "/channel")?;
-    // `body` is the message as it now stands, `message_kind` what happened to it.
-    let (body, message_kind, provider_message_id) = match subtype.as_deref() {
+    let channel = event.str("channel")?;
+    // The message as it now stands when it is not the event itself, and what happened to it.
+    let (replaced, message_kind, provider_message_id) = match subtype.as_deref() {
         Some("message_changed") => {
-            let current = event.get("message")?;
+            let current = event.object("message")?;
             // Slack also reports link unfurls and attachment updates as changes;
             // only a change of the text is an edit by the customer.
-            let previous = event.get("previous_message");
-            let same_text = previous.is_some_and(|p| text(p, "/text") == text(current, "/text"));
-            if is_bot(current) || same_text {
+            let previous = event.object("previous_message");
+            let same_text = previous.is_some_and(|p| p.str("text") == current.str("text"));
+            if is_bot(&current) || same_text {
                 return None;
             }
             // The edited message keeps its `ts`; the envelope's `event_id` tells
             // this edit from others yet stays the same when Slack redelivers it.
-            let edit = text(envelope, "/event_id").or_else(|| text(event, "/ts"))?;
-            let key = format!("{channel}:{}:edit:{edit}", text(current, "/ts")?);
-            (current, MessageKind::Edit, key)
+            let edit = envelope.str("event_id").or_else(|| event.str("ts"))?;
+            let key = format!("{channel}:{}:edit:{edit}", current.str("ts")?);
+            (Some(current), MessageKind::Edit, key)
         }
         Some("message_deleted") => {
-            let previous = event.get("previous_message").filter(|p| !is_bot(p))?;
-            let ts = text(event, "/deleted_ts").or_else(|| text(previous, "/ts"))?;
+            let previous = event.object("previous_message").filter(|p| !is_bot(p))?;
+            let ts = event.str("deleted_ts").or_else(|| previous.str("ts"))?;
             // A message is deleted once, so its `ts` alone identifies the deletion.
             let key = format!("{channel}:{ts}:delete");
-            (previous, MessageKind::Delete, key)
+            (Some(previous), MessageKind::Delete, key)
         }
         _ => {
-            let key = format!("{channel}:{}", text(event, "/ts")?);
-            (event, MessageKind::Text, key)
+            let key = format!("{channel}:{}", event.str("ts")?);
+            (None, MessageKind::Text, key)
         }
     };
-    let authorizations = envelope.get("authorizations").and_then(Value::as_array);
-    let bot_user = authorizations.and_then(|list| text(list.first()?, "/user_id"));
-    let attachments = media_list(body, "/files", None, &FILE);
+    let body = replaced.as_ref().unwrap_or(event);
+    let authorizations = envelope.objects("authorizations");
+    let bot_user = authorizations.first().and_then(|a| a.str("user_id"));
+    let attachments = body.media_list("files", None, &FILE);
+    let deleted = message_kind == MessageKind::Delete;
+    let message_text = body.str("text").filter(|_| !deleted).unwrap_or_default();
     // Mentions of our own bot (`<@U0BOT>`) say nothing about the question.
     let mention = format!("<@{}>", bot_user.unwrap_or_default());
-    let message_text = match message_kind {
-        MessageKind::Delete => String::new(),
-        _ => text(body, "/text").unwrap_or_default(),
-    };
-    let message_text = message_text.replace(&mention, "");
-    let message_text = message_text.trim().to_owned();
+    let message_text = message_text.replace(&mention, "").trim().to_owned();
     let message_kind = match message_kind {
         MessageKind::Text if message_text.is_empty() && attachments.is_empty() => return None,
         MessageKind::Text if message_text.is_empty() => MessageKind::Media,
         other => other,
     };
-    let team = authorizations.and_then(|list| list.iter().find_map(|a| text(a, "/team_id")));
-    let account_id = text(envelope, "/team_id").or(team);
-    let event_time = int(envelope, "/event_time").map(|seconds| seconds.saturating_mul(1000));
-    let sent_at_ms = text(event, "/ts").and_then(|ts| fractional_seconds_ms(&ts));
-    let names = ["/user_profile/display_name", "/user_profile/real_name"];
+    let team = authorizations.iter().find_map(|a| a.str("team_id"));
+    let account_id = envelope.str("team_id").or(team).or(event.str("team"))?;
+    let event_time = envelope.int("event_time").map(|s| s.saturating_mul(1000));
+    let sent_at_ms = event.str("ts").and_then(|ts| fractional_seconds_ms(&ts));
+    let profile = body.object("user_profile").unwrap_or_default();
     Some(InboundMessage {
         channel: "slack".into(),
-        account_id: account_id.or(text(event, "/team"))?,
-        customer_id: text(body, "/user")?,
-        customer_name: first_text(body, &names),
-        conversation_id: channel,
+        account_id: account_id.into_owned(),
+        customer_id: body.str("user")?.into_owned(),
+        customer_name: profile.first_string(&["display_name", "real_name"]),
+        conversation_id: channel.into_owned(),
         provider_message_id,
         sent_at_ms: sent_at_ms.or(event_time).unwrap_or_default(),
         kind: message_kind,
         text: message_text,
         attachments,
         reply: ReplyContext {
-            thread_id: text(body, "/thread_ts"),
-            message_id: text(body, "/ts"),
+            thread_id: body.string("thread_ts"),
+            message_id: body.string("ts"),
             ..ReplyContext::default()
         },
     })
 }
 
-fn is_bot(message: &Value) -> bool {
-    message.get("bot_id").is_some_and(|id| !id.is_null())
-        || text(message, "/subtype").as_deref() == Some("bot_message")
+fn is_bot(message: &Object) -> bool {
+    message.raw("bot_id").is_some_and(|id| id.get() != "null")
+        || message.str("subtype").as_deref() == Some("bot_message")
 }
 
 const FILE: MediaFields = MediaFields {
@@ -253,6 +251,7 @@ mod tests {
     use super::*;
     use crate::kit::build_request;
     use crate::kit::{ParseError, VerifyError};
+    use serde_json::Value;
 
     const SECRET: &str = "slack-test-signing-secret-0001";
     const NOW_MS: i64 = 1_700_000_100_000;

@@ -11,23 +11,20 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use switchboard_domain::{
-    Attachment, Clock, InboundMessage, OutboundReply, ReplyContext, Secret, SendError,
-};
+use serde_json::json;
+use switchboard_domain::{Clock, InboundMessage, OutboundReply, ReplyContext, Secret, SendError};
 
 use crate::kit::buttons;
 use crate::kit::descriptor::build;
 use crate::kit::handshake::META_HUB;
-use crate::kit::json::{
-    MediaFields, contact_card, first_text, invalid, items, json_request, location, media, text,
-};
-use crate::kit::meta::{GRAPH_API, GRAPH_ERRORS};
+use crate::kit::json::{invalid, json_request};
+use crate::kit::meta::{GRAPH_API, GRAPH_ERRORS, Notification, whatsapp_not_text};
+use crate::kit::raw::Object;
 use crate::kit::sender::base_url_or;
 use crate::kit::{
     ChannelDeps, ChannelSpec, Function, Handshake, Inbound, Outbound, Parsed, ReplyWindow, Sender,
-    SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, kind_for_name, required,
-    schemes, text_or_media,
+    SettingsOf, Signature, TextUnit, Unusable, Verified, WebhookRequest, required, schemes,
+    text_or_media,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
@@ -112,27 +109,31 @@ impl Inbound for WhatsApp {
     }
 
     fn parse(&self, _: &WebhookRequest, verified: &Verified) -> Parsed {
-        let body: Value = serde_json::from_slice(&verified.body)?;
-        if text(&body, "/object").as_deref() != Some("whatsapp_business_account") {
+        let body: Notification = serde_json::from_slice(&verified.body)?;
+        if body.object.as_deref() != Some("whatsapp_business_account") {
             return Err(invalid(
                 "the webhook object is not whatsapp_business_account",
             ));
         }
-        let entries = body.get("entry").and_then(Value::as_array);
-        let entries = entries.ok_or_else(|| invalid("body has no entry list"))?;
-        let changes = entries.iter().flat_map(|entry| items(entry, "/changes"));
+        let entries = body
+            .entry
+            .ok_or_else(|| invalid("body has no entry list"))?;
+        let changes = entries.into_iter().flat_map(|entry| entry.changes);
         let mut out = Vec::new();
-        for change in changes.filter(|c| text(c, "/field").as_deref() == Some("messages")) {
-            let value = &change["value"];
-            let account = text(value, "/metadata/phone_number_id");
+        for change in changes.filter(|c| c.field.as_deref() == Some("messages")) {
+            let value = change.value.unwrap_or_default();
+            let account = value.metadata.and_then(|m| m.phone_number_id);
             let account = account.ok_or_else(|| invalid("a change without its phone_number_id"))?;
-            for message in items(value, "/messages") {
-                let from =
-                    text(message, "/from").ok_or_else(|| invalid("a message without from"))?;
-                let contact =
-                    items(value, "/contacts").find(|c| text(c, "/wa_id") == Some(from.clone()));
-                let name = contact.and_then(|c| text(c, "/profile/name"));
-                out.extend(normalise(&account, &from, name, message));
+            for message in value.messages.into_iter().map(Object::of) {
+                let from = message.str("from");
+                let from = from.ok_or_else(|| invalid("a message without from"))?;
+                let contact = value
+                    .contacts
+                    .iter()
+                    .find(|c| c.wa_id == Some(from.clone()));
+                let name =
+                    contact.and_then(|c| Some(c.profile.as_ref()?.name.as_ref()?.to_string()));
+                out.extend(normalise(&account, &from, name, &message));
             }
         }
         Ok(out)
@@ -172,76 +173,43 @@ impl Outbound for WhatsApp {
     }
 }
 
-const MEDIA: MediaFields = MediaFields {
-    id: "/id",
-    url: "",
-    mime: "/mime_type",
-    name: "/filename",
-};
-
 /// One entry of `value.messages`; `None` for what a customer did not write
 /// (system notices, unsupported types, a reaction taken back).
 fn normalise(
     account: &str,
     from: &str,
     name: Option<String>,
-    message: &Value,
+    message: &Object,
 ) -> Option<InboundMessage> {
-    let kind = text(message, "/type")?;
-    let mut attachments: Vec<Attachment> = Vec::new();
-    let mut quoted = text(message, "/context/id");
-    let body = match kind.as_str() {
-        "text" => text(message, "/text/body"),
-        key @ ("image" | "video" | "audio" | "document" | "sticker") => {
-            attachments.extend(media(&message[key], Some(kind_for_name(key)), &MEDIA));
-            text(message, &format!("/{key}/caption"))
-        }
-        "location" => {
-            let (at, names) = (&message["location"], ["/name", "/address"]);
-            attachments.push(location(
-                &at["latitude"],
-                &at["longitude"],
-                first_text(at, &names),
-            ));
-            None
-        }
-        "contacts" => {
-            let card =
-                |c| contact_card(text(c, "/phones/0/phone"), text(c, "/name/formatted_name"));
-            attachments.extend(items(message, "/contacts").map(card));
-            None
-        }
-        "reaction" => {
-            quoted = text(message, "/reaction/message_id");
-            Some(text(message, "/reaction/emoji").filter(|emoji| !emoji.is_empty())?)
-        }
-        // A tap on one of our buttons: its id is the choice.
-        "interactive" => first_text(
-            message,
-            &["/interactive/button_reply/id", "/interactive/list_reply/id"],
+    let kind = message.str("type")?;
+    let mut quoted = message.object("context").and_then(|c| c.string("id"));
+    let (body, attachments) = match kind.as_ref() {
+        "text" => (
+            message.object("text").and_then(|t| t.string("body")),
+            Vec::new(),
         ),
-        "button" => first_text(message, &["/button/text", "/button/payload"]),
-        _ => return None,
+        _ => whatsapp_not_text(&kind, &message.value(), &mut quoted)?,
     };
     let body = body.unwrap_or_default().trim().to_owned();
     if body.is_empty() && attachments.is_empty() {
         return None;
     }
-    let seconds: Option<i64> = text(message, "/timestamp").and_then(|t| t.parse().ok());
+    let seconds: Option<i64> = message.str("timestamp").and_then(|t| t.parse().ok());
     let sent_at_ms = seconds.unwrap_or_default().saturating_mul(1000);
+    let id = message.string("id")?;
     Some(InboundMessage {
         channel: "whatsapp".into(),
         account_id: account.to_owned(),
         customer_id: from.to_owned(),
         customer_name: name,
         conversation_id: from.to_owned(),
-        provider_message_id: text(message, "/id")?,
+        provider_message_id: id.clone(),
         sent_at_ms,
         kind: text_or_media(&body),
         text: body,
         attachments,
         reply: ReplyContext {
-            message_id: quoted.or_else(|| text(message, "/id")),
+            message_id: quoted.or(Some(id)),
             customer_sent_at_ms: Some(sent_at_ms),
             ..ReplyContext::default()
         },
@@ -252,6 +220,7 @@ fn normalise(
 mod tests {
     use super::*;
     use crate::kit::{ParseError, RequestExt, build_request};
+    use serde_json::Value;
     use switchboard_domain::MessageKind;
 
     fn channel() -> WhatsApp {

@@ -3,17 +3,26 @@
 //! Instagram deliver in the same envelope (`entry[].messaging[]`, each event
 //! with `sender`, `recipient`, `timestamp` and one of `message`,
 //! `message_edit`, `delivery`, `read`, `reaction`, `postback`, ...).
+//! WhatsApp's message kinds other than text are read here too.
 //! Verification (`X-Hub-Signature-256`) is [`super::schemes::META`], the GET
 //! handshake [`super::handshake::META_HUB`].
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use switchboard_domain::{InboundMessage, MessageKind, OutboundReply, ReplyContext, SendError};
+use switchboard_domain::{
+    Attachment, InboundMessage, MessageKind, OutboundReply, ReplyContext, SendError,
+};
 
 use super::buttons;
-use super::json::{MediaFields, int, invalid, location, media, text};
+use super::json::{
+    MediaFields, contact_card, first_text, int, invalid, items, location, media, text,
+};
 use super::sender::{ApiErrors, Sender, TextUnit};
 use super::window::{Allowed, ReplyWindow};
-use super::{ParseError, kind_for_mime};
+use super::{ParseError, kind_for_mime, kind_for_name};
 
 /// The Graph API version replies go through.
 pub const GRAPH_API: &str = "https://graph.facebook.com/v21.0";
@@ -182,6 +191,113 @@ pub async fn send_api(
         })
         .await
 }
+
+/// A WhatsApp notification down to its messages, read in one pass (a
+/// `Value` tree, or objects read member by member, scanned its nested levels
+/// over and over); each message stays unparsed until it is read.
+#[derive(Deserialize)]
+pub struct Notification<'a> {
+    #[serde(borrow)]
+    pub object: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub entry: Option<Vec<Entry<'a>>>,
+}
+
+#[derive(Deserialize)]
+pub struct Entry<'a> {
+    #[serde(borrow, default)]
+    pub changes: Vec<Change<'a>>,
+}
+
+#[derive(Deserialize)]
+pub struct Change<'a> {
+    #[serde(borrow)]
+    pub field: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub value: Option<ChangeValue<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ChangeValue<'a> {
+    #[serde(borrow)]
+    pub metadata: Option<Metadata<'a>>,
+    #[serde(borrow, default)]
+    pub contacts: Vec<Contact<'a>>,
+    #[serde(borrow, default)]
+    pub messages: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+pub struct Metadata<'a> {
+    #[serde(borrow)]
+    pub phone_number_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+pub struct Contact<'a> {
+    #[serde(borrow)]
+    pub wa_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub profile: Option<Profile<'a>>,
+}
+
+#[derive(Deserialize)]
+pub struct Profile<'a> {
+    #[serde(borrow)]
+    pub name: Option<Cow<'a, str>>,
+}
+
+/// The text and attachments of a WhatsApp message that is not plain text
+/// (rare enough to read as a `Value`); a reaction quotes the message it
+/// reacts to. `None` for kinds a customer did not write.
+pub fn whatsapp_not_text(
+    kind: &str,
+    message: &Value,
+    quoted: &mut Option<String>,
+) -> Option<(Option<String>, Vec<Attachment>)> {
+    let mut attachments: Vec<Attachment> = Vec::new();
+    let body = match kind {
+        key @ ("image" | "video" | "audio" | "document" | "sticker") => {
+            attachments.extend(media(
+                &message[key],
+                Some(kind_for_name(key)),
+                &WHATSAPP_MEDIA,
+            ));
+            text(message, &format!("/{key}/caption"))
+        }
+        "location" => {
+            let (at, names) = (&message["location"], ["/name", "/address"]);
+            let name = first_text(at, &names);
+            attachments.push(location(&at["latitude"], &at["longitude"], name));
+            None
+        }
+        "contacts" => {
+            let card =
+                |c| contact_card(text(c, "/phones/0/phone"), text(c, "/name/formatted_name"));
+            attachments.extend(items(message, "/contacts").map(card));
+            None
+        }
+        "reaction" => {
+            *quoted = text(message, "/reaction/message_id");
+            Some(text(message, "/reaction/emoji").filter(|emoji| !emoji.is_empty())?)
+        }
+        // A tap on one of our buttons: its id is the choice.
+        "interactive" => first_text(
+            message,
+            &["/interactive/button_reply/id", "/interactive/list_reply/id"],
+        ),
+        "button" => first_text(message, &["/button/text", "/button/payload"]),
+        _ => return None,
+    };
+    Some((body, attachments))
+}
+
+const WHATSAPP_MEDIA: MediaFields = MediaFields {
+    id: "/id",
+    url: "",
+    mime: "/mime_type",
+    name: "/filename",
+};
 
 #[cfg(test)]
 mod tests {

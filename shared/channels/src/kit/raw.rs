@@ -15,7 +15,10 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use switchboard_domain::{Attachment, AttachmentKind};
+
 use super::ParseError;
+use super::json::{MediaFields, media};
 
 /// A JSON object whose members are read on demand; empty when the JSON is
 /// not an object.
@@ -63,6 +66,15 @@ impl<'a> Object<'a> {
         serde_json::from_str(raw.get()).ok()
     }
 
+    /// The member's items that are objects, when it is an array.
+    pub fn objects(&self, key: &str) -> Vec<Object<'a>> {
+        let items = self.items(key).unwrap_or_default().into_iter();
+        items
+            .filter(|raw| raw.get().starts_with('{'))
+            .map(Object::of)
+            .collect()
+    }
+
     /// The member, when it is an integer that fits an `i64`.
     pub fn int(&self, key: &str) -> Option<i64> {
         serde_json::from_str(self.raw(key)?.get()).ok()
@@ -81,6 +93,17 @@ impl<'a> Object<'a> {
             .map(|text| text.0)
     }
 
+    /// The member, when it is a string, as an owned one.
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.str(key).map(Cow::into_owned)
+    }
+
+    /// The first of the members that is a string and not blank.
+    pub fn first_string(&self, keys: &[&str]) -> Option<String> {
+        let present = |key: &&str| self.str(key).filter(|text| !text.trim().is_empty());
+        keys.iter().find_map(present).map(Cow::into_owned)
+    }
+
     pub fn is_true(&self, key: &str) -> bool {
         self.raw(key).is_some_and(|raw| raw.get() == "true")
     }
@@ -90,6 +113,22 @@ impl<'a> Object<'a> {
         let (first, last) = (self.str("first_name"), self.str("last_name"));
         let username = self.str("username");
         super::json::full_name(first.as_deref(), last.as_deref(), username.as_deref())
+    }
+
+    /// The attachments listed in the member `key` (see [`super::json::media_list`]).
+    pub fn media_list(
+        &self,
+        key: &str,
+        kind: Option<AttachmentKind>,
+        fields: &MediaFields,
+    ) -> Vec<Attachment> {
+        let Some(list) = self.raw(key).filter(|raw| raw.get().starts_with('[')) else {
+            return Vec::new();
+        };
+        let list: Vec<Value> = serde_json::from_str(list.get()).unwrap_or_default();
+        list.iter()
+            .filter_map(|item| media(item, kind, fields))
+            .collect()
     }
 
     /// The whole object as a `Value` when it has one of the members in
@@ -165,6 +204,22 @@ mod tests {
         assert!(matches!(object.str("plain"), Some(Cow::Borrowed("z"))));
         assert_eq!(object.str("a"), None);
         assert!(object.is_true("t") && !object.is_true("f") && !object.is_true("missing"));
+        let named = Object::parse(br#"{"blank":" ","n":1,"name":"Ann","later":"Bo"}"#).unwrap();
+        assert_eq!(
+            named
+                .first_string(&["none", "blank", "n", "name", "later"])
+                .as_deref(),
+            Some("Ann")
+        );
+        assert_eq!(named.first_string(&["blank", "n"]), None);
+        assert_eq!(
+            (named.string("name").as_deref(), named.string("n")),
+            (Some("Ann"), None)
+        );
+        let list = Object::parse(br#"{"l":[{"a":1},2,{"a":3}],"o":{}}"#).unwrap();
+        let ints: Vec<_> = list.objects("l").iter().map(|o| o.int("a")).collect();
+        assert_eq!(ints, [Some(1), Some(3)]);
+        assert!(list.objects("o").is_empty() && list.objects("none").is_empty());
         let inner = object.object("o").unwrap();
         assert_eq!(inner.int("n"), Some(-5));
         assert_eq!((inner.int("big"), inner.int("e")), (None, None));

@@ -87,34 +87,44 @@ impl Form {
 
 /// The pairs of an `application/x-www-form-urlencoded` body, exactly as
 /// `form_urlencoded::parse` reads them (`+` is a space, an invalid `%`
-/// escape stays as it is, invalid UTF-8 is replaced), decoded a run at a
-/// time instead of a byte at a time: Mailgun posts kilobytes of escapes.
+/// escape stays as it is, invalid UTF-8 is replaced), each name and value
+/// decoded straight into its own buffer: Mailgun posts kilobytes of escapes.
 pub fn urlencoded(body: &[u8]) -> Vec<(String, String)> {
-    let pairs = body.split(|&b| b == b'&').filter(|pair| !pair.is_empty());
-    let pair = |pair: &[u8]| match pair.iter().position(|&b| b == b'=') {
-        Some(at) => (decode(&pair[..at]), decode(&pair[at + 1..])),
-        None => (decode(pair), String::new()),
-    };
-    pairs.map(pair).collect()
+    let ends = memchr::memchr_iter(b'&', body).chain([body.len()]);
+    let mut start = 0;
+    let mut pairs = Vec::new();
+    for end in ends {
+        let pair = &body[start..end];
+        start = end + 1;
+        if pair.is_empty() {
+            continue;
+        }
+        pairs.push(match memchr::memchr(b'=', pair) {
+            Some(at) => (decode(&pair[..at]), decode(&pair[at + 1..])),
+            None => (decode(pair), String::new()),
+        });
+    }
+    pairs
 }
 
-fn decode(mut rest: &[u8]) -> String {
+fn decode(bytes: &[u8]) -> String {
     let hex = |b: Option<&u8>| (*b? as char).to_digit(16).map(|digit| digit as u8);
-    let mut out = Vec::with_capacity(rest.len());
-    while let Some(at) = rest.iter().position(|&b| b == b'%' || b == b'+') {
-        out.extend_from_slice(&rest[..at]);
-        let escaped = (rest[at] == b'%')
-            .then(|| Some(hex(rest.get(at + 1))? << 4 | hex(rest.get(at + 2))?))
-            .flatten();
-        let (byte, used) = match (rest[at], escaped) {
-            (b'+', _) => (b' ', 1),
-            (_, Some(byte)) => (byte, 3),
-            _ => (b'%', 1),
+    // A byte at a time: in Mailgun's forms most characters are escapes, and
+    // looking for the next one cost more than the copying it saved.
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        let (decoded, used) = match byte {
+            b'+' => (b' ', 1),
+            b'%' => match (hex(bytes.get(at + 1)), hex(bytes.get(at + 2))) {
+                (Some(high), Some(low)) => (high << 4 | low, 3),
+                _ => (b'%', 1),
+            },
+            other => (other, 1),
         };
-        out.push(byte);
-        rest = &rest[at + used..];
+        out.push(decoded);
+        at += used;
     }
-    out.extend_from_slice(rest);
     String::from_utf8(out)
         .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }

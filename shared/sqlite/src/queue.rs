@@ -132,14 +132,16 @@ impl SqliteStore {
     }
 }
 
-/// The oldest visible item whose group has nothing older pending (`?1`
-/// queue, `?2` now). Walks the `queue_pending` index in line order.
+/// The oldest visible items whose groups have nothing older pending (`?1`
+/// queue, `?2` now, `?3` how many): at most one per group, since only a
+/// group's oldest pending item qualifies. Walks the `queue_pending` index in
+/// line order.
 pub(crate) const NEXT_DELIVERABLE: &str =
     "SELECT q.id, q.grp, q.body, q.attempts, q.probe FROM queue q
      WHERE q.queue = ?1 AND q.state IN ('ready', 'leased') AND q.visible_at <= ?2
        AND q.id = (SELECT MIN(p.id) FROM queue p
                    WHERE p.queue = q.queue AND p.grp = q.grp AND p.state IN ('ready', 'leased'))
-     ORDER BY q.id LIMIT 1";
+     ORDER BY q.id LIMIT ?3";
 
 impl SqliteStore {
     /// Leases the next deliverable item: the oldest visible one whose group
@@ -150,37 +152,60 @@ impl SqliteStore {
         now_ms: i64,
         visibility_ms: i64,
     ) -> Result<Option<Leased>, StoreError> {
+        Ok(self
+            .receive_many(queue, now_ms, visibility_ms, 1)
+            .await?
+            .pop())
+    }
+
+    /// Leases up to `most` deliverable items in one store call, oldest
+    /// first and at most one per group (see [`SqliteStore::receive`]): a
+    /// consumer with several free job slots fills them in one round trip to
+    /// the writer instead of one each.
+    pub async fn receive_many(
+        &self,
+        queue: QueueName,
+        now_ms: i64,
+        visibility_ms: i64,
+        most: usize,
+    ) -> Result<Vec<Leased>, StoreError> {
+        if most == 0 {
+            return Ok(Vec::new());
+        }
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
         self.with_lazy(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
-            let next: Option<(i64, String, Vec<u8>, i64, bool)> = tx
-                .query_row_cached(
-                    NEXT_DELIVERABLE,
-                    params![queue.as_str(), now_ms],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let Some((id, group, body, attempts, probe)) = next else {
-                return Ok(None);
+            let next: Vec<(i64, String, Vec<u8>, i64, bool)> = {
+                let mut statement = tx.prepare_cached(NEXT_DELIVERABLE).map_err(unavailable)?;
+                let rows = statement
+                    .query_map(params![queue.as_str(), now_ms, most], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                    })
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)?
             };
-            let lease = uuid::Uuid::new_v4().to_string();
             let lease_until_ms = now_ms.saturating_add(visibility_ms.max(1));
-            tx.execute_cached(
-                "UPDATE queue SET state = 'leased', attempts = attempts + 1, visible_at = ?2, lease = ?3 WHERE id = ?1",
-                params![id, lease_until_ms, lease],
-            )
-            .map_err(unavailable)?;
+            let mut leased = Vec::with_capacity(next.len());
+            for (id, group, body, attempts, probe) in next {
+                let lease = uuid::Uuid::new_v4().to_string();
+                tx.execute_cached(
+                    "UPDATE queue SET state = 'leased', attempts = attempts + 1, visible_at = ?2, lease = ?3 WHERE id = ?1",
+                    params![id, lease_until_ms, lease],
+                )
+                .map_err(unavailable)?;
+                leased.push(Leased {
+                    id,
+                    queue,
+                    group,
+                    body,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX - 1).saturating_add(1),
+                    lease_until_ms,
+                    probe,
+                    lease,
+                });
+            }
             tx.commit().map_err(unavailable)?;
-            Ok(Some(Leased {
-                id,
-                queue,
-                group,
-                body,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX - 1).saturating_add(1),
-                lease_until_ms,
-                probe,
-                lease,
-            }))
+            Ok(leased)
         })
         .await
     }

@@ -199,6 +199,61 @@ async fn queue_keeps_group_order_and_drops_repeated_dedupe_ids() {
 }
 
 #[tokio::test]
+async fn one_call_leases_the_oldest_item_of_each_free_group_in_line_order() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    for (group, id) in [
+        ("g1", "a"),
+        ("g1", "b"),
+        ("g2", "c"),
+        ("g3", "d"),
+        ("g2", "e"),
+    ] {
+        store
+            .send(QueueName::Inbound, item(group, id))
+            .await
+            .unwrap();
+    }
+    let now = i64::MAX / 2;
+    let first = store
+        .receive(QueueName::Inbound, now, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.body, b"a");
+    // g1 is busy with `a`: `b` waits, and each other group gives its oldest.
+    let many = store
+        .receive_many(QueueName::Inbound, now, 1_000, 10)
+        .await
+        .unwrap();
+    let bodies: Vec<&[u8]> = many.iter().map(|leased| leased.body.as_slice()).collect();
+    assert_eq!(bodies, [b"c".as_slice(), b"d"]);
+    assert!(many.iter().all(|leased| leased.attempts == 1));
+    assert!(
+        store
+            .receive_many(QueueName::Inbound, now, 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every group has an item in flight"
+    );
+    // Each leased item is settled on its own.
+    store.ack(&many[0], now).await.unwrap();
+    store.ack(&first, now).await.unwrap();
+    let next = store
+        .receive_many(QueueName::Inbound, now, 1_000, 1)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1, "at most as many as asked");
+    assert_eq!(next[0].body, b"b");
+    let rest = store
+        .receive_many(QueueName::Inbound, now, 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].body, b"e");
+}
+
+#[tokio::test]
 async fn an_unsettled_lease_is_redelivered_and_retries_end_in_dead_letters() {
     let store = SqliteStore::open_in_memory().unwrap();
     store
@@ -753,7 +808,7 @@ fn receiving_walks_the_pending_items_in_order_without_sorting_them() {
         ))
         .unwrap();
     let plan: Vec<String> = statement
-        .query_map(rusqlite::params!["inbound", 0], |row| row.get(3))
+        .query_map(rusqlite::params!["inbound", 0, 8], |row| row.get(3))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();

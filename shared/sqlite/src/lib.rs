@@ -160,6 +160,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
         conn.set_prepared_statement_cache_capacity(128);
+        configure_planner(&conn)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
              PRAGMA secure_delete = ON;",
@@ -265,6 +266,20 @@ tokio::task_local! {
 /// Calls made by tasks `work` spawns are durable again.
 pub async fn committed_lazily<F: std::future::Future>(lazily: Lazily, work: F) -> F::Output {
     LAZY.scope(lazily, work).await
+}
+
+/// Plans each statement once. Without the query planner's stability
+/// guarantee SQLite re-prepares a statement whenever a parameter it compared
+/// with a partial index's condition is bound to a new value: the queue's
+/// look for the next job (`queue_pending`) was parsed and planned again on
+/// every call, a quarter of the writer's time.
+pub(crate) fn configure_planner(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {

@@ -143,27 +143,29 @@ impl PayloadStore for SqliteStore {
 impl SessionStore for SqliteStore {
     async fn load(&self, key: &ConversationKey) -> Result<Option<Session>, StoreError> {
         let key = key.0.clone();
-        self.with(move |conn| {
-            let row: Option<(i64, String)> = conn
-                .query_row_cached(
+        let read = key.clone();
+        let row: Option<(i64, String)> = self
+            .with(move |conn| {
+                conn.query_row_cached(
                     "SELECT version, data FROM sessions WHERE key = ?1",
-                    [&key],
+                    [&read],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
-                .map_err(unavailable)?;
-            row.map(|(version, data)| {
-                let mut session: Session =
-                    serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
-                        key: key.clone(),
-                        source: Box::new(e),
-                    })?;
-                session.version = version as u64;
-                Ok(session)
+                .map_err(unavailable)
             })
-            .transpose()
+            .await?;
+        // Decoded here, not on the store's one thread.
+        row.map(|(version, data)| {
+            let mut session: Session =
+                serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
+                    key,
+                    source: Box::new(e),
+                })?;
+            session.version = version as u64;
+            Ok(session)
         })
-        .await
+        .transpose()
     }
 
     async fn save(&self, session: &Session) -> Result<u64, StoreError> {

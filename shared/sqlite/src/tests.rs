@@ -801,6 +801,7 @@ fn receiving_walks_the_pending_items_in_order_without_sorting_them() {
     let path = dir.path().join("plan.sqlite3");
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
+    crate::configure_planner(&conn).unwrap();
     let mut statement = conn
         .prepare(&format!(
             "EXPLAIN QUERY PLAN {}",
@@ -820,6 +821,32 @@ fn receiving_walks_the_pending_items_in_order_without_sorting_them() {
         !plan.iter().any(|step| step.contains("TEMP B-TREE")),
         "{plan:?}"
     );
+}
+
+#[test]
+fn the_look_for_the_next_job_is_planned_once_whatever_the_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.sqlite3");
+    drop(SqliteStore::open(&path).unwrap());
+    let reprepared = |configured: bool| {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        if configured {
+            crate::configure_planner(&conn).unwrap();
+        }
+        let mut statement = conn.prepare(crate::queue::NEXT_DELIVERABLE).unwrap();
+        for now in [1_000, 2_000, 3_000] {
+            let rows = statement
+                .query_map(rusqlite::params!["inbound", now, 8], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .unwrap();
+            assert_eq!(rows.count(), 0);
+        }
+        statement.get_status(rusqlite::StatementStatus::RePrepare)
+    };
+    // SQLite re-plans it on each new time unless told to keep its plans.
+    assert!(reprepared(false) > 0);
+    assert_eq!(reprepared(true), 0);
 }
 
 /// Holds the writer for a moment, so that the calls sent meanwhile are

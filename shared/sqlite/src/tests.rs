@@ -1029,3 +1029,37 @@ async fn an_acknowledged_message_survives_reopening_the_file() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_checkpointed_beside_the_writer_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    // 24 MB through the log, one batch at a time: six times what calls for
+    // a checkpoint.
+    let body = vec![7u8; 8_000];
+    for n in 0..3_000 {
+        PayloadStore::put(&store, &format!("p{n}"), &body, i64::MAX)
+            .await
+            .unwrap();
+    }
+    let size = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", path.display()))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        size("") > 8_000_000,
+        "checkpointed into the database: {}",
+        size("")
+    );
+    assert!(
+        size("-wal") < 20_000_000,
+        "the log started over: {}",
+        size("-wal")
+    );
+    assert_eq!(
+        PayloadStore::get(&store, "p2999").await.unwrap().as_deref(),
+        Some(body.as_slice())
+    );
+}

@@ -1035,14 +1035,20 @@ async fn the_log_is_checkpointed_beside_the_writer_and_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
     let store = SqliteStore::open(&path).unwrap();
-    // 24 MB through the log, one batch at a time: six times what calls for
-    // a checkpoint.
+    // 24 MB through the log in small batches (eight writers, each waiting
+    // for its write): six times what calls for a checkpoint.
     let body = vec![7u8; 8_000];
-    for n in 0..3_000 {
-        PayloadStore::put(&store, &format!("p{n}"), &body, i64::MAX)
-            .await
-            .unwrap();
-    }
+    let writers = (0..8).map(|writer| {
+        let (store, body) = (store.clone(), body.clone());
+        tokio::spawn(async move {
+            for n in (writer..3_000).step_by(8) {
+                PayloadStore::put(&store, &format!("p{n}"), &body, i64::MAX)
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    futures_join(writers).await;
     let size = |suffix: &str| {
         std::fs::metadata(format!("{}{suffix}", path.display()))
             .unwrap()

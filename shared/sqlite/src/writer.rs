@@ -45,9 +45,8 @@ const CHECKPOINT_AFTER_BYTES: u64 = 4_096_000;
 /// Batches that wrote between two looks at the log's size.
 const CHECKPOINT_LOOK_EVERY: u64 = 32;
 
-/// The log's size at which the writer checkpoints itself, between two
-/// batches: the log starts over only once a checkpoint has copied all of it,
-/// which the checkpointer's, made while the writer keeps writing, may never do.
+/// The log's size at which the writer checkpoints itself however far the
+/// checkpointer has got (see `write`).
 const CHECKPOINT_ITSELF_BYTES: u64 = 4 * CHECKPOINT_AFTER_BYTES;
 
 /// Whether a call's commit must be on disk before the call is answered.
@@ -283,6 +282,8 @@ struct Checkpointer {
     nudge: mpsc::SyncSender<()>,
     thread: JoinHandle<()>,
     log: PathBuf,
+    /// Checkpoints it has made.
+    passes: Arc<AtomicU64>,
 }
 
 impl Checkpointer {
@@ -300,6 +301,8 @@ impl Checkpointer {
             .map_err(unavailable)?;
         let (nudge, nudged) = mpsc::sync_channel(1);
         let watched = log.clone();
+        let passes = Arc::new(AtomicU64::new(0));
+        let passed = passes.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
@@ -308,16 +311,26 @@ impl Checkpointer {
                     // Passive: copies what no reader still needs and never
                     // holds up the writer; the writer starts the log over
                     // once all of it is in the database.
-                    if grown
-                        && let Err(error) =
-                            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %error, "could not checkpoint the database's log");
+                    if !grown {
+                        continue;
+                    }
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        Ok(()) => {
+                            passed.fetch_add(1, Ordering::Release);
+                        }
+                        Err(error) => {
+                            tracing::warn!(error = %error, "could not checkpoint the database's log")
+                        }
                     }
                 }
             })
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        Ok(Self { nudge, thread, log })
+        Ok(Self {
+            nudge,
+            thread,
+            log,
+            passes,
+        })
     }
 
     fn log_bytes(&self) -> u64 {
@@ -347,7 +360,7 @@ fn write(
     counters: &Counters,
 ) {
     let mut waiting: std::collections::VecDeque<Box<dyn Call>> = Default::default();
-    let mut looked_at = 0;
+    let (mut looked_at, mut passes_seen) = (0, 0);
     loop {
         if waiting.is_empty() {
             match queued.recv() {
@@ -393,17 +406,24 @@ fn write(
         // Lazy calls are answered now; durable ones once an fsync covers
         // every write so far (a read may have seen a write not yet synced).
         let written = counters.written.load(Ordering::Relaxed);
-        if let Some(checkpointer) = &checkpointer
-            && written >= looked_at + CHECKPOINT_LOOK_EVERY
-        {
-            looked_at = written;
-            if checkpointer.log_bytes() >= CHECKPOINT_ITSELF_BYTES {
-                // Most of it is in the database already: this copies the rest.
+        // The log starts over only once a checkpoint has copied all of it,
+        // which the checkpointer's, made while the writer goes on writing,
+        // never quite do: after each of its passes the writer copies the
+        // few commits made meanwhile itself, between two batches.
+        if let Some(checkpointer) = &checkpointer {
+            let passes = checkpointer.passes.load(Ordering::Acquire);
+            let itself = passes > passes_seen
+                || (written >= looked_at + CHECKPOINT_LOOK_EVERY
+                    && checkpointer.log_bytes() >= CHECKPOINT_ITSELF_BYTES);
+            if itself {
+                passes_seen = passes;
+                looked_at = written;
                 if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                 {
                     tracing::warn!(error = %error, "could not checkpoint the database's log");
                 }
-            } else {
+            } else if written >= looked_at + CHECKPOINT_LOOK_EVERY {
+                looked_at = written;
                 checkpointer.nudge();
             }
         }

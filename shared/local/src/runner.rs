@@ -72,7 +72,6 @@ pub async fn spawn_workers(
                 local.store.clone(),
                 vec![QueueName::Timers],
                 settings,
-                local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let worker = worker.clone();
@@ -92,7 +91,6 @@ pub async fn spawn_workers(
                     in_flight: workers.concurrency,
                     ..settings
                 },
-                local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let worker = worker.clone();
@@ -120,7 +118,6 @@ pub async fn spawn_workers(
                     in_flight: workers.notifier_concurrency,
                     ..settings
                 },
-                local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let notifier = notifier.clone();
@@ -141,7 +138,6 @@ pub async fn spawn_workers(
                     in_flight: workers.outbound_concurrency,
                     ..settings
                 },
-                local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let sender = sender.clone();
@@ -175,14 +171,14 @@ pub async fn spawn_workers(
 /// true, with up to `settings.in_flight` jobs under way at once (the queue
 /// hands out one job of a conversation at a time, so each stays in order).
 /// Listing the priority queue first means its jobs always go first. One
-/// loop looks for jobs and hands them to tasks of their own: an enqueue
-/// wakes one look per consumer, not one per job slot, and one look leases
-/// as many jobs as there are free slots (one store call, not one per job).
+/// loop looks for jobs and hands them to tasks of their own: an item made
+/// deliverable on one of `queues` wakes one look of this consumer (not one
+/// per job slot, nor the consumers of other queues), and one look leases as
+/// many jobs as there are free slots (one store call, not one per job).
 pub async fn run<F, Fut>(
     store: SqliteStore,
     queues: Vec<QueueName>,
     settings: RunnerSettings,
-    wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
     handle: F,
 ) where
@@ -192,9 +188,9 @@ pub async fn run<F, Fut>(
     let clock = SystemClock;
     let handle = Arc::new(handle);
     let slots = Arc::new(Semaphore::new(settings.in_flight.max(1)));
-    // A settled job may free the next job of its conversation, which no
-    // enqueue announces: the loop looks again then rather than at its idle poll.
-    let settled = Arc::new(Notify::new());
+    // Woken for items queued on these queues (or freed by a settled job of
+    // their conversation), not for every queue's.
+    let mut arrivals = store.arrivals();
     let mut running = JoinSet::new();
     while !*stop.borrow() {
         while running.try_join_next().is_some() {}
@@ -212,9 +208,8 @@ pub async fn run<F, Fut>(
         while let Ok(slot) = slots.clone().try_acquire_owned() {
             free.push(slot);
         }
-        // Register for a wake-up before looking, so a send in between is not missed.
-        let woken = wake.notified();
-        let freed = settled.notified();
+        // Noted before looking, so an item announced in between is not missed.
+        arrivals.mark();
         match next_jobs(
             &store,
             &queues,
@@ -226,7 +221,7 @@ pub async fn run<F, Fut>(
         {
             Ok(jobs) if !jobs.is_empty() => {
                 for (job, slot) in jobs.into_iter().zip(free) {
-                    let (store, handle, settled) = (store.clone(), handle.clone(), settled.clone());
+                    let (store, handle) = (store.clone(), handle.clone());
                     running.spawn(async move {
                         let _slot = slot;
                         let now_ms = clock.now_ms();
@@ -247,15 +242,13 @@ pub async fn run<F, Fut>(
                                     ))
                                 });
                         settle(&store, &job, outcome, settings).await;
-                        settled.notify_one();
                     });
                 }
             }
             Ok(_) => {
                 drop(free);
                 tokio::select! {
-                    _ = woken => {}
-                    _ = freed => {}
+                    _ = arrivals.wait(&queues) => {}
                     _ = tokio::time::sleep(settings.idle_poll) => {}
                     _ = stop.changed() => {}
                 }
@@ -469,7 +462,6 @@ mod tests {
             store.clone(),
             vec![QueueName::Inbound],
             settings,
-            Arc::new(Notify::new()),
             stop_rx,
             handle,
         ));
@@ -689,7 +681,6 @@ mod tests {
                 store.clone(),
                 vec![QueueName::EscalationPriority, QueueName::EscalationStandard],
                 settings(3),
-                Arc::new(Notify::new()),
                 stop_rx.clone(),
                 move |body, _| {
                     let (started, barrier) = (started.clone(), barrier.clone());

@@ -128,7 +128,11 @@ impl SqliteStore {
         .map_err(|error| QueueError {
             queue,
             source: Box::new(error),
-        })
+        })?;
+        if delay_ms <= 0 {
+            self.announce(queue);
+        }
+        Ok(())
     }
 }
 
@@ -215,7 +219,7 @@ impl SqliteStore {
     /// ran out and went to another consumer is not touched.
     pub async fn ack(&self, item: &Leased, now_ms: i64) -> Result<usize, StoreError> {
         let (id, lease, queue) = (item.id, item.lease.clone(), item.queue);
-        self.with_lazy(move |conn| {
+        let redriven = self.with_lazy(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let held: Option<(bool, Option<String>)> = tx
                 .query_row_cached(
@@ -248,7 +252,10 @@ impl SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(redriven)
         })
-        .await
+        .await?;
+        // The conversation's next item, and any redriven, may go now.
+        self.announce(queue);
+        Ok(redriven)
     }
 
     /// Makes the item deliverable again after `delay_ms`.
@@ -300,14 +307,17 @@ impl SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(())
         })
-        .await
+        .await?;
+        // The conversation's next item may go now.
+        self.announce(queue);
+        Ok(())
     }
 
     /// Puts one dead letter of each cause on trial, unless one of that cause
     /// is on trial already; dead letters that failed for good are left
     /// alone. Returns how many went on trial.
     pub async fn probe_dead(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
-        self.with(move |conn| {
+        let trials = self.with(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let oldest: Vec<i64> = {
                 let mut statement = tx
@@ -334,12 +344,16 @@ impl SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(oldest.len())
         })
-        .await
+        .await?;
+        if trials > 0 {
+            self.announce(queue);
+        }
+        Ok(trials)
     }
 
     /// Puts every dead item of `queue` back in line with fresh attempts; returns how many.
     pub async fn redrive(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
-        self.with(move |conn| {
+        let moved = self.with(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let moved = tx
                 .execute_cached(
@@ -352,7 +366,11 @@ impl SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(moved)
         })
-        .await
+        .await?;
+        if moved > 0 {
+            self.announce(queue);
+        }
+        Ok(moved)
     }
 
     /// Items per state for every queue, with the dead-letter counters.

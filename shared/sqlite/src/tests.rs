@@ -1069,3 +1069,59 @@ async fn the_log_is_checkpointed_beside_the_writer_and_stays_bounded() {
         Some(body.as_slice())
     );
 }
+
+#[tokio::test]
+async fn consumers_are_woken_only_for_their_own_queues() {
+    use std::time::Duration;
+    let store = SqliteStore::open_in_memory().unwrap();
+    let mut arrivals = store.arrivals();
+    let woken = |arrivals: &mut crate::Arrivals| {
+        let mut arrivals = std::mem::replace(arrivals, store.arrivals());
+        async move {
+            let woken = tokio::time::timeout(
+                Duration::from_millis(50),
+                arrivals.wait(&[QueueName::Inbound]),
+            )
+            .await
+            .is_ok();
+            (woken, arrivals)
+        }
+    };
+    arrivals.mark();
+    store
+        .send(QueueName::Outbound, item("g", "reply"))
+        .await
+        .unwrap();
+    let delay = Duration::from_secs(60);
+    store
+        .send_after(QueueName::Inbound, item("later", "later"), delay)
+        .await
+        .unwrap();
+    let (was_woken, mut arrivals) = woken(&mut arrivals).await;
+    assert!(!was_woken, "another queue's item, or one not yet visible");
+
+    arrivals.mark();
+    store
+        .send(QueueName::Inbound, item("g", "a"))
+        .await
+        .unwrap();
+    store
+        .send(QueueName::Inbound, item("g", "b"))
+        .await
+        .unwrap();
+    let (was_woken, mut arrivals) = woken(&mut arrivals).await;
+    assert!(was_woken, "an item queued after the mark");
+
+    // `b` waits for `a`: settling `a` announces it.
+    let a = store
+        .receive(QueueName::Inbound, i64::MAX / 2, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    arrivals.mark();
+    let (was_woken, mut arrivals) = woken(&mut arrivals).await;
+    assert!(!was_woken, "nothing new since the mark");
+    store.ack(&a, i64::MAX / 2).await.unwrap();
+    let (was_woken, _) = woken(&mut arrivals).await;
+    assert!(was_woken, "the conversation's next item may go");
+}

@@ -406,27 +406,6 @@ fn write(
         // Lazy calls are answered now; durable ones once an fsync covers
         // every write so far (a read may have seen a write not yet synced).
         let written = counters.written.load(Ordering::Relaxed);
-        // The log starts over only once a checkpoint has copied all of it,
-        // which the checkpointer's, made while the writer goes on writing,
-        // never quite do: after each of its passes the writer copies the
-        // few commits made meanwhile itself, between two batches.
-        if let Some(checkpointer) = &checkpointer {
-            let passes = checkpointer.passes.load(Ordering::Acquire);
-            let itself = passes > passes_seen
-                || (written >= looked_at + CHECKPOINT_LOOK_EVERY
-                    && checkpointer.log_bytes() >= CHECKPOINT_ITSELF_BYTES);
-            if itself {
-                passes_seen = passes;
-                looked_at = written;
-                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %error, "could not checkpoint the database's log");
-                }
-            } else if written >= looked_at + CHECKPOINT_LOOK_EVERY {
-                looked_at = written;
-                checkpointer.nudge();
-            }
-        }
         let synced = counters.synced.load(Ordering::Acquire);
         let mut unsynced = Vec::new();
         for call in committed {
@@ -445,6 +424,28 @@ fn write(
         {
             for call in lost.calls {
                 call.answer(Err(BatchError::Stopped));
+            }
+        }
+        // Between two batches, once their calls are answered. The log starts
+        // over only once a checkpoint has copied all of it, which the
+        // checkpointer's, made while the writer goes on writing, never quite
+        // do: after each of its passes the writer copies the few commits
+        // made meanwhile itself.
+        if let Some(checkpointer) = &checkpointer {
+            let passes = checkpointer.passes.load(Ordering::Acquire);
+            let itself = passes > passes_seen
+                || (written >= looked_at + CHECKPOINT_LOOK_EVERY
+                    && checkpointer.log_bytes() >= CHECKPOINT_ITSELF_BYTES);
+            if itself {
+                passes_seen = passes;
+                looked_at = written;
+                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %error, "could not checkpoint the database's log");
+                }
+            } else if written >= looked_at + CHECKPOINT_LOOK_EVERY {
+                looked_at = written;
+                checkpointer.nudge();
             }
         }
     }

@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use switchboard_domain::{
-    Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
+    Claim, Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
 };
 
+use crate::stores::{claim_of, claim_record, mark_done};
 use crate::{Cached, SqliteStore, unavailable};
 
 /// An item handed to a consumer. It stays invisible to others until its lease
@@ -95,6 +96,66 @@ impl QueueProducer for SqliteStore {
         let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
         self.enqueue(queue, item, delay_ms).await
     }
+
+    /// One transaction: the key's record read, and unless it is done or
+    /// held, the item queued and the key marked done; durable (fsynced)
+    /// before the answer.
+    async fn send_once(
+        &self,
+        key: &str,
+        queue: QueueName,
+        item: &QueueItem,
+        now_ms: i64,
+        keep_until_ms: i64,
+    ) -> Result<Option<Claim>, QueueError> {
+        let (key, item) = (key.to_owned(), item.clone());
+        let claim = self
+            .with(move |conn| {
+                let tx = conn.savepoint().map_err(unavailable)?;
+                let claim = claim_of(claim_record(&tx, &key)?, now_ms);
+                if claim.is_owned() {
+                    insert_item(&tx, queue, &item, now_ms, now_ms)?;
+                    mark_done(&tx, &key, keep_until_ms, None)?;
+                }
+                tx.commit().map_err(unavailable)?;
+                Ok(claim)
+            })
+            .await
+            .map_err(|error| QueueError {
+                queue,
+                source: Box::new(error),
+            })?;
+        if claim.is_owned() {
+            self.announce(queue);
+        }
+        Ok(Some(claim))
+    }
+}
+
+/// Adds `item` to `queue`, visible from `visible_at`; a repeated dedupe id
+/// is dropped, as SQS FIFO does.
+fn insert_item(
+    conn: &Connection,
+    queue: QueueName,
+    item: &QueueItem,
+    visible_at: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.execute_cached(
+        "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
+         VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?6)
+         ON CONFLICT (queue, dedupe_id) DO NOTHING",
+        params![
+            queue.as_str(),
+            item.group,
+            item.dedupe_id,
+            item.body,
+            visible_at,
+            now_ms
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 impl SqliteStore {
@@ -106,29 +167,12 @@ impl SqliteStore {
     ) -> Result<(), QueueError> {
         let now_ms = SystemClock.now_ms();
         let visible_at = now_ms.saturating_add(delay_ms.max(0));
-        self.with(move |conn| {
-            // A repeated dedupe id is dropped, as SQS FIFO does.
-            conn.execute_cached(
-                "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
-                 VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?6)
-                 ON CONFLICT (queue, dedupe_id) DO NOTHING",
-                params![
-                    queue.as_str(),
-                    item.group,
-                    item.dedupe_id,
-                    item.body,
-                    visible_at,
-                    now_ms
-                ],
-            )
-            .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
-        .map_err(|error| QueueError {
-            queue,
-            source: Box::new(error),
-        })?;
+        self.with(move |conn| insert_item(conn, queue, &item, visible_at, now_ms))
+            .await
+            .map_err(|error| QueueError {
+                queue,
+                source: Box::new(error),
+            })?;
         if delay_ms <= 0 {
             self.announce(queue);
         }

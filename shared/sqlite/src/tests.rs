@@ -1125,3 +1125,86 @@ async fn consumers_are_woken_only_for_their_own_queues() {
     let (was_woken, _) = woken(&mut arrivals).await;
     assert!(was_woken, "the conversation's next item may go");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_queued_and_its_claim_done_in_one_durable_call_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    let keep = 100_000;
+    let before = store.write_stats();
+    let queued = store
+        .send_once(
+            "ingress:m1",
+            QueueName::Inbound,
+            &item("g", "m1"),
+            1_000,
+            keep,
+        )
+        .await
+        .unwrap();
+    let after = store.write_stats();
+    assert_eq!(queued, Some(Claim::Acquired));
+    assert_eq!(after.calls - before.calls, 1, "one store call");
+    assert!(after.fsyncs > before.fsyncs, "on disk before the answer");
+    assert_eq!(
+        store.claim("ingress:m1", 2_000, 10_000).await.unwrap(),
+        Claim::Done
+    );
+    assert_eq!(
+        stats_of(&store.stats().await.unwrap(), QueueName::Inbound).ready,
+        1
+    );
+
+    // Done already: nothing queued again.
+    let again = store
+        .send_once(
+            "ingress:m1",
+            QueueName::Inbound,
+            &item("g", "m1-again"),
+            2_000,
+            keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, Some(Claim::Done));
+    // Held by a delivery under way: nothing queued, the claim untouched.
+    assert_eq!(
+        store.claim("ingress:m2", 1_000, 5_000).await.unwrap(),
+        Claim::Acquired
+    );
+    let held = store
+        .send_once(
+            "ingress:m2",
+            QueueName::Inbound,
+            &item("g2", "m2"),
+            2_000,
+            keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(held, Some(Claim::InProgress));
+    assert_eq!(
+        stats_of(&store.stats().await.unwrap(), QueueName::Inbound).ready,
+        1
+    );
+    // Its lease ran out: taken over, queued, done.
+    let taken = store
+        .send_once(
+            "ingress:m2",
+            QueueName::Inbound,
+            &item("g2", "m2"),
+            7_000,
+            keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken, Some(Claim::TakenOver));
+    assert_eq!(
+        store.claim("ingress:m2", 8_000, 10_000).await.unwrap(),
+        Claim::Done
+    );
+    assert_eq!(
+        stats_of(&store.stats().await.unwrap(), QueueName::Inbound).ready,
+        2
+    );
+}

@@ -51,6 +51,22 @@ impl QueueProducer for WakingQueue {
         // Nothing to wake for: the workers look again within their idle poll.
         self.store.send_after(queue, item, delay).await
     }
+
+    async fn send_once(
+        &self,
+        key: &str,
+        queue: QueueName,
+        item: &QueueItem,
+        now_ms: i64,
+        keep_until_ms: i64,
+    ) -> Result<Option<switchboard_domain::Claim>, QueueError> {
+        let claim = self
+            .store
+            .send_once(key, queue, item, now_ms, keep_until_ms)
+            .await?;
+        self.wake.notify_waiters();
+        Ok(claim)
+    }
 }
 
 impl Local {

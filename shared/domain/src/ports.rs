@@ -245,6 +245,25 @@ pub trait QueueProducer: Send + Sync {
             source: "this queue cannot delay jobs".into(),
         })
     }
+
+    /// Queues `item` and records the idempotency key `key` as done until
+    /// `keep_until_ms`, as one durable step, unless `key` is done already
+    /// (`Claim::Done`: nothing queued) or held by an attempt still under way
+    /// (`Claim::InProgress`: nothing queued). An owned claim (`Acquired`,
+    /// `TakenOver`) says the item is queued. For a queue kept in the same
+    /// store as the idempotency records; `None` (the default): this queue
+    /// cannot, and the caller claims, sends and completes step by step.
+    async fn send_once(
+        &self,
+        key: &str,
+        queue: QueueName,
+        item: &QueueItem,
+        now_ms: i64,
+        keep_until_ms: i64,
+    ) -> Result<Option<Claim>, QueueError> {
+        let _ = (key, queue, item, now_ms, keep_until_ms);
+        Ok(None)
+    }
 }
 
 /// Where the business keeps its customers' tiers (a CRM), asked by customer

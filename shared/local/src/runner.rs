@@ -72,7 +72,6 @@ pub async fn spawn_workers(
                 local.store.clone(),
                 vec![QueueName::Timers],
                 settings,
-                local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let worker = worker.clone();
@@ -92,7 +91,6 @@ pub async fn spawn_workers(
                     in_flight: workers.concurrency,
                     ..settings
                 },
-                local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let worker = worker.clone();
@@ -120,7 +118,6 @@ pub async fn spawn_workers(
                     in_flight: workers.notifier_concurrency,
                     ..settings
                 },
-                local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let notifier = notifier.clone();
@@ -141,7 +138,6 @@ pub async fn spawn_workers(
                     in_flight: workers.outbound_concurrency,
                     ..settings
                 },
-                local.wake.clone(),
                 stop.clone(),
                 move |body, lease| {
                     let sender = sender.clone();
@@ -175,13 +171,14 @@ pub async fn spawn_workers(
 /// true, with up to `settings.in_flight` jobs under way at once (the queue
 /// hands out one job of a conversation at a time, so each stays in order).
 /// Listing the priority queue first means its jobs always go first. One
-/// loop looks for jobs and hands them to tasks of their own: an enqueue
-/// wakes one look per consumer, not one per job slot.
+/// loop looks for jobs and hands them to tasks of their own: an item made
+/// deliverable on one of `queues` wakes one look of this consumer (not one
+/// per job slot, nor the consumers of other queues), and one look leases as
+/// many jobs as there are free slots (one store call, not one per job).
 pub async fn run<F, Fut>(
     store: SqliteStore,
     queues: Vec<QueueName>,
     settings: RunnerSettings,
-    wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
     handle: F,
 ) where
@@ -191,6 +188,9 @@ pub async fn run<F, Fut>(
     let clock = SystemClock;
     let handle = Arc::new(handle);
     let slots = Arc::new(Semaphore::new(settings.in_flight.max(1)));
+    // Woken for items queued on these queues (or freed by a settled job of
+    // their conversation), not for every queue's.
+    let mut arrivals = store.arrivals();
     let mut running = JoinSet::new();
     while !*stop.borrow() {
         while running.try_join_next().is_some() {}
@@ -204,42 +204,57 @@ pub async fn run<F, Fut>(
                 Err(_) => break,
             },
         };
-        // Register for a wake-up before looking, so a send in between is not missed.
-        let woken = wake.notified();
-        match next_job(&store, &queues, clock.now_ms(), settings.visibility).await {
-            Ok(Some(job)) => {
-                let (store, handle) = (store.clone(), handle.clone());
-                running.spawn(async move {
-                    let _slot = slot;
-                    let now_ms = clock.now_ms();
-                    let lease = JobLease {
-                        attempt: job.attempts,
-                        started_at_ms: now_ms,
-                        until_ms: job.lease_until_ms,
-                    };
-                    let time_left = Duration::from_millis(lease.remaining_ms(now_ms) as u64);
-                    // At the end of the lease the job may go to another consumer:
-                    // this attempt must not go on beside it.
-                    let outcome = tokio::time::timeout(time_left, handle(job.body.clone(), lease))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(JobError::Retryable(
-                                "the attempt did not finish within its lease".into(),
-                            ))
-                        });
-                    settle(&store, &job, outcome, settings).await;
-                });
+        let mut free = vec![slot];
+        while let Ok(slot) = slots.clone().try_acquire_owned() {
+            free.push(slot);
+        }
+        // Noted before looking, so an item announced in between is not missed.
+        arrivals.mark();
+        match next_jobs(
+            &store,
+            &queues,
+            clock.now_ms(),
+            settings.visibility,
+            free.len(),
+        )
+        .await
+        {
+            Ok(jobs) if !jobs.is_empty() => {
+                for (job, slot) in jobs.into_iter().zip(free) {
+                    let (store, handle) = (store.clone(), handle.clone());
+                    running.spawn(async move {
+                        let _slot = slot;
+                        let now_ms = clock.now_ms();
+                        let lease = JobLease {
+                            attempt: job.attempts,
+                            started_at_ms: now_ms,
+                            until_ms: job.lease_until_ms,
+                        };
+                        let time_left = Duration::from_millis(lease.remaining_ms(now_ms) as u64);
+                        // At the end of the lease the job may go to another consumer:
+                        // this attempt must not go on beside it.
+                        let outcome =
+                            tokio::time::timeout(time_left, handle(job.body.clone(), lease))
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Err(JobError::Retryable(
+                                        "the attempt did not finish within its lease".into(),
+                                    ))
+                                });
+                        settle(&store, &job, outcome, settings).await;
+                    });
+                }
             }
-            Ok(None) => {
-                drop(slot);
+            Ok(_) => {
+                drop(free);
                 tokio::select! {
-                    _ = woken => {}
+                    _ = arrivals.wait(&queues) => {}
                     _ = tokio::time::sleep(settings.idle_poll) => {}
                     _ = stop.changed() => {}
                 }
             }
             Err(error) => {
-                drop(slot);
+                drop(free);
                 warn!(error = %error_chain(&error), "queue unavailable");
                 tokio::time::sleep(settings.idle_poll).await;
             }
@@ -249,21 +264,27 @@ pub async fn run<F, Fut>(
     while running.join_next().await.is_some() {}
 }
 
-async fn next_job(
+/// Up to `most` jobs, from the first queue that has any and then the next.
+async fn next_jobs(
     store: &SqliteStore,
     queues: &[QueueName],
     now_ms: i64,
     visibility: Duration,
-) -> Result<Option<Leased>, switchboard_domain::StoreError> {
+    most: usize,
+) -> Result<Vec<Leased>, switchboard_domain::StoreError> {
+    let mut jobs = Vec::new();
     for queue in queues {
-        if let Some(job) = store
-            .receive(*queue, now_ms, visibility.as_millis() as i64)
-            .await?
-        {
-            return Ok(Some(job));
+        let wanted = most - jobs.len();
+        if wanted == 0 {
+            break;
         }
+        jobs.extend(
+            store
+                .receive_many(*queue, now_ms, visibility.as_millis() as i64, wanted)
+                .await?,
+        );
     }
-    Ok(None)
+    Ok(jobs)
 }
 
 async fn settle(
@@ -441,7 +462,6 @@ mod tests {
             store.clone(),
             vec![QueueName::Inbound],
             settings,
-            Arc::new(Notify::new()),
             stop_rx,
             handle,
         ));
@@ -603,6 +623,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_conversations_next_job_starts_once_the_one_before_is_settled() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        // Two messages of one conversation: the second waits for the first.
+        for id in ["first", "second"] {
+            let item = QueueItem {
+                group: "one conversation".into(),
+                dedupe_id: id.into(),
+                body: id.as_bytes().to_vec(),
+            };
+            store.send(QueueName::Inbound, item).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        consume_until(
+            &store,
+            RunnerSettings {
+                in_flight: 4,
+                // Nothing is queued meanwhile to wake the consumer: only the
+                // first job's settling can.
+                idle_poll: Duration::from_secs(60),
+                ..settings(3)
+            },
+            |_, _| async { Ok(()) },
+            |all| stats(all, QueueName::Inbound) == (2, 0, 0),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the second job waited for the idle poll"
+        );
+    }
+
+    #[tokio::test]
     async fn notifiers_work_side_by_side_and_take_vip_tickets_first() {
         let store = SqliteStore::open_in_memory().unwrap();
         queued(
@@ -629,7 +681,6 @@ mod tests {
                 store.clone(),
                 vec![QueueName::EscalationPriority, QueueName::EscalationStandard],
                 settings(3),
-                Arc::new(Notify::new()),
                 stop_rx.clone(),
                 move |body, _| {
                     let (started, barrier) = (started.clone(), barrier.clone());

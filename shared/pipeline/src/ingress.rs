@@ -325,27 +325,6 @@ impl Ingress {
         let dedupe_key = message.dedupe_key();
         let claim_key = format!("ingress:{dedupe_key}");
         let deadline = tokio::time::Instant::now() + DUPLICATE_WAIT;
-        loop {
-            let now_ms = self.clock.now_ms();
-            match self
-                .idempotency
-                .claim(&claim_key, now_ms, CLAIM_LEASE_MS)
-                .await?
-            {
-                // A taken-over claim may have been queued already: the queue drops the repeat.
-                Claim::Acquired | Claim::TakenOver => break,
-                Claim::Done => {
-                    info!(channel = %message.channel, message_id = %message.provider_message_id, "duplicate dropped");
-                    return Ok(());
-                }
-                // Another delivery of the same message is being queued right now.
-                // Answer only once it is safely queued, so a failure there is retried.
-                Claim::InProgress if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Claim::InProgress => return Err(IngressError::StillInProgress),
-            }
-        }
         let item = QueueItem {
             group: message.conversation_key().0,
             dedupe_id: dedupe_key,
@@ -355,21 +334,92 @@ impl Ingress {
             })
             .expect("messages serialise"),
         };
+        // Where the queue and the claims share a store: queued and claimed
+        // done in one durable step. Elsewhere: claim, queue, complete.
+        let one_step = loop {
+            let now_ms = self.clock.now_ms();
+            let claim = match self
+                .queue
+                .send_once(
+                    &claim_key,
+                    QueueName::Inbound,
+                    &item,
+                    now_ms,
+                    now_ms.saturating_add(DEDUPE_RETENTION_MS),
+                )
+                .await?
+            {
+                Some(claim) => claim,
+                None => break false,
+            };
+            match claim {
+                Claim::Acquired | Claim::TakenOver => break true,
+                Claim::Done => {
+                    info!(channel = %message.channel, message_id = %message.provider_message_id, "duplicate dropped");
+                    return Ok(());
+                }
+                // As below: another delivery is being queued right now.
+                Claim::InProgress if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Claim::InProgress => return Err(IngressError::StillInProgress),
+            }
+        };
+        if !one_step
+            && !self
+                .claim_and_send(message, &claim_key, item, deadline)
+                .await?
+        {
+            return Ok(());
+        }
+        switchboard_domain::telemetry::message_received(&message.channel);
+        info!(channel = %message.channel, message_id = %message.provider_message_id, kind = ?message.kind, "message queued");
+        Ok(())
+    }
+
+    /// Claims the message, queues it and marks the claim done, step by step;
+    /// `false`: a duplicate, dropped.
+    async fn claim_and_send(
+        &self,
+        message: &InboundMessage,
+        claim_key: &str,
+        item: QueueItem,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, IngressError> {
+        loop {
+            let now_ms = self.clock.now_ms();
+            match self
+                .idempotency
+                .claim(claim_key, now_ms, CLAIM_LEASE_MS)
+                .await?
+            {
+                // A taken-over claim may have been queued already: the queue drops the repeat.
+                Claim::Acquired | Claim::TakenOver => break,
+                Claim::Done => {
+                    info!(channel = %message.channel, message_id = %message.provider_message_id, "duplicate dropped");
+                    return Ok(false);
+                }
+                // Another delivery of the same message is being queued right now.
+                // Answer only once it is safely queued, so a failure there is retried.
+                Claim::InProgress if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Claim::InProgress => return Err(IngressError::StillInProgress),
+            }
+        }
         if let Err(error) = self.queue.send(QueueName::Inbound, item).await {
             // Let the provider's retry take the message over at once.
-            if let Err(release_error) = self.idempotency.release(&claim_key).await {
+            if let Err(release_error) = self.idempotency.release(claim_key).await {
                 warn!(error = %release_error, "could not release ingress claim");
             }
             return Err(error.into());
         }
         let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
-        if let Err(error) = self.idempotency.complete(&claim_key, keep_until).await {
+        if let Err(error) = self.idempotency.complete(claim_key, keep_until).await {
             // Queued already: a retry meeting the in-progress record waits or gets
             // 503, and after the lease it re-queues; the worker drops the repeat.
             warn!(error = %error, "could not mark ingress claim done");
         }
-        switchboard_domain::telemetry::message_received(&message.channel);
-        info!(channel = %message.channel, message_id = %message.provider_message_id, kind = ?message.kind, "message queued");
-        Ok(())
+        Ok(true)
     }
 }

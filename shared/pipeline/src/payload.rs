@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_domain::{
-    Clock, PAYLOAD_REFERENCE_PREFIX as REFERENCE_PREFIX, PayloadStore, QueueError, QueueItem,
-    QueueName, QueueProducer, payload_key,
+    Claim, Clock, PAYLOAD_REFERENCE_PREFIX as REFERENCE_PREFIX, PayloadStore, QueueError,
+    QueueItem, QueueName, QueueProducer, payload_key,
 };
 
 use crate::JobError;
@@ -55,6 +55,23 @@ impl QueueProducer for OffloadingQueue {
         delay: std::time::Duration,
     ) -> Result<(), QueueError> {
         self.inner.send_after(queue, item, delay).await
+    }
+
+    /// Small items only: a large one's body goes aside first, step by step.
+    async fn send_once(
+        &self,
+        key: &str,
+        queue: QueueName,
+        item: &QueueItem,
+        now_ms: i64,
+        keep_until_ms: i64,
+    ) -> Result<Option<Claim>, QueueError> {
+        if item.body.len() > INLINE_LIMIT {
+            return Ok(None);
+        }
+        self.inner
+            .send_once(key, queue, item, now_ms, keep_until_ms)
+            .await
     }
 
     async fn send(&self, queue: QueueName, item: QueueItem) -> Result<(), QueueError> {

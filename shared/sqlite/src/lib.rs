@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::Connection;
-use switchboard_domain::StoreError;
+use switchboard_domain::{QueueName, StoreError};
 
 pub use queue::{Failure, Leased, QueueStats};
 pub use writer::{BatchError, WriteStats};
@@ -140,6 +140,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: Arc<Writer>,
+    /// Items made deliverable so far, per queue (in `QueueName::ALL`'s order).
+    arrivals: Arc<tokio::sync::watch::Sender<[u64; QueueName::ALL.len()]>>,
 }
 
 impl SqliteStore {
@@ -160,6 +162,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
         conn.set_prepared_statement_cache_capacity(128);
+        configure_planner(&conn)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
              PRAGMA secure_delete = ON;",
@@ -180,7 +183,25 @@ impl SqliteStore {
         .map_err(unavailable)?;
         Ok(Self {
             writer: Arc::new(Writer::start(conn)?),
+            arrivals: Arc::new(tokio::sync::watch::Sender::new(Default::default())),
         })
+    }
+
+    /// Tells this process's consumers of `queue` that an item may have
+    /// become deliverable (queued, or its conversation's item before it settled).
+    pub(crate) fn announce(&self, queue: QueueName) {
+        let index = queue_index(queue);
+        self.arrivals
+            .send_modify(|arrivals| arrivals[index] = arrivals[index].wrapping_add(1));
+    }
+
+    /// What a consumer waits on for items made deliverable in this process
+    /// (another process's go unannounced: consumers also look now and then).
+    pub fn arrivals(&self) -> Arrivals {
+        Arrivals {
+            seen: *self.arrivals.borrow(),
+            receiver: self.arrivals.subscribe(),
+        }
     }
 
     /// Runs `work` in the next batch and answers once the batch is
@@ -241,6 +262,47 @@ impl SqliteStore {
     }
 }
 
+fn queue_index(queue: QueueName) -> usize {
+    QueueName::ALL
+        .iter()
+        .position(|each| *each == queue)
+        .unwrap_or_default()
+}
+
+/// Announcements of deliverable items, for one consumer: waking only for its
+/// own queues spares the store a look at every queue whenever any is sent to.
+pub struct Arrivals {
+    receiver: tokio::sync::watch::Receiver<[u64; QueueName::ALL.len()]>,
+    seen: [u64; QueueName::ALL.len()],
+}
+
+impl Arrivals {
+    /// Notes what has been announced so far: call before looking at the queues.
+    pub fn mark(&mut self) {
+        self.seen = *self.receiver.borrow_and_update();
+    }
+
+    /// Waits until something is announced on one of `queues` after the last
+    /// [`Arrivals::mark`]; at once if it was already.
+    pub async fn wait(&mut self, queues: &[QueueName]) {
+        loop {
+            {
+                let now = self.receiver.borrow_and_update();
+                if queues
+                    .iter()
+                    .any(|queue| now[queue_index(*queue)] != self.seen[queue_index(*queue)])
+                {
+                    return;
+                }
+            }
+            if self.receiver.changed().await.is_err() {
+                // The store is gone: nothing will be announced again.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
 /// What a [`committed_lazily`] scope commits without waiting for an fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lazily {
@@ -265,6 +327,20 @@ tokio::task_local! {
 /// Calls made by tasks `work` spawns are durable again.
 pub async fn committed_lazily<F: std::future::Future>(lazily: Lazily, work: F) -> F::Output {
     LAZY.scope(lazily, work).await
+}
+
+/// Plans each statement once. Without the query planner's stability
+/// guarantee SQLite re-prepares a statement whenever a parameter it compared
+/// with a partial index's condition is bound to a new value: the queue's
+/// look for the next job (`queue_pending`) was parsed and planned again on
+/// every call, a quarter of the writer's time.
+pub(crate) fn configure_planner(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {

@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use switchboard_domain::{
-    Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
+    Claim, Clock, QueueError, QueueItem, QueueName, QueueProducer, StoreError, SystemClock,
 };
 
+use crate::stores::{claim_of, claim_record, mark_done};
 use crate::{Cached, SqliteStore, unavailable};
 
 /// An item handed to a consumer. It stays invisible to others until its lease
@@ -95,6 +96,66 @@ impl QueueProducer for SqliteStore {
         let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
         self.enqueue(queue, item, delay_ms).await
     }
+
+    /// One transaction: the key's record read, and unless it is done or
+    /// held, the item queued and the key marked done; durable (fsynced)
+    /// before the answer.
+    async fn send_once(
+        &self,
+        key: &str,
+        queue: QueueName,
+        item: &QueueItem,
+        now_ms: i64,
+        keep_until_ms: i64,
+    ) -> Result<Option<Claim>, QueueError> {
+        let (key, item) = (key.to_owned(), item.clone());
+        let claim = self
+            .with(move |conn| {
+                let tx = conn.savepoint().map_err(unavailable)?;
+                let claim = claim_of(claim_record(&tx, &key)?, now_ms);
+                if claim.is_owned() {
+                    insert_item(&tx, queue, &item, now_ms, now_ms)?;
+                    mark_done(&tx, &key, keep_until_ms, None)?;
+                }
+                tx.commit().map_err(unavailable)?;
+                Ok(claim)
+            })
+            .await
+            .map_err(|error| QueueError {
+                queue,
+                source: Box::new(error),
+            })?;
+        if claim.is_owned() {
+            self.announce(queue);
+        }
+        Ok(Some(claim))
+    }
+}
+
+/// Adds `item` to `queue`, visible from `visible_at`; a repeated dedupe id
+/// is dropped, as SQS FIFO does.
+fn insert_item(
+    conn: &Connection,
+    queue: QueueName,
+    item: &QueueItem,
+    visible_at: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    conn.execute_cached(
+        "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
+         VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?6)
+         ON CONFLICT (queue, dedupe_id) DO NOTHING",
+        params![
+            queue.as_str(),
+            item.group,
+            item.dedupe_id,
+            item.body,
+            visible_at,
+            now_ms
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 impl SqliteStore {
@@ -106,40 +167,29 @@ impl SqliteStore {
     ) -> Result<(), QueueError> {
         let now_ms = SystemClock.now_ms();
         let visible_at = now_ms.saturating_add(delay_ms.max(0));
-        self.with(move |conn| {
-            // A repeated dedupe id is dropped, as SQS FIFO does.
-            conn.execute_cached(
-                "INSERT INTO queue (queue, grp, dedupe_id, body, state, visible_at, enqueued_at)
-                 VALUES (?1, ?2, ?3, ?4, 'ready', ?5, ?6)
-                 ON CONFLICT (queue, dedupe_id) DO NOTHING",
-                params![
-                    queue.as_str(),
-                    item.group,
-                    item.dedupe_id,
-                    item.body,
-                    visible_at,
-                    now_ms
-                ],
-            )
-            .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
-        .map_err(|error| QueueError {
-            queue,
-            source: Box::new(error),
-        })
+        self.with(move |conn| insert_item(conn, queue, &item, visible_at, now_ms))
+            .await
+            .map_err(|error| QueueError {
+                queue,
+                source: Box::new(error),
+            })?;
+        if delay_ms <= 0 {
+            self.announce(queue);
+        }
+        Ok(())
     }
 }
 
-/// The oldest visible item whose group has nothing older pending (`?1`
-/// queue, `?2` now). Walks the `queue_pending` index in line order.
+/// The oldest visible items whose groups have nothing older pending (`?1`
+/// queue, `?2` now, `?3` how many): at most one per group, since only a
+/// group's oldest pending item qualifies. Walks the `queue_pending` index in
+/// line order.
 pub(crate) const NEXT_DELIVERABLE: &str =
     "SELECT q.id, q.grp, q.body, q.attempts, q.probe FROM queue q
      WHERE q.queue = ?1 AND q.state IN ('ready', 'leased') AND q.visible_at <= ?2
        AND q.id = (SELECT MIN(p.id) FROM queue p
                    WHERE p.queue = q.queue AND p.grp = q.grp AND p.state IN ('ready', 'leased'))
-     ORDER BY q.id LIMIT 1";
+     ORDER BY q.id LIMIT ?3";
 
 impl SqliteStore {
     /// Leases the next deliverable item: the oldest visible one whose group
@@ -150,37 +200,60 @@ impl SqliteStore {
         now_ms: i64,
         visibility_ms: i64,
     ) -> Result<Option<Leased>, StoreError> {
+        Ok(self
+            .receive_many(queue, now_ms, visibility_ms, 1)
+            .await?
+            .pop())
+    }
+
+    /// Leases up to `most` deliverable items in one store call, oldest
+    /// first and at most one per group (see [`SqliteStore::receive`]): a
+    /// consumer with several free job slots fills them in one round trip to
+    /// the writer instead of one each.
+    pub async fn receive_many(
+        &self,
+        queue: QueueName,
+        now_ms: i64,
+        visibility_ms: i64,
+        most: usize,
+    ) -> Result<Vec<Leased>, StoreError> {
+        if most == 0 {
+            return Ok(Vec::new());
+        }
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
         self.with_lazy(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
-            let next: Option<(i64, String, Vec<u8>, i64, bool)> = tx
-                .query_row_cached(
-                    NEXT_DELIVERABLE,
-                    params![queue.as_str(), now_ms],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let Some((id, group, body, attempts, probe)) = next else {
-                return Ok(None);
+            let next: Vec<(i64, String, Vec<u8>, i64, bool)> = {
+                let mut statement = tx.prepare_cached(NEXT_DELIVERABLE).map_err(unavailable)?;
+                let rows = statement
+                    .query_map(params![queue.as_str(), now_ms, most], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                    })
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)?
             };
-            let lease = uuid::Uuid::new_v4().to_string();
             let lease_until_ms = now_ms.saturating_add(visibility_ms.max(1));
-            tx.execute_cached(
-                "UPDATE queue SET state = 'leased', attempts = attempts + 1, visible_at = ?2, lease = ?3 WHERE id = ?1",
-                params![id, lease_until_ms, lease],
-            )
-            .map_err(unavailable)?;
+            let mut leased = Vec::with_capacity(next.len());
+            for (id, group, body, attempts, probe) in next {
+                let lease = uuid::Uuid::new_v4().to_string();
+                tx.execute_cached(
+                    "UPDATE queue SET state = 'leased', attempts = attempts + 1, visible_at = ?2, lease = ?3 WHERE id = ?1",
+                    params![id, lease_until_ms, lease],
+                )
+                .map_err(unavailable)?;
+                leased.push(Leased {
+                    id,
+                    queue,
+                    group,
+                    body,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX - 1).saturating_add(1),
+                    lease_until_ms,
+                    probe,
+                    lease,
+                });
+            }
             tx.commit().map_err(unavailable)?;
-            Ok(Some(Leased {
-                id,
-                queue,
-                group,
-                body,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX - 1).saturating_add(1),
-                lease_until_ms,
-                probe,
-                lease,
-            }))
+            Ok(leased)
         })
         .await
     }
@@ -190,7 +263,7 @@ impl SqliteStore {
     /// ran out and went to another consumer is not touched.
     pub async fn ack(&self, item: &Leased, now_ms: i64) -> Result<usize, StoreError> {
         let (id, lease, queue) = (item.id, item.lease.clone(), item.queue);
-        self.with_lazy(move |conn| {
+        let redriven = self.with_lazy(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let held: Option<(bool, Option<String>)> = tx
                 .query_row_cached(
@@ -223,7 +296,10 @@ impl SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(redriven)
         })
-        .await
+        .await?;
+        // The conversation's next item, and any redriven, may go now.
+        self.announce(queue);
+        Ok(redriven)
     }
 
     /// Makes the item deliverable again after `delay_ms`.
@@ -275,14 +351,17 @@ impl SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(())
         })
-        .await
+        .await?;
+        // The conversation's next item may go now.
+        self.announce(queue);
+        Ok(())
     }
 
     /// Puts one dead letter of each cause on trial, unless one of that cause
     /// is on trial already; dead letters that failed for good are left
     /// alone. Returns how many went on trial.
     pub async fn probe_dead(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
-        self.with(move |conn| {
+        let trials = self.with(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let oldest: Vec<i64> = {
                 let mut statement = tx
@@ -309,12 +388,16 @@ impl SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(oldest.len())
         })
-        .await
+        .await?;
+        if trials > 0 {
+            self.announce(queue);
+        }
+        Ok(trials)
     }
 
     /// Puts every dead item of `queue` back in line with fresh attempts; returns how many.
     pub async fn redrive(&self, queue: QueueName, now_ms: i64) -> Result<usize, StoreError> {
-        self.with(move |conn| {
+        let moved = self.with(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             let moved = tx
                 .execute_cached(
@@ -327,7 +410,11 @@ impl SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(moved)
         })
-        .await
+        .await?;
+        if moved > 0 {
+            self.announce(queue);
+        }
+        Ok(moved)
     }
 
     /// Items per state for every queue, with the dead-letter counters.

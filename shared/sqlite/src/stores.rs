@@ -16,20 +16,7 @@ impl IdempotencyStore for SqliteStore {
         let key = key.to_owned();
         self.with_claim(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
-            let existing: Option<(String, i64, i64)> = tx
-                .query_row_cached(
-                    "SELECT status, lease_until, expires_at FROM idempotency WHERE key = ?1",
-                    [&key],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let claim = match existing {
-                Some((status, _, expires_at)) if status == "done" && expires_at > now_ms => Claim::Done,
-                Some((status, lease_until, _)) if status != "done" && lease_until > now_ms => Claim::InProgress,
-                Some((status, _, _)) if status != "done" => Claim::TakenOver,
-                _ => Claim::Acquired,
-            };
+            let claim = claim_of(claim_record(&tx, &key)?, now_ms);
             if claim.is_owned() {
                 let lease_until = now_ms.saturating_add(lease_ms);
                 let expires_at = lease_until.saturating_add(INTERRUPTED_CLAIM_KEPT_MS);
@@ -89,6 +76,48 @@ impl IdempotencyStore for SqliteStore {
     }
 }
 
+/// What claiming a key finds, from its record `(status, lease_until, expires_at)`.
+pub(crate) fn claim_of(existing: Option<(String, i64, i64)>, now_ms: i64) -> Claim {
+    match existing {
+        Some((status, _, expires_at)) if status == "done" && expires_at > now_ms => Claim::Done,
+        Some((status, lease_until, _)) if status != "done" && lease_until > now_ms => {
+            Claim::InProgress
+        }
+        Some((status, _, _)) if status != "done" => Claim::TakenOver,
+        _ => Claim::Acquired,
+    }
+}
+
+/// The record of `key`: `(status, lease_until, expires_at)`.
+pub(crate) fn claim_record(
+    conn: &rusqlite::Connection,
+    key: &str,
+) -> Result<Option<(String, i64, i64)>, StoreError> {
+    conn.query_row_cached(
+        "SELECT status, lease_until, expires_at FROM idempotency WHERE key = ?1",
+        [key],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )
+    .optional()
+    .map_err(unavailable)
+}
+
+/// Records `key` as done until `keep_until_ms`, with what the work produced.
+pub(crate) fn mark_done(
+    conn: &rusqlite::Connection,
+    key: &str,
+    keep_until_ms: i64,
+    result: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.execute_cached(
+        "INSERT INTO idempotency (key, status, lease_until, expires_at, result) VALUES (?1, 'done', 0, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET status = 'done', lease_until = 0, expires_at = ?2, result = ?3",
+        params![key, keep_until_ms, result],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
 impl SqliteStore {
     async fn finish(
         &self,
@@ -97,16 +126,8 @@ impl SqliteStore {
         result: Option<String>,
     ) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.with(move |conn| {
-            conn.execute_cached(
-                "INSERT INTO idempotency (key, status, lease_until, expires_at, result) VALUES (?1, 'done', 0, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET status = 'done', lease_until = 0, expires_at = ?2, result = ?3",
-                params![key, keep_until_ms, result],
-            )
-            .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.with(move |conn| mark_done(conn, &key, keep_until_ms, result.as_deref()))
+            .await
     }
 }
 
@@ -143,27 +164,29 @@ impl PayloadStore for SqliteStore {
 impl SessionStore for SqliteStore {
     async fn load(&self, key: &ConversationKey) -> Result<Option<Session>, StoreError> {
         let key = key.0.clone();
-        self.with(move |conn| {
-            let row: Option<(i64, String)> = conn
-                .query_row_cached(
+        let read = key.clone();
+        let row: Option<(i64, String)> = self
+            .with(move |conn| {
+                conn.query_row_cached(
                     "SELECT version, data FROM sessions WHERE key = ?1",
-                    [&key],
+                    [&read],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
-                .map_err(unavailable)?;
-            row.map(|(version, data)| {
-                let mut session: Session =
-                    serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
-                        key: key.clone(),
-                        source: Box::new(e),
-                    })?;
-                session.version = version as u64;
-                Ok(session)
+                .map_err(unavailable)
             })
-            .transpose()
+            .await?;
+        // Decoded here, not on the store's one thread.
+        row.map(|(version, data)| {
+            let mut session: Session =
+                serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
+                    key,
+                    source: Box::new(e),
+                })?;
+            session.version = version as u64;
+            Ok(session)
         })
-        .await
+        .transpose()
     }
 
     async fn save(&self, session: &Session) -> Result<u64, StoreError> {

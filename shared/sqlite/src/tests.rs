@@ -199,6 +199,61 @@ async fn queue_keeps_group_order_and_drops_repeated_dedupe_ids() {
 }
 
 #[tokio::test]
+async fn one_call_leases_the_oldest_item_of_each_free_group_in_line_order() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    for (group, id) in [
+        ("g1", "a"),
+        ("g1", "b"),
+        ("g2", "c"),
+        ("g3", "d"),
+        ("g2", "e"),
+    ] {
+        store
+            .send(QueueName::Inbound, item(group, id))
+            .await
+            .unwrap();
+    }
+    let now = i64::MAX / 2;
+    let first = store
+        .receive(QueueName::Inbound, now, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.body, b"a");
+    // g1 is busy with `a`: `b` waits, and each other group gives its oldest.
+    let many = store
+        .receive_many(QueueName::Inbound, now, 1_000, 10)
+        .await
+        .unwrap();
+    let bodies: Vec<&[u8]> = many.iter().map(|leased| leased.body.as_slice()).collect();
+    assert_eq!(bodies, [b"c".as_slice(), b"d"]);
+    assert!(many.iter().all(|leased| leased.attempts == 1));
+    assert!(
+        store
+            .receive_many(QueueName::Inbound, now, 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every group has an item in flight"
+    );
+    // Each leased item is settled on its own.
+    store.ack(&many[0], now).await.unwrap();
+    store.ack(&first, now).await.unwrap();
+    let next = store
+        .receive_many(QueueName::Inbound, now, 1_000, 1)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1, "at most as many as asked");
+    assert_eq!(next[0].body, b"b");
+    let rest = store
+        .receive_many(QueueName::Inbound, now, 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].body, b"e");
+}
+
+#[tokio::test]
 async fn an_unsettled_lease_is_redelivered_and_retries_end_in_dead_letters() {
     let store = SqliteStore::open_in_memory().unwrap();
     store
@@ -746,6 +801,7 @@ fn receiving_walks_the_pending_items_in_order_without_sorting_them() {
     let path = dir.path().join("plan.sqlite3");
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
+    crate::configure_planner(&conn).unwrap();
     let mut statement = conn
         .prepare(&format!(
             "EXPLAIN QUERY PLAN {}",
@@ -753,7 +809,7 @@ fn receiving_walks_the_pending_items_in_order_without_sorting_them() {
         ))
         .unwrap();
     let plan: Vec<String> = statement
-        .query_map(rusqlite::params!["inbound", 0], |row| row.get(3))
+        .query_map(rusqlite::params!["inbound", 0, 8], |row| row.get(3))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -765,6 +821,32 @@ fn receiving_walks_the_pending_items_in_order_without_sorting_them() {
         !plan.iter().any(|step| step.contains("TEMP B-TREE")),
         "{plan:?}"
     );
+}
+
+#[test]
+fn the_look_for_the_next_job_is_planned_once_whatever_the_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.sqlite3");
+    drop(SqliteStore::open(&path).unwrap());
+    let reprepared = |configured: bool| {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        if configured {
+            crate::configure_planner(&conn).unwrap();
+        }
+        let mut statement = conn.prepare(crate::queue::NEXT_DELIVERABLE).unwrap();
+        for now in [1_000, 2_000, 3_000] {
+            let rows = statement
+                .query_map(rusqlite::params!["inbound", now, 8], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .unwrap();
+            assert_eq!(rows.count(), 0);
+        }
+        statement.get_status(rusqlite::StatementStatus::RePrepare)
+    };
+    // SQLite re-plans it on each new time unless told to keep its plans.
+    assert!(reprepared(false) > 0);
+    assert_eq!(reprepared(true), 0);
 }
 
 /// Holds the writer for a moment, so that the calls sent meanwhile are
@@ -946,4 +1028,183 @@ async fn an_acknowledged_message_survives_reopening_the_file() {
             Claim::Done
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_checkpointed_beside_the_writer_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    // 24 MB through the log in small batches (eight writers, each waiting
+    // for its write): six times what calls for a checkpoint.
+    let body = vec![7u8; 8_000];
+    let writers = (0..8).map(|writer| {
+        let (store, body) = (store.clone(), body.clone());
+        tokio::spawn(async move {
+            for n in (writer..3_000).step_by(8) {
+                PayloadStore::put(&store, &format!("p{n}"), &body, i64::MAX)
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    futures_join(writers).await;
+    let size = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", path.display()))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        size("") > 8_000_000,
+        "checkpointed into the database: {}",
+        size("")
+    );
+    assert!(
+        size("-wal") < 20_000_000,
+        "the log started over: {}",
+        size("-wal")
+    );
+    assert_eq!(
+        PayloadStore::get(&store, "p2999").await.unwrap().as_deref(),
+        Some(body.as_slice())
+    );
+}
+
+#[tokio::test]
+async fn consumers_are_woken_only_for_their_own_queues() {
+    use std::time::Duration;
+    let store = SqliteStore::open_in_memory().unwrap();
+    let mut arrivals = store.arrivals();
+    let woken = |arrivals: &mut crate::Arrivals| {
+        let mut arrivals = std::mem::replace(arrivals, store.arrivals());
+        async move {
+            let woken = tokio::time::timeout(
+                Duration::from_millis(50),
+                arrivals.wait(&[QueueName::Inbound]),
+            )
+            .await
+            .is_ok();
+            (woken, arrivals)
+        }
+    };
+    arrivals.mark();
+    store
+        .send(QueueName::Outbound, item("g", "reply"))
+        .await
+        .unwrap();
+    let delay = Duration::from_secs(60);
+    store
+        .send_after(QueueName::Inbound, item("later", "later"), delay)
+        .await
+        .unwrap();
+    let (was_woken, mut arrivals) = woken(&mut arrivals).await;
+    assert!(!was_woken, "another queue's item, or one not yet visible");
+
+    arrivals.mark();
+    store
+        .send(QueueName::Inbound, item("g", "a"))
+        .await
+        .unwrap();
+    store
+        .send(QueueName::Inbound, item("g", "b"))
+        .await
+        .unwrap();
+    let (was_woken, mut arrivals) = woken(&mut arrivals).await;
+    assert!(was_woken, "an item queued after the mark");
+
+    // `b` waits for `a`: settling `a` announces it.
+    let a = store
+        .receive(QueueName::Inbound, i64::MAX / 2, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    arrivals.mark();
+    let (was_woken, mut arrivals) = woken(&mut arrivals).await;
+    assert!(!was_woken, "nothing new since the mark");
+    store.ack(&a, i64::MAX / 2).await.unwrap();
+    let (was_woken, _) = woken(&mut arrivals).await;
+    assert!(was_woken, "the conversation's next item may go");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_queued_and_its_claim_done_in_one_durable_call_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    let keep = 100_000;
+    let before = store.write_stats();
+    let queued = store
+        .send_once(
+            "ingress:m1",
+            QueueName::Inbound,
+            &item("g", "m1"),
+            1_000,
+            keep,
+        )
+        .await
+        .unwrap();
+    let after = store.write_stats();
+    assert_eq!(queued, Some(Claim::Acquired));
+    assert_eq!(after.calls - before.calls, 1, "one store call");
+    assert!(after.fsyncs > before.fsyncs, "on disk before the answer");
+    assert_eq!(
+        store.claim("ingress:m1", 2_000, 10_000).await.unwrap(),
+        Claim::Done
+    );
+    assert_eq!(
+        stats_of(&store.stats().await.unwrap(), QueueName::Inbound).ready,
+        1
+    );
+
+    // Done already: nothing queued again.
+    let again = store
+        .send_once(
+            "ingress:m1",
+            QueueName::Inbound,
+            &item("g", "m1-again"),
+            2_000,
+            keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, Some(Claim::Done));
+    // Held by a delivery under way: nothing queued, the claim untouched.
+    assert_eq!(
+        store.claim("ingress:m2", 1_000, 5_000).await.unwrap(),
+        Claim::Acquired
+    );
+    let held = store
+        .send_once(
+            "ingress:m2",
+            QueueName::Inbound,
+            &item("g2", "m2"),
+            2_000,
+            keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(held, Some(Claim::InProgress));
+    assert_eq!(
+        stats_of(&store.stats().await.unwrap(), QueueName::Inbound).ready,
+        1
+    );
+    // Its lease ran out: taken over, queued, done.
+    let taken = store
+        .send_once(
+            "ingress:m2",
+            QueueName::Inbound,
+            &item("g2", "m2"),
+            7_000,
+            keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken, Some(Claim::TakenOver));
+    assert_eq!(
+        store.claim("ingress:m2", 8_000, 10_000).await.unwrap(),
+        Claim::Done
+    );
+    assert_eq!(
+        stats_of(&store.stats().await.unwrap(), QueueName::Inbound).ready,
+        2
+    );
 }

@@ -18,6 +18,11 @@
 //! operating system's hands at every commit. A database without a log file
 //! (in memory, or a journal mode other than WAL) commits with `synchronous =
 //! FULL` instead.
+//!
+//! Checkpoints (copying the log into the database file, and its fsync) are
+//! made by a third thread on a connection of its own, once the log has grown
+//! past [`CHECKPOINT_AFTER_BYTES`]: SQLite's automatic checkpoint ran them
+//! inside the writer's commits, which then waited for the database's fsync.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -32,6 +37,17 @@ use tokio::sync::oneshot;
 
 /// Most calls in one transaction: bounds how long a batch holds the others.
 const MAX_BATCH: usize = 512;
+
+/// The log's size that calls for a checkpoint: SQLite's automatic
+/// checkpoint default (1,000 pages of 4 KiB).
+const CHECKPOINT_AFTER_BYTES: u64 = 4_096_000;
+
+/// Batches that wrote between two looks at the log's size.
+const CHECKPOINT_LOOK_EVERY: u64 = 32;
+
+/// The log's size at which the writer checkpoints itself however far the
+/// checkpointer has got (see `write`).
+const CHECKPOINT_ITSELF_BYTES: u64 = 4 * CHECKPOINT_AFTER_BYTES;
 
 /// Whether a call's commit must be on disk before the call is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,13 +169,21 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
         let log = write_ahead_log(&conn);
+        // With a log, the checkpointer thread checkpoints, not the commits.
         let pragma = if log.is_some() {
-            "PRAGMA synchronous = NORMAL"
+            "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0"
         } else {
             "PRAGMA synchronous = FULL"
         };
         conn.execute_batch(pragma)
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let checkpointer = match (&log, conn.path().filter(|p| !p.is_empty())) {
+            (Some(log), Some(database)) => Some(Checkpointer::start(
+                std::path::Path::new(database),
+                log.clone(),
+            )?),
+            _ => None,
+        };
         let (calls, queued) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let syncer = match log {
@@ -177,7 +201,7 @@ impl Writer {
         let counted = counters.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write(conn, queued, syncer, &counted))
+            .spawn(move || write(conn, queued, syncer, checkpointer, &counted))
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Self {
             calls: Some(calls),
@@ -252,18 +276,101 @@ impl Drop for Writer {
     }
 }
 
+/// The thread that checkpoints the log on a connection of its own, when the
+/// writer says the log may have grown enough.
+struct Checkpointer {
+    nudge: mpsc::SyncSender<()>,
+    thread: JoinHandle<()>,
+    log: PathBuf,
+    /// Checkpoints it has made.
+    passes: Arc<AtomicU64>,
+}
+
+impl Checkpointer {
+    fn start(database: &std::path::Path, log: PathBuf) -> Result<Self, StoreError> {
+        let unavailable = |e: rusqlite::Error| StoreError::Unavailable(Box::new(e));
+        let conn = Connection::open_with_flags(
+            database,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(unavailable)?;
+        // Its own commits (none) must not checkpoint either.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(unavailable)?;
+        let (nudge, nudged) = mpsc::sync_channel(1);
+        let watched = log.clone();
+        let passes = Arc::new(AtomicU64::new(0));
+        let passed = passes.clone();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while nudged.recv().is_ok() {
+                    let grown = log_bytes(&watched) >= CHECKPOINT_AFTER_BYTES;
+                    // Passive: copies what no reader still needs and never
+                    // holds up the writer; the writer starts the log over
+                    // once all of it is in the database.
+                    if !grown {
+                        continue;
+                    }
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        Ok(()) => {
+                            passed.fetch_add(1, Ordering::Release);
+                        }
+                        Err(error) => {
+                            tracing::warn!(error = %error, "could not checkpoint the database's log")
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Self {
+            nudge,
+            thread,
+            log,
+            passes,
+        })
+    }
+
+    fn log_bytes(&self) -> u64 {
+        log_bytes(&self.log)
+    }
+
+    /// Asks for a look at the log's size, unless one is pending already.
+    fn nudge(&self) {
+        let _ = self.nudge.try_send(());
+    }
+
+    fn stop(self) {
+        drop(self.nudge);
+        let _ = self.thread.join();
+    }
+}
+
+fn log_bytes(log: &std::path::Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |log| log.len())
+}
+
 fn write(
     mut conn: Connection,
     queued: mpsc::Receiver<Box<dyn Call>>,
     syncer: Option<mpsc::Sender<Unsynced>>,
+    checkpointer: Option<Checkpointer>,
     counters: &Counters,
 ) {
     let mut waiting: std::collections::VecDeque<Box<dyn Call>> = Default::default();
+    let (mut looked_at, mut passes_seen) = (0, 0);
     loop {
         if waiting.is_empty() {
             match queued.recv() {
                 Ok(call) => waiting.push_back(call),
-                Err(_) => return,
+                Err(_) => {
+                    if let Some(checkpointer) = checkpointer {
+                        checkpointer.stop();
+                    }
+                    return;
+                }
             }
         }
         while waiting.len() < MAX_BATCH {
@@ -317,6 +424,28 @@ fn write(
         {
             for call in lost.calls {
                 call.answer(Err(BatchError::Stopped));
+            }
+        }
+        // Between two batches, once their calls are answered. The log starts
+        // over only once a checkpoint has copied all of it, which the
+        // checkpointer's, made while the writer goes on writing, never quite
+        // do: after each of its passes the writer copies the few commits
+        // made meanwhile itself.
+        if let Some(checkpointer) = &checkpointer {
+            let passes = checkpointer.passes.load(Ordering::Acquire);
+            let itself = passes > passes_seen
+                || (written >= looked_at + CHECKPOINT_LOOK_EVERY
+                    && checkpointer.log_bytes() >= CHECKPOINT_ITSELF_BYTES);
+            if itself {
+                passes_seen = passes;
+                looked_at = written;
+                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %error, "could not checkpoint the database's log");
+                }
+            } else if written >= looked_at + CHECKPOINT_LOOK_EVERY {
+                looked_at = written;
+                checkpointer.nudge();
             }
         }
     }

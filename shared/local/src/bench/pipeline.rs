@@ -41,6 +41,21 @@ pub struct PipelineArgs {
     /// `outbound_concurrency`).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Offer the messages at this steady rate (messages/s, spread evenly)
+    /// instead of all at once: the latencies are then those of a server
+    /// keeping up, not of a queue building up. Without it, `--concurrency`
+    /// requests are in flight until every message is offered.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of messages per second"
+        )),
+    }
 }
 
 /// When each conversation's replies arrived, in order.
@@ -181,6 +196,39 @@ fn knowledge_base() -> (KnowledgeBase, Vec<String>) {
     (KnowledgeBase { entries }, queries)
 }
 
+/// CPU seconds this process has used, in all and on the store's writer
+/// thread: figures the machine's other load does not change (wall-clock
+/// rates do, on a shared machine).
+fn cpu_seconds() -> (f64, f64) {
+    let ticks = 100.0; // USER_HZ, the unit of /proc's times on Linux
+    let process = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // The fields after the command name, which is in parentheses.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let (user, system): (f64, f64) =
+                (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+            Some((user + system) / ticks)
+        })
+        .unwrap_or(0.0);
+    // schedstat's first field: nanoseconds on a CPU.
+    let writer = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim() == "sqlite-writer")
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum::<f64>()
+        / 1e9;
+    (process, writer)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -249,13 +297,22 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         requests[customer].push(request);
     }
 
-    let accepted_at: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
+    // When each accepted message was sent, and when it was accepted.
+    let accepted_at: Arc<Mutex<HashMap<String, Vec<(Instant, Instant)>>>> = Arc::default();
     let ingress_ms: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let writes_before = local.store.write_stats();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut senders = Vec::with_capacity(customers);
+    // Message n is offered at n / rate seconds; a customer's messages go in
+    // order, each once the one before is answered (as a provider does).
+    let offered_at = |n: usize| {
+        args.rate.map(|rate| {
+            tokio::time::Instant::from_std(started) + Duration::from_secs_f64(n as f64 / rate)
+        })
+    };
     for (customer, batch) in requests.into_iter().enumerate() {
         let (local, accepted_at, ingress_ms, refused, gate) = (
             local.clone(),
@@ -265,17 +322,30 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
             gate.clone(),
         );
         let conversation = format!("{}", 500_000 + customer);
+        let schedule: Vec<_> = (0..batch.len())
+            .map(|k| offered_at(k * customers + customer))
+            .collect();
         senders.push(tokio::spawn(async move {
-            for request in batch {
-                let Ok(_permit) = gate.acquire().await else {
-                    return;
+            for (request, at) in batch.into_iter().zip(schedule) {
+                let _permit = match at {
+                    Some(at) => {
+                        tokio::time::sleep_until(at).await;
+                        None
+                    }
+                    None => match gate.acquire().await {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return,
+                    },
                 };
                 let sent = Instant::now();
                 let reply = local.app.ingress.handle(CHANNEL, request).await;
                 let done = Instant::now();
                 if reply.status().is_success() {
                     if let Ok(mut accepted) = accepted_at.lock() {
-                        accepted.entry(conversation.clone()).or_default().push(done);
+                        accepted
+                            .entry(conversation.clone())
+                            .or_default()
+                            .push((sent, done));
                     }
                     if let Ok(mut times) = ingress_ms.lock() {
                         times.push(done - sent);
@@ -302,6 +372,7 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
     }
     let all_replied = started.elapsed();
     let writes = local.store.write_stats();
+    let cpu_after = cpu_seconds();
     let _ = stop.send(true);
     for worker in workers {
         let _ = worker.await;
@@ -309,6 +380,7 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
 
     // Accept-to-reply, matched in order within each conversation.
     let mut latencies = Vec::with_capacity(messages);
+    let mut from_offer = Vec::with_capacity(messages);
     let replies = recorder
         .replies
         .lock()
@@ -319,11 +391,15 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         let Some(answers) = replies.get(conversation) else {
             continue;
         };
-        for (accept, answer) in accepts.iter().zip(answers) {
+        for ((sent, accept), answer) in accepts.iter().zip(answers) {
+            // The reply may come before the webhook's answer (the worker
+            // starts once the message is queued): then 0.
             latencies.push(answer.saturating_duration_since(*accept));
+            from_offer.push(answer.saturating_duration_since(*sent));
         }
     }
     latencies.sort();
+    from_offer.sort();
     let mut ingress = ingress_ms.lock().map(|t| t.clone()).unwrap_or_default();
     ingress.sort();
     let replied = recorder.count.load(std::sync::atomic::Ordering::SeqCst);
@@ -332,12 +408,16 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
         "customers": customers,
         "kb_entries": KB_ENTRIES,
         "concurrency": args.concurrency,
+        // Offered messages/s (`--rate`); null: all at once.
+        "rate": args.rate,
         "workers": local.app.config.workers.concurrency,
         "accepted": accepted_count,
         "replied": replied,
         "messages_per_s": replied as f64 / all_replied.as_secs_f64(),
         "accepted_per_s": accepted_count as f64 / all_accepted.as_secs_f64(),
         "accept_to_reply_ms": { "p50": percentile(&latencies, 0.50), "p99": percentile(&latencies, 0.99), "max": percentile(&latencies, 1.0) },
+        // From the webhook request's start to the reply: what the customer waits.
+        "request_to_reply_ms": { "p50": percentile(&from_offer, 0.50), "p99": percentile(&from_offer, 0.99), "max": percentile(&from_offer, 1.0) },
         "ingress_ms": { "p50": percentile(&ingress, 0.50), "p99": percentile(&ingress, 0.99) },
         "seconds": all_replied.as_secs_f64(),
         // Per message: store calls, transactions (one per batch of calls)
@@ -346,6 +426,14 @@ pub async fn run(args: &PipelineArgs) -> Result<Value, BenchError> {
             "calls": (writes.calls - writes_before.calls) as f64 / messages as f64,
             "transactions": (writes.transactions - writes_before.transactions) as f64 / messages as f64,
             "fsyncs": (writes.fsyncs - writes_before.fsyncs) as f64 / messages as f64,
+        },
+        // CPU time per message, from the first request to the last reply:
+        // the whole process, and the store's writer thread (which no other
+        // thread can help). On n free cores the pipeline cannot go faster than
+        // n / process or 1 / store_writer messages per millisecond.
+        "cpu_ms_per_message": {
+            "process": (cpu_after.0 - cpu_before.0) * 1e3 / messages as f64,
+            "store_writer": (cpu_after.1 - cpu_before.1) * 1e3 / messages as f64,
         },
         "peak_rss_mb": memory().peak_mb,
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
@@ -365,6 +453,15 @@ mod tests {
         let distinct: std::collections::HashSet<_> =
             kb.entries.iter().map(|e| &e.question).collect();
         assert_eq!(distinct.len(), KB_ENTRIES);
+    }
+
+    #[test]
+    fn a_rate_is_a_positive_number_of_messages_per_second() {
+        assert_eq!(parse_rate("2000"), Ok(2000.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "NaN", "inf", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -31,8 +31,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
   rustup target add "$TARGET" >/dev/null 2>&1 || die "could not add the $TARGET target with rustup"
 fi
 
-# Bin targets of the packages under functions/.
-mapfile -t ALL_BINS < <(
+# Bin targets of the packages under functions/, as "bin package".
+mapfile -t ALL_TARGETS < <(
   cargo metadata --no-deps --format-version 1 | "$VENV/bin/python" -c '
 import json, os, sys
 root = os.path.realpath(sys.argv[1])
@@ -42,9 +42,15 @@ for package in json.load(sys.stdin)["packages"]:
         continue
     for target in package["targets"]:
         if "bin" in target["kind"]:
-            print(target["name"])
+            print(target["name"], package["name"])
 ' "$ROOT"
 )
+declare -A PACKAGE_OF=()
+ALL_BINS=()
+for line in "${ALL_TARGETS[@]}"; do
+  ALL_BINS+=("${line%% *}")
+  PACKAGE_OF["${line%% *}"]="${line#* }"
+done
 if [[ $# -gt 0 ]]; then
   BINS=("$@")
 else
@@ -52,9 +58,14 @@ else
 fi
 [[ ${#BINS[@]} -gt 0 ]] || die "no function binaries under functions/ (no workspace crate there has a bin target)"
 
+# `--package` for each function: features are then unified over the
+# functions only, not over the whole workspace (the local command's
+# `switchboard-app/local`, SQLite, clap, ...), which keeps what a function
+# links, and what this build compiles, to the functions' own needs.
 args=()
 for bin in "${BINS[@]}"; do
-  args+=(--bin "$bin")
+  [[ -n "${PACKAGE_OF[$bin]:-}" ]] || die "$bin is not a function binary under functions/"
+  args+=(--package "${PACKAGE_OF[$bin]}" --bin "$bin")
 done
 # Cargo's own lines ("Compiling ...") are the progress of this long step.
 started=$(date +%s)

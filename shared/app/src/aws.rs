@@ -59,7 +59,7 @@ pub async fn from_environment(role: Role) -> anyhow::Result<Aws> {
         .aws
         .clone()
         .context("the SWITCHBOARD_AWS__* variables are missing")?;
-    let clients = Clients::new(&switchboard_aws::aws_config().await);
+    let clients = Clients::new(&switchboard_aws::lambda_config());
     let secret = init(role, &clients, &aws).await?;
     let config = Config::with_secret(&secret).context("reading the configuration")?;
     build(config, clients)

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 pub const EMAIL: &str = "[email]";
 pub const PHONE: &str = "[phone]";

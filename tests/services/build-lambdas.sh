@@ -6,7 +6,7 @@
 # bootstrap's size and fails if one is larger than the budget
 # (SWITCHBOARD_LAMBDA_MAX_MIB, default 7.62 MiB = 7,990,149 bytes: issue 14's
 # "8 MB" in either reading). Measured 2026-11-29 (bytes): api-authorizer
-# 3,944,472; conversation-worker 6,322,168; escalation-notifier 6,003,112;
+# 3,944,472; conversation-worker 6,322,296; escalation-notifier 6,003,368;
 # ingress-email 7,210,384; ingress-im 7,211,088; ingress-social 7,210,384;
 # outbound-sender 6,942,184. Honours CARGO_TARGET_DIR (default: target/).
 #

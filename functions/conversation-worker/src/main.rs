@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     switchboard_lambda::metrics::init("conversation-worker")?;
     let aws = from_environment(Role::Worker).await?;
     let worker = Consumer {
-        stage: aws.app.worker(aws.knowledge_base().await?),
+        stage: aws.worker().await?,
         sqs: aws.sqs_consumer(&[QueueName::Inbound, QueueName::Timers]),
     };
     let timers_queue_url = aws.resources.timers_queue_url.clone();

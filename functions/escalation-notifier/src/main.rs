@@ -12,10 +12,10 @@ use switchboard_lambda::{Error, init_tracing};
 async fn main() -> Result<(), Error> {
     init_tracing();
     switchboard_lambda::metrics::init("escalation-notifier")?;
-    let aws = from_environment(Role::Notifier).await?;
+    let aws = from_environment(Role::Notifier).await?.with_mail()?;
     let weekly = aws.weekly_report();
     let notifier = Consumer {
-        stage: aws.app.notifier.clone(),
+        stage: aws.notifier()?,
         sqs: aws.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
     };
     run(service_fn(|event| {

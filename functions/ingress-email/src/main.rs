@@ -8,5 +8,5 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     switchboard_lambda::metrics::init("ingress-email")?;
     let aws = from_environment(Role::Ingress).await?;
-    serve_http(aws.app.router(false)).await
+    serve_http(aws.router(false)?).await
 }

@@ -11,9 +11,9 @@ use switchboard_lambda::{Error, init_tracing};
 async fn main() -> Result<(), Error> {
     init_tracing();
     switchboard_lambda::metrics::init("outbound-sender")?;
-    let aws = from_environment(Role::Outbound).await?;
+    let aws = from_environment(Role::Outbound).await?.with_mail()?;
     let sender = Consumer {
-        stage: aws.app.outbound.clone(),
+        stage: aws.outbound()?,
         sqs: aws.sqs_consumer(&[QueueName::Outbound]),
     };
     run(service_fn(|event| handlers::outbound(&sender, event))).await

@@ -13,9 +13,13 @@ use switchboard_aws::{
 use switchboard_channels::email::{EmailTransport, Message, SmtpTransport};
 use switchboard_domain::{QueueName, SendError, SystemClock};
 use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::faq::Faq;
+use switchboard_pipeline::notifier::EscalationNotifier;
+use switchboard_pipeline::outbound::OutboundSender;
+use switchboard_pipeline::worker::ConversationWorker;
 
 use crate::config::AwsConfig;
-use crate::{App, Config, Ports, http_client};
+use crate::{Config, Ports, http_client};
 
 /// How long init may spend opening connections before the first event.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -33,9 +37,15 @@ pub enum Role {
     Outbound,
 }
 
-/// A Lambda function's parts.
+/// What a Lambda function builds its stage from: the configuration and the
+/// ports. Each function builds only the stage it runs ([`Aws::router`],
+/// [`Aws::worker`], [`Aws::notifier`], [`Aws::outbound`]), so that its binary
+/// links only that stage's code (LTO drops what nothing references).
 pub struct Aws {
-    pub app: App,
+    pub config: Config,
+    /// The queue is behind `OffloadingQueue`; mail is refused until
+    /// [`Aws::with_mail`] (only the functions that send mail link SMTP).
+    pub ports: Ports,
     pub clients: Clients,
     pub stores: DynamoStores,
     pub resources: AwsResources,
@@ -49,7 +59,7 @@ pub async fn from_environment(role: Role) -> anyhow::Result<Aws> {
         .aws
         .clone()
         .context("the SWITCHBOARD_AWS__* variables are missing")?;
-    let clients = Clients::new(&switchboard_aws::aws_config().await);
+    let clients = Clients::new(&switchboard_aws::lambda_config());
     let secret = init(role, &clients, &aws).await?;
     let config = Config::with_secret(&secret).context("reading the configuration")?;
     build(config, clients)
@@ -109,10 +119,6 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
     if let Some(ms) = config.retention.feedback_ms() {
         stores.feedback = stores.feedback.with_retention_ms(ms);
     }
-    let email: Arc<dyn EmailTransport> = match &config.email.smtp {
-        Some(smtp) => Arc::new(SmtpTransport::new(smtp.clone()).context("configuring SMTP")?),
-        None => Arc::new(NoSmtp),
-    };
     let ports = Ports {
         idempotency: Arc::new(stores.idempotency.clone()),
         sessions: Arc::new(stores.sessions.clone()),
@@ -124,17 +130,17 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
         credentials: Arc::new(stores.credentials.clone()),
         counters: Arc::new(stores.counters.clone()),
         objects: Arc::new(S3ObjectReader::new(clients.s3.clone())),
-        email,
+        email: Arc::new(NoMailHere),
         clock: Arc::new(SystemClock),
         http: http_client()?,
         // Export and erase run from `switchboard customer ... --aws` with the
         // operator's credentials: no function is granted every table.
         customer_data: None,
     };
-    let channels = config.channels.0.clone();
-    let app = App::assemble(config, &channels, ports)?;
+    crate::warn_about_retired_settings(&config);
     Ok(Aws {
-        app,
+        config,
+        ports: ports.offloading(),
         clients,
         stores,
         resources,
@@ -142,6 +148,55 @@ pub fn build(config: Config, clients: Clients) -> anyhow::Result<Aws> {
 }
 
 impl Aws {
+    /// Mail over SMTP (`[email] smtp`; without it every mail fails for good,
+    /// so that the job is dead-lettered and alarmed): for the functions that
+    /// send mail, the escalation notifier and the outbound sender.
+    pub fn with_mail(mut self) -> anyhow::Result<Self> {
+        self.ports.email = match &self.config.email.smtp {
+            Some(smtp) => Arc::new(SmtpTransport::new(smtp.clone()).context("configuring SMTP")?),
+            None => Arc::new(NoSmtp),
+        };
+        Ok(self)
+    }
+
+    /// The ingress functions' router: webhooks of the configured channels,
+    /// and the agents' API when `agents` is set.
+    pub fn router(&self, agents: bool) -> anyhow::Result<axum::Router> {
+        let channels = crate::channels(&self.config.channels.0, &self.ports)?;
+        let api = crate::http_api(
+            &self.config,
+            &self.ports,
+            crate::ingress(&channels, &self.ports),
+            agents.then(|| crate::desk(&self.config, &self.ports)),
+            crate::access_tokens(&self.config)?,
+        );
+        Ok(switchboard_pipeline::http::router(api))
+    }
+
+    /// The conversation worker, answering from the stored knowledge base.
+    pub async fn worker(&self) -> anyhow::Result<ConversationWorker> {
+        let faq = Arc::new(Faq::new(self.knowledge_base().await?));
+        let tiers = crate::tier_directory(&self.config, &self.ports)?;
+        Ok(crate::conversation_worker(
+            &self.config,
+            &self.ports,
+            faq,
+            tiers,
+        ))
+    }
+
+    /// The escalation notifier (after [`Aws::with_mail`]).
+    pub fn notifier(&self) -> anyhow::Result<Arc<EscalationNotifier>> {
+        crate::escalation_notifier(&self.config, &self.ports)
+    }
+
+    /// The outbound sender over the configured channels (after
+    /// [`Aws::with_mail`], for the email channels' replies).
+    pub fn outbound(&self) -> anyhow::Result<Arc<OutboundSender>> {
+        let channels = crate::channels(&self.config.channels.0, &self.ports)?;
+        Ok(crate::outbound_sender(&self.config, &self.ports, channels))
+    }
+
     /// The weekly report (escalation notifier, on its schedule): the stack's
     /// sessions and feedback, the page to the reports bucket, the mail to
     /// `[email] agents`. `None` without a reports bucket.
@@ -150,7 +205,7 @@ impl Aws {
         if bucket.is_empty() {
             return None;
         }
-        let config = &self.app.config;
+        let config = &self.config;
         Some(switchboard_pipeline::weekly::WeeklyReport {
             records: Arc::new(switchboard_aws::DynamoReportRecords::new(
                 self.clients.dynamodb.clone(),
@@ -161,8 +216,8 @@ impl Aws {
                 self.clients.s3.clone(),
                 bucket,
             )),
-            email: self.app.ports.email.clone(),
-            clock: self.app.ports.clock.clone(),
+            email: self.ports.email.clone(),
+            clock: self.ports.clock.clone(),
             from: config.email.from.clone(),
             to: config.email.agents.clone(),
             sla: config.sla,
@@ -175,7 +230,7 @@ impl Aws {
     /// `maxReceiveCount` is its `max_attempts`), refusals to the dead-letter
     /// queues.
     pub fn sqs_consumer(&self, queues: &[QueueName]) -> SqsConsumer {
-        let workers = &self.app.config.workers;
+        let workers = &self.config.workers;
         SqsConsumer::new(
             self.clients.sqs.clone(),
             &self.resources,
@@ -259,6 +314,21 @@ pub fn aws_config(resources: &AwsResources, secret_arn: &str) -> AwsConfig {
         outbound_dead_letter_queue_url: resources.outbound_dead_letter_queue_url.clone(),
         payload_bucket: resources.payload_bucket.clone(),
         reports_bucket: resources.reports_bucket.clone(),
+    }
+}
+
+/// The mail transport of a function that sends no mail (ingress, the
+/// worker): refused for good, as a mistake to be seen in the dead letters.
+struct NoMailHere;
+
+#[async_trait]
+impl EmailTransport for NoMailHere {
+    async fn send(&self, _message: Message) -> Result<(), SendError> {
+        Err(SendError::Permanent {
+            channel: "email".into(),
+            detail: "this function sends no mail (Aws::with_mail was not called)".into(),
+            source: None,
+        })
     }
 }
 

@@ -96,79 +96,23 @@ pub struct App {
 }
 
 impl App {
-    /// The channels of `channel_settings` and the pipeline's stages.
+    /// The channels of `channel_settings` and every stage of the pipeline
+    /// (the local process runs them all; a Lambda function builds only its
+    /// own with the functions below, so that it links only what it runs).
     pub fn assemble(
         config: Config,
         channel_settings: &ChannelSettings,
-        mut ports: Ports,
+        ports: Ports,
     ) -> anyhow::Result<Self> {
-        ports.queue = Arc::new(OffloadingQueue::new(
-            ports.queue.clone(),
-            ports.payloads.clone(),
-            ports.clock.clone(),
-        ));
-        let deps = ChannelDeps {
-            http: ports.http.clone().into(),
-            email: ports.email.clone(),
-            credentials: ports.credentials.clone(),
-            counters: ports.counters.clone(),
-            objects: ports.objects.clone(),
-            clock: ports.clock.clone(),
-        };
-        let channels = Arc::new(
-            Registry::from_settings(channel_settings, &deps).context("configuring channels")?,
-        );
-        tracing::info!(channels = ?channels.names(), "channels ready");
-        let ingress = Arc::new(Ingress::new(
-            channels.clone(),
-            ports.idempotency.clone(),
-            ports.queue.clone(),
-            ports.clock.clone(),
-        ));
-        let desk = Arc::new(AgentDesk {
-            sessions: ports.sessions.clone(),
-            customers: ports.customers.clone(),
-            feedback: ports.feedback.clone(),
-            idempotency: ports.idempotency.clone(),
-            queue: ports.queue.clone(),
-            clock: ports.clock.clone(),
-            sla: config.sla,
-            csat: config.feedback.csat.clone(),
-        });
-        let outbound = Arc::new(OutboundSender {
-            replies: channels.clone(),
-            sessions: ports.sessions.clone(),
-            idempotency: ports.idempotency.clone(),
-            payloads: ports.payloads.clone(),
-            clock: ports.clock.clone(),
-            retry: config.workers.retry_policy(),
-        });
-        let notifier = Arc::new(EscalationNotifier {
-            notifier: agent_notifier(
-                &config,
-                ports.email.clone(),
-                ports.http.clone(),
-                ports.clock.clone(),
-            )?,
-            idempotency: ports.idempotency.clone(),
-            payloads: ports.payloads.clone(),
-            clock: ports.clock.clone(),
-        });
-        let access = Arc::new(
-            AccessTokens::new(config.server.admin_token.as_ref(), &config.server.tokens)
-                .context("configuring server.tokens")?,
-        );
-        let tiers = config
-            .tiers
-            .directory(ports.http.clone())
-            .context("configuring [tiers]")?;
-        if config.routing.priority_response_minutes.is_some()
-            || config.routing.standard_response_minutes.is_some()
-        {
-            tracing::warn!(
-                "routing.priority_response_minutes and routing.standard_response_minutes are no longer used: the promise comes from [sla.*] first_response_secs"
-            );
-        }
+        let ports = ports.offloading();
+        let channels = channels(channel_settings, &ports)?;
+        let ingress = ingress(&channels, &ports);
+        let desk = desk(&config, &ports);
+        let outbound = outbound_sender(&config, &ports, channels.clone());
+        let notifier = escalation_notifier(&config, &ports)?;
+        let access = access_tokens(&config)?;
+        let tiers = tier_directory(&config, &ports)?;
+        warn_about_retired_settings(&config);
         Ok(Self {
             config,
             ports,
@@ -184,24 +128,13 @@ impl App {
 
     /// Webhooks, and the agents' API when `agents` is set.
     pub fn http_api(&self, agents: bool) -> Arc<HttpApi> {
-        Arc::new(HttpApi {
-            ingress: self.ingress.clone(),
-            desk: agents.then(|| self.desk.clone()),
-            privacy: self
-                .ports
-                .customer_data
-                .clone()
-                .filter(|_| agents)
-                .map(|data| {
-                    Arc::new(CustomerPrivacy::new(
-                        data,
-                        self.config.routing.vip_customers.clone(),
-                    ))
-                }),
-            access: self.access.clone(),
-            public_url: self.config.server.public_url.clone(),
-            report_url: self.config.server.report_url.clone(),
-        })
+        http_api(
+            &self.config,
+            &self.ports,
+            self.ingress.clone(),
+            agents.then(|| self.desk.clone()),
+            self.access.clone(),
+        )
     }
 
     /// The one router of webhooks and the agents' API.
@@ -217,26 +150,187 @@ impl App {
     /// The conversation worker answering from `faq`, which the caller may swap
     /// a newer knowledge base into while it runs (the local live reload).
     pub fn worker_answering_from(&self, faq: Arc<Faq>) -> ConversationWorker {
-        ConversationWorker {
-            sessions: self.ports.sessions.clone(),
-            customers: self.ports.customers.clone(),
-            gaps: self.ports.gaps.clone(),
-            feedback: self.ports.feedback.clone(),
-            idempotency: self.ports.idempotency.clone(),
-            queue: self.ports.queue.clone(),
-            payloads: self.ports.payloads.clone(),
-            faq,
-            clock: self.ports.clock.clone(),
-            settings: WorkerSettings {
-                redact_transcripts: self.config.privacy.redact_transcripts,
-                sla: self.config.sla,
-                menu_size: self.config.tiers.menu_size,
-                experiments: self.config.experiments.clone(),
-                feedback: self.config.feedback.clone(),
-                ..self.config.routing.clone()
-            },
-            tiers: self.tiers.clone(),
-        }
+        conversation_worker(&self.config, &self.ports, faq, self.tiers.clone())
+    }
+}
+
+// Each stage from the configuration and the ports. `App::assemble` builds
+// them all; a Lambda function (`aws`) builds only the ones it runs.
+
+impl Ports {
+    /// The queues behind [`OffloadingQueue`], so that bodies too large for a
+    /// queue message go to `payloads`. Once, before any stage is built.
+    pub fn offloading(mut self) -> Self {
+        self.queue = Arc::new(OffloadingQueue::new(
+            self.queue.clone(),
+            self.payloads.clone(),
+            self.clock.clone(),
+        ));
+        self
+    }
+}
+
+/// The channels that have settings in `channel_settings`.
+pub fn channels(
+    channel_settings: &ChannelSettings,
+    ports: &Ports,
+) -> anyhow::Result<Arc<Registry>> {
+    let deps = ChannelDeps {
+        http: ports.http.clone().into(),
+        email: ports.email.clone(),
+        credentials: ports.credentials.clone(),
+        counters: ports.counters.clone(),
+        objects: ports.objects.clone(),
+        clock: ports.clock.clone(),
+    };
+    let channels =
+        Registry::from_settings(channel_settings, &deps).context("configuring channels")?;
+    tracing::info!(channels = ?channels.names(), "channels ready");
+    Ok(Arc::new(channels))
+}
+
+/// Webhooks in: verify, parse, deduplicate, queue.
+pub fn ingress(channels: &Arc<Registry>, ports: &Ports) -> Arc<Ingress> {
+    Arc::new(Ingress::new(
+        channels.clone(),
+        ports.idempotency.clone(),
+        ports.queue.clone(),
+        ports.clock.clone(),
+    ))
+}
+
+/// The agents' desk behind the agents' API.
+pub fn desk(config: &Config, ports: &Ports) -> Arc<AgentDesk> {
+    Arc::new(AgentDesk {
+        sessions: ports.sessions.clone(),
+        customers: ports.customers.clone(),
+        feedback: ports.feedback.clone(),
+        idempotency: ports.idempotency.clone(),
+        queue: ports.queue.clone(),
+        clock: ports.clock.clone(),
+        sla: config.sla,
+        csat: config.feedback.csat.clone(),
+    })
+}
+
+/// Every reply, from the outbound queue to the customer's channel.
+pub fn outbound_sender(
+    config: &Config,
+    ports: &Ports,
+    channels: Arc<Registry>,
+) -> Arc<OutboundSender> {
+    Arc::new(OutboundSender {
+        replies: channels,
+        sessions: ports.sessions.clone(),
+        idempotency: ports.idempotency.clone(),
+        payloads: ports.payloads.clone(),
+        clock: ports.clock.clone(),
+        retry: config.workers.retry_policy(),
+    })
+}
+
+/// Tickets to the agents.
+pub fn escalation_notifier(
+    config: &Config,
+    ports: &Ports,
+) -> anyhow::Result<Arc<EscalationNotifier>> {
+    Ok(Arc::new(EscalationNotifier {
+        notifier: agent_notifier(
+            config,
+            ports.email.clone(),
+            ports.http.clone(),
+            ports.clock.clone(),
+        )?,
+        idempotency: ports.idempotency.clone(),
+        payloads: ports.payloads.clone(),
+        clock: ports.clock.clone(),
+    }))
+}
+
+/// Who may call the agents' API.
+pub fn access_tokens(config: &Config) -> anyhow::Result<Arc<AccessTokens>> {
+    Ok(Arc::new(
+        AccessTokens::new(config.server.admin_token.as_ref(), &config.server.tokens)
+            .context("configuring server.tokens")?,
+    ))
+}
+
+/// The CRM asked for customers' tiers (`[tiers] lookup_url`), if configured.
+pub fn tier_directory(
+    config: &Config,
+    ports: &Ports,
+) -> anyhow::Result<Option<Arc<dyn TierDirectory>>> {
+    config
+        .tiers
+        .directory(ports.http.clone())
+        .context("configuring [tiers]")
+}
+
+/// Settings that are read but no longer used.
+pub fn warn_about_retired_settings(config: &Config) {
+    if config.routing.priority_response_minutes.is_some()
+        || config.routing.standard_response_minutes.is_some()
+    {
+        tracing::warn!(
+            "routing.priority_response_minutes and routing.standard_response_minutes are no longer used: the promise comes from [sla.*] first_response_secs"
+        );
+    }
+}
+
+/// What the router serves: webhooks, and the agents' API when `desk` is given.
+pub fn http_api(
+    config: &Config,
+    ports: &Ports,
+    ingress: Arc<Ingress>,
+    desk: Option<Arc<AgentDesk>>,
+    access: Arc<AccessTokens>,
+) -> Arc<HttpApi> {
+    let privacy = ports
+        .customer_data
+        .clone()
+        .filter(|_| desk.is_some())
+        .map(|data| {
+            Arc::new(CustomerPrivacy::new(
+                data,
+                config.routing.vip_customers.clone(),
+            ))
+        });
+    Arc::new(HttpApi {
+        ingress,
+        desk,
+        privacy,
+        access,
+        public_url: config.server.public_url.clone(),
+        report_url: config.server.report_url.clone(),
+    })
+}
+
+/// The conversation worker answering from `faq`.
+pub fn conversation_worker(
+    config: &Config,
+    ports: &Ports,
+    faq: Arc<Faq>,
+    tiers: Option<Arc<dyn TierDirectory>>,
+) -> ConversationWorker {
+    ConversationWorker {
+        sessions: ports.sessions.clone(),
+        customers: ports.customers.clone(),
+        gaps: ports.gaps.clone(),
+        feedback: ports.feedback.clone(),
+        idempotency: ports.idempotency.clone(),
+        queue: ports.queue.clone(),
+        payloads: ports.payloads.clone(),
+        faq,
+        clock: ports.clock.clone(),
+        settings: WorkerSettings {
+            redact_transcripts: config.privacy.redact_transcripts,
+            sla: config.sla,
+            menu_size: config.tiers.menu_size,
+            experiments: config.experiments.clone(),
+            feedback: config.feedback.clone(),
+            ..config.routing.clone()
+        },
+        tiers,
     }
 }
 

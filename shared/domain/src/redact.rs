@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex_lite::Regex;
 
 pub const EMAIL: &str = "[email]";
 pub const PHONE: &str = "[phone]";
@@ -36,7 +36,16 @@ static NUMBER_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Text with personal data replaced by placeholders; borrowed when nothing matched.
 pub fn redact(text: &str) -> Cow<'_, str> {
-    let emails_done = EMAIL_PATTERN.replace_all(text, EMAIL);
+    // Each pattern needs its one character (`@`, an ASCII digit): text
+    // without it (most messages) skips regex-lite's search, slower than regex's.
+    let emails_done = if text.contains('@') {
+        EMAIL_PATTERN.replace_all(text, EMAIL)
+    } else {
+        Cow::Borrowed(text)
+    };
+    if !emails_done.bytes().any(|b| b.is_ascii_digit()) {
+        return emails_done;
+    }
     let mut out = String::new();
     let mut last = 0;
     let source = emails_done.as_ref();

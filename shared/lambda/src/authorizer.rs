@@ -60,10 +60,11 @@ pub async fn init(clients: &Clients, secret_arn: &str) -> Result<AccessTokens, A
 }
 
 /// [`init`] as the function starts: the SDK's configuration from the
-/// environment, the secret named by [`SECRET_ARN_VARIABLE`].
+/// function's environment (`lambda_config`), the secret named by
+/// [`SECRET_ARN_VARIABLE`].
 pub async fn from_environment() -> Result<AccessTokens, AuthorizerError> {
     let arn = std::env::var(SECRET_ARN_VARIABLE).map_err(|_| AuthorizerError::NoSecret)?;
-    let clients = Clients::new(&switchboard_aws::aws_config().await);
+    let clients = Clients::new(&switchboard_aws::lambda_config());
     init(&clients, &arn).await
 }
 

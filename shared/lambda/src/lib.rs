@@ -14,7 +14,10 @@ pub mod metrics;
 
 pub use lambda_http::Error;
 
-/// JSON logs to stdout for CloudWatch, level from `RUST_LOG` (default info).
+/// JSON logs to stdout for CloudWatch, levels from `RUST_LOG` (default info):
+/// `level` or `target=level` pairs, comma-separated (`Targets`, without the
+/// span and field filters of `EnvFilter`, whose regex engine would take a
+/// few hundred KiB of every function's binary).
 pub fn init_tracing() {
     init_tracing_to(std::io::stdout);
 }
@@ -26,14 +29,19 @@ pub fn init_tracing_to<W>(writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|value| value.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let json = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(false)
         .without_time() // CloudWatch stamps every line
-        .with_writer(writer)
+        .with_writer(writer);
+    tracing_subscriber::registry()
+        .with(json.with_filter(filter))
         .init();
 }
 

@@ -86,16 +86,20 @@ async fn an_email_larger_than_an_sqs_message_is_accepted_and_answered() {
         },
         ..Config::default()
     };
-    // The ingress and worker functions, built as their main.rs do.
-    let aws = switchboard_app::aws::build(config, clients.clone()).unwrap();
-    let router = aws.app.router(false);
+    // The ingress, worker and sender functions, built as their main.rs do.
+    let aws = switchboard_app::aws::build(config.clone(), clients.clone()).unwrap();
+    let router = aws.router(false).unwrap();
     let worker = Consumer {
-        stage: aws.app.worker(aws.knowledge_base().await.unwrap()),
+        stage: aws.worker().await.unwrap(),
         sqs: aws.sqs_consumer(&[QueueName::Inbound]),
     };
+    let mailing = switchboard_app::aws::build(config, clients.clone())
+        .unwrap()
+        .with_mail()
+        .unwrap();
     let sender = Consumer {
-        stage: aws.app.outbound.clone(),
-        sqs: aws.sqs_consumer(&[QueueName::Outbound]),
+        stage: mailing.outbound().unwrap(),
+        sqs: mailing.sqs_consumer(&[QueueName::Outbound]),
     };
 
     // About 330 KiB of text, twice in the form (body-plain and stripped-text).

@@ -298,7 +298,12 @@ impl Recorder {
             },
             ..base.clone()
         };
-        switchboard_app::aws::build(config, clients).unwrap()
+        let aws = switchboard_app::aws::build(config, clients).unwrap();
+        // The functions that send mail build SMTP, as their main.rs do.
+        match role {
+            Role::Notifier | Role::Outbound => aws.with_mail().unwrap(),
+            Role::Ingress | Role::Worker => aws,
+        }
     }
 
     /// The agents' API authorizer as its main.rs starts it.
@@ -456,23 +461,23 @@ async fn every_function_flows() {
     let im = recorder
         .start("IngressImFunction", Role::Ingress, &aws, &base)
         .await
-        .app
-        .router(true);
+        .router(true)
+        .unwrap();
     let social = recorder
         .start("IngressSocialFunction", Role::Ingress, &aws, &base)
         .await
-        .app
-        .router(false);
+        .router(false)
+        .unwrap();
     let email = recorder
         .start("IngressEmailFunction", Role::Ingress, &aws, &base)
         .await
-        .app
-        .router(false);
+        .router(false)
+        .unwrap();
     let worker = recorder
         .start("ConversationWorkerFunction", Role::Worker, &aws, &base)
         .await;
     let worker = Consumer {
-        stage: worker.app.worker(worker.knowledge_base().await.unwrap()),
+        stage: worker.worker().await.unwrap(),
         sqs: worker.sqs_consumer(&[QueueName::Inbound, QueueName::Timers]),
     };
     let notifier = recorder
@@ -480,14 +485,14 @@ async fn every_function_flows() {
         .await;
     let weekly = notifier.weekly_report().expect("the reports bucket is set");
     let notifier = Consumer {
-        stage: notifier.app.notifier.clone(),
+        stage: notifier.notifier().unwrap(),
         sqs: notifier.sqs_consumer(&[QueueName::EscalationPriority, QueueName::EscalationStandard]),
     };
     let sender = recorder
         .start("OutboundSenderFunction", Role::Outbound, &aws, &base)
         .await;
     let sender = Consumer {
-        stage: sender.app.outbound.clone(),
+        stage: sender.outbound().unwrap(),
         sqs: sender.sqs_consumer(&[QueueName::Outbound]),
     };
     // The agents' API authorizer: only the secret, during init.
@@ -1507,7 +1512,7 @@ async fn every_function_flows() {
         .start("OutboundSenderFunction", Role::Outbound, &aws, &base)
         .await;
     let second_sender = Consumer {
-        stage: second_sender.app.outbound.clone(),
+        stage: second_sender.outbound().unwrap(),
         sqs: second_sender.sqs_consumer(&[QueueName::Outbound]),
     };
     let batch = next_batch(&outbound).await;

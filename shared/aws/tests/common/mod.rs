@@ -41,6 +41,11 @@ pub struct Local {
     pub prefix: String,
 }
 
+/// moto's endpoint (every service but DynamoDB).
+pub fn moto_endpoint() -> String {
+    endpoint(MOTO_VAR)
+}
+
 pub async fn clients() -> Clients {
     Clients::local(&endpoint(DYNAMODB_VAR), &endpoint(MOTO_VAR)).await
 }

@@ -22,9 +22,7 @@ pub use aws_lambda_events;
 pub use batch::{
     ConsumerSettings, SqsConsumer, is_fifo_record, message_group, process_sqs_batch, receive_count,
 };
-pub use config::{
-    AwsResources, Clients, WarmUp, aws_config, lambda_config, local_config, warm_up,
-};
+pub use config::{AwsResources, Clients, WarmUp, aws_config, lambda_config, local_config, warm_up};
 pub use dynamo::{
     DynamoCounterStore, DynamoCredentialStore, DynamoCustomerData, DynamoCustomerStore,
     DynamoFeedbackStore, DynamoGapLog, DynamoIdempotencyStore, DynamoKnowledgeBase,

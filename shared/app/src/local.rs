@@ -64,7 +64,10 @@ impl QueueProducer for WakingQueue {
             .store
             .send_once(key, queue, item, now_ms, keep_until_ms)
             .await?;
-        self.wake.notify_waiters();
+        // Only an owned claim queued something.
+        if claim.is_some_and(switchboard_domain::Claim::is_owned) {
+            self.wake.notify_waiters();
+        }
         Ok(claim)
     }
 }

@@ -334,70 +334,29 @@ impl Ingress {
             })
             .expect("messages serialise"),
         };
-        // Where the queue and the claims share a store: queued and claimed
-        // done in one durable step. Elsewhere: claim, queue, complete.
-        let one_step = loop {
+        // Where the queue and the claims share a store, the claim and the
+        // queueing are one durable step; elsewhere: claim, queue, complete.
+        let queued_with_claim = loop {
             let now_ms = self.clock.now_ms();
-            let claim = match self
+            let keep_until_ms = now_ms.saturating_add(DEDUPE_RETENTION_MS);
+            let in_one_step = self
                 .queue
-                .send_once(
-                    &claim_key,
-                    QueueName::Inbound,
-                    &item,
-                    now_ms,
-                    now_ms.saturating_add(DEDUPE_RETENTION_MS),
-                )
-                .await?
-            {
+                .send_once(&claim_key, QueueName::Inbound, &item, now_ms, keep_until_ms)
+                .await?;
+            let claim = match in_one_step {
                 Some(claim) => claim,
-                None => break false,
+                None => {
+                    self.idempotency
+                        .claim(&claim_key, now_ms, CLAIM_LEASE_MS)
+                        .await?
+                }
             };
             match claim {
-                Claim::Acquired | Claim::TakenOver => break true,
+                // A taken-over claim may have been queued already: the queue drops the repeat.
+                Claim::Acquired | Claim::TakenOver => break in_one_step.is_some(),
                 Claim::Done => {
                     info!(channel = %message.channel, message_id = %message.provider_message_id, "duplicate dropped");
                     return Ok(());
-                }
-                // As below: another delivery is being queued right now.
-                Claim::InProgress if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Claim::InProgress => return Err(IngressError::StillInProgress),
-            }
-        };
-        if !one_step
-            && !self
-                .claim_and_send(message, &claim_key, item, deadline)
-                .await?
-        {
-            return Ok(());
-        }
-        switchboard_domain::telemetry::message_received(&message.channel);
-        info!(channel = %message.channel, message_id = %message.provider_message_id, kind = ?message.kind, "message queued");
-        Ok(())
-    }
-
-    /// Claims the message, queues it and marks the claim done, step by step;
-    /// `false`: a duplicate, dropped.
-    async fn claim_and_send(
-        &self,
-        message: &InboundMessage,
-        claim_key: &str,
-        item: QueueItem,
-        deadline: tokio::time::Instant,
-    ) -> Result<bool, IngressError> {
-        loop {
-            let now_ms = self.clock.now_ms();
-            match self
-                .idempotency
-                .claim(claim_key, now_ms, CLAIM_LEASE_MS)
-                .await?
-            {
-                // A taken-over claim may have been queued already: the queue drops the repeat.
-                Claim::Acquired | Claim::TakenOver => break,
-                Claim::Done => {
-                    info!(channel = %message.channel, message_id = %message.provider_message_id, "duplicate dropped");
-                    return Ok(false);
                 }
                 // Another delivery of the same message is being queued right now.
                 // Answer only once it is safely queued, so a failure there is retried.
@@ -406,7 +365,21 @@ impl Ingress {
                 }
                 Claim::InProgress => return Err(IngressError::StillInProgress),
             }
+        };
+        if !queued_with_claim {
+            self.send_and_complete(&claim_key, item).await?;
         }
+        switchboard_domain::telemetry::message_received(&message.channel);
+        info!(channel = %message.channel, message_id = %message.provider_message_id, kind = ?message.kind, "message queued");
+        Ok(())
+    }
+
+    /// Queues the item of a claim held, then marks the claim done.
+    async fn send_and_complete(
+        &self,
+        claim_key: &str,
+        item: QueueItem,
+    ) -> Result<(), IngressError> {
         if let Err(error) = self.queue.send(QueueName::Inbound, item).await {
             // Let the provider's retry take the message over at once.
             if let Err(release_error) = self.idempotency.release(claim_key).await {
@@ -420,6 +393,6 @@ impl Ingress {
             // 503, and after the lease it re-queues; the worker drops the repeat.
             warn!(error = %error, "could not mark ingress claim done");
         }
-        Ok(true)
+        Ok(())
     }
 }

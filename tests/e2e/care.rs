@@ -190,7 +190,9 @@ async fn an_agents_reply_before_the_timers_stops_reassurance_and_breach() {
     server.stop();
     server
         .restart(Options {
-            extra_config: short_sla(5, 3, &standin),
+            // long enough that a loaded machine gets the agent's reply in
+            // before reassurance is due, short enough to watch both deadlines pass
+            extra_config: short_sla(9, 6, &standin),
             ..Options::default()
         })
         .await;
@@ -198,6 +200,7 @@ async fn an_agents_reply_before_the_timers_stops_reassurance_and_breach() {
     replies_at_least(&server, 1202, 1).await;
     say(&server, 12_102, 1202, UNANSWERABLE).await;
     replies_at_least(&server, 1202, 2).await;
+    let handed_over = tokio::time::Instant::now();
     let path = format!("/api/conversations/telegram:{}:1202/reply", bot_id());
     let auth = [
         ("authorization", format!("Bearer {ADMIN_TOKEN}")),
@@ -212,7 +215,8 @@ async fn an_agents_reply_before_the_timers_stops_reassurance_and_breach() {
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // past both deadlines (counted from the hand-over), with a margin
+    tokio::time::sleep_until(handed_over + Duration::from_secs(12)).await;
     let texts = texts(&server, 1202);
     assert_eq!(
         texts.len(),

@@ -1,6 +1,7 @@
 //! Dump, for every dev query of every benchmark set, the evidence the
 //! confidence is computed from and whether the top entry is right, as JSON
-//! lines: the input for fitting the calibration (see README, "Confidence").
+//! lines: the input for fitting the calibration (see README, "Confidence"), and
+//! each query's top 10 (id, score), which `distill/ceiling.py` re-ranks.
 //!
 //! `cargo run --profile eval -p switchboard-faq --features embeddings --example calibration_dump -- <bench dir> > evidence.jsonl`
 
@@ -37,6 +38,12 @@ fn main() {
                     "entries": kb.len(),
                     "evidence": ranking.evidence,
                     "confidence": ranking.confidence,
+                    "query_id": q.id,
+                    "top": ranking
+                        .candidates
+                        .iter()
+                        .map(|c| (c.id.as_str(), c.score))
+                        .collect::<Vec<_>>(),
                 })
             );
         }

@@ -228,6 +228,27 @@ pub struct UnansweredTurn {
     pub agent_answer: Option<String>,
 }
 
+/// The customer turn the current hand-over answered: the last one before
+/// our first reply written at or after the hand-over (customer turns carry the
+/// provider's clock, ours the server's), else the last one before it.
+fn handover_turn(session: &Session) -> Option<usize> {
+    let handover = session.handover.as_ref()?;
+    let turns = &session.turns;
+    turns
+        .iter()
+        .position(|t| t.role != Role::Customer && t.at_ms >= handover.at_ms)
+        .and_then(|reply| {
+            turns[..reply]
+                .iter()
+                .rposition(|t| t.role == Role::Customer)
+        })
+        .or_else(|| {
+            turns
+                .iter()
+                .rposition(|t| t.role == Role::Customer && t.at_ms <= handover.at_ms)
+        })
+}
+
 /// The questions in `sessions` between `from_ms` and `to_ms` that the bot
 /// could not answer: handed over for want of an answer, or answered unsure
 /// with the offer of a person. Follow-ups while a person had the
@@ -236,6 +257,7 @@ pub struct UnansweredTurn {
 pub fn unanswered_turns(sessions: &[Session], from_ms: i64, to_ms: i64) -> Vec<UnansweredTurn> {
     let mut found = Vec::new();
     for session in sessions {
+        let handed_over = handover_turn(session);
         for (i, turn) in session.turns.iter().enumerate() {
             if turn.role != Role::Customer || turn.at_ms < from_ms || turn.at_ms > to_ms {
                 continue;
@@ -259,8 +281,8 @@ pub fn unanswered_turns(sessions: &[Session], from_ms: i64, to_ms: i64) -> Vec<U
                 }
                 // A welcome (with the menu) carries a confidence; a hand-over does not.
                 Some(bot) if bot.confidence.is_some() => continue,
-                _ => match &session.handover {
-                    Some(handover) if handover.at_ms == turn.at_ms => {
+                _ => match session.handover.as_ref().zip(handed_over) {
+                    Some((handover, at)) if at == i => {
                         if matches!(
                             handover.reason,
                             EscalationReason::NoConfidentMatch
@@ -273,7 +295,7 @@ pub fn unanswered_turns(sessions: &[Session], from_ms: i64, to_ms: i64) -> Vec<U
                         }
                     }
                     // Written while a person had the conversation.
-                    Some(handover) if handover.at_ms < turn.at_ms => continue,
+                    Some((_, at)) if at < i => continue,
                     _ => match reply {
                         Some(_) => Unanswered::NotAnswered,
                         None => continue,
@@ -1283,6 +1305,36 @@ mod tests {
             turns[1].agent_answer.as_deref(),
             Some("Refunded the second charge.")
         );
+    }
+
+    #[test]
+    fn a_hand_over_is_matched_to_its_turn_although_the_provider_clock_is_earlier() {
+        // Customer turns carry the provider's send time, the hand-over and our
+        // reply the server's: seconds apart, never equal.
+        let handed_over = |id: &str, reason, text: &str| Session {
+            handover: Some(handover(MONDAY + 2_500, reason)),
+            ..session(
+                id,
+                SessionStatus::Escalated,
+                vec![
+                    said(Role::Customer, MONDAY, text),
+                    said(Role::Bot, MONDAY + 2_500, "A person will answer"),
+                    said(Role::Customer, MONDAY + 60_000, "still there?"),
+                ],
+            )
+        };
+        let sessions = vec![
+            handed_over("p", EscalationReason::AskedForHuman, "agent please"),
+            handed_over(
+                "q",
+                EscalationReason::NoConfidentMatch,
+                "Do you ship to Mars?",
+            ),
+        ];
+        let turns = unanswered_turns(&sessions, 0, i64::MAX);
+        let questions: Vec<&str> = turns.iter().map(|t| t.question.as_str()).collect();
+        assert_eq!(questions, vec!["Do you ship to Mars?"], "{turns:?}");
+        assert_eq!(turns[0].outcome, Unanswered::NotAnswered);
     }
 
     #[test]

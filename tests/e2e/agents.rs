@@ -212,6 +212,9 @@ async fn a_reply_posted_twice_with_one_key_is_delivered_once_and_a_second_claim_
         .map(|t| t["role"].as_str().unwrap())
         .collect();
     assert_eq!(roles, ["customer", "bot", "agent"]);
+    // The transcript keeps what the customer received, and who wrote it.
+    assert_eq!(view["turns"][2]["text"], text, "{view}");
+    assert_eq!(view["turns"][2]["agent"], "lee", "{view}");
     // The bot's reply too: sent at once, recorded by then or by the retry
     // when it went out before the worker had saved the new conversation.
     let bot_reply = view["turns"][1]["message_id"].as_str().unwrap().to_owned();

@@ -162,6 +162,7 @@ fn turn(id: String, at_ms: i64) -> Turn {
         message_id: Some(id),
         faq_entry: None,
         confidence: None,
+        agent: None,
     }
 }
 
@@ -647,6 +648,7 @@ async fn the_waiting_index_holds_exactly_the_escalated_conversations_and_a_limit
             message_id: Some(format!("m{i}")),
             faq_entry: None,
             confidence: None,
+            agent: None,
         });
         if i % 5 != 0 {
             s.status = SessionStatus::Escalated;

@@ -29,6 +29,7 @@ async fn customer_writes(local: &common::Local, customer: &str, text: &str) {
         message_id: Some("m1".into()),
         faq_entry: None,
         confidence: None,
+        agent: None,
     });
     DynamoSessionStore::new(client.clone(), &resources.sessions_table)
         .save(&session)

@@ -762,7 +762,15 @@ fn write_turn(body: &mut String, turn: &Turn) {
     };
     let mut lines = turn.text.lines();
     let first = lines.next().unwrap_or_default();
-    let _ = write!(body, "[{}] {role}: {first}", format_utc(turn.at_ms));
+    let _ = match &turn.agent {
+        Some(agent) => write!(
+            body,
+            "[{}] {role} {}: {first}",
+            format_utc(turn.at_ms),
+            one_line(agent)
+        ),
+        None => write!(body, "[{}] {role}: {first}", format_utc(turn.at_ms)),
+    };
     if let (Some(entry), Some(confidence)) = (&turn.faq_entry, turn.confidence) {
         let _ = write!(body, "  (FAQ {} at {confidence:.2})", one_line(entry));
     }
@@ -824,6 +832,7 @@ mod tests {
             message_id: None,
             faq_entry: faq.map(|(entry, _)| entry.into()),
             confidence: faq.map(|(_, confidence)| confidence),
+            agent: None,
         };
         EscalationTicket {
             ticket_id: "tk-0042".into(),

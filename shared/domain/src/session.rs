@@ -26,6 +26,10 @@ pub struct Turn {
     pub faq_entry: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f32>,
+    /// Who wrote an agent's turn (its text is what the customer received).
+    /// Older transcripts have none and carry "<agent>: " in the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 impl Turn {
@@ -38,6 +42,7 @@ impl Turn {
             message_id: Some(reply_id),
             faq_entry: None,
             confidence: None,
+            agent: None,
         }
     }
 }

@@ -198,6 +198,9 @@ pub struct TurnView {
     /// For the bot's answers: the matcher's confidence in that entry (0-1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f32>,
+    /// For an agent's reply: who wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// A conversation with its transcript.
@@ -469,6 +472,7 @@ impl AgentDesk {
                 },
                 faq_entry: turn.faq_entry.clone(),
                 confidence: turn.confidence,
+                agent: turn.agent.clone(),
             })
             .collect();
         // One more than shown, as the conversation itself is among them.
@@ -674,11 +678,12 @@ impl AgentDesk {
             // record its delivery on.
             let turn = Turn {
                 role: Role::Agent,
-                text: format!("{agent}: {}", input.text),
+                text: input.text.clone(),
                 at_ms: now_ms,
                 message_id: Some(reply_id.clone()),
                 faq_entry: None,
                 confidence: None,
+                agent: Some(agent.clone()),
             };
             if input.resolve && session.status != SessionStatus::Resolved {
                 self.schedule_survey(&session).await?;

@@ -302,13 +302,17 @@ pub fn unanswered_turns(sessions: &[Session], from_ms: i64, to_ms: i64) -> Vec<U
                     },
                 },
             };
-            // The desk writes "<agent>: <text>"; the answer is the text.
+            // The answer is the turn's text; transcripts from before turns
+            // recorded their agent carry "<agent>: <text>".
             let agent = session
                 .handover
                 .as_ref()
                 .and_then(|h| h.claimed_by.as_deref());
             let agent_answer = rest.iter().find(|t| t.role == Role::Agent).map(|t| {
-                agent
+                t.agent
+                    .is_none()
+                    .then_some(agent)
+                    .flatten()
                     .and_then(|name| t.text.strip_prefix(name))
                     .and_then(|text| text.strip_prefix(": "))
                     .unwrap_or(&t.text)
@@ -1049,6 +1053,7 @@ mod tests {
             message_id: None,
             faq_entry: entry.map(str::to_owned),
             confidence: None,
+            agent: None,
         }
     }
 
@@ -1335,6 +1340,35 @@ mod tests {
         let questions: Vec<&str> = turns.iter().map(|t| t.question.as_str()).collect();
         assert_eq!(questions, vec!["Do you ship to Mars?"], "{turns:?}");
         assert_eq!(turns[0].outcome, Unanswered::NotAnswered);
+    }
+
+    #[test]
+    fn the_agents_answer_is_the_text_the_customer_received() {
+        // Claimed by one agent, answered by another: the name is on the turn,
+        // not in its text, so nothing is stripped or left behind.
+        let sessions = vec![Session {
+            handover: Some(Handover {
+                claimed_by: Some("lee".into()),
+                ..handover(MONDAY + 1, EscalationReason::NoConfidentMatch)
+            }),
+            ..session(
+                "r",
+                SessionStatus::Escalated,
+                vec![
+                    said(Role::Customer, MONDAY, "Do you sell gift cards?"),
+                    said(Role::Bot, MONDAY + 1, "A person will answer"),
+                    Turn {
+                        agent: Some("admin".into()),
+                        ..said(Role::Agent, MONDAY + HOUR, "Yes: from 10 to 100 euros.")
+                    },
+                ],
+            )
+        }];
+        let turns = unanswered_turns(&sessions, 0, i64::MAX);
+        assert_eq!(
+            turns[0].agent_answer.as_deref(),
+            Some("Yes: from 10 to 100 euros.")
+        );
     }
 
     #[test]

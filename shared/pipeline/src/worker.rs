@@ -576,6 +576,7 @@ impl ConversationWorker {
                 message_id: Some(stable_id("r", &message.dedupe_key())),
                 faq_entry: Some(candidate.entry_id.clone()),
                 confidence: Some(candidate.confidence),
+                agent: None,
             }),
             reply_text: Some(text),
             ticket: None,
@@ -641,6 +642,7 @@ impl ConversationWorker {
                 // A welcome without an answer counts as a failed answer, so
                 // that a second one hands over (repeated failure).
                 confidence: Some(confidence),
+                agent: None,
             }),
             reply_text: Some(text),
             ticket: None,
@@ -1174,6 +1176,7 @@ fn customer_turn(message: &InboundMessage, now_ms: i64, redact: bool) -> Turn {
         message_id: Some(message.provider_message_id.clone()),
         faq_entry: None,
         confidence: None,
+        agent: None,
     }
 }
 

@@ -375,6 +375,7 @@ mod tests {
             message_id: None,
             faq_entry: None,
             confidence: None,
+            agent: None,
         }
     }
 

@@ -110,6 +110,7 @@ async fn concurrent_appends_to_one_session_lose_no_turn() {
                         message_id: None,
                         faq_entry: None,
                         confidence: None,
+                        agent: None,
                     });
                     match store.save(&session).await {
                         Ok(_) => break,
@@ -635,6 +636,7 @@ async fn escalated_conversations_are_listed_by_their_summary_only_while_escalate
         message_id: Some("m1".into()),
         faq_entry: None,
         confidence: None,
+        agent: None,
     });
     waiting.status = SessionStatus::Escalated;
     waiting.handover = Some(Handover {
@@ -670,6 +672,7 @@ fn customer_turn(text: &str, at_ms: i64) -> Turn {
         message_id: Some(format!("m{at_ms}")),
         faq_entry: None,
         confidence: None,
+        agent: None,
     }
 }
 

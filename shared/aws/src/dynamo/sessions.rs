@@ -317,6 +317,7 @@ mod tests {
                 message_id: Some(i.to_string()),
                 faq_entry: None,
                 confidence: None,
+                agent: None,
             });
         }
         session.version = 3;

@@ -316,6 +316,7 @@
       const item = el("li", turn.role + (earlier ? " earlier" : ""));
       const meta = el("div", "meta");
       const parts = [t("role_" + turn.role), new Date(turn.at_ms).toLocaleString()];
+      if (turn.agent) parts.splice(1, 0, turn.agent);
       if (earlier) parts.unshift(t("earlier"));
       if (turn.faq_entry) parts.push(t("faq_entry", { id: turn.faq_entry }));
       if (typeof turn.confidence === "number") parts.push(t("confidence", { c: turn.confidence.toFixed(2) }));

@@ -257,6 +257,27 @@ async fn bad_requests_are_refused_with_a_reason_and_nothing_is_stored() {
     assert_eq!(status, 413);
     assert_eq!(body["error"], "body_too_large");
 
+    // Authentic, but with ids the agents' API, export and erase could never
+    // take: refused, so no conversation exists that nobody can serve.
+    for (conversation, customer, field) in [
+        ("z".repeat(2000), "c1".to_owned(), "conversation id"),
+        ("c2".to_owned(), "y".repeat(600), "customer id"),
+        ("c3".to_owned(), "line\nbreak".to_owned(), "customer id"),
+    ] {
+        let body = json!({ "conversation_id": conversation, "customer_id": customer,
+                           "message_id": "m1", "text": "agent please" });
+        let request = signed_request(
+            "webchat",
+            "application/json",
+            &[],
+            body.to_string(),
+            now_secs() * 1000,
+        );
+        let (status, body) = server.post_request(&request).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["reason"].as_str().unwrap().contains(field), "{body}");
+    }
+
     // Unknown channel.
     let (status, body) = server.post("/webhooks/carrier-pigeon", &[], "{}").await;
     assert_eq!(status, 404);

@@ -28,7 +28,32 @@ pub struct InboundMessage {
     pub reply: ReplyContext,
 }
 
+/// Longest `channel:account:conversation` key the agents' API takes.
+pub const MAX_CONVERSATION_KEY_BYTES: usize = 600;
+/// Longest `channel:customer_id` key export and erase take (email addresses
+/// are the longest ids).
+pub const MAX_CUSTOMER_KEY_BYTES: usize = 512;
+/// Longest provider message id kept for recognising duplicates.
+pub const MAX_MESSAGE_ID_BYTES: usize = 512;
+
 impl InboundMessage {
+    /// Which id, if any, the product could store but never serve: longer than
+    /// the agents' API, export and erase accept, or with control characters.
+    /// Ingress refuses such a message before storing anything.
+    pub fn unservable_id(&self) -> Option<&'static str> {
+        let bad =
+            |value: &str, limit: usize| value.len() > limit || value.chars().any(char::is_control);
+        if bad(&self.conversation_key().0, MAX_CONVERSATION_KEY_BYTES) {
+            Some("conversation id")
+        } else if bad(&self.customer_key(), MAX_CUSTOMER_KEY_BYTES) {
+            Some("customer id")
+        } else if bad(&self.provider_message_id, MAX_MESSAGE_ID_BYTES) {
+            Some("message id")
+        } else {
+            None
+        }
+    }
+
     /// Key of the conversation this message belongs to: one per channel, account and chat.
     pub fn conversation_key(&self) -> ConversationKey {
         ConversationKey::new(&self.channel, &self.account_id, &self.conversation_id)
@@ -310,4 +335,49 @@ pub struct Feedback {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faq_id: Option<String>,
     pub at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(conversation: &str, customer: &str, id: &str) -> InboundMessage {
+        InboundMessage {
+            channel: "webchat".into(),
+            account_id: "default".into(),
+            customer_id: customer.into(),
+            customer_name: None,
+            conversation_id: conversation.into(),
+            provider_message_id: id.into(),
+            sent_at_ms: 0,
+            kind: MessageKind::Text,
+            text: "hi".into(),
+            attachments: Vec::new(),
+            reply: ReplyContext::default(),
+        }
+    }
+
+    #[test]
+    fn ids_the_api_could_not_serve_are_named() {
+        assert_eq!(message("c", "u", "m").unservable_id(), None);
+        // "webchat:default:" is 16 bytes, "webchat:" 8
+        let longest = "c".repeat(MAX_CONVERSATION_KEY_BYTES - 16);
+        assert_eq!(message(&longest, "u", "m").unservable_id(), None);
+        let longer = format!("{longest}c");
+        assert_eq!(
+            message(&longer, "u", "m").unservable_id(),
+            Some("conversation id")
+        );
+        let customer = "u".repeat(MAX_CUSTOMER_KEY_BYTES - 7);
+        assert_eq!(
+            message("c", &customer, "m").unservable_id(),
+            Some("customer id")
+        );
+        assert_eq!(
+            message("c", "u\u{7}", "m").unservable_id(),
+            Some("customer id")
+        );
+        let id = "m".repeat(MAX_MESSAGE_ID_BYTES + 1);
+        assert_eq!(message("c", "u", &id).unservable_id(), Some("message id"));
+    }
 }

@@ -15,8 +15,7 @@ pub struct CustomerRef {
     pub customer_id: String,
 }
 
-/// Longest accepted `channel:customer_id` (email addresses are the longest ids).
-const MAX_KEY_LEN: usize = 512;
+use crate::model::MAX_CUSTOMER_KEY_BYTES as MAX_KEY_LEN;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(

@@ -257,8 +257,7 @@ const MAX_COMMENT_CHARS: usize = 2000;
 pub const MAX_REPLY_CHARS: usize = 20_000;
 /// Longest agent name.
 const MAX_AGENT_CHARS: usize = 200;
-/// Longest conversation key accepted.
-const MAX_KEY_BYTES: usize = 600;
+use switchboard_domain::model::MAX_CONVERSATION_KEY_BYTES as MAX_KEY_BYTES;
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 /// At most this many waiting conversations are read for the list.

@@ -137,6 +137,11 @@ pub fn admit(
     let messages = channel
         .parse(request, &verified)
         .map_err(IngressError::BadRequest)?;
+    if let Some(field) = messages.iter().find_map(InboundMessage::unservable_id) {
+        return Err(IngressError::BadRequest(ParseError::Invalid(format!(
+            "{field} too long or with control characters"
+        ))));
+    }
     Ok(Admitted::Messages { messages, verified })
 }
 

@@ -317,7 +317,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kb(command) => kb(&config, command).await?,
         Command::Faq(FaqCommand::Ask { question, kb }) => {
             let knowledge_base = match kb {
-                Some(path) => KnowledgeBase::load(&path)
+                // What the bot would answer from: the checks of `kb import`.
+                Some(path) => KnowledgeBase::load_answerable(&path)
                     .with_context(|| format!("loading {}", path.display()))?,
                 None => load_knowledge_base(&config, &open_store(&config)?).await?,
             };

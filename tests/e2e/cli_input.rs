@@ -1,0 +1,82 @@
+//! The command line with input it must refuse.
+
+use std::path::Path;
+use std::process::Command;
+
+use switchboard_e2e::*;
+
+/// `switchboard ARGS` in `dir`, with no configuration but the defaults.
+fn switchboard(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(switchboard_bin());
+    command
+        .current_dir(dir)
+        .env_remove("SWITCHBOARD_CONFIG")
+        .args(args);
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const KB: &str = "{\"id\":\"hours\",\"question\":\"What are your opening hours?\",\"answer\":\"Nine to five.\"}\n";
+const KB_WITHOUT_ANSWERS: &str =
+    "{\"id\":\"hours\",\"question\":\"What are your opening hours?\",\"answer\":\"\"}\n";
+
+#[test]
+fn faq_ask_refuses_a_knowledge_base_the_bot_could_not_answer_from() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kb.jsonl"), KB_WITHOUT_ANSWERS).unwrap();
+    std::fs::write(
+        dir.path().join("queries.jsonl"),
+        "{\"id\":\"q1\",\"query\":\"opening hours\"}\n",
+    )
+    .unwrap();
+    let ask = |kb: &str| {
+        switchboard(
+            dir.path(),
+            &["faq", "ask", "When are you open?", "--kb", kb],
+        )
+        .output()
+        .unwrap()
+    };
+
+    let out = ask("kb.jsonl");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("line 1: entry hours has no answer"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+
+    // Ranking is for benchmarks, whose sets have no answers.
+    let out = switchboard(
+        dir.path(),
+        &[
+            "faq",
+            "rank",
+            "--kb",
+            "kb.jsonl",
+            "--queries",
+            "queries.jsonl",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("\"hours\""),
+        "{}",
+        text(&out.stdout)
+    );
+
+    std::fs::write(dir.path().join("kb.jsonl"), KB).unwrap();
+    let out = ask("kb.jsonl");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Nine to five."),
+        "{}",
+        text(&out.stdout)
+    );
+}

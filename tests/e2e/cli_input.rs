@@ -80,3 +80,36 @@ fn faq_ask_refuses_a_knowledge_base_the_bot_could_not_answer_from() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn numbers_out_of_range_are_refused_naming_the_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused: [&[&str]; 7] = [
+        &["report", "--days", "0"],
+        &["report", "--days", "100000000"],
+        &["experiments", "report", "--days", "0"],
+        &["kb", "gaps", "--days", "3651"],
+        &["kb", "suggest", "--days", "0"],
+        &[
+            "faq",
+            "rank",
+            "--kb",
+            "kb.jsonl",
+            "--queries",
+            "q.jsonl",
+            "--top",
+            "0",
+        ],
+        &["bench", "pipeline", "--messages", "0"],
+    ];
+    for args in refused {
+        let out = switchboard(dir.path(), args).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let flag = args[args.len() - 2];
+        assert!(
+            stderr.contains("invalid value") && stderr.contains(flag),
+            "{args:?}: {stderr}"
+        );
+    }
+}

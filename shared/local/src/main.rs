@@ -67,8 +67,8 @@ enum Command {
     /// levels, satisfaction, top and unanswered questions, A/B variants: a
     /// summary on a terminal, JSON with --json or when piped, a page with --html.
     Report {
-        /// The period: the last N days (every section).
-        #[arg(long, default_value_t = 30)]
+        /// The period: the last N days (every section), 1 to 3650.
+        #[arg(long, default_value_t = 30, value_parser = days())]
         days: u32,
         /// How many top and unanswered questions to list.
         #[arg(long, default_value_t = 10)]
@@ -94,12 +94,18 @@ enum ExperimentsCommand {
     /// helpful rate, mean CSAT with 95% intervals, and the p-value of bot
     /// resolution against the baseline variant; JSON.
     Report {
-        #[arg(long, default_value_t = 30)]
+        /// The period: the last N days, 1 to 3650.
+        #[arg(long, default_value_t = 30, value_parser = days())]
         days: u32,
         /// Read the AWS stack's tables.
         #[arg(long)]
         aws: bool,
     },
+}
+
+/// `--days`: at least one, at most ten years (the reports' dates start in 1970).
+fn days() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=3650)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -180,8 +186,8 @@ enum KbCommand {
     Gaps {
         #[arg(long, default_value_t = 20)]
         limit: usize,
-        /// The period: the last N days.
-        #[arg(long, default_value_t = 30)]
+        /// The period: the last N days, 1 to 3650.
+        #[arg(long, default_value_t = 30, value_parser = days())]
         days: u32,
         /// JSON lines (the default when the output is not a terminal).
         #[arg(long)]
@@ -194,7 +200,8 @@ enum KbCommand {
     /// similar wording, with the agent's answer where a person took over; and
     /// entries with many "not helpful" votes. Changes nothing.
     Suggest {
-        #[arg(long, default_value_t = 30)]
+        /// The period: the last N days, 1 to 3650.
+        #[arg(long, default_value_t = 30, value_parser = days())]
         days: u32,
         #[arg(long, default_value_t = 50)]
         limit: usize,

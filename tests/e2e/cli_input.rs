@@ -1,7 +1,7 @@
-//! The command line with input it must refuse.
+//! The command line with input it must refuse, and output nobody reads.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 use switchboard_e2e::*;
 
@@ -79,6 +79,42 @@ fn faq_ask_refuses_a_knowledge_base_the_bot_could_not_answer_from() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// The command with its standard output a pipe nobody reads any more (`| head -0`).
+fn with_closed_stdout(mut command: Command) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    command
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_reader_that_went_away_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kb.jsonl"), KB).unwrap();
+    let commands: [&[&str]; 3] = [
+        &["faq", "ask", "When are you open?", "--kb", "kb.jsonl"],
+        &["token", "create", "--name", "ann", "--scope", "agent"],
+        &["kb", "export"],
+    ];
+    for args in commands {
+        let out = with_closed_stdout(switchboard(dir.path(), args));
+        assert!(
+            matches!(out.status.code(), Some(0 | 141)),
+            "{args:?}: {:?} {}",
+            out.status,
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]

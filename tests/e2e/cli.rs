@@ -137,6 +137,28 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
         .await
         .unwrap();
     let follow_up = simulate("webchat", "Hello, anyone there?").await.unwrap();
+    // Nobody reads the output any more (`| head -0`): a quiet end, no panic.
+    let unread = tokio::task::spawn_blocking(move || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        Command::new(switchboard_bin())
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "simulate",
+                "--channel",
+                "slack",
+                "--text",
+                "Hi",
+                "--wait",
+                "1",
+            ])
+            .stdout(writer)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
     server.kill().unwrap();
     server.wait().unwrap();
     for (channel, output) in others {
@@ -151,6 +173,12 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
             "{channel}: {stdout}"
         );
     }
+    let stderr = String::from_utf8_lossy(&unread.stderr);
+    assert!(
+        matches!(unread.status.code(), Some(0 | 141)) && !stderr.contains("panicked"),
+        "{:?} {stderr}",
+        unread.status
+    );
     let stdout = String::from_utf8_lossy(&handed_over.stdout);
     assert!(
         stdout.contains("passed your message to our support team"),

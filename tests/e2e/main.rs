@@ -6,6 +6,7 @@ mod bench;
 mod care;
 mod cjk;
 mod cli;
+mod cli_input;
 mod console;
 mod defects;
 mod durability;

@@ -41,8 +41,8 @@ pub struct RankArgs {
     /// Queries, one `{"id", "query"}` per line.
     #[arg(long)]
     pub queries: PathBuf,
-    /// How many entries to list per query.
-    #[arg(long, default_value_t = 10)]
+    /// How many entries to list per query (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     pub top: usize,
     /// Also match against answer text (see `eval --index-answers`).
     #[arg(long)]
@@ -50,6 +50,13 @@ pub struct RankArgs {
     /// Also rank by meaning (see `eval --semantic`).
     #[arg(long)]
     pub semantic: bool,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
 }
 
 /// The result of an evaluation run.

@@ -3,27 +3,63 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use switchboard_domain::Language;
 
 use crate::FaqError;
 
 /// One FAQ entry: the canonical question, its answer (optionally per language)
-/// and the other ways customers ask it.
+/// and the other ways customers ask it. A field it does not know is an error (a
+/// misspelt "paraphrase" would lose them); a null is a missing value (YAML would
+/// otherwise read `answer: ~` as the text "~").
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KbEntry {
+    #[serde(deserialize_with = "null_as_default")]
     pub id: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub question: String,
     /// The default answer (used when there is none in the customer's language).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub answer: String,
     /// Answers per language code ("en", "zh", "ja", "es", "fr", "de").
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "answers_without_nulls",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub answers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "paraphrases_without_nulls",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub paraphrases: Vec<String>,
+}
+
+fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+fn answers_without_nulls<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let answers: BTreeMap<String, Option<String>> = null_as_default(deserializer)?;
+    Ok(answers
+        .into_iter()
+        .filter_map(|(code, answer)| Some((code, answer?)))
+        .collect())
+}
+
+fn paraphrases_without_nulls<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    let paraphrases: Vec<Option<String>> = null_as_default(deserializer)?;
+    Ok(paraphrases.into_iter().flatten().collect())
 }
 
 impl KbEntry {
@@ -61,6 +97,7 @@ impl KnowledgeBase {
     }
 
     fn parse_jsonl(text: &str, require: Require) -> Result<Self, FaqError> {
+        let text = without_bom(text);
         let mut entries = Vec::new();
         let mut lines = Vec::new();
         for (index, line) in text.lines().enumerate() {
@@ -88,6 +125,7 @@ impl KnowledgeBase {
     }
 
     fn parse_yaml(text: &str, require: Require) -> Result<Self, FaqError> {
+        let text = without_bom(text);
         let yaml_error = |err: serde_norway::Error| {
             let location = match err.location() {
                 Some(at) => format!("line {}", at.line()),
@@ -330,6 +368,12 @@ impl std::fmt::Display for KbChanges {
             self.unchanged
         )
     }
+}
+
+/// Some editors start UTF-8 files with a byte-order mark; the parsers would
+/// take it for content.
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// serde's messages end in " at line L column C", which is wrong for JSON Lines

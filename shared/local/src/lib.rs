@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod output;
 pub mod reload;
 pub mod runner;
 pub mod server;

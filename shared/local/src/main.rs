@@ -14,6 +14,7 @@ use switchboard_domain::{Clock, Language, QueueName, SystemClock};
 use switchboard_faq::KnowledgeBase;
 use switchboard_local::bench::{self, BenchCommand};
 use switchboard_local::check::{self, CheckArgs};
+use switchboard_local::output::Stdout;
 use switchboard_local::simulate::{self, SimulateArgs};
 use switchboard_pipeline::faq::Faq;
 use switchboard_sqlite::SqliteStore;
@@ -67,8 +68,8 @@ enum Command {
     /// levels, satisfaction, top and unanswered questions, A/B variants: a
     /// summary on a terminal, JSON with --json or when piped, a page with --html.
     Report {
-        /// The period: the last N days (every section).
-        #[arg(long, default_value_t = 30)]
+        /// The period: the last N days (every section), 1 to 3650.
+        #[arg(long, default_value_t = 30, value_parser = days())]
         days: u32,
         /// How many top and unanswered questions to list.
         #[arg(long, default_value_t = 10)]
@@ -94,12 +95,18 @@ enum ExperimentsCommand {
     /// helpful rate, mean CSAT with 95% intervals, and the p-value of bot
     /// resolution against the baseline variant; JSON.
     Report {
-        #[arg(long, default_value_t = 30)]
+        /// The period: the last N days, 1 to 3650.
+        #[arg(long, default_value_t = 30, value_parser = days())]
         days: u32,
         /// Read the AWS stack's tables.
         #[arg(long)]
         aws: bool,
     },
+}
+
+/// `--days`: at least one, at most ten years (the reports' dates start in 1970).
+fn days() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=3650)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -180,8 +187,8 @@ enum KbCommand {
     Gaps {
         #[arg(long, default_value_t = 20)]
         limit: usize,
-        /// The period: the last N days.
-        #[arg(long, default_value_t = 30)]
+        /// The period: the last N days, 1 to 3650.
+        #[arg(long, default_value_t = 30, value_parser = days())]
         days: u32,
         /// JSON lines (the default when the output is not a terminal).
         #[arg(long)]
@@ -194,7 +201,8 @@ enum KbCommand {
     /// similar wording, with the agent's answer where a person took over; and
     /// entries with many "not helpful" votes. Changes nothing.
     Suggest {
-        #[arg(long, default_value_t = 30)]
+        /// The period: the last N days, 1 to 3650.
+        #[arg(long, default_value_t = 30, value_parser = days())]
         days: u32,
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -239,8 +247,7 @@ fn main() -> ExitCode {
     // with one channel would do.
     if let Command::Bench(BenchCommand::Peer(command)) = &cli.command {
         return match bench::peer::run(command, entry_ns) {
-            // A closed pipe is the reader's business, not a panic.
-            Ok(report) => match writeln!(std::io::stdout(), "{report}") {
+            Ok(report) => match writeln!(Stdout, "{report}") {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::from(1),
             },
@@ -304,7 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Webhook(WebhookCommand::Check(args)) => {
             return Ok(match check::check(&args) {
                 Ok((report, verdict)) => {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    writeln!(Stdout, "{}", serde_json::to_string_pretty(&report)?)?;
                     ExitCode::from(verdict as u8)
                 }
                 Err(usage) => {
@@ -317,7 +324,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kb(command) => kb(&config, command).await?,
         Command::Faq(FaqCommand::Ask { question, kb }) => {
             let knowledge_base = match kb {
-                Some(path) => KnowledgeBase::load(&path)
+                // What the bot would answer from: the checks of `kb import`.
+                Some(path) => KnowledgeBase::load_answerable(&path)
                     .with_context(|| format!("loading {}", path.display()))?,
                 None => load_knowledge_base(&config, &open_store(&config)?).await?,
             };
@@ -346,14 +354,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "decision": verdict,
                 "candidates": candidates,
             });
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            writeln!(Stdout, "{}", serde_json::to_string_pretty(&report)?)?;
         }
-        Command::Faq(FaqCommand::Eval(args)) => {
-            switchboard_faq::cli::run_eval(&args, &mut std::io::stdout().lock())?
-        }
-        Command::Faq(FaqCommand::Rank(args)) => {
-            switchboard_faq::cli::run_rank(&args, &mut std::io::stdout().lock())?
-        }
+        Command::Faq(FaqCommand::Eval(args)) => switchboard_faq::cli::run_eval(&args, &mut Stdout)?,
+        Command::Faq(FaqCommand::Rank(args)) => switchboard_faq::cli::run_rank(&args, &mut Stdout)?,
         Command::Report {
             days,
             top,
@@ -379,9 +383,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("report written to {}", path.display());
             } else if json || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                writeln!(Stdout, "{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                print!("{}", report::summary(&report));
+                write!(Stdout, "{}", report::summary(&report))?;
             }
         }
         Command::Experiments(ExperimentsCommand::Report { days, aws }) => {
@@ -404,7 +408,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 to: report::date(records.to_ms),
                 experiments: results,
             };
-            println!("{}", serde_json::to_string_pretty(&output)?);
+            writeln!(Stdout, "{}", serde_json::to_string_pretty(&output)?)?;
         }
         Command::Token(TokenCommand::Create { name, scope, json }) => {
             use switchboard_pipeline::access::{Scope, generate_token, token_sha256};
@@ -420,28 +424,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 let mut out = entry.clone();
                 out["token"] = token.into();
-                println!("{out}");
+                writeln!(Stdout, "{out}")?;
             } else {
-                println!(
+                writeln!(
+                    Stdout,
                     "New {scope} token for {name}; it is shown only now:\n\n  {token}\n\n\
                      Configure its SHA-256 (the token itself is stored nowhere):\n\n\
                      switchboard.toml:\n  [[server.tokens]]\n  name = {name:?}\n  scope = \"{scope}\"\n  sha256 = \"{hash}\"\n\n\
                      AWS (the channel secret), in \"server\": {{\"tokens\": [...]}}:\n  {entry}",
                     scope = scope.as_str(),
                     hash = entry["sha256"].as_str().unwrap_or_default(),
-                );
+                )?;
             }
         }
         Command::Customer(command) => customer(&config, command).await?,
         Command::Bench(BenchCommand::Pipeline(args)) => {
-            writeln!(std::io::stdout(), "{}", bench::pipeline::run(&args).await?)?;
+            writeln!(Stdout, "{}", bench::pipeline::run(&args).await?)?;
         }
         Command::Bench(BenchCommand::Peer(_)) => {
             anyhow::bail!("bench peer runs before the runtime")
         }
         Command::Queue(QueueCommand::Stats) => {
             let stats = open_store(&config)?.stats().await?;
-            println!("{}", serde_json::to_string_pretty(&stats)?);
+            writeln!(Stdout, "{}", serde_json::to_string_pretty(&stats)?)?;
         }
         Command::Queue(QueueCommand::Redrive { queue }) => {
             let name = QueueName::ALL
@@ -451,7 +456,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let moved = open_store(&config)?
                 .redrive(name, SystemClock.now_ms())
                 .await?;
-            println!("{moved} item(s) back in {queue}");
+            writeln!(Stdout, "{moved} item(s) back in {queue}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -486,7 +491,7 @@ async fn customer(config: &Config, command: CustomerCommand) -> anyhow::Result<(
             serde_json::to_string_pretty(&privacy.erase(&args.customer, "cli").await?)?
         }
     };
-    println!("{output}");
+    writeln!(Stdout, "{output}")?;
     Ok(())
 }
 
@@ -624,12 +629,13 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
                 .put_raw_entries(&entries, SystemClock.now_ms())
                 .await
                 .with_context(|| format!("writing to the DynamoDB table {table}"))?;
-            println!(
+            writeln!(
+                Stdout,
                 "{} {} entries into {table} (generation {generation}): {}",
                 if merge { "merged" } else { "imported" },
                 entries.len(),
                 switchboard_faq::KbChanges::between(&old, &knowledge_base)
-            );
+            )?;
         }
         KbCommand::Import { file, merge, .. } => {
             let imported = KnowledgeBase::load_answerable(&file)
@@ -645,26 +651,32 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
             store
                 .save_knowledge_base(knowledge_base.to_jsonl(), SystemClock.now_ms())
                 .await?;
-            println!(
+            writeln!(
+                Stdout,
                 "{} the knowledge base: {} entries now; {}",
                 if merge { "merged into" } else { "replaced" },
                 knowledge_base.len(),
                 switchboard_faq::KbChanges::between(&old, &knowledge_base)
-            );
+            )?;
             match &config.knowledge_base {
-                Some(path) => println!(
+                Some(path) => writeln!(
+                    Stdout,
                     "note: the configuration's knowledge_base ({}) is what `serve` answers from; remove it to use imports",
                     path.display()
-                ),
-                None => println!("a running `switchboard serve` answers from it within seconds"),
+                )?,
+                None => writeln!(
+                    Stdout,
+                    "a running `switchboard serve` answers from it within seconds"
+                )?,
             }
         }
-        KbCommand::Export => print!(
+        KbCommand::Export => write!(
+            Stdout,
             "{}",
             load_knowledge_base(config, &open_store(config)?)
                 .await?
                 .to_jsonl()
-        ),
+        )?,
         KbCommand::Gaps {
             limit,
             days,
@@ -688,17 +700,18 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
             ] {
                 let listed: Vec<_> = gaps.iter().filter(|g| g.outcome == outcome).collect();
                 if terminal {
-                    println!("{heading}: {}", listed.len());
+                    writeln!(Stdout, "{heading}: {}", listed.len())?;
                     for gap in &listed {
-                        println!(
+                        writeln!(
+                            Stdout,
                             "  {:>5}  {}  (last {})",
                             gap.count, gap.question, gap.last_seen
-                        );
+                        )?;
                     }
-                    println!();
+                    writeln!(Stdout)?;
                 } else {
                     for gap in listed {
-                        println!("{}", serde_json::to_string(gap)?);
+                        writeln!(Stdout, "{}", serde_json::to_string(gap)?)?;
                     }
                 }
             }
@@ -736,7 +749,7 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
                         path.display()
                     );
                 }
-                None => println!("{}", serde_json::to_string_pretty(&found)?),
+                None => writeln!(Stdout, "{}", serde_json::to_string_pretty(&found)?)?,
             }
         }
     }

@@ -2,6 +2,7 @@
 //! running server, so a newcomer can watch the whole loop. The request is the
 //! channel's own sample, signed with the channel's own scheme.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,6 +12,8 @@ use switchboard_app::local::DevSecrets;
 use switchboard_channels::{ChannelDeps, SharedChannel, Verified, registry};
 use switchboard_domain::{Clock, SessionStatus, SessionStore, SystemClock};
 use switchboard_sqlite::SqliteStore;
+
+use crate::output::Stdout;
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -115,17 +118,20 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("posting to {base}; is `switchboard serve` running?"))?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    println!("webhook answered {status}: {body}");
+    writeln!(Stdout, "webhook answered {status}: {body}")?;
     if !status.is_success() {
         bail!("the server refused the webhook");
     }
     let Some(before) = before else {
-        println!("(replies go to the configured provider; development mode shows them here)");
+        writeln!(
+            Stdout,
+            "(replies go to the configured provider; development mode shows them here)"
+        )?;
         return Ok(());
     };
     if is_email {
         let outbox = config.data_dir.join("outbox");
-        println!("email replies are written to {}", outbox.display());
+        writeln!(Stdout, "email replies are written to {}", outbox.display())?;
         return Ok(());
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
@@ -135,10 +141,11 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
         {
             for reply in &replies[before..] {
                 let text = reply_text(&reply["payload"]);
-                println!(
+                writeln!(
+                    Stdout,
                     "reply on {}: {text}",
                     reply["channel"].as_str().unwrap_or_default()
-                );
+                )?;
             }
             return Ok(());
         }
@@ -150,13 +157,14 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
         && let Ok(Some(session)) = store.load(&message.conversation_key()).await
         && session.status == SessionStatus::Escalated
     {
-        println!(
+        writeln!(
+            Stdout,
             "no reply from the bot: conversation {} is with a person, so the bot only forwards \
              messages to the agents (see {}). An agent answers with POST /api/conversations/{}/reply.",
             session.key,
             config.data_dir.join("outbox").display(),
             session.key
-        );
+        )?;
         return Ok(());
     }
     bail!("no reply within {} s", args.wait)

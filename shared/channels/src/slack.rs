@@ -99,8 +99,10 @@ impl Inbound for Slack {
             return Ok(None);
         }
         self.verify(request, now_ms)?;
-        Ok(text(&body, "/challenge")
-            .map(|challenge| reply::json(200, &json!({ "challenge": challenge }))))
+        Ok(Some(match text(&body, "/challenge") {
+            Some(challenge) => reply::json(200, &json!({ "challenge": challenge })),
+            None => reply::error(400, "bad_request", "url_verification without a challenge"),
+        }))
     }
 
     fn signature(&self) -> &Signature {
@@ -405,6 +407,19 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // signed, but nothing to echo: refused with a reason, not a blank 200
+        for body in [
+            r#"{"type":"url_verification"}"#,
+            r#"{"type":"url_verification","challenge":42}"#,
+        ] {
+            let reply = slack
+                .handshake(&signed(body, 1_700_000_000), NOW_MS)
+                .unwrap()
+                .unwrap();
+            assert_eq!(reply.status(), 400);
+            let answer: Value = serde_json::from_slice(reply.body()).unwrap();
+            assert_eq!(answer["error"], "bad_request");
+        }
     }
 
     #[test]

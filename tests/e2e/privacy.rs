@@ -94,6 +94,19 @@ async fn a_customer_is_exported_and_erased_everywhere() {
     )
     .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
+    // a channel Switchboard does not have: refused, not an empty export
+    let (status, body) = call(
+        &server,
+        reqwest::Method::GET,
+        "/api/customers/nochannel:1/export",
+        ADMIN_TOKEN,
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
+    assert!(
+        body["reason"].as_str().unwrap().contains("nochannel"),
+        "{body}"
+    );
 
     let (status, export) = call(
         &server,

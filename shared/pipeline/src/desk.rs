@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use switchboard_domain::feedback::CsatSettings;
-use switchboard_domain::privacy::CustomerRef;
 use switchboard_domain::{
     AGENT_REPLY_PREFIX, Claim, Clock, ConversationKey, ConversationSummary, CustomerStore,
     Delivery, DeliveryState, Feedback, FeedbackStore, IdempotencyStore, OutboundReply,
@@ -771,12 +770,8 @@ impl AgentDesk {
         customer: &str,
         input: &TierInput,
     ) -> Result<CustomerTier, DeskError> {
-        let customer: CustomerRef =
-            customer
-                .parse()
-                .map_err(|error: switchboard_domain::privacy::BadCustomerRef| {
-                    DeskError::Invalid(error.to_string())
-                })?;
+        let customer = crate::privacy::customer_ref(customer)
+            .map_err(|error| DeskError::Invalid(error.to_string()))?;
         let tier: Tier = input.tier.parse().map_err(|()| {
             DeskError::Unprocessable(format!(
                 "tier must be one of new, regular, vip (got {:?})",

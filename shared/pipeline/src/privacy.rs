@@ -11,6 +11,8 @@ use switchboard_domain::{StoreError, Tier};
 pub enum PrivacyError {
     #[error(transparent)]
     BadCustomer(#[from] BadCustomerRef),
+    #[error("no channel is named {0:?}: a customer is named CHANNEL:CUSTOMER_ID")]
+    UnknownChannel(String),
     #[error("the stores could not be read or changed")]
     Store(#[source] StoreError),
 }
@@ -18,16 +20,28 @@ pub enum PrivacyError {
 impl PrivacyError {
     pub fn status(&self) -> u16 {
         match self {
-            PrivacyError::BadCustomer(_) => 400,
+            PrivacyError::BadCustomer(_) | PrivacyError::UnknownChannel(_) => 400,
             PrivacyError::Store(_) => 503,
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            PrivacyError::BadCustomer(_) => "bad_request",
+            PrivacyError::BadCustomer(_) | PrivacyError::UnknownChannel(_) => "bad_request",
             PrivacyError::Store(_) => "unavailable",
         }
+    }
+}
+
+/// A customer key naming one of Switchboard's channels (enabled now or not:
+/// customers of a channel switched off can still be exported and erased).
+pub fn customer_ref(key: &str) -> Result<CustomerRef, PrivacyError> {
+    let customer: CustomerRef = key.parse()?;
+    match switchboard_channels::registry::spec(&customer.channel) {
+        Some(_) => Ok(customer),
+        None => Err(PrivacyError::UnknownChannel(
+            customer.channel.chars().take(40).collect(),
+        )),
     }
 }
 
@@ -50,7 +64,7 @@ impl CustomerPrivacy {
 
     /// Everything stored about `customer` (`channel:customer_id`).
     pub async fn export(&self, customer: &str) -> Result<CustomerExport, PrivacyError> {
-        let customer: CustomerRef = customer.parse()?;
+        let customer = customer_ref(customer)?;
         let mut export = self
             .data
             .export(&customer)
@@ -67,7 +81,7 @@ impl CustomerPrivacy {
     /// Removes everything stored about `customer`; `by` names who asked (logged,
     /// unlike the customer, whose id is personal data).
     pub async fn erase(&self, customer: &str, by: &str) -> Result<Erasure, PrivacyError> {
-        let customer: CustomerRef = customer.parse()?;
+        let customer = customer_ref(customer)?;
         let erasure = self
             .data
             .erase(&customer)
@@ -80,5 +94,23 @@ impl CustomerPrivacy {
             "customer data erased"
         );
         Ok(erasure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_names_one_of_our_channels() {
+        assert_eq!(customer_ref("telegram:42").unwrap().customer_id, "42");
+        assert!(matches!(
+            customer_ref("nochannel:42"),
+            Err(PrivacyError::UnknownChannel(name)) if name == "nochannel"
+        ));
+        assert!(matches!(
+            customer_ref("nocolon"),
+            Err(PrivacyError::BadCustomer(_))
+        ));
     }
 }

@@ -307,9 +307,15 @@
     $("claim").disabled = view.status !== "escalated";
     $("resolve").disabled = view.status !== "escalated";
 
-    // The customer's message that was handed over; what came before is earlier.
+    // The customer's message that was handed over (the last one before our first
+    // reply written at or after the hand-over: customer turns carry the
+    // provider's clock); what came before is earlier.
     let trigger = -1;
-    view.turns.forEach((turn, i) => { if (h && turn.role === "customer" && turn.at_ms <= h.at_ms) trigger = i; });
+    if (h) {
+      let reply = view.turns.findIndex((turn) => turn.role !== "customer" && turn.at_ms >= h.at_ms);
+      if (reply < 0) reply = view.turns.length;
+      view.turns.slice(0, reply).forEach((turn, i) => { if (turn.role === "customer") trigger = i; });
+    }
     const turns = document.createDocumentFragment();
     view.turns.forEach((turn, i) => {
       const earlier = i < trigger;

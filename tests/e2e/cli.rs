@@ -137,6 +137,33 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
         .await
         .unwrap();
     let follow_up = simulate("webchat", "Hello, anyone there?").await.unwrap();
+    let run = |args: &'static [&'static str]| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(switchboard_bin())
+                .arg("--config")
+                .arg(&config)
+                .arg("simulate")
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let blank = run(&["--channel", "telegram", "--text", " "])
+        .await
+        .unwrap();
+    let unanswered = run(&[
+        "--channel",
+        "telegram",
+        "--customer",
+        "30003",
+        "--text",
+        "Hi",
+        "--wait",
+        "0",
+    ])
+    .await
+    .unwrap();
     // Nobody reads the output any more (`| head -0`): a quiet end, no panic.
     let unread = tokio::task::spawn_blocking(move || {
         let (reader, writer) = std::io::pipe().unwrap();
@@ -172,7 +199,34 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
             stdout.contains("webhook answered 200"),
             "{channel}: {stdout}"
         );
+        // The reply's text as the customer reads it, whatever the payload's shape
+        // (DingTalk's action card, WhatsApp's interactive message, Feishu's card).
+        let email = switchboard_channels::registry::spec(channel)
+            .is_some_and(|spec| spec.function == switchboard_channels::kit::Function::IngressEmail);
+        let reply = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("reply on {channel}: ")));
+        let readable = |text: &str| !text.trim().is_empty() && !text.starts_with('{');
+        assert!(
+            email || (reply.is_some_and(readable) && stdout.contains("Our shop and support team")),
+            "{channel}: {stdout}"
+        );
     }
+    // A blank message is refused before anything is posted.
+    let stderr = String::from_utf8_lossy(&blank.stderr);
+    assert!(
+        blank.status.code() == Some(2) && stderr.contains("empty"),
+        "{:?} {stderr}",
+        blank.status
+    );
+    assert!(!String::from_utf8_lossy(&blank.stdout).contains("webhook answered"));
+    // No reply in time: said so, with its own exit status.
+    let stdout = String::from_utf8_lossy(&unanswered.stdout);
+    assert!(
+        unanswered.status.code() == Some(3) && stdout.contains("no reply within 0 s"),
+        "{:?} {stdout}",
+        unanswered.status
+    );
     let stderr = String::from_utf8_lossy(&unread.stderr);
     assert!(
         matches!(unread.status.code(), Some(0 | 141)) && !stderr.contains("panicked"),

@@ -16,8 +16,10 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod file_error;
+
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Serialized};
 use serde::{Deserialize, Serialize};
 use switchboard_channels::ChannelSettings;
 use switchboard_channels::email::SmtpConfig;
@@ -37,6 +39,9 @@ pub enum ConfigError {
     },
     #[error("invalid configuration")]
     Invalid(#[source] Box<figment::Error>),
+    /// The file's problems, each with its key or line and column.
+    #[error("invalid configuration in {}: {problem}", path.display())]
+    File { path: PathBuf, problem: String },
     #[error("the channel secret must be a JSON object")]
     SecretShape,
     #[error("invalid [experiments]")]
@@ -449,10 +454,17 @@ impl Config {
             path: path.into(),
             source,
         })?;
+        let in_file = |problem| ConfigError::File {
+            path: path.into(),
+            problem,
+        };
+        // Syntax first, so its line and column are ours to say.
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|error| in_file(file_error::syntax(&text, &error)))?;
         let mut config: Config = Figment::new()
-            .merge(Toml::string(&text))
+            .merge(Serialized::defaults(table))
             .extract()
-            .map_err(|error| error.with_path(&path.display().to_string()))?;
+            .map_err(|error| in_file(file_error::invalid(error)))?;
         if let Some(base) = path.parent() {
             config.data_dir = base.join(&config.data_dir);
             config.database = config.database.map(|p| base.join(p));
@@ -640,8 +652,34 @@ short = { welcome_english = "Hi!", menu_size = 3, ask_helpful = false }
         std::fs::write(&path, "[server]\nlisten_on = 1").unwrap();
         let error = Config::from_file(&path).unwrap_err();
         let text = switchboard_domain::error_chain(&error);
-        assert!(text.contains("listen_on"), "{text}");
-        assert!(text.contains(&path.display().to_string()), "{text}");
+        let expected = format!(
+            "invalid configuration in {}: key \"server.listen_on\": unknown field: found `listen_on`, expected `one of ",
+            path.display()
+        );
+        assert!(text.starts_with(&expected), "{text}");
+        // A syntax error: the file, the line and column, what is wrong; not the line's text.
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:1\"\nadmin_token = \"hunter2\n",
+        )
+        .unwrap();
+        let text = switchboard_domain::error_chain(&Config::from_file(&path).unwrap_err());
+        assert_eq!(
+            text,
+            format!(
+                "invalid configuration in {}: line 3, column 23: invalid basic string",
+                path.display()
+            )
+        );
+        // A value of the wrong type in a nested table.
+        std::fs::write(&path, "[workers]\nmax_attempts = \"many\"\n").unwrap();
+        let text = switchboard_domain::error_chain(&Config::from_file(&path).unwrap_err());
+        assert!(
+            text.contains("key \"workers.max_attempts\": invalid type"),
+            "{text}"
+        );
+        assert!(!text.contains("default."), "{text}");
+        std::fs::remove_file(&path).unwrap();
     }
 
     /// Lambda reaches everything the file does: routing bands, the chat

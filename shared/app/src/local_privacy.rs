@@ -48,7 +48,8 @@ impl CustomerData for LocalCustomerData {
 }
 
 /// Drops the recorded replies of `channel` addressed to one of `ids` (a
-/// provider payload names the recipient in a field of its own).
+/// provider payload names the recipient in a field of its own, or the path
+/// the reply was posted to does: X, Discord).
 fn erase_dev_replies(path: &Path, channel: &str, ids: &[String]) -> std::io::Result<usize> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -59,7 +60,11 @@ fn erase_dev_replies(path: &Path, channel: &str, ids: &[String]) -> std::io::Res
     let mut removed = 0;
     for line in text.lines() {
         let record: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-        if record["channel"] == channel && mentions(&record["payload"], ids) {
+        let path = record["path"].as_str().unwrap_or_default();
+        let in_path = path
+            .split(['/', '?', '&', '='])
+            .any(|segment| ids.iter().any(|id| id == segment));
+        if record["channel"] == channel && (in_path || mentions(&record["payload"], ids)) {
             removed += 1;
         } else {
             kept.push_str(line);
@@ -126,6 +131,10 @@ mod tests {
                 "\n",
                 r#"{"channel":"slack","payload":{"channel":"4417"}}"#,
                 "\n",
+                r#"{"channel":"x","path":"/2/dm_conversations/with/4417/messages","payload":{"text":"b"}}"#,
+                "\n",
+                r#"{"channel":"x","path":"/2/dm_conversations/with/9/messages","payload":{"text":"c"}}"#,
+                "\n",
             ),
         )
         .unwrap();
@@ -133,9 +142,12 @@ mod tests {
         // recorded reply that quotes the id is the customer's data too.
         let removed = erase_dev_replies(&path, "telegram", &["4417".into()]).unwrap();
         assert_eq!(removed, 2);
+        // X names the recipient in the path only.
+        let removed = erase_dev_replies(&path, "x", &["4417".into()]).unwrap();
+        assert_eq!(removed, 1);
         let left = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(left.lines().count(), 1);
-        assert!(left.contains("slack"));
+        assert_eq!(left.lines().count(), 2);
+        assert!(left.contains("slack") && left.contains("with/9/"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod check;
+mod dev_provider;
 pub mod output;
 pub mod reload;
 pub mod runner;

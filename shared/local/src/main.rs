@@ -320,7 +320,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        Command::Simulate(args) => simulate::run(&config, &args).await?,
+        Command::Simulate(args) => return simulate::run(&config, &args).await,
         Command::Kb(command) => kb(&config, command).await?,
         Command::Faq(FaqCommand::Ask { question, kb }) => {
             let knowledge_base = match kb {

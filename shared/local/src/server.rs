@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -22,14 +22,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::runner;
+use crate::{dev_provider, runner};
 
 /// A client has this long to send a request's headers; an idle keep-alive
 /// connection is closed after it too (hyper starts the timer whenever it
 /// waits for a request).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Shared = State<Arc<Local>>;
+pub(crate) type Shared = State<Arc<Local>>;
 
 /// The router `serve` serves: the shared one, plus health and development mode.
 pub fn router(local: Arc<Local>) -> Router {
@@ -38,10 +38,10 @@ pub fn router(local: Arc<Local>) -> Router {
         router = router
             .route(
                 "/dev/provider/{channel}/{*rest}",
-                post(dev_provider).get(dev_access_token),
+                post(dev_provider::record).get(dev_provider::access_token),
             )
-            .route("/dev/provider/{channel}", post(dev_provider_root))
-            .route("/dev/replies", get(dev_replies));
+            .route("/dev/provider/{channel}", post(dev_provider::record_root))
+            .route("/dev/replies", get(dev_provider::replies));
     }
     let local_routes = router.with_state(local.clone());
     local.app.router(true).merge(local_routes)
@@ -195,79 +195,4 @@ async fn health(State(local): Shared, headers: HeaderMap) -> Response {
         Ok(_) => reply::json(200, &json!({ "ok": true })),
         Err(failure) => reply::error(503, "unavailable", failure.to_string()),
     })
-}
-
-/// The stand-in provider of development mode: records each reply.
-async fn dev_provider(
-    State(local): Shared,
-    Path((channel, rest)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Response {
-    // Providers' token endpoints (WeChat `cgi-bin/token`, WeCom `gettoken`,
-    // Feishu `tenant_access_token`) are no replies: they get a token.
-    if rest.contains("token") {
-        return dev_access_token().await;
-    }
-    record_dev_reply(&local, &channel, &body)
-}
-
-/// An access token, shaped like WeChat's, WeCom's and Feishu's answers.
-async fn dev_access_token() -> Response {
-    respond(reply::json(
-        200,
-        &json!({ "errcode": 0, "code": 0, "access_token": "development", "expires_in": 7200,
-                 "tenant_access_token": "development", "expire": 7200 }),
-    ))
-}
-
-async fn dev_provider_root(
-    State(local): Shared,
-    Path(channel): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    record_dev_reply(&local, &channel, &body)
-}
-
-fn record_dev_reply(local: &Local, channel: &str, body: &[u8]) -> Response {
-    use std::io::Write;
-    // JSON, else a form post (Twilio's Messages API) as an object.
-    let form = || {
-        let fields = form_urlencoded::parse(body).into_owned();
-        serde_json::Value::Object(fields.map(|(k, v)| (k, v.into())).collect())
-    };
-    let payload: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|_| form());
-    let line = json!({ "channel": channel, "payload": payload }).to_string();
-    let path = local.app.config.data_dir.join("dev-replies.jsonl");
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut file| writeln!(file, "{line}"));
-    respond(match written {
-        // Shaped like the providers' success answers.
-        Ok(()) => reply::json(
-            200,
-            &json!({ "ok": true, "errcode": 0, "result": { "message_id": 1 } }),
-        ),
-        Err(failure) => reply::error(500, "dev_provider", failure.to_string()),
-    })
-}
-
-/// The replies development mode recorded; they hold customers' conversations,
-/// so the agents' token is required.
-async fn dev_replies(State(local): Shared, headers: HeaderMap) -> Response {
-    if let Err(denied) = switchboard_pipeline::http::authorize(
-        &local.app.access,
-        &headers,
-        switchboard_pipeline::access::Scope::Admin,
-    ) {
-        return respond(denied);
-    }
-    let path = local.app.config.data_dir.join("dev-replies.jsonl");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let replies: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
-    respond(reply::json(200, &json!({ "replies": replies })))
 }

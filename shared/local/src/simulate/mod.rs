@@ -2,7 +2,10 @@
 //! running server, so a newcomer can watch the whole loop. The request is the
 //! channel's own sample, signed with the channel's own scheme.
 
+mod reply;
+
 use std::io::Write as _;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,14 +17,24 @@ use switchboard_domain::{Clock, SessionStatus, SessionStore, SystemClock};
 use switchboard_sqlite::SqliteStore;
 
 use crate::output::Stdout;
+use reply::{Addressee, reply_text};
+
+/// The exit status when no reply to the simulated message came in time.
+pub const NO_REPLY_STATUS: u8 = 3;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 the reply was printed (or the conversation is with a \
+    person, so the bot stays quiet); 1 an error (server refused or unreachable); 2 bad usage \
+    (an empty --text too); 3 no reply to this customer's conversation within --wait seconds (the message may have been \
+    handed over or dropped)."
+)]
 pub struct SimulateArgs {
     /// The channel, as in /webhooks/{channel} (see README: Channels).
     #[arg(long)]
     pub channel: String,
-    /// What the customer writes.
-    #[arg(long)]
+    /// What the customer writes (not empty: no channel delivers an empty message).
+    #[arg(long, value_parser = not_blank)]
     pub text: String,
     /// The customer's id on the channel (an email address for email channels).
     #[arg(long)]
@@ -32,6 +45,14 @@ pub struct SimulateArgs {
     /// Seconds to wait for the reply (development mode only).
     #[arg(long, default_value_t = 15)]
     pub wait: u64,
+}
+
+/// `--text`: a blank message is a typo; the channels drop it unanswered.
+fn not_blank(text: &str) -> Result<String, String> {
+    match text.trim().is_empty() {
+        true => Err("the customer's message is empty; write what the customer says".into()),
+        false => Ok(text.to_owned()),
+    }
 }
 
 /// The channel as the server runs it: configured, else development mode's.
@@ -58,7 +79,7 @@ fn channel(config: &Config, name: &str) -> anyhow::Result<(SharedChannel, Option
 }
 
 /// Posts the sample and, in development mode, waits for and prints the reply.
-pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
+pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let (channel, dev) = channel(config, &args.channel)?;
     let is_email = registry::spec(&args.channel)
         .is_some_and(|spec| spec.function == switchboard_channels::kit::Function::IngressEmail);
@@ -127,19 +148,26 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
             Stdout,
             "(replies go to the configured provider; development mode shows them here)"
         )?;
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     };
     if is_email {
         let outbox = config.data_dir.join("outbox");
         writeln!(Stdout, "email replies are written to {}", outbox.display())?;
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
+    // Only a reply to this conversation answers it (a timer may answer another meanwhile).
+    let addressee = message.as_ref().map(Addressee::of);
+    let ours = |record: &&Value| match &addressee {
+        Some(addressee) => addressee.is_addressed(record),
+        None => record["channel"] == args.channel.as_str(),
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
     while std::time::Instant::now() < deadline {
-        if let Some(replies) = dev_replies(&client, &base, token.as_deref()).await
-            && replies.len() > before
-        {
-            for reply in &replies[before..] {
+        let replies = dev_replies(&client, &base, token.as_deref()).await;
+        let new = replies.as_deref().and_then(|replies| replies.get(before..));
+        let answers: Vec<&Value> = new.into_iter().flatten().filter(ours).collect();
+        if !answers.is_empty() {
+            for reply in answers {
                 let text = reply_text(&reply["payload"]);
                 writeln!(
                     Stdout,
@@ -147,7 +175,7 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
                     reply["channel"].as_str().unwrap_or_default()
                 )?;
             }
-            return Ok(());
+            return Ok(ExitCode::SUCCESS);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -165,37 +193,14 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<()> {
             config.data_dir.join("outbox").display(),
             session.key
         )?;
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
-    bail!("no reply within {} s", args.wait)
-}
-
-/// The text of a recorded reply, whatever the provider's body shape.
-fn reply_text(payload: &Value) -> String {
-    // Telegram, Slack, Viber, X; WeChat-like; LINE; Discord; WhatsApp; Messenger, Instagram; Twilio.
-    let pointers = [
-        "/text",
-        "/text/content",
-        "/messages/0/text",
-        "/content",
-        "/text/body",
-        "/message/text",
-        "/Body",
-    ];
-    let text = pointers
-        .iter()
-        .find_map(|pointer| payload.pointer(pointer).and_then(Value::as_str))
-        .unwrap_or_default();
-    // Feishu's `content` is JSON in a string.
-    let nested = serde_json::from_str::<Value>(text).ok();
-    match nested
-        .as_ref()
-        .and_then(|v| v.pointer("/text"))
-        .and_then(Value::as_str)
-    {
-        Some(inner) => inner.to_owned(),
-        None => text.to_owned(),
-    }
+    writeln!(
+        Stdout,
+        "no reply within {} s (the message may have been handed over or dropped)",
+        args.wait
+    )?;
+    Ok(ExitCode::from(NO_REPLY_STATUS))
 }
 
 async fn dev_replies(

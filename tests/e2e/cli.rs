@@ -99,24 +99,21 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
     })
     .await;
     let _ = &base;
-    let simulate = |channel: &'static str, text: &'static str| {
+    // `switchboard simulate ARGS` against the running server
+    let run = |args: Vec<&'static str>| {
         let config = config.clone();
         tokio::task::spawn_blocking(move || {
             Command::new(switchboard_bin())
                 .arg("--config")
                 .arg(&config)
-                .args([
-                    "simulate",
-                    "--channel",
-                    channel,
-                    "--text",
-                    text,
-                    "--wait",
-                    "5",
-                ])
+                .arg("simulate")
+                .args(args)
                 .output()
                 .unwrap()
         })
+    };
+    let simulate = |channel: &'static str, text: &'static str| {
+        run(vec!["--channel", channel, "--text", text, "--wait", "5"])
     };
     let output = simulate("telegram", "How long does shipping take?")
         .await
@@ -137,22 +134,10 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
         .await
         .unwrap();
     let follow_up = simulate("webchat", "Hello, anyone there?").await.unwrap();
-    let run = |args: &'static [&'static str]| {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(switchboard_bin())
-                .arg("--config")
-                .arg(&config)
-                .arg("simulate")
-                .args(args)
-                .output()
-                .unwrap()
-        })
-    };
-    let blank = run(&["--channel", "telegram", "--text", " "])
+    let blank = run(vec!["--channel", "telegram", "--text", " "])
         .await
         .unwrap();
-    let unanswered = run(&[
+    let unanswered = run(vec![
         "--channel",
         "telegram",
         "--customer",

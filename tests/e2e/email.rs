@@ -330,19 +330,35 @@ async fn out_of_office_and_list_mail_through_postmark_get_no_reply() {
     let customer = "away@customer.test";
     let postmark = channel("postmark");
     let now_ms = now_secs() * 1000;
-    for (n, header) in [
-        ("Auto-Submitted", "auto-replied"),
-        ("List-Id", "<news.customer.test>"),
+    // Postmark gives the subject beside the headers: a responder's title
+    // there counts as much as a header does.
+    for (n, (header, subject)) in [
+        (Some(("Auto-Submitted", "auto-replied")), None),
+        (Some(("List-Id", "<news.customer.test>")), None),
+        (Some(("X-Failed-Recipients", "gone@customer.test")), None),
+        (
+            Some((
+                "Content-Type",
+                "multipart/report; report-type=delivery-status",
+            )),
+            None,
+        ),
+        (None, Some("Automatic reply: How do I return an item?")),
     ]
     .iter()
     .enumerate()
     {
         let mut request = postmark.sample(customer, "How do I return an item?", now_ms);
         let mut body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
-        body["Headers"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({ "Name": header.0, "Value": header.1 }));
+        if let Some((name, value)) = header {
+            body["Headers"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({ "Name": name, "Value": value }));
+        }
+        if let Some(subject) = subject {
+            body["Subject"] = (*subject).into();
+        }
         body["MessageID"] = format!("robot-{n}").into();
         *request.body_mut() = body.to_string().into();
         *request.uri_mut() = "/webhooks/postmark".parse().unwrap();

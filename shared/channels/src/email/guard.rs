@@ -18,6 +18,24 @@ const SYSTEM_LOCAL_PARTS: &[&str] = &[
     "bounces",
 ];
 
+/// How out-of-office notices and bounces are titled (lower case, at the start
+/// of the subject).
+const AUTOMATIC_SUBJECTS: &[&str] = &[
+    "out of office:",
+    "automatic reply:",
+    "auto-reply:",
+    "autoreply:",
+    "auto reply:",
+    "auto response:",
+    "auto-response:",
+    "undeliverable:",
+    "undelivered mail returned to sender",
+    "delivery status notification",
+    "mail delivery failed",
+    "returned mail:",
+    "自动回复",
+];
+
 /// Why an automatic reply to this mail must not be sent, or `None` when it may.
 ///
 /// `headers` are the mail's header fields (names compared case-insensitively),
@@ -67,6 +85,31 @@ pub fn auto_reply_block(
     }
     if header("X-Autoreply").next().is_some() || header("X-Autorespond").next().is_some() {
         return Some("autoreply-header");
+    }
+    // Delivery and read reports (RFC 6522: bounces, read receipts, abuse
+    // reports) and Exim's bounce header, whoever the sender claims to be.
+    if header("Content-Type").any(|value| {
+        matches!(
+            first_token(value).as_str(),
+            "multipart/report" | "message/delivery-status" | "message/disposition-notification"
+        )
+    }) || header("X-Failed-Recipients").next().is_some()
+    {
+        return Some("delivery-report");
+    }
+    // Exchange marks mail its inbox rules generated or forwarded.
+    if header("X-MS-Exchange-Inbox-Rules-Loop").next().is_some() {
+        return Some("inbox-rule");
+    }
+    // Responders that set none of the headers above still title their
+    // notices the same few ways.
+    if header("Subject").any(|subject| {
+        let subject = subject.trim_start().to_lowercase();
+        AUTOMATIC_SUBJECTS
+            .iter()
+            .any(|start| subject.starts_with(start))
+    }) {
+        return Some("automatic-subject");
     }
     // A null reverse path (`Return-Path: <>`) marks bounces and other
     // notifications that must not be answered (RFC 5321 §4.5.5).
@@ -182,8 +225,12 @@ mod tests {
             ("Precedence", "first-class"),
             ("X-Auto-Response-Suppress", "DR, RN"),
             ("Return-Path", "<jane@customer.example>"),
+            ("Content-Type", "multipart/mixed; boundary=\"report\""),
         ]);
         assert_eq!(auto_reply_block(&ordinary, CUSTOMER, &ours()), None);
+        // a customer may mention these words, just not lead with a responder's title
+        let asking = headers(&[("Subject", "Re: my automatic reply: is it on?")]);
+        assert_eq!(auto_reply_block(&asking, CUSTOMER, &ours()), None);
         assert_eq!(
             auto_reply_block(&[], "jane@customer.example", &ours()),
             None
@@ -219,6 +266,38 @@ mod tests {
             (&[("X-Autoreply", "yes")], "autoreply-header"),
             (&[("X-Autorespond", "")], "autoreply-header"),
             (&[("Return-Path", "<>")], "null-return-path"),
+            (
+                &[(
+                    "Content-Type",
+                    "multipart/report; report-type=delivery-status; boundary=x",
+                )],
+                "delivery-report",
+            ),
+            (
+                &[(
+                    "content-type",
+                    "Multipart/Report; report-type=disposition-notification",
+                )],
+                "delivery-report",
+            ),
+            (
+                &[("X-Failed-Recipients", "x@example.org")],
+                "delivery-report",
+            ),
+            (&[("X-MS-Exchange-Inbox-Rules-Loop", "a@b.c")], "inbox-rule"),
+            (
+                &[("Subject", "Out of Office: until Monday")],
+                "automatic-subject",
+            ),
+            (
+                &[("Subject", "Automatic reply: Your order")],
+                "automatic-subject",
+            ),
+            (
+                &[("Subject", "Delivery Status Notification (Failure)")],
+                "automatic-subject",
+            ),
+            (&[("Subject", "自动回复：我在休假")], "automatic-subject"),
         ];
         for (pairs, reason) in cases {
             assert_eq!(

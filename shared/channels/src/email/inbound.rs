@@ -89,9 +89,20 @@ impl Identity {
     pub fn automated(
         &self,
         headers: &[(String, String)],
+        subject: &str,
         from: &str,
         envelope_sender: Option<&str>,
     ) -> Option<&'static str> {
+        // Some providers give the subject beside the headers, not among them.
+        let mut with_subject;
+        let headers = match header(headers, "Subject") {
+            None if !subject.is_empty() => {
+                with_subject = headers.to_vec();
+                with_subject.push(("Subject".into(), subject.into()));
+                with_subject.as_slice()
+            }
+            _ => headers,
+        };
         auto_reply_block(headers, from, &self.our_addresses).or_else(|| {
             match envelope_sender.map(str::trim) {
                 Some("" | "<>") => Some("null-return-path"),
@@ -125,8 +136,12 @@ impl Identity {
             .and_then(address_of)
             .ok_or_else(|| invalid("mail without a recipient address"))?;
         let sender = from.as_deref().unwrap_or(&customer_id);
-        if let Some(reason) = self.automated(&mail.headers, sender, mail.envelope_sender.as_deref())
-        {
+        if let Some(reason) = self.automated(
+            &mail.headers,
+            &mail.subject,
+            sender,
+            mail.envelope_sender.as_deref(),
+        ) {
             tracing::info!(channel, reason, "not answering automated mail");
             return Ok(Vec::new());
         }

@@ -86,6 +86,29 @@ pub struct CustomerExport {
     pub unanswered_questions: Vec<String>,
 }
 
+/// The counter of automatic replies mailed to `address` (lower case) on
+/// `day` (days since the epoch): the email channels' daily cap.
+pub fn auto_reply_counter_key(channel: &str, address: &str, day: i64) -> String {
+    format!("auto-replies:{channel}:{address}:{day}")
+}
+
+/// The mark of an `address` (lower case) that bounces.
+pub fn undeliverable_counter_key(channel: &str, address: &str) -> String {
+    format!("undeliverable:{channel}:{address}")
+}
+
+impl CustomerRef {
+    /// The counters that name this customer: the exact keys, and the prefix of
+    /// keys that continue with a day (see [`auto_reply_counter_key`]).
+    pub fn counter_keys(&self) -> (Vec<String>, Vec<String>) {
+        let address = self.customer_id.to_lowercase();
+        (
+            vec![undeliverable_counter_key(&self.channel, &address)],
+            vec![format!("auto-replies:{}:{address}:", self.channel)],
+        )
+    }
+}
+
 /// What an erase removed, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Erasure {
@@ -96,6 +119,8 @@ pub struct Erasure {
     pub queued: usize,
     pub unanswered_questions: usize,
     pub outbox: usize,
+    /// Counters naming them (the email channels' reply cap, bounce marks).
+    pub counters: usize,
 }
 
 impl Erasure {
@@ -106,6 +131,7 @@ impl Erasure {
             + self.queued
             + self.unanswered_questions
             + self.outbox
+            + self.counters
     }
 }
 

@@ -74,6 +74,20 @@ impl CustomerData for SqliteStore {
                     .execute(&format!("DELETE FROM queue WHERE {OF_CONVERSATION}"), [key])
                     .map_err(unavailable)?;
             }
+            let (exact, prefixes) = customer.counter_keys();
+            for key in exact {
+                erasure.counters += tx
+                    .execute("DELETE FROM counters WHERE key = ?1", [key])
+                    .map_err(unavailable)?;
+            }
+            for prefix in prefixes {
+                erasure.counters += tx
+                    .execute(
+                        "DELETE FROM counters WHERE substr(key, 1, length(?1)) = ?1",
+                        [prefix],
+                    )
+                    .map_err(unavailable)?;
+            }
             // A gap counts everyone who asked the same question, but it keeps the
             // wording of one of them: it goes as a whole.
             for (normalized, _) in &gaps {
@@ -457,6 +471,34 @@ mod tests {
         assert_eq!(store.erase(&ann_ref).await.unwrap().total(), 0);
         let empty = store.export(&ann_ref).await.unwrap();
         assert!(empty.record.is_none() && empty.conversations.is_empty());
+    }
+
+    #[tokio::test]
+    async fn erase_takes_the_counters_that_name_an_address() {
+        use switchboard_domain::CounterStore;
+        use switchboard_domain::privacy::{auto_reply_counter_key, undeliverable_counter_key};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite3")).unwrap();
+        let far = 10 * 86_400_000;
+        for address in ["rate@example.net", "rate@example.network"] {
+            for key in [
+                auto_reply_counter_key("sendgrid", address, 3),
+                auto_reply_counter_key("sendgrid", address, 4),
+                undeliverable_counter_key("sendgrid", address),
+            ] {
+                assert!(store.increment_below(&key, 10, 0, far).await.unwrap());
+            }
+        }
+        let rate: CustomerRef = "sendgrid:Rate@Example.net".parse().unwrap();
+        assert_eq!(store.erase(&rate).await.unwrap().counters, 3);
+        let bytes = file_bytes(dir.path());
+        assert!(!contains(&bytes, "rate@example.net:"), "the cap's counters");
+        let bounced = undeliverable_counter_key("sendgrid", "rate@example.net");
+        assert_eq!(store.count(&bounced, 0).await.unwrap(), 0);
+        // the longer address is someone else's
+        let other = undeliverable_counter_key("sendgrid", "rate@example.network");
+        assert_eq!(store.count(&other, 0).await.unwrap(), 1);
+        assert_eq!(store.erase(&rate).await.unwrap().total(), 0);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use switchboard_domain::privacy::{auto_reply_counter_key, undeliverable_counter_key};
 use switchboard_domain::{Clock, CounterStore, OutboundReply, SendError};
 
 use crate::kit::{ChannelDeps, Unusable, unusable};
@@ -57,7 +58,7 @@ impl ReplyLimits {
             detail: "reply counters unavailable".into(),
             source: Some(Box::new(error)),
         };
-        let undeliverable = undeliverable_key(self.channel, &customer);
+        let undeliverable = undeliverable_counter_key(self.channel, &customer);
         let marked = self.counters.count(&undeliverable, now_ms);
         if marked.await.map_err(unavailable)? > 0 {
             tracing::info!(channel = self.channel, reply_id = %reply.reply_id, "not mailing an address that bounces");
@@ -77,7 +78,7 @@ impl ReplyLimits {
         {
             return Ok(true);
         }
-        let key = format!("auto-replies:{}:{customer}:{day}", self.channel);
+        let key = auto_reply_counter_key(self.channel, &customer, day);
         let counted = self
             .counters
             .increment_below(&key, self.daily_cap, now_ms, expires);
@@ -98,16 +99,12 @@ impl ReplyLimits {
         let Some(address) = super::address_of(address) else {
             return;
         };
-        let key = undeliverable_key(self.channel, &address);
+        let key = undeliverable_counter_key(self.channel, &address);
         let until = now_ms.saturating_add(UNDELIVERABLE_MS);
         if let Err(error) = self.counters.increment_below(&key, 1, now_ms, until).await {
             tracing::warn!(channel = self.channel, error = %error, "could not record an undeliverable address");
         }
     }
-}
-
-fn undeliverable_key(channel: &str, address: &str) -> String {
-    format!("undeliverable:{channel}:{address}")
 }
 
 #[cfg(test)]

@@ -126,6 +126,10 @@ impl SqliteStore {
                 conversations = tx
                     .execute("DELETE FROM sessions WHERE updated_at < ?1", [before])
                     .map_err(unavailable)?;
+                // An unanswered question keeps a customer's wording: it goes
+                // when no conversation it was seen in can be left.
+                tx.execute("DELETE FROM gaps WHERE last_seen < ?1", [before])
+                    .map_err(unavailable)?;
             }
             let mut feedback = 0;
             if let Some(before) = feedback_before_ms {
@@ -502,7 +506,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn retention_sweeps_old_conversations_and_feedback_only() {
+    async fn retention_sweeps_old_conversations_their_questions_and_feedback() {
         let store = SqliteStore::open_in_memory().unwrap();
         customer_writes(&store, "old1", "old question").await;
         let recent = message("new1", "recent question");
@@ -523,6 +527,9 @@ mod tests {
         );
         let old: CustomerRef = "telegram:old1".parse().unwrap();
         assert!(store.export(&old).await.unwrap().conversations.is_empty());
+        // the unanswered question seen only then went with it
+        let gaps = GapLog::most_frequent(&store, 10).await.unwrap();
+        assert!(gaps.iter().all(|g| g.question != "old question"), "{gaps:?}");
         let recent: CustomerRef = "telegram:new1".parse().unwrap();
         assert_eq!(store.export(&recent).await.unwrap().conversations.len(), 1);
     }

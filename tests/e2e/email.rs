@@ -412,6 +412,32 @@ async fn the_eleventh_automated_reply_to_one_sender_in_a_day_is_not_sent() {
         10,
         "the cap is ten a day"
     );
+    // The eleventh shows as withheld, not delivered, to the agents.
+    let export: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/customers/mailgun:{customer}/export",
+            server.base
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<String> = export["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["deliveries"].as_array().cloned().unwrap_or_default())
+        .map(|d| d["state"].as_str().unwrap().to_owned())
+        .collect();
+    let count = |state: &str| states.iter().filter(|s| *s == state).count();
+    assert_eq!(
+        (count("delivered"), count("withheld")),
+        (10, 1),
+        "{states:?}"
+    );
     // Another sender is still answered.
     let other = mailgun_form(
         "calm@customer.test",

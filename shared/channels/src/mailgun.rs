@@ -151,9 +151,7 @@ impl Inbound for Mailgun {
 #[async_trait]
 impl Outbound for Mailgun {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        if !self.limits.allow(reply).await? {
-            return Ok(());
-        }
+        self.limits.check(reply).await?;
         self.identity
             .send_reply(Self::NAME, self.email.as_ref(), reply)
             .await

@@ -213,9 +213,7 @@ impl Inbound for Postmark {
 #[async_trait]
 impl Outbound for Postmark {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        if !self.limits.allow(reply).await? {
-            return Ok(());
-        }
+        self.limits.check(reply).await?;
         self.identity
             .send_reply(Self::NAME, self.email.as_ref(), reply)
             .await

@@ -237,9 +237,7 @@ struct Envelope {
 #[async_trait]
 impl Outbound for Sendgrid {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        if !self.limits.allow(reply).await? {
-            return Ok(());
-        }
+        self.limits.check(reply).await?;
         self.identity
             .send_reply(Self::NAME, self.email.as_ref(), reply)
             .await
@@ -339,7 +337,16 @@ mod tests {
             reply_id: "r-1".into(),
             choices: Vec::new(),
         };
-        sendgrid.send(&reply).await.unwrap();
+        assert!(
+            matches!(
+                sendgrid.send(&reply).await,
+                Err(SendError::Withheld {
+                    reason: "the address bounces",
+                    ..
+                })
+            ),
+            "an automatic reply to a bouncing address is withheld"
+        );
         reply.reply_id = "a-1".into();
         assert!(
             sendgrid.send(&reply).await.is_err(),

@@ -239,9 +239,7 @@ impl Inbound for Ses {
 #[async_trait]
 impl Outbound for Ses {
     async fn send(&self, reply: &OutboundReply) -> Result<(), SendError> {
-        if !self.limits.allow(reply).await? {
-            return Ok(());
-        }
+        self.limits.check(reply).await?;
         self.identity
             .send_reply(Self::NAME, self.email.as_ref(), reply)
             .await

@@ -318,6 +318,13 @@ pub enum SendError {
         #[source]
         source: Option<BoxError>,
     },
+    /// Not sent, on purpose (an address that bounces, the daily cap on
+    /// automatic email replies): nothing failed and nothing is retried.
+    #[error("not sent on {channel}: {reason}")]
+    Withheld {
+        channel: String,
+        reason: &'static str,
+    },
 }
 
 impl SendError {
@@ -346,7 +353,9 @@ impl SendError {
     /// The channel (or `email`) the send was for.
     pub fn channel(&self) -> &str {
         match self {
-            SendError::Transient { channel, .. } | SendError::Permanent { channel, .. } => channel,
+            SendError::Transient { channel, .. }
+            | SendError::Permanent { channel, .. }
+            | SendError::Withheld { channel, .. } => channel,
         }
     }
 }

@@ -122,6 +122,8 @@ pub enum DeliveryState {
     Delivered,
     /// Given up: in the dead letters.
     Failed,
+    /// Not sent, on purpose (see `SendError::Withheld`).
+    Withheld,
 }
 
 impl DeliveryState {
@@ -130,6 +132,7 @@ impl DeliveryState {
             DeliveryState::Queued => "queued",
             DeliveryState::Delivered => "delivered",
             DeliveryState::Failed => "failed",
+            DeliveryState::Withheld => "withheld",
         }
     }
 }

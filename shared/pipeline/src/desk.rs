@@ -172,7 +172,7 @@ pub struct ConversationList {
 /// What became of a reply of ours.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeliveryView {
-    /// `queued`, `delivered` or `failed`.
+    /// `queued`, `delivered`, `failed` or `withheld` (not sent on purpose: an address that bounces, the daily cap on automatic email replies).
     pub state: String,
     pub attempts: u32,
     pub at_ms: Option<i64>,

@@ -158,6 +158,20 @@ impl OutboundSender {
                     .await?;
                 Ok(true)
             }
+            Err(SendError::Withheld { reason, .. }) => {
+                // Decided, not failed: never sent, retried or dead-lettered.
+                let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
+                self.idempotency.complete(&key, keep_until).await?;
+                info!(channel = %reply.channel, reply_id = %reply.reply_id, reason, "reply withheld");
+                self.record(
+                    outbound,
+                    DeliveryState::Withheld,
+                    job.attempt,
+                    Some(reason.to_owned()),
+                )
+                .await?;
+                Ok(false)
+            }
             Err(error) if error.may_have_delivered() => {
                 telemetry::reply_failed(&reply.channel);
                 warn!(channel = %reply.channel, reply_id = %reply.reply_id, error = %error, "reply failed mid-request");
@@ -238,7 +252,8 @@ impl OutboundSender {
     }
 
     /// Records the delivery on the conversation, unless a later state is
-    /// already there (a redriven reply that failed before and went out now).
+    /// already there (a redriven reply that failed before and went out now)
+    /// or a final one (delivered, withheld).
     async fn record(
         &self,
         outbound: &OutboundJob,
@@ -264,8 +279,10 @@ impl OutboundSender {
                 return Ok(());
             };
             if let Some(recorded) = session.delivery(reply_id)
-                && (recorded.state == DeliveryState::Delivered
-                    || (recorded.state == state && recorded.attempts >= attempts))
+                && (matches!(
+                    recorded.state,
+                    DeliveryState::Delivered | DeliveryState::Withheld
+                ) || (recorded.state == state && recorded.attempts >= attempts))
             {
                 return Ok(());
             }

@@ -529,7 +529,10 @@ mod tests {
         assert!(store.export(&old).await.unwrap().conversations.is_empty());
         // the unanswered question seen only then went with it
         let gaps = GapLog::most_frequent(&store, 10).await.unwrap();
-        assert!(gaps.iter().all(|g| g.question != "old question"), "{gaps:?}");
+        assert!(
+            gaps.iter().all(|g| g.question != "old question"),
+            "{gaps:?}"
+        );
         let recent: CustomerRef = "telegram:new1".parse().unwrap();
         assert_eq!(store.export(&recent).await.unwrap().conversations.len(), 1);
     }

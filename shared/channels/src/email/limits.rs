@@ -43,13 +43,30 @@ impl ReplyLimits {
         })
     }
 
-    /// Whether this reply may be mailed: an agent's always; an automated one
-    /// unless the address bounces or the sender's cap for today is reached
-    /// (the reply then counts against it). A store failure is transient.
-    pub async fn allow(&self, reply: &OutboundReply) -> Result<bool, SendError> {
+    /// [`Limits::withheld`] as the senders use it: `Withheld` when not to send.
+    pub async fn check(&self, reply: &OutboundReply) -> Result<(), SendError> {
+        match self.withheld(reply).await? {
+            None => Ok(()),
+            Some(reason) => Err(SendError::Withheld {
+                channel: self.channel.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    #[cfg(test)]
+    async fn allow(&self, reply: &OutboundReply) -> Result<bool, SendError> {
+        Ok(self.withheld(reply).await?.is_none())
+    }
+
+    /// Why this reply must not be mailed, if it must not (`None`: it may be).
+    /// An agent's reply may always be; an automated one unless the address
+    /// bounces or the sender's cap for today is reached (the reply then counts
+    /// against it). A store failure is transient.
+    pub async fn withheld(&self, reply: &OutboundReply) -> Result<Option<&'static str>, SendError> {
         // Agents' replies get ids `a-…` (the desk), automated ones `r-…`.
         if reply.reply_id.starts_with("a-") {
-            return Ok(true);
+            return Ok(None);
         }
         let now_ms = self.clock.now_ms();
         let customer = reply.customer_id.to_lowercase();
@@ -62,7 +79,7 @@ impl ReplyLimits {
         let marked = self.counters.count(&undeliverable, now_ms);
         if marked.await.map_err(unavailable)? > 0 {
             tracing::info!(channel = self.channel, reply_id = %reply.reply_id, "not mailing an address that bounces");
-            return Ok(false);
+            return Ok(Some("the address bounces"));
         }
         let day = now_ms.div_euclid(DAY_MS);
         let expires = day.saturating_add(2).saturating_mul(DAY_MS);
@@ -76,7 +93,7 @@ impl ReplyLimits {
             .map_err(unavailable)?
             > 0
         {
-            return Ok(true);
+            return Ok(None);
         }
         let key = auto_reply_counter_key(self.channel, &customer, day);
         let counted = self
@@ -85,13 +102,15 @@ impl ReplyLimits {
         let allowed = counted.await.map_err(unavailable)?;
         if !allowed {
             tracing::warn!(channel = self.channel, reply_id = %reply.reply_id, cap = self.daily_cap, "daily automated reply cap reached; reply not mailed");
-            return Ok(false);
+            return Ok(Some(
+                "the daily cap on automatic replies to this address is reached",
+            ));
         }
         self.counters
             .increment_below(&holds_slot, 1, now_ms, expires)
             .await
             .map_err(unavailable)?;
-        Ok(true)
+        Ok(None)
     }
 
     /// Records that mail to `address` bounces (provider event); best effort.

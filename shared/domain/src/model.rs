@@ -35,11 +35,6 @@ pub const MAX_CONVERSATION_KEY_BYTES: usize = 600;
 pub const MAX_CUSTOMER_KEY_BYTES: usize = 512;
 /// Longest provider message id kept for recognising duplicates.
 pub const MAX_MESSAGE_ID_BYTES: usize = 512;
-/// Longest customer text kept (characters); the rest of a longer one (a huge
-/// email) is cut, so transcripts, escalations and matching stay bounded.
-pub const MAX_TEXT_CHARS: usize = 20_000;
-/// What stands for the part of a text that was cut.
-pub const CUT_MARK: &str = " […]";
 
 impl InboundMessage {
     /// Which id, if any, the product could store but never serve: longer than
@@ -56,14 +51,6 @@ impl InboundMessage {
             Some("message id")
         } else {
             None
-        }
-    }
-
-    /// Cuts the text to [`MAX_TEXT_CHARS`], marking the cut.
-    pub fn cap_text(&mut self) {
-        if let Some((at, _)) = self.text.char_indices().nth(MAX_TEXT_CHARS) {
-            self.text.truncate(at);
-            self.text.push_str(CUT_MARK);
         }
     }
 
@@ -368,21 +355,6 @@ mod tests {
             attachments: Vec::new(),
             reply: ReplyContext::default(),
         }
-    }
-
-    #[test]
-    fn long_texts_are_cut_at_a_character() {
-        let mut short = message("c", "u", "m");
-        short.cap_text();
-        assert_eq!(short.text, "hi");
-        let mut long = message("c", "u", "m");
-        long.text = "é".repeat(MAX_TEXT_CHARS + 5);
-        long.cap_text();
-        assert_eq!(
-            long.text.chars().count(),
-            MAX_TEXT_CHARS + CUT_MARK.chars().count()
-        );
-        assert!(long.text.ends_with(CUT_MARK));
     }
 
     #[test]

@@ -134,10 +134,9 @@ pub fn admit(
     let verified = channel
         .verify(request, now_ms)
         .map_err(IngressError::Unauthorized)?;
-    let mut messages = channel
+    let messages = channel
         .parse(request, &verified)
         .map_err(IngressError::BadRequest)?;
-    messages.iter_mut().for_each(InboundMessage::cap_text);
     if let Some(field) = messages.iter().find_map(InboundMessage::unservable_id) {
         return Err(IngressError::BadRequest(ParseError::Invalid(format!(
             "{field} too long or with control characters"

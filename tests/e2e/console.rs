@@ -219,15 +219,7 @@ async fn the_console_lists_answers_and_resolves_in_a_real_browser() {
         .collect();
     assert_eq!(sent.len(), 1, "the agent's reply sent once: {sent:?}");
     // Resolved, and the regular still waits.
-    let list: Value = reqwest::Client::new()
-        .get(format!("{}/api/conversations", server.base))
-        .bearer_auth(AGENT_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.get_json("/api/conversations", AGENT_TOKEN).await;
     let keys: Vec<&str> = list["conversations"]
         .as_array()
         .unwrap()

@@ -413,18 +413,12 @@ async fn the_eleventh_automated_reply_to_one_sender_in_a_day_is_not_sent() {
         "the cap is ten a day"
     );
     // The eleventh shows as withheld, not delivered, to the agents.
-    let export: serde_json::Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/customers/mailgun:{customer}/export",
-            server.base
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let export = server
+        .get_json(
+            &format!("/api/customers/mailgun:{customer}/export"),
+            ADMIN_TOKEN,
+        )
+        .await;
     let states: Vec<String> = export["conversations"]
         .as_array()
         .unwrap()

@@ -710,17 +710,22 @@ redrive_check_secs = 2
         self.dir.path().join("data").join("switchboard.sqlite3")
     }
 
-    /// Counts of the queue items by state, from the health endpoint.
-    pub async fn queue(&self, name: &str) -> Value {
-        let health: Value = reqwest::Client::new()
-            .get(format!("{}/healthz", self.base))
-            .bearer_auth(ADMIN_TOKEN)
+    /// GET `path` with `token`, the answer as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Counts of the queue items by state, from the health endpoint.
+    pub async fn queue(&self, name: &str) -> Value {
+        let health = self.get_json("/healthz", ADMIN_TOKEN).await;
         health["queues"]
             .as_array()
             .unwrap()

@@ -12,6 +12,8 @@ pub mod aws;
 pub mod local;
 #[cfg(feature = "local")]
 mod local_privacy;
+#[cfg(feature = "local")]
+pub use local_privacy::dev_reply_addressed_to;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -60,11 +60,7 @@ fn erase_dev_replies(path: &Path, channel: &str, ids: &[String]) -> std::io::Res
     let mut removed = 0;
     for line in text.lines() {
         let record: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-        let path = record["path"].as_str().unwrap_or_default();
-        let in_path = path
-            .split(['/', '?', '&', '='])
-            .any(|segment| ids.iter().any(|id| id == segment));
-        if record["channel"] == channel && (in_path || mentions(&record["payload"], ids)) {
+        if dev_reply_addressed_to(&record, channel, ids) {
             removed += 1;
         } else {
             kept.push_str(line);
@@ -75,6 +71,18 @@ fn erase_dev_replies(path: &Path, channel: &str, ids: &[String]) -> std::io::Res
         std::fs::write(path, kept)?;
     }
     Ok(removed)
+}
+
+/// Whether a recorded development reply (`{"channel", "path", "payload"}`)
+/// of `channel` is addressed to one of `ids`: providers name the recipient in
+/// the body (`chat_id`, `to`, `recipient.id`, `replyToken`) or in the URL
+/// (Discord, X, DingTalk's session webhook). Erase and `simulate` ask this.
+pub fn dev_reply_addressed_to(record: &serde_json::Value, channel: &str, ids: &[String]) -> bool {
+    let path = record["path"].as_str().unwrap_or_default();
+    let in_path = path
+        .split(['/', '?', '&', '='])
+        .any(|segment| !segment.is_empty() && ids.iter().any(|id| id == segment));
+    record["channel"] == channel && (in_path || mentions(&record["payload"], ids))
 }
 
 /// Whether any string or number in `value` is one of `ids`.

@@ -20,7 +20,8 @@ impl Addressee {
         if let Some(token) = &message.reply.reply_token {
             ids.push(token.clone());
             // A session webhook (`<ms>@<url>`): its last segment names the session.
-            ids.extend(segments(token).last().map(str::to_owned));
+            let last = token.rsplit(['/', '?', '&', '=']).find(|s| !s.is_empty());
+            ids.extend(last.map(str::to_owned));
         }
         ids.retain(|id| !id.is_empty());
         Self {
@@ -32,27 +33,7 @@ impl Addressee {
     /// Whether the recorded reply (`{"channel", "path", "payload"}`) is
     /// addressed to this conversation.
     pub fn is_addressed(&self, record: &Value) -> bool {
-        let path = record["path"].as_str().unwrap_or_default();
-        record["channel"] == self.channel.as_str()
-            && (mentions(&record["payload"], &self.ids)
-                || segments(path).any(|segment| self.ids.iter().any(|id| id == segment)))
-    }
-}
-
-/// The parts of a URL path and query.
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split(['/', '?', '&', '='])
-        .filter(|segment| !segment.is_empty())
-}
-
-/// Whether any string or number in `value` is one of `ids`.
-fn mentions(value: &Value, ids: &[String]) -> bool {
-    match value {
-        Value::String(text) => ids.iter().any(|id| id == text),
-        Value::Number(number) => ids.iter().any(|id| *id == number.to_string()),
-        Value::Array(items) => items.iter().any(|item| mentions(item, ids)),
-        Value::Object(map) => map.values().any(|item| mentions(item, ids)),
-        _ => false,
+        switchboard_app::dev_reply_addressed_to(record, &self.channel, &self.ids)
     }
 }
 

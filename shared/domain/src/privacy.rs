@@ -89,7 +89,12 @@ pub struct CustomerExport {
 /// The counter of automatic replies mailed to `address` (lower case) on
 /// `day` (days since the epoch): the email channels' daily cap.
 pub fn auto_reply_counter_key(channel: &str, address: &str, day: i64) -> String {
-    format!("auto-replies:{channel}:{address}:{day}")
+    format!("{}{day}", auto_reply_counter_prefix(channel, address))
+}
+
+/// What every day's [`auto_reply_counter_key`] of `address` starts with.
+fn auto_reply_counter_prefix(channel: &str, address: &str) -> String {
+    format!("auto-replies:{channel}:{address}:")
 }
 
 /// The mark of an `address` (lower case) that bounces.
@@ -98,13 +103,13 @@ pub fn undeliverable_counter_key(channel: &str, address: &str) -> String {
 }
 
 impl CustomerRef {
-    /// The counters that name this customer: the exact keys, and the prefix of
-    /// keys that continue with a day (see [`auto_reply_counter_key`]).
-    pub fn counter_keys(&self) -> (Vec<String>, Vec<String>) {
+    /// The counters that name this customer: the key of their bounce mark,
+    /// and the prefix of their daily reply counters' keys.
+    pub fn counter_keys(&self) -> (String, String) {
         let address = self.customer_id.to_lowercase();
         (
-            vec![undeliverable_counter_key(&self.channel, &address)],
-            vec![format!("auto-replies:{}:{address}:", self.channel)],
+            undeliverable_counter_key(&self.channel, &address),
+            auto_reply_counter_prefix(&self.channel, &address),
         )
     }
 }

@@ -74,20 +74,16 @@ impl CustomerData for SqliteStore {
                     .execute(&format!("DELETE FROM queue WHERE {OF_CONVERSATION}"), [key])
                     .map_err(unavailable)?;
             }
-            let (exact, prefixes) = customer.counter_keys();
-            for key in exact {
-                erasure.counters += tx
-                    .execute("DELETE FROM counters WHERE key = ?1", [key])
-                    .map_err(unavailable)?;
-            }
-            for prefix in prefixes {
-                erasure.counters += tx
-                    .execute(
-                        "DELETE FROM counters WHERE substr(key, 1, length(?1)) = ?1",
-                        [prefix],
-                    )
-                    .map_err(unavailable)?;
-            }
+            let (bounce_mark, daily_prefix) = customer.counter_keys();
+            erasure.counters += tx
+                .execute("DELETE FROM counters WHERE key = ?1", [bounce_mark])
+                .map_err(unavailable)?;
+            erasure.counters += tx
+                .execute(
+                    "DELETE FROM counters WHERE substr(key, 1, length(?1)) = ?1",
+                    [daily_prefix],
+                )
+                .map_err(unavailable)?;
             // A gap counts everyone who asked the same question, but it keeps the
             // wording of one of them: it goes as a whole.
             for (normalized, _) in &gaps {

@@ -303,18 +303,15 @@ pub fn unanswered_turns(sessions: &[Session], from_ms: i64, to_ms: i64) -> Vec<U
                 },
             };
             // The answer is the turn's text; transcripts from before turns
-            // recorded their agent carry "<agent>: <text>".
-            let agent = session
+            // recorded their agent carry "<claimer>: <text>".
+            let claimer = session
                 .handover
                 .as_ref()
                 .and_then(|h| h.claimed_by.as_deref());
             let agent_answer = rest.iter().find(|t| t.role == Role::Agent).map(|t| {
-                t.agent
-                    .is_none()
-                    .then_some(agent)
-                    .flatten()
-                    .and_then(|name| t.text.strip_prefix(name))
-                    .and_then(|text| text.strip_prefix(": "))
+                let legacy_prefix = claimer.filter(|_| t.agent.is_none());
+                legacy_prefix
+                    .and_then(|name| t.text.strip_prefix(name)?.strip_prefix(": "))
                     .unwrap_or(&t.text)
                     .to_owned()
             });

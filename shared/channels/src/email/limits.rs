@@ -43,7 +43,7 @@ impl ReplyLimits {
         })
     }
 
-    /// [`Limits::withheld`] as the senders use it: `Withheld` when not to send.
+    /// [`ReplyLimits::withheld`] as the senders use it: `Withheld` when not to send.
     pub async fn check(&self, reply: &OutboundReply) -> Result<(), SendError> {
         match self.withheld(reply).await? {
             None => Ok(()),
@@ -63,7 +63,7 @@ impl ReplyLimits {
     /// An agent's reply may always be; an automated one unless the address
     /// bounces or the sender's cap for today is reached (the reply then counts
     /// against it). A store failure is transient.
-    pub async fn withheld(&self, reply: &OutboundReply) -> Result<Option<&'static str>, SendError> {
+    async fn withheld(&self, reply: &OutboundReply) -> Result<Option<&'static str>, SendError> {
         // Agents' replies get ids `a-…` (the desk), automated ones `r-…`.
         if reply.reply_id.starts_with("a-") {
             return Ok(None);

@@ -41,13 +41,20 @@ impl InboundMessage {
     /// the agents' API, export and erase accept, or with control characters.
     /// Ingress refuses such a message before storing anything.
     pub fn unservable_id(&self) -> Option<&'static str> {
-        let bad =
-            |value: &str, limit: usize| value.len() > limit || value.chars().any(char::is_control);
-        if bad(&self.conversation_key().0, MAX_CONVERSATION_KEY_BYTES) {
+        // The keys' lengths, counted without building them (every message).
+        let bad = |parts: &[&str], limit: usize| {
+            parts.iter().map(|p| p.len() + 1).sum::<usize>() - 1 > limit
+                || parts.iter().any(|p| p.chars().any(char::is_control))
+        };
+        let (channel, account) = (self.channel.as_str(), self.account_id.as_str());
+        if bad(
+            &[channel, account, &self.conversation_id],
+            MAX_CONVERSATION_KEY_BYTES,
+        ) {
             Some("conversation id")
-        } else if bad(&self.customer_key(), MAX_CUSTOMER_KEY_BYTES) {
+        } else if bad(&[channel, &self.customer_id], MAX_CUSTOMER_KEY_BYTES) {
             Some("customer id")
-        } else if bad(&self.provider_message_id, MAX_MESSAGE_ID_BYTES) {
+        } else if bad(&[&self.provider_message_id], MAX_MESSAGE_ID_BYTES) {
             Some("message id")
         } else {
             None

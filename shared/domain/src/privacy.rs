@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::model::{Customer, Feedback};
+use crate::model::{Customer, Feedback, MAX_CUSTOMER_KEY_BYTES};
 use crate::ports::StoreError;
 use crate::session::{Role, Session};
 
@@ -15,11 +15,9 @@ pub struct CustomerRef {
     pub customer_id: String,
 }
 
-use crate::model::MAX_CUSTOMER_KEY_BYTES as MAX_KEY_LEN;
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "a customer is named CHANNEL:CUSTOMER_ID (for example telegram:123456789), at most {MAX_KEY_LEN} bytes"
+    "a customer is named CHANNEL:CUSTOMER_ID (for example telegram:123456789), at most {MAX_CUSTOMER_KEY_BYTES} bytes"
 )]
 pub struct BadCustomerRef;
 
@@ -34,7 +32,7 @@ impl std::str::FromStr for CustomerRef {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !channel_ok
             || customer_id.trim().is_empty()
-            || key.len() > MAX_KEY_LEN
+            || key.len() > MAX_CUSTOMER_KEY_BYTES
             || key.chars().any(char::is_control)
         {
             return Err(BadCustomerRef);
@@ -187,7 +185,7 @@ mod tests {
         ] {
             assert_eq!(bad.parse::<CustomerRef>(), Err(BadCustomerRef), "{bad:?}");
         }
-        let long = format!("telegram:{}", "9".repeat(MAX_KEY_LEN));
+        let long = format!("telegram:{}", "9".repeat(MAX_CUSTOMER_KEY_BYTES));
         assert_eq!(long.parse::<CustomerRef>(), Err(BadCustomerRef));
     }
 }

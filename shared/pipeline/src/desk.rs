@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use switchboard_domain::feedback::CsatSettings;
+use switchboard_domain::model::MAX_CONVERSATION_KEY_BYTES;
 use switchboard_domain::{
     AGENT_REPLY_PREFIX, Claim, Clock, ConversationKey, ConversationSummary, CustomerStore,
     Delivery, DeliveryState, Feedback, FeedbackStore, IdempotencyStore, OutboundReply,
@@ -256,7 +257,6 @@ const MAX_COMMENT_CHARS: usize = 2000;
 pub const MAX_REPLY_CHARS: usize = 20_000;
 /// Longest agent name.
 const MAX_AGENT_CHARS: usize = 200;
-use switchboard_domain::model::MAX_CONVERSATION_KEY_BYTES as MAX_KEY_BYTES;
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 /// At most this many waiting conversations are read for the list.
@@ -293,11 +293,11 @@ fn conversation_key(key: &str) -> Result<ConversationKey, DeskError> {
     if !channel_ok
         || account.is_none()
         || conversation.is_none_or(str::is_empty)
-        || key.len() > MAX_KEY_BYTES
+        || key.len() > MAX_CONVERSATION_KEY_BYTES
         || key.chars().any(char::is_control)
     {
         return Err(DeskError::Invalid(format!(
-            "a conversation is named CHANNEL:ACCOUNT:CONVERSATION (for example telegram:bot:12345), at most {MAX_KEY_BYTES} bytes"
+            "a conversation is named CHANNEL:ACCOUNT:CONVERSATION (for example telegram:bot:12345), at most {MAX_CONVERSATION_KEY_BYTES} bytes"
         )));
     }
     Ok(ConversationKey(key.to_owned()))
@@ -833,7 +833,9 @@ impl AgentDesk {
             )));
         }
         let key = ConversationKey(input.conversation.clone());
-        if input.conversation.len() > MAX_KEY_BYTES || self.sessions.load(&key).await?.is_none() {
+        if input.conversation.len() > MAX_CONVERSATION_KEY_BYTES
+            || self.sessions.load(&key).await?.is_none()
+        {
             return Err(DeskError::NotFound(input.conversation.clone()));
         }
         let feedback = Feedback {

@@ -52,7 +52,9 @@ pub struct RankArgs {
     pub semantic: bool,
 }
 
-fn at_least_one(text: &str) -> Result<usize, String> {
+/// A clap value parser for counts that must be at least 1 (also used by the
+/// `switchboard` command's own arguments).
+pub fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("must be a whole number, at least 1".into()),

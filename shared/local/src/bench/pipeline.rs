@@ -28,14 +28,14 @@ const KB_ENTRIES: usize = 1_000;
 #[derive(Debug, Args)]
 pub struct PipelineArgs {
     /// Messages in all (at least 1).
-    #[arg(long, default_value_t = 5_000, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 5_000, value_parser = switchboard_faq::cli::at_least_one)]
     pub messages: usize,
     /// Customers writing them (each writes in turn; conversations run in
     /// parallel), at least 1; more than `--messages` count as that many.
-    #[arg(long, default_value_t = 500, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 500, value_parser = switchboard_faq::cli::at_least_one)]
     pub customers: usize,
     /// Webhook requests in flight at once (at least 1).
-    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 64, value_parser = switchboard_faq::cli::at_least_one)]
     pub concurrency: usize,
     /// Jobs the conversation worker and the outbound sender each have under
     /// way at once (default: as configured, `[workers] concurrency` and
@@ -48,13 +48,6 @@ pub struct PipelineArgs {
     /// requests are in flight until every message is offered.
     #[arg(long, value_parser = parse_rate)]
     pub rate: Option<f64>,
-}
-
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("must be a whole number, at least 1".into()),
-    }
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

@@ -122,3 +122,62 @@ async fn a_customer_is_exported_then_erased_from_every_table() {
     assert!(left.contains("walrus-ochre") && left.contains("bob2288"));
     assert_eq!(data.erase(&ann).await.unwrap().total(), 0);
 }
+
+#[tokio::test]
+async fn an_email_customers_reply_counters_and_bounce_mark_are_erased() {
+    use switchboard_aws::DynamoCounterStore;
+    use switchboard_domain::privacy::{
+        auto_reply_counter_key, counter_day, counter_day_expiry_ms, undeliverable_counter_key,
+    };
+    use switchboard_domain::{Clock, CounterStore, SystemClock};
+
+    let local = common::local().await;
+    let table = &local.resources.idempotency_table;
+    let counters = DynamoCounterStore::new(local.clients.dynamodb.clone(), table);
+    let now_ms = SystemClock.now_ms();
+    let today = counter_day(now_ms);
+    // As the email channels write them: yesterday's and today's reply
+    // counters, and a bounce mark; and another sender's, which must stay.
+    for (address, day) in [
+        ("ann5521@example.com", today - 1),
+        ("ann5521@example.com", today),
+        ("bob6634@example.com", today),
+    ] {
+        let key = auto_reply_counter_key("sendgrid", address, day);
+        let expires = counter_day_expiry_ms(day);
+        assert!(
+            counters
+                .increment_below(&key, 10, now_ms, expires)
+                .await
+                .unwrap()
+        );
+    }
+    let bounce = undeliverable_counter_key("sendgrid", "ann5521@example.com");
+    assert!(
+        counters
+            .increment_below(&bounce, 1, now_ms, now_ms + 60_000)
+            .await
+            .unwrap()
+    );
+
+    let data = DynamoCustomerData::new(local.clients.dynamodb.clone(), &local.resources);
+    let ann: CustomerRef = "sendgrid:Ann5521@example.com".parse().unwrap();
+    assert_eq!(data.erase(&ann).await.unwrap().counters, 3);
+
+    let items = local
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    let left = format!("{:?}", items.items());
+    assert!(
+        !left.contains("ann5521"),
+        "a counter naming the customer survived"
+    );
+    assert!(left.contains("bob6634"));
+    assert_eq!(counters.count(&bounce, now_ms).await.unwrap(), 0);
+    assert_eq!(data.erase(&ann).await.unwrap().total(), 0);
+}

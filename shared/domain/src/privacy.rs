@@ -84,6 +84,23 @@ pub struct CustomerExport {
     pub unanswered_questions: Vec<String>,
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// How many days a daily reply counter is kept: the day it counts, and the
+/// next (so a counter read just after midnight still finds yesterday's).
+pub const AUTO_REPLY_COUNTER_DAYS: i64 = 2;
+
+/// The day (since the epoch, UTC) that the daily reply counters file `now_ms` under.
+pub fn counter_day(now_ms: i64) -> i64 {
+    now_ms.div_euclid(DAY_MS)
+}
+
+/// When the counter of `day` stops counting, in Unix milliseconds.
+pub fn counter_day_expiry_ms(day: i64) -> i64 {
+    day.saturating_add(AUTO_REPLY_COUNTER_DAYS)
+        .saturating_mul(DAY_MS)
+}
+
 /// The counter of automatic replies mailed to `address` (lower case) on
 /// `day` (days since the epoch): the email channels' daily cap.
 pub fn auto_reply_counter_key(channel: &str, address: &str, day: i64) -> String {
@@ -109,6 +126,22 @@ impl CustomerRef {
             undeliverable_counter_key(&self.channel, &address),
             auto_reply_counter_prefix(&self.channel, &address),
         )
+    }
+
+    /// The keys of this customer's counters that can still count at `now_ms`,
+    /// for stores that cannot delete by prefix (DynamoDB): the bounce mark,
+    /// and the daily reply counters of the days still kept and of tomorrow
+    /// (a sender whose clock runs ahead).
+    pub fn live_counter_keys(&self, now_ms: i64) -> Vec<String> {
+        let address = self.customer_id.to_lowercase();
+        let today = counter_day(now_ms);
+        let first_kept = today.saturating_sub(AUTO_REPLY_COUNTER_DAYS - 1);
+        let mut keys = vec![undeliverable_counter_key(&self.channel, &address)];
+        keys.extend(
+            (first_kept..=today.saturating_add(1))
+                .map(|day| auto_reply_counter_key(&self.channel, &address, day)),
+        );
+        keys
     }
 }
 
@@ -164,6 +197,29 @@ pub trait CustomerData: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_counter_keys_cover_every_counter_the_cap_can_still_read() {
+        let customer: CustomerRef = "sendgrid:Ann@Example.com".parse().unwrap();
+        let now_ms = 20_000 * DAY_MS + 5;
+        let keys = customer.live_counter_keys(now_ms);
+        assert!(keys.contains(&undeliverable_counter_key("sendgrid", "ann@example.com")));
+        // A counter started on `day` still counts until its expiry.
+        for day in 19_990..20_010 {
+            let key = auto_reply_counter_key("sendgrid", "ann@example.com", day);
+            let live = day <= counter_day(now_ms) && counter_day_expiry_ms(day) > now_ms;
+            if live {
+                assert!(keys.contains(&key), "day {day} missing");
+            }
+        }
+        assert!(keys.contains(&auto_reply_counter_key(
+            "sendgrid",
+            "ann@example.com",
+            20_001
+        )));
+        let (bounce_mark, daily_prefix) = customer.counter_keys();
+        assert!(keys[0] == bounce_mark && keys[1..].iter().all(|k| k.starts_with(&daily_prefix)));
+    }
 
     #[test]
     fn customer_refs_are_channel_colon_id() {

@@ -30,7 +30,8 @@ impl DynamoCounterStore {
         }
     }
 
-    fn id(key: &str) -> String {
+    /// The item id under which the counter `key` is kept.
+    pub(crate) fn id(key: &str) -> String {
         format!("count:{key}")
     }
 

@@ -12,10 +12,12 @@ use switchboard_domain::privacy::{
     CustomerData, CustomerExport, CustomerRef, Erasure, customer_texts,
 };
 use switchboard_domain::redact::redact;
-use switchboard_domain::{ConversationKey, Customer, Session, StoreError, Tier};
+use switchboard_domain::{
+    Clock, ConversationKey, Customer, Session, StoreError, SystemClock, Tier,
+};
 
 use super::gaps::question_key;
-use super::{DynamoFeedbackStore, Item, ItemReader, s};
+use super::{DynamoCounterStore, DynamoFeedbackStore, Item, ItemReader, s};
 use crate::config::AwsResources;
 use crate::error::AwsError;
 
@@ -26,6 +28,8 @@ pub struct DynamoCustomerData {
     customers_table: String,
     feedback_table: String,
     gaps_table: String,
+    /// Where the email channels' reply counters and bounce marks are kept.
+    counters_table: String,
 }
 
 impl DynamoCustomerData {
@@ -36,6 +40,7 @@ impl DynamoCustomerData {
             customers_table: resources.customers_table.clone(),
             feedback_table: resources.feedback_table.clone(),
             gaps_table: resources.gaps_table.clone(),
+            counters_table: resources.idempotency_table.clone(),
         }
     }
 
@@ -254,6 +259,12 @@ impl CustomerData for DynamoCustomerData {
         for session in &conversations {
             let item = key(&[("conversation", session.key.as_str())]);
             erasure.conversations += usize::from(self.delete(&self.sessions_table, item).await?);
+        }
+        // Counters cannot be listed by key prefix here, so the erase names every
+        // one that can still count; older ones have expired.
+        for counter in customer.live_counter_keys(SystemClock.now_ms()) {
+            let item = key(&[("id", &DynamoCounterStore::id(&counter))]);
+            erasure.counters += usize::from(self.delete(&self.counters_table, item).await?);
         }
         let item = key(&[("customer", &customer.key())]);
         erasure.records = usize::from(self.delete(&self.customers_table, item).await?);

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use switchboard_domain::privacy::{auto_reply_counter_key, undeliverable_counter_key};
+use switchboard_domain::privacy::{
+    auto_reply_counter_key, counter_day, counter_day_expiry_ms, undeliverable_counter_key,
+};
 use switchboard_domain::{Clock, CounterStore, OutboundReply, SendError};
 
 use crate::kit::{ChannelDeps, Unusable, unusable};
@@ -81,8 +83,8 @@ impl ReplyLimits {
             tracing::info!(channel = self.channel, reply_id = %reply.reply_id, "not mailing an address that bounces");
             return Ok(Some("the address bounces"));
         }
-        let day = now_ms.div_euclid(DAY_MS);
-        let expires = day.saturating_add(2).saturating_mul(DAY_MS);
+        let day = counter_day(now_ms);
+        let expires = counter_day_expiry_ms(day);
         // A reply retried after a failed send (SMTP down) already holds its
         // slot: it must not take another, or an outage would use up the cap.
         let holds_slot = format!("auto-reply-slot:{}:{}", self.channel, reply.reply_id);

@@ -25,8 +25,7 @@ impl CustomerData for LocalCustomerData {
         // (escalation mails carry the conversation key) and the customer id.
         let conversations = self.store.export(customer).await?.conversations;
         let mut erasure = self.store.erase(customer).await?;
-        let mut marks: Vec<String> = conversations.iter().map(|s| s.key.0.clone()).collect();
-        marks.push(customer.key());
+        let keys: Vec<String> = conversations.iter().map(|s| s.key.0.clone()).collect();
         let mut ids: Vec<String> = conversations
             .iter()
             .map(|s| s.conversation_id.clone())
@@ -36,7 +35,7 @@ impl CustomerData for LocalCustomerData {
         let channel = customer.channel.clone();
         let (files, lines) = tokio::task::spawn_blocking(move || {
             let lines = erase_dev_replies(&data_dir.join("dev-replies.jsonl"), &channel, &ids)?;
-            let files = erase_outbox(&data_dir.join("outbox"), &marks, &ids)?;
+            let files = erase_outbox(&data_dir.join("outbox"), &keys, &ids)?;
             Ok::<_, std::io::Error>((files, lines))
         })
         .await
@@ -96,30 +95,56 @@ fn mentions(value: &serde_json::Value, ids: &[String]) -> bool {
     }
 }
 
-/// Deletes the outbox mails that name one of the customer's conversations, or
-/// the customer's address (ids with an `@`).
-fn erase_outbox(dir: &Path, marks: &[String], ids: &[String]) -> std::io::Result<usize> {
+/// Deletes the outbox mails about one of the customer's conversations (the
+/// escalation and notification mails' `X-Switchboard-Conversation` header) or
+/// addressed to or from the customer's address (ids with an `@`). Headers are
+/// compared whole: `telegram:bot:8` is not `telegram:bot:88`.
+fn erase_outbox(dir: &Path, conversations: &[String], ids: &[String]) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let needles: Vec<&str> = marks
+    let addresses: Vec<&str> = ids
         .iter()
         .map(String::as_str)
-        .chain(ids.iter().map(String::as_str).filter(|id| id.contains('@')))
+        .filter(|id| id.contains('@'))
         .collect();
     let mut removed = 0;
     for entry in entries {
         let path = entry?.path();
         let bytes = std::fs::read(&path)?;
-        let text = String::from_utf8_lossy(&bytes);
-        if needles.iter().any(|needle| text.contains(needle)) {
+        if mail_names(&bytes, conversations, &addresses) {
             std::fs::remove_file(&path)?;
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Whether a mail's headers name one of `conversations` or `addresses`.
+fn mail_names(mail: &[u8], conversations: &[String], addresses: &[&str]) -> bool {
+    let Some(message) = mail_parser::MessageParser::new().parse_headers(mail) else {
+        return false;
+    };
+    let about_conversation = message
+        .header("X-Switchboard-Conversation")
+        .and_then(|value| value.as_text())
+        .is_some_and(|key| conversations.iter().any(|c| c == key.trim()));
+    let party = |header: Option<&mail_parser::Address>| {
+        header.is_some_and(|list| {
+            list.iter().any(|a| {
+                a.address().is_some_and(|mailbox| {
+                    addresses.iter().any(|id| mailbox.eq_ignore_ascii_case(id))
+                })
+            })
+        })
+    };
+    about_conversation
+        || party(message.to())
+        || party(message.cc())
+        || party(message.bcc())
+        || party(message.from())
 }
 
 #[cfg(test)]
@@ -161,19 +186,29 @@ mod tests {
     #[test]
     fn outbox_mails_naming_the_conversation_or_address_go() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("a.eml"),
-            "X-Switchboard-Conversation: telegram:bot:4417\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("b.eml"), "To: ann@example.com\n").unwrap();
-        std::fs::write(dir.path().join("c.eml"), "To: bob@example.com\n").unwrap();
-        let marks = ["telegram:bot:4417".to_owned()];
+        let mail = |name: &str, headers: &str| {
+            let text = format!("{headers}Subject: s\r\n\r\nConversation: telegram:bot:4417\r\n");
+            std::fs::write(dir.path().join(name), text).unwrap();
+        };
+        mail("a.eml", "X-Switchboard-Conversation: telegram:bot:4417\r\n");
+        mail("b.eml", "To: Ann <ANN@example.com>\r\n");
+        mail("c.eml", "To: bob@example.com\r\n");
+        // Other customers whose keys or addresses start with the same text,
+        // and a body that quotes the key: all kept.
+        mail(
+            "d.eml",
+            "X-Switchboard-Conversation: telegram:bot:44170\r\n",
+        );
+        mail("e.eml", "To: xann@example.com\r\n");
+        mail("f.eml", "To: ann@example.com.evil\r\n");
+        let conversations = ["telegram:bot:4417".to_owned()];
         let ids = ["4417".to_owned(), "ann@example.com".to_owned()];
-        assert_eq!(erase_outbox(dir.path(), &marks, &ids).unwrap(), 2);
-        assert!(dir.path().join("c.eml").exists());
+        assert_eq!(erase_outbox(dir.path(), &conversations, &ids).unwrap(), 2);
+        for kept in ["c.eml", "d.eml", "e.eml", "f.eml"] {
+            assert!(dir.path().join(kept).exists(), "{kept} was deleted");
+        }
         assert_eq!(
-            erase_outbox(&dir.path().join("none"), &marks, &ids).unwrap(),
+            erase_outbox(&dir.path().join("none"), &conversations, &ids).unwrap(),
             0
         );
     }

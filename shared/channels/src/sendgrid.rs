@@ -162,10 +162,10 @@ impl Inbound for Sendgrid {
             Some(raw) => {
                 let mail = parse_mime(raw.as_bytes())?;
                 ReceivedMail {
+                    text: mail.customer_text(),
                     headers: mail.headers,
                     from: mail.from,
                     subject: mail.subject,
-                    text: new_text(&mail.body),
                     attachments: mail.attachments,
                     ..ReceivedMail::default()
                 }

@@ -292,12 +292,16 @@ impl Threading {
     /// From the mail's headers (`header` looks one up by name).
     pub fn of<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Self {
         let message_id = header("Message-Id").and_then(super::normalize_message_id);
-        let references: Vec<String> = header("References").map(message_ids).unwrap_or_default();
-        let in_reply_to =
-            header("In-Reply-To").and_then(|value| message_ids(value).into_iter().next());
+        let mut references: Vec<String> = header("References").map(message_ids).unwrap_or_default();
+        let in_reply_to = header("In-Reply-To").map(message_ids).unwrap_or_default();
+        // RFC 5322 3.6.4: a parent without References but replying to one
+        // mail has that mail as its thread, which our reply's References extend.
+        if references.is_empty() && in_reply_to.len() == 1 {
+            references = in_reply_to.clone();
+        }
         let root = references
             .first()
-            .or(in_reply_to.as_ref())
+            .or(in_reply_to.first())
             .or(message_id.as_ref());
         let root = root.map(|id| bare_id(id).to_owned());
         Self {
@@ -523,6 +527,33 @@ mod tests {
             .remove(0);
         assert_eq!(message.text, exact);
         assert_eq!(cut("abcdef", 3), format!("abc{CUT_MARKER}"));
+    }
+
+    #[test]
+    fn a_reply_without_references_threads_under_its_in_reply_to() {
+        let headers: Vec<(String, String)> = [
+            ("Message-ID", "<m2@customer.example>"),
+            ("In-Reply-To", "<m1@customer.example>"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let threading = Threading::of(|name| header(&headers, name));
+        assert_eq!(threading.references, vec!["<m1@customer.example>"]);
+        let thread = threading.reply_thread("Re: x", "jane@customer.example".into(), "s".into());
+        let reply = super::super::build_reply(
+            &thread,
+            "support@shop.example",
+            "ok",
+            "shop.example",
+            None,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            reply.headers().get_raw("References"),
+            Some("<m1@customer.example> <m2@customer.example>")
+        );
     }
 
     #[test]

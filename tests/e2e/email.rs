@@ -508,3 +508,42 @@ async fn no_reply_goes_to_our_own_address_or_a_machine_whatever_reply_to_says() 
         Some("dana@home.test")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postmark_customers_answer_is_threaded_under_its_own_message_id() {
+    let server = Server::start(Options::default()).await;
+    let customer = "threads@customer.test";
+    let first = provider_mail(
+        "postmark",
+        customer,
+        "Hello, how do I return an item I bought last week?",
+    );
+    assert_eq!(server.post_request(&first).await.0, 200);
+    let ours = wait_for_mails_to(&server, customer, 1).await.remove(0);
+    let first_id = mail_header(&ours, "In-Reply-To").unwrap();
+    let our_id = mail_header(&ours, "Message-ID").unwrap();
+    // The customer answers; Postmark's `MessageID` is its own, the mail's
+    // ids are among `Headers`.
+    let mut answer = provider_mail("postmark", customer, "And how long does shipping take?");
+    let mut body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+    body["Subject"] = "Re: Question".into();
+    body["Headers"] = serde_json::json!([
+        { "Name": "Message-ID", "Value": "<answer-2@customer.test>" },
+        { "Name": "In-Reply-To", "Value": our_id },
+        { "Name": "References", "Value": format!("{first_id} {our_id}") },
+    ]);
+    *answer.body_mut() = body.to_string().into();
+    assert_eq!(server.post_request(&answer).await.0, 200);
+    let replies = wait_for_mails_to(&server, customer, 2).await;
+    let next = replies
+        .iter()
+        .find(|mail| {
+            mail_header(mail, "In-Reply-To").as_deref() == Some("<answer-2@customer.test>")
+        })
+        .expect("the answer is answered under its own Message-ID");
+    assert_eq!(
+        mail_header(next, "References"),
+        Some(format!("{first_id} {our_id} <answer-2@customer.test>"))
+    );
+    assert_eq!(conversation_token(next), conversation_token(&ours));
+}

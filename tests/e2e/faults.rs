@@ -472,35 +472,95 @@ async fn dead_letters_are_redriven_once_their_cause_has_cleared() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_email_is_processed() {
+    use switchboard_channels::email::{CUT_MARKER, MAX_TEXT_CHARS};
     let server = Server::start(Options::default()).await;
-    // About 320 KiB of text (sent twice in the form): more than an SQS message holds.
-    let text = format!(
-        "How do I return an item? {}",
-        "The blender I bought makes noise. ".repeat(9_500)
-    );
-    let form = mailgun_form(
-        "frank@customer.test",
-        "Returns",
-        &text,
-        "<large@customer.test>",
-        &[],
-    );
-    assert!(form.len() > 512 * 1024 && form.len() < 1024 * 1024);
+    let customer = "frank@customer.test";
+    let filler = "The blender I bought makes noise. ".repeat(3_500);
+    // About 100 KiB of text each (sent twice in the form): the customer's
+    // text is cut to 20,000 characters, so the queued messages stay small,
+    // but a hand-over's ticket carries the whole transcript and every
+    // follow-up grows it past what an SQS message holds.
+    let mail = |n: usize, ask: &str| {
+        mailgun_form(
+            customer,
+            "Returns",
+            &format!("Mail {n}: {ask} {filler}"),
+            &format!("<large-{n}@customer.test>"),
+            &[("References", "<large-1@customer.test>")],
+        )
+    };
+    let first = mail(1, "How do I return an item?");
+    assert!(first.len() > 200 * 1024 && first.len() < 1024 * 1024);
     let (status, body) = server
-        .post("/webhooks/mailgun", &mailgun_headers(), form)
+        .post("/webhooks/mailgun", &mailgun_headers(), first)
         .await;
     assert_eq!(status, 200, "{body}");
-    let mails = eventually("the reply", Duration::from_secs(30), || {
-        let mails: Vec<String> = server
+    let to_frank = || {
+        server
             .smtp
             .messages()
             .into_iter()
-            .filter(|m| mail_header(m, "X-Envelope-To").as_deref() == Some("frank@customer.test"))
-            .collect();
-        (!mails.is_empty()).then_some(mails)
+            .filter(|m| mail_header(m, "X-Envelope-To").as_deref() == Some(customer))
+            .collect::<Vec<String>>()
+    };
+    let reply = eventually("the reply", Duration::from_secs(30), || {
+        to_frank().into_iter().next()
     })
     .await;
-    assert_eq!(mails.len(), 1);
-    assert!(server.log().contains("large body stored aside"));
+    // Our reply's Message-ID carries the conversation: `<sb.{token}.…@…>`.
+    let id = mail_header(&reply, "Message-ID").unwrap();
+    let token = id.trim_start_matches("<sb.").split('.').next().unwrap();
+    let key = ConversationKey::new("mailgun", SUPPORT_ADDRESS, token);
+
+    const MAILS: usize = 7;
+    for n in 2..=MAILS {
+        let (status, body) = server
+            .post(
+                "/webhooks/mailgun",
+                &mailgun_headers(),
+                mail(n, "I want to talk to a human about my return."),
+            )
+            .await;
+        assert_eq!(status, 200, "{n}: {body}");
+    }
+    // The agents hear of the last follow-up: its ticket went aside and came back.
+    let last = format!("Mail {MAILS}: I want to talk to a human");
+    eventually(
+        "the last follow-up at the agents",
+        Duration::from_secs(60),
+        || {
+            server.smtp.messages().into_iter().find(|m| {
+                mail_header(m, "X-Envelope-To").is_some_and(|to| to.contains("agents@"))
+                    && mail_text(m).contains(&last)
+            })
+        },
+    )
+    .await;
+    let log = server.log();
+    let aside: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("large body stored aside"))
+        .collect();
+    assert!(!aside.is_empty(), "a ticket stored aside");
+    assert!(
+        aside.iter().all(|line| line.contains("escalation")),
+        "only tickets are that large now: {aside:?}"
+    );
     assert_eq!(dead_letters(&server), (0, 0, 0));
+
+    // Every customer turn is cut at 20,000 characters and says so.
+    let store = SqliteStore::open(&server.database_path()).unwrap();
+    let session = store.load(&key).await.unwrap().expect("the conversation");
+    let turns: Vec<&str> = session
+        .turns
+        .iter()
+        .filter(|t| t.role == Role::Customer)
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(turns.len(), MAILS);
+    for (n, text) in turns.iter().enumerate() {
+        let kept = text.strip_suffix(CUT_MARKER).expect("marked as cut");
+        assert!(kept.starts_with(&format!("Mail {}: ", n + 1)), "{n}");
+        assert!(kept.chars().count() <= MAX_TEXT_CHARS, "{n}");
+    }
 }

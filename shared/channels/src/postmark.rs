@@ -219,3 +219,97 @@ impl Outbound for Postmark {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use switchboard_domain::InboundMessage;
+
+    use super::*;
+    use crate::kit::ParseError;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<lettre::Message>>);
+
+    #[async_trait]
+    impl EmailTransport for Recorder {
+        async fn send(&self, message: lettre::Message) -> Result<(), SendError> {
+            self.0.lock().unwrap().push(message);
+            Ok(())
+        }
+    }
+
+    fn channel_with(recorder: Arc<Recorder>) -> Postmark {
+        let config: PostmarkConfig = serde_json::from_value(json!({
+            "inbound_username": "postmark",
+            "inbound_password": "secret",
+            "from_address": "Shop Support <support@shop.example>",
+        }))
+        .unwrap();
+        let deps = ChannelDeps {
+            email: recorder,
+            ..ChannelDeps::offline()
+        };
+        Postmark::new(config, &deps).unwrap()
+    }
+
+    impl Postmark {
+        fn parse_json(&self, body: serde_json::Value) -> Result<Vec<InboundMessage>, ParseError> {
+            let headers = [("content-type".to_owned(), "application/json".to_owned())];
+            let request =
+                build_request("POST", "/webhooks/postmark", &headers, body.to_string()).unwrap();
+            self.parse(&request, &Verified::assume(&request))
+        }
+    }
+
+    /// The customer's answer to our first reply, as Postmark posts it: its
+    /// own `Message-ID` and the thread's ids are among `Headers`.
+    fn customer_answer() -> serde_json::Value {
+        json!({
+            "From": "jane@customer.example",
+            "FromFull": { "Email": "jane@customer.example", "Name": "Jane Doe", "MailboxHash": "" },
+            "To": "support@shop.example",
+            "ToFull": [{ "Email": "support@shop.example", "Name": "", "MailboxHash": "" }],
+            "Subject": "Re: Where is my order?",
+            "MessageID": "7b0c3f3e-5d8f-4f4e-9a57-2f1d7f0e6c11",
+            "MailboxHash": "",
+            "TextBody": "Still nothing.\n\nOn Monday Shop Support wrote:\n> It left today.",
+            "StrippedTextReply": "Still nothing.",
+            "Headers": [
+                { "Name": "Message-ID", "Value": "<CAF=m2@mail.customer.example>" },
+                { "Name": "In-Reply-To", "Value": "<reply1@shop.example>" },
+                { "Name": "References", "Value": "<m1@mail.customer.example> <reply1@shop.example>" },
+            ],
+            "Attachments": [],
+        })
+    }
+
+    #[tokio::test]
+    async fn replies_thread_under_the_customers_message_id() {
+        let recorder = Arc::new(Recorder::default());
+        let postmark = channel_with(recorder.clone());
+        let inbound = postmark.parse_json(customer_answer()).unwrap().remove(0);
+        assert_eq!(inbound.text, "Still nothing.");
+        // Postmark's own id stays the dedupe key.
+        assert_eq!(
+            inbound.provider_message_id,
+            "7b0c3f3e-5d8f-4f4e-9a57-2f1d7f0e6c11"
+        );
+        let reply = OutboundReply::to_message(&inbound, "It is on its way.", "r-2");
+        postmark.send(&reply).await.unwrap();
+        let sent = recorder.0.lock().unwrap().remove(0);
+        let headers = sent.headers();
+        assert_eq!(
+            headers.get_raw("In-Reply-To"),
+            Some("<CAF=m2@mail.customer.example>")
+        );
+        assert_eq!(
+            headers.get_raw("References").map(|v| v.replace("\r\n", "")),
+            Some(
+                "<m1@mail.customer.example> <reply1@shop.example> <CAF=m2@mail.customer.example>"
+                    .to_owned()
+            )
+        );
+    }
+}

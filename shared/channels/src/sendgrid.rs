@@ -158,14 +158,15 @@ impl Inbound for Sendgrid {
             .transpose()
             .map_err(|_| invalid("envelope is not JSON"))?
             .unwrap_or_default();
-        let mut mail = match form.non_empty("email") {
+        let mut mail = match form.non_empty("email").and(form.bytes("email")) {
+            // The raw mail's bytes, so that its declared charsets decode it.
             Some(raw) => {
-                let mail = parse_mime(raw.as_bytes())?;
+                let mail = parse_mime(raw)?;
                 ReceivedMail {
+                    text: mail.customer_text(),
                     headers: mail.headers,
                     from: mail.from,
                     subject: mail.subject,
-                    text: new_text(&mail.body),
                     attachments: mail.attachments,
                     ..ReceivedMail::default()
                 }
@@ -398,5 +399,46 @@ mod tests {
         let message = &sendgrid.parse(&sample, &verified).unwrap()[0];
         assert_eq!(message.text, "Where is my parcel?");
         assert_eq!(message.customer_id, "ann@customer.example");
+    }
+
+    /// A raw-mode post whose `email` field is `mail`, bytes as they are.
+    fn raw_post(mail: &[u8]) -> WebhookRequest {
+        let mut body =
+            b"--xYzZY\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n".to_vec();
+        body.extend_from_slice(mail);
+        body.extend_from_slice(b"\r\n--xYzZY--\r\n");
+        let headers = [(
+            "content-type".to_owned(),
+            "multipart/form-data; boundary=xYzZY".to_owned(),
+        )];
+        build_request("POST", "/webhooks/sendgrid", &headers, body).unwrap()
+    }
+
+    #[test]
+    fn raw_mail_is_decoded_in_its_declared_charset() {
+        let sendgrid = channel(&ChannelDeps::offline());
+        let mail = |charset: &str, body: &[u8]| {
+            let mut raw = format!(
+                "From: jane@customer.example\r\nTo: support@shop.example\r\n\
+                 Subject: Hi\r\nMessage-ID: <{charset}@customer.example>\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: text/plain; charset={charset}\r\n\
+                 Content-Transfer-Encoding: 8bit\r\n\r\n"
+            )
+            .into_bytes();
+            raw.extend_from_slice(body);
+            parse(&sendgrid, &raw_post(&raw)).remove(0).text
+        };
+        // Valid UTF-8 exact, each invalid byte one U+FFFD.
+        assert_eq!(
+            mail("utf-8", b"Caf\xc3\xa9 \xe8\xae\xa2\xe5\x8d\x95 \xff\xfe ok"),
+            "Café 订单 \u{FFFD}\u{FFFD} ok"
+        );
+        // Other charsets, in 8 bits: their own characters.
+        assert_eq!(mail("iso-8859-1", b"Caf\xe9 cr\xe8me"), "Café crème");
+        assert_eq!(mail("GB2312", b"\xc4\xe3\xba\xc3"), "你好");
+        assert_eq!(
+            mail("Shift_JIS", b"\x82\xa0\x82\xe8\x82\xaa\x82\xc6\x82\xa4"),
+            "ありがとう"
+        );
     }
 }

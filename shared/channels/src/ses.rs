@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_domain::{ObjectReader, OutboundReply, Secret, SendError};
 
-use crate::email::{EmailTransport, Identity, ReceivedMail, ReplyLimits, new_text, parse_mime};
+use crate::email::{EmailTransport, Identity, ReceivedMail, ReplyLimits, parse_mime};
 use crate::kit::descriptor::build;
 use crate::kit::json::invalid;
 use crate::kit::sns::{self, Certificates};
@@ -195,12 +195,12 @@ impl Inbound for Ses {
         };
         let mail_text = parse_mime(&raw)?;
         let received = ReceivedMail {
+            text: mail_text.customer_text(),
             headers: mail_text.headers,
             from: mail_text.from,
             envelope_sender: mail["source"].as_str().map(str::to_owned),
             recipient: mail["destination"][0].as_str().map(str::to_owned),
             subject: mail_text.subject,
-            text: new_text(&mail_text.body),
             attachments: mail_text.attachments,
             delivery_id: Some(id.to_owned()),
             sent_at_ms: mail["timestamp"]

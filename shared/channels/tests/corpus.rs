@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use switchboard_channels::email::{Identity, ReceivedMail, new_text, parse_mime};
+use switchboard_channels::email::{Identity, ReceivedMail, parse_mime};
 
 fn corpus() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus")
@@ -36,11 +36,11 @@ fn every_corpus_mail_gives_its_new_text_and_thread() {
         let raw = std::fs::read(corpus().join(name)).unwrap();
         let mail = parse_mime(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
         let received = ReceivedMail {
+            text: mail.customer_text(),
             headers: mail.headers,
             from: mail.from,
             recipient: mail.to,
             subject: mail.subject,
-            text: new_text(&mail.body),
             attachments: mail.attachments,
             ..ReceivedMail::default()
         };

@@ -15,6 +15,13 @@ use crate::kit::{ParseError, Unusable, permanent, unusable};
 /// Hex characters of a conversation token: 8 for the customer, 12 for the thread.
 const TOKEN_LEN: usize = 20;
 
+/// Most characters of a customer's mail kept as their message (the limit
+/// of a reply too): a longer text is cut, and says so.
+pub const MAX_TEXT_CHARS: usize = 20_000;
+
+/// What ends a text cut at [`MAX_TEXT_CHARS`].
+pub const CUT_MARKER: &str = "\n[…] (the mail was longer: cut at 20,000 characters)";
+
 /// Reply and forward prefixes left out of a subject when matching threads.
 const THREAD_PREFIXES: &[&str] = &["fwd", "fw", "转发", "轉寄"];
 
@@ -160,9 +167,10 @@ impl Identity {
         );
         // Some customers write the whole question in the subject line.
         let text = match mail.text.trim() {
-            "" => mail.subject.trim().to_owned(),
-            text => text.to_owned(),
+            "" => mail.subject.trim(),
+            text => text,
         };
+        let text = cut(text, MAX_TEXT_CHARS);
         let reply_to = header("Reply-To")
             .and_then(address_of)
             .unwrap_or_else(|| customer_id.clone());
@@ -284,12 +292,16 @@ impl Threading {
     /// From the mail's headers (`header` looks one up by name).
     pub fn of<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Self {
         let message_id = header("Message-Id").and_then(super::normalize_message_id);
-        let references: Vec<String> = header("References").map(message_ids).unwrap_or_default();
-        let in_reply_to =
-            header("In-Reply-To").and_then(|value| message_ids(value).into_iter().next());
+        let mut references: Vec<String> = header("References").map(message_ids).unwrap_or_default();
+        let in_reply_to = header("In-Reply-To").map(message_ids).unwrap_or_default();
+        // RFC 5322 3.6.4: a parent without References but replying to one
+        // mail has that mail as its thread, which our reply's References extend.
+        if references.is_empty() && in_reply_to.len() == 1 {
+            references = in_reply_to.clone();
+        }
         let root = references
             .first()
-            .or(in_reply_to.as_ref())
+            .or(in_reply_to.first())
             .or(message_id.as_ref());
         let root = root.map(|id| bare_id(id).to_owned());
         Self {
@@ -308,6 +320,15 @@ impl Threading {
             reply_to,
             to,
         }
+    }
+}
+
+/// `text` whole when it has at most `limit` characters, else its first
+/// `limit` characters (cut on a character boundary) and [`CUT_MARKER`].
+fn cut(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}{CUT_MARKER}", text[..end].trim_end()),
     }
 }
 
@@ -465,6 +486,73 @@ mod tests {
         assert_ne!(
             conversation(&[], &format!("support+{bob}@shop.example"), "x"),
             bob
+        );
+    }
+
+    fn mail_with(text: &str) -> ReceivedMail {
+        ReceivedMail {
+            headers: vec![("Message-ID".into(), "<big@customer.example>".into())],
+            from: Some("jane@customer.example".into()),
+            recipient: Some("support@shop.example".into()),
+            subject: "Huge".into(),
+            text: text.into(),
+            ..ReceivedMail::default()
+        }
+    }
+
+    #[test]
+    fn a_huge_mail_is_cut_on_a_character_boundary_and_says_so() {
+        // 900 KB of three-byte characters and ASCII.
+        let huge = "订单 where is it? ".repeat(60_000);
+        assert!(huge.len() > 900_000);
+        let message = identity()
+            .inbound("test", mail_with(&huge))
+            .unwrap()
+            .remove(0);
+        let kept = message
+            .text
+            .strip_suffix(CUT_MARKER)
+            .expect("marked as cut");
+        assert!(kept.chars().count() <= MAX_TEXT_CHARS);
+        assert!(
+            kept.chars().count() > MAX_TEXT_CHARS - 10,
+            "only trailing space dropped"
+        );
+        assert!(huge.starts_with(kept));
+        // A text of exactly the limit is kept whole, unmarked.
+        let exact: String = "é".repeat(MAX_TEXT_CHARS);
+        let message = identity()
+            .inbound("test", mail_with(&exact))
+            .unwrap()
+            .remove(0);
+        assert_eq!(message.text, exact);
+        assert_eq!(cut("abcdef", 3), format!("abc{CUT_MARKER}"));
+    }
+
+    #[test]
+    fn a_reply_without_references_threads_under_its_in_reply_to() {
+        let headers: Vec<(String, String)> = [
+            ("Message-ID", "<m2@customer.example>"),
+            ("In-Reply-To", "<m1@customer.example>"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let threading = Threading::of(|name| header(&headers, name));
+        assert_eq!(threading.references, vec!["<m1@customer.example>"]);
+        let thread = threading.reply_thread("Re: x", "jane@customer.example".into(), "s".into());
+        let reply = super::super::build_reply(
+            &thread,
+            "support@shop.example",
+            "ok",
+            "shop.example",
+            None,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            reply.headers().get_raw("References"),
+            Some("<m1@customer.example> <m2@customer.example>")
         );
     }
 

@@ -12,7 +12,8 @@ mod transport;
 
 pub use guard::{address_of, auto_reply_block, display_name, domain_of};
 pub use inbound::{
-    Identity, ReceivedMail, Threading, bare_id, header, is_token, thread_subject, untag,
+    CUT_MARKER, Identity, MAX_TEXT_CHARS, ReceivedMail, Threading, bare_id, header, is_token,
+    thread_subject, untag,
 };
 pub use lettre::Message;
 pub use limits::{DEFAULT_DAILY_CAP, ReplyLimits};

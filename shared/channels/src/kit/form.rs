@@ -53,6 +53,9 @@ pub struct FilePart {
 pub struct Form {
     pub fields: Vec<(String, String)>,
     pub files: Vec<FilePart>,
+    /// The bytes of the multipart text fields that are not UTF-8 (a raw
+    /// mail in its own charset), which `fields` holds with replacements.
+    pub raw: Vec<(String, Bytes)>,
 }
 
 impl Form {
@@ -67,6 +70,14 @@ impl Form {
     /// First field of that name with a value that is not blank.
     pub fn non_empty(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|value| !value.trim().is_empty())
+    }
+
+    /// The bytes of the first field of that name, as sent.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        match self.raw.iter().find(|(key, _)| key == name) {
+            Some((_, bytes)) => Some(bytes),
+            None => self.get(name).map(str::as_bytes),
+        }
     }
 
     /// The uploaded files, described as attachments.
@@ -134,7 +145,7 @@ pub fn read_form(request: &WebhookRequest) -> Result<Form, FormError> {
     match request.content_type().as_str() {
         "application/x-www-form-urlencoded" => Ok(Form {
             fields: request.form_fields(),
-            files: Vec::new(),
+            ..Form::default()
         }),
         "multipart/form-data" => {
             let header = request.header("content-type").unwrap_or_default();
@@ -193,9 +204,16 @@ pub fn parse_multipart(body: Bytes, boundary: &str) -> Result<Form, FormError> {
                     content_type,
                     size: content.len(),
                 }),
-                None => form
-                    .fields
-                    .push((name, String::from_utf8_lossy(&content).into_owned())),
+                None => {
+                    let text = match std::str::from_utf8(&content) {
+                        Ok(text) => text.to_owned(),
+                        Err(_) => {
+                            form.raw.push((name.clone(), content.clone()));
+                            String::from_utf8_lossy(&content).into_owned()
+                        }
+                    };
+                    form.fields.push((name, text))
+                }
             }
         }
         Ok(form)

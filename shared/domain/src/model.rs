@@ -46,7 +46,8 @@ impl InboundMessage {
             parts.iter().map(|p| p.len() + 1).sum::<usize>() - 1 > limit
                 || parts.iter().any(|p| p.chars().any(char::is_control))
         };
-        let (channel, account) = (self.channel.as_str(), self.account_id.as_str());
+        let account = key_segment(&self.account_id);
+        let (channel, account) = (self.channel.as_str(), account.as_ref());
         if bad(
             &[channel, account, &self.conversation_id],
             MAX_CONVERSATION_KEY_BYTES,
@@ -75,8 +76,22 @@ impl InboundMessage {
     pub fn dedupe_key(&self) -> String {
         format!(
             "{}:{}:{}",
-            self.channel, self.account_id, self.provider_message_id
+            self.channel,
+            key_segment(&self.account_id),
+            self.provider_message_id
         )
+    }
+}
+
+/// An account id as a middle segment of a key: `:` (and the escape's own `%`)
+/// percent-encoded, so that the account `shop:eu` with the conversation `c1`
+/// and the account `shop` with the conversation `eu:c1` are different keys.
+/// Ids without either are unchanged.
+fn key_segment(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.contains([':', '%']) {
+        id.replace('%', "%25").replace(':', "%3A").into()
+    } else {
+        id.into()
     }
 }
 
@@ -249,7 +264,8 @@ pub struct ConversationKey(pub String);
 
 impl ConversationKey {
     pub fn new(channel: &str, account_id: &str, conversation_id: &str) -> Self {
-        Self(format!("{channel}:{account_id}:{conversation_id}"))
+        let account = key_segment(account_id);
+        Self(format!("{channel}:{account}:{conversation_id}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -362,6 +378,27 @@ mod tests {
             attachments: Vec::new(),
             reply: ReplyContext::default(),
         }
+    }
+
+    #[test]
+    fn a_colon_in_the_account_cannot_make_two_messages_share_a_key() {
+        let with_account = |account: &str, conversation: &str, id: &str| InboundMessage {
+            account_id: account.into(),
+            ..message(conversation, "u", id)
+        };
+        let alice = with_account("shop:eu", "c1:z", "x1");
+        let bob = with_account("shop", "eu:c1:z", "x2");
+        let carol = with_account("shop", "other", "eu:x1");
+        assert_ne!(alice.conversation_key(), bob.conversation_key());
+        assert_ne!(alice.dedupe_key(), carol.dedupe_key());
+        assert_eq!(alice.conversation_key().as_str(), "webchat:shop%3Aeu:c1:z");
+        // The escape's own sign is escaped too, and plain ids are unchanged.
+        assert_ne!(
+            with_account("a%3Ab", "c", "m").conversation_key(),
+            alice.conversation_key()
+        );
+        assert_eq!(bob.conversation_key().as_str(), "webchat:shop:eu:c1:z");
+        assert_eq!(bob.conversation_key().channel(), "webchat");
     }
 
     #[test]

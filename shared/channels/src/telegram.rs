@@ -413,6 +413,15 @@ mod tests {
     }
 
     #[test]
+    fn a_button_tap_is_dated_on_arrival_not_by_the_message_with_the_buttons() {
+        // The buttons were sent at `date`; the tap may come hours later.
+        let body = r#"{"update_id":12,"callback_query":{"id":"77","from":{"id":5,"is_bot":false},
+            "message":{"message_id":3,"date":1441645532,"chat":{"id":5}},"data":"1"}}"#;
+        let tap = &channel().parse_body(&request(body, None)).unwrap()[0];
+        assert_eq!((tap.text.as_str(), tap.sent_at_ms), ("1", 0));
+    }
+
+    #[test]
     fn non_messages_and_bots_yield_nothing() {
         let telegram = channel();
         for body in [

@@ -115,10 +115,10 @@ pub fn telegram_callback(update: &Value, bot_id: &str) -> Option<Parsed> {
         customer_name: person_name(query.get("from")),
         conversation_id: chat.to_string(),
         provider_message_id: int(update, "/update_id")?.to_string(),
-        // A query carries no time of its own: the message with the button's.
-        sent_at_ms: int(message, "/date")
-            .unwrap_or_default()
-            .saturating_mul(1000),
+        // A query carries no time of its own, and the message's `date` is
+        // when the buttons were sent, maybe hours before the tap: 0 lets the
+        // worker date the tap when it arrives.
+        sent_at_ms: 0,
         kind: MessageKind::Text,
         text: data,
         attachments: Vec::new(),

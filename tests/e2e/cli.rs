@@ -137,6 +137,12 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
     let blank = run(vec!["--channel", "telegram", "--text", " "])
         .await
         .unwrap();
+    // Telegram's ids are numbers, email's are addresses.
+    let mut misfits = Vec::new();
+    for (channel, customer) in [("telegram", "sim123"), ("postmark", "not-an-address")] {
+        let args = vec!["--channel", channel, "--customer", customer, "--text", "Hi"];
+        misfits.push(run(args).await.unwrap());
+    }
     let unanswered = run(vec![
         "--channel",
         "telegram",
@@ -205,6 +211,16 @@ async fn simulate_shows_a_newcomer_the_whole_loop_in_development_mode() {
         blank.status
     );
     assert!(!String::from_utf8_lossy(&blank.stdout).contains("webhook answered"));
+    // A customer id the channel cannot have: a usage error, nothing posted.
+    for misfit in misfits {
+        let stderr = String::from_utf8_lossy(&misfit.stderr);
+        assert!(
+            misfit.status.code() == Some(2) && stderr.contains("--customer"),
+            "{:?} {stderr}",
+            misfit.status
+        );
+        assert!(!String::from_utf8_lossy(&misfit.stdout).contains("webhook answered"));
+    }
     // No reply in time: said so, with its own exit status.
     let stdout = String::from_utf8_lossy(&unanswered.stdout);
     assert!(

@@ -22,11 +22,14 @@ use reply::{Addressee, reply_text};
 /// The exit status when no reply to the simulated message came in time.
 pub const NO_REPLY_STATUS: u8 = 3;
 
+/// The exit status of bad usage, as clap's.
+const USAGE_STATUS: u8 = 2;
+
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit status: 0 the reply was printed (or the conversation is with a \
     person, so the bot stays quiet); 1 an error (server refused or unreachable); 2 bad usage \
-    (an empty --text too); 3 no reply to this customer's conversation within --wait seconds (the message may have been \
+    (an empty --text, or a --customer the channel does not accept); 3 no reply to this customer's conversation within --wait seconds (the message may have been \
     handed over or dropped)."
 )]
 pub struct SimulateArgs {
@@ -110,10 +113,24 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<ExitCod
     let verified = channel
         .verify(&request, now_ms)
         .unwrap_or_else(|_| Verified::assume(&request));
-    let message = channel
+    // Our own sample not parsing means the customer id does not fit the
+    // channel (Telegram's are numbers, email's are addresses): a usage error.
+    let Some(message) = channel
         .parse(&request, &verified)
         .ok()
-        .and_then(|mut messages| messages.pop());
+        .and_then(|mut messages| messages.pop())
+    else {
+        let kind = if is_email {
+            "an email address"
+        } else {
+            "an id of the channel's own form"
+        };
+        eprintln!(
+            "error: --customer {customer:?} is not a customer {} accepts: give {kind} (for example {default_customer})",
+            args.channel
+        );
+        return Ok(ExitCode::from(USAGE_STATUS));
+    };
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -156,11 +173,8 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<ExitCod
         return Ok(ExitCode::SUCCESS);
     }
     // Only a reply to this conversation answers it (a timer may answer another meanwhile).
-    let addressee = message.as_ref().map(Addressee::of);
-    let ours = |record: &&Value| match &addressee {
-        Some(addressee) => addressee.is_addressed(record),
-        None => record["channel"] == args.channel.as_str(),
-    };
+    let addressee = Addressee::of(&message);
+    let ours = |record: &&Value| addressee.is_addressed(record);
     let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
     while std::time::Instant::now() < deadline {
         let replies = dev_replies(&client, &base, token.as_deref()).await;
@@ -180,8 +194,7 @@ pub async fn run(config: &Config, args: &SimulateArgs) -> anyhow::Result<ExitCod
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Why nothing came: most often, a person has the conversation.
-    if let Some(message) = message
-        && let Ok(store) = SqliteStore::open(&config.database_path())
+    if let Ok(store) = SqliteStore::open(&config.database_path())
         && let Ok(Some(session)) = store.load(&message.conversation_key()).await
         && session.status == SessionStatus::Escalated
     {

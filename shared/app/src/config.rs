@@ -106,6 +106,9 @@ pub struct Config {
     pub experiments: switchboard_domain::Experiments,
     /// "Was this helpful?" and the satisfaction survey (`[feedback]`, `[feedback.csat]`).
     pub feedback: switchboard_domain::feedback::FeedbackSettings,
+    /// The file this was read from (local): `serve` re-reads its tokens.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// `[tiers]`: where customers' tiers come from besides the configured VIPs
@@ -362,6 +365,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             experiments: Default::default(),
             feedback: Default::default(),
+            file: None,
         }
     }
 }
@@ -470,6 +474,7 @@ impl Config {
             config.database = config.database.map(|p| base.join(p));
             config.knowledge_base = config.knowledge_base.map(|p| base.join(p));
         }
+        config.file = Some(path.to_path_buf());
         config.checked()
     }
 

@@ -10,3 +10,4 @@ pub mod reload;
 pub mod runner;
 pub mod server;
 pub mod simulate;
+pub mod tokens;

@@ -130,6 +130,14 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The tokens the configuration holds: who, scope, and the start of the
+    /// SHA-256 (never a token). A running `serve` accepts these within seconds
+    /// of a change to the file.
+    List {
+        /// JSON lines (the default when the output is not a terminal).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -435,6 +443,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     scope = scope.as_str(),
                     hash = entry["sha256"].as_str().unwrap_or_default(),
                 )?;
+            }
+        }
+        Command::Token(TokenCommand::List { json }) => {
+            let listed = switchboard_local::tokens::configured(&config)?;
+            if json || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                for token in &listed {
+                    writeln!(Stdout, "{}", serde_json::to_string(token)?)?;
+                }
+            } else {
+                write!(Stdout, "{}", switchboard_local::tokens::table(&listed))?;
             }
         }
         Command::Customer(command) => customer(&config, command).await?,

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 mod dev_provider;
 pub mod output;
+pub mod queues;
 pub mod reload;
 pub mod runner;
 pub mod server;

@@ -245,6 +245,27 @@ enum QueueCommand {
     Stats,
     /// Put a queue's dead letters back in line.
     Redrive { queue: String },
+    /// The dead letters, the most recently failed first: queue, id, attempts,
+    /// when enqueued and when failed, cause and last error; never a body.
+    DeadLetters {
+        /// Only this queue's (inbound, escalation_priority, escalation_standard, timers, outbound).
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// JSON lines (the default when the output is not a terminal).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The embedded queue called `name`, or an error listing the names.
+fn queue_named(name: &str) -> anyhow::Result<QueueName> {
+    QueueName::ALL
+        .into_iter()
+        .find(|q| q.as_str() == name)
+        .with_context(|| format!("unknown queue {name:?}; one of inbound, escalation_priority, escalation_standard, timers, outbound"))
 }
 
 fn main() -> ExitCode {
@@ -466,11 +487,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stats = open_store(&config)?.stats().await?;
             writeln!(Stdout, "{}", serde_json::to_string_pretty(&stats)?)?;
         }
+        Command::Queue(QueueCommand::DeadLetters { queue, limit, json }) => {
+            let queue = queue.as_deref().map(queue_named).transpose()?;
+            let store = open_store(&config)?;
+            let listed = store.dead_letters(queue, limit as usize).await?;
+            if json || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                for dead in &listed {
+                    writeln!(Stdout, "{}", serde_json::to_string(dead)?)?;
+                }
+            } else {
+                let total: u64 = store
+                    .stats()
+                    .await?
+                    .iter()
+                    .filter(|s| queue.is_none_or(|q| q.as_str() == s.queue))
+                    .map(|s| s.dead)
+                    .sum();
+                write!(
+                    Stdout,
+                    "{}",
+                    switchboard_local::queues::dead_letter_table(&listed, total)
+                )?;
+            }
+        }
         Command::Queue(QueueCommand::Redrive { queue }) => {
-            let name = QueueName::ALL
-                .into_iter()
-                .find(|q| q.as_str() == queue)
-                .with_context(|| format!("unknown queue {queue:?}; one of inbound, escalation_priority, escalation_standard, timers, outbound"))?;
+            let name = queue_named(&queue)?;
             let moved = open_store(&config)?
                 .redrive(name, SystemClock.now_ms())
                 .await?;

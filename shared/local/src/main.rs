@@ -396,7 +396,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             use switchboard_pipeline::report;
             let (records, labels) = insight_sources(&config, aws).await?;
-            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let records = report::read(
+                records.as_ref(),
+                report::Window::last_days(days, SystemClock.now_ms()),
+            )
+            .await?;
             let report = report::build(&report::ReportInput {
                 sessions: &records.sessions,
                 feedback: &records.feedback,
@@ -420,7 +424,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Experiments(ExperimentsCommand::Report { days, aws }) => {
             use switchboard_pipeline::report;
             let (records, _) = insight_sources(&config, aws).await?;
-            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let records = report::read(
+                records.as_ref(),
+                report::Window::last_days(days, SystemClock.now_ms()),
+            )
+            .await?;
             let results = report::experiment_results(
                 &config.experiments,
                 &records.sessions,
@@ -744,7 +752,11 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
         } => {
             use switchboard_pipeline::report::{self, Unanswered};
             let (records, _) = insight_sources(config, aws).await?;
-            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let records = report::read(
+                records.as_ref(),
+                report::Window::last_days(days, SystemClock.now_ms()),
+            )
+            .await?;
             let gaps = report::gaps(
                 report::unanswered_turns(&records.sessions, records.from_ms, records.to_ms),
                 limit,
@@ -783,7 +795,11 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
         } => {
             use switchboard_pipeline::{report, suggest};
             let (records, labels) = insight_sources(config, aws).await?;
-            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let records = report::read(
+                records.as_ref(),
+                report::Window::last_days(days, SystemClock.now_ms()),
+            )
+            .await?;
             let mut found = suggest::suggest(
                 &records.sessions,
                 &records.feedback,

@@ -1542,7 +1542,6 @@ struct AWeekFromNow;
 
 impl switchboard_domain::Clock for AWeekFromNow {
     fn now_ms(&self) -> i64 {
-        use switchboard_domain::Clock as _;
         switchboard_domain::SystemClock.now_ms() + 7 * 86_400_000
     }
 }

@@ -90,8 +90,10 @@ mod tests {
 
     #[test]
     fn lists_holders_scopes_and_hash_prefixes_never_a_token() {
-        let mut config = Config::default();
-        config.channels = toml_channels();
+        let mut config = Config {
+            channels: toml_channels(),
+            ..Config::default()
+        };
         config.server.admin_token = Some(Secret::new("root-token-value"));
         config.server.tokens = vec![TokenConfig {
             name: "lee".into(),

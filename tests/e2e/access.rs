@@ -100,3 +100,96 @@ fn token_create_prints_a_token_and_its_hash() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--name"));
 }
+
+/// A token removed from the config file stops working in a running `serve`
+/// within seconds; an edit that breaks the file keeps the tokens in use (and
+/// is logged); a token added works without a restart. `token list` shows
+/// holders, scopes and hash prefixes, never a token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_server_follows_the_config_files_tokens() {
+    use std::time::Duration;
+    let server = Server::start(Options::default()).await;
+    let status_for = |token: &'static str| {
+        let request = reqwest::Client::new()
+            .get(format!("{}/api/conversations", server.base))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status_for(AGENT_TOKEN).await, 200);
+    let list = |config: &std::path::Path| {
+        let out = std::process::Command::new(switchboard_e2e::switchboard_bin())
+            .arg("--config")
+            .arg(config)
+            .args(["token", "list", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = list(&server.config_path());
+    let rows: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        rows[1],
+        json!({ "name": "lee", "scope": "agent", "sha256_prefix": "4053a8b2ede0", "source": "server.tokens" })
+    );
+    assert_eq!(
+        (&rows[0]["name"], &rows[0]["scope"]),
+        (&json!("admin"), &json!("admin"))
+    );
+    assert!(
+        !listed.contains(ADMIN_TOKEN) && !listed.contains(AGENT_TOKEN),
+        "{listed}"
+    );
+
+    // Revoke lee's token: remove it from the file.
+    let path = server.config_path();
+    let original = std::fs::read_to_string(&path).unwrap();
+    let lee_line = original
+        .lines()
+        .find(|line| line.starts_with("tokens = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(&path, original.replace(&lee_line, "")).unwrap();
+    switchboard_e2e::until(
+        "the revoked token refused",
+        Duration::from_secs(15),
+        || async { (status_for(AGENT_TOKEN).await == 401).then_some(()) },
+    )
+    .await;
+    assert_eq!(status_for(ADMIN_TOKEN).await, 200);
+    assert!(!list(&path).contains("lee"));
+
+    // A broken edit: the tokens in use stay (lee stays out, admin stays in).
+    std::fs::write(&path, format!("{original}\n[server\n")).unwrap();
+    switchboard_e2e::until("the bad edit reported", Duration::from_secs(15), || async {
+        server
+            .log()
+            .contains("agents' API tokens not reloaded")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(status_for(AGENT_TOKEN).await, 401);
+    assert_eq!(status_for(ADMIN_TOKEN).await, 200);
+    assert!(
+        server.log().contains("switchboard.toml: line "),
+        "{}",
+        server.log()
+    );
+
+    // Fixed, with lee's token back: accepted again without a restart.
+    std::fs::write(&path, &original).unwrap();
+    switchboard_e2e::until(
+        "the restored token accepted",
+        Duration::from_secs(15),
+        || async { (status_for(AGENT_TOKEN).await == 200).then_some(()) },
+    )
+    .await;
+    let log = server.log();
+    assert!(
+        !log.contains(AGENT_TOKEN) && !log.contains(ADMIN_TOKEN),
+        "tokens never reach the log"
+    );
+}

@@ -427,6 +427,62 @@ async fn an_address_the_mail_server_refuses_is_dead_lettered_at_once_and_stays_t
         (Some(1), Some(0))
     );
     assert!(server.smtp.messages().is_empty());
+
+    // `queue dead-letters` lists it: ids, attempts, times, cause, error; no body.
+    let list = |args: &[&str]| {
+        std::process::Command::new(switchboard_e2e::switchboard_bin())
+            .arg("--config")
+            .arg(server.config_path())
+            .args(["queue", "dead-letters"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [&["--json"][..], &["--queue", "outbound"][..]] {
+        let out = list(args);
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        let dead = rows[0].as_object().unwrap();
+        let mut keys: Vec<&str> = dead.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "attempts",
+                "cause",
+                "dedupe_id",
+                "enqueued_at_ms",
+                "error",
+                "failed_at_ms",
+                "group",
+                "id",
+                "permanent",
+                "queue",
+                "redrives"
+            ]
+        );
+        assert_eq!(
+            (&dead["queue"], &dead["attempts"], &dead["permanent"]),
+            (
+                &Value::from("outbound"),
+                &Value::from(1),
+                &Value::from(true)
+            )
+        );
+        assert!(dead["failed_at_ms"].as_i64().unwrap() >= dead["enqueued_at_ms"].as_i64().unwrap());
+        assert!(dead["error"].as_str().unwrap().contains("550"), "{text}");
+        assert!(!text.contains("return an item"), "{text}");
+    }
+    let out = list(&["--queue", "inbound"]);
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    let out = list(&["--queue", "outbox"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown queue \"outbox\""));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -225,6 +225,19 @@ async fn variants_decide_differently_are_counted_and_the_html_report_renders_in_
     let report = json_of(&server, &["report", "--days", "7"]);
     assert_eq!(report["conversations"], chats.len());
     assert_eq!(report["period"]["days"], 7);
+    // Seven dates, today's (UTC) the last: not a rolling 7 × 24 h that names eight.
+    let day_number = |date: &Value| {
+        let parts: Vec<i64> = date
+            .as_str()
+            .unwrap()
+            .split('-')
+            .map(|p| p.parse().unwrap())
+            .collect();
+        days_from_civil(parts[0], parts[1], parts[2])
+    };
+    let today = now_secs().div_euclid(86_400);
+    assert_eq!(day_number(&report["period"]["to"]), today);
+    assert_eq!(day_number(&report["period"]["from"]), today - 6);
     assert!(
         report["volume"][0]["date"]
             .as_str()
@@ -352,4 +365,14 @@ async fn kb_suggest_groups_rephrasings_with_the_agents_answer_and_gaps_are_separ
         "{gaps:?}"
     );
     assert_eq!(gaps.len(), rephrasings.len() + others.len());
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }

@@ -27,8 +27,8 @@ use switchboard_domain::{RetryPolicy, Secret, SlaPolicy};
 use switchboard_pipeline::access::TokenConfig;
 use switchboard_pipeline::worker::WorkerSettings;
 
-/// The configuration could not be read. Figment's messages name the key and
-/// the source (file or variable), never a value.
+/// The configuration could not be read. The messages name the key as
+/// written (file key or variable), never a value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}")]
@@ -37,8 +37,10 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid configuration")]
-    Invalid(#[source] Box<figment::Error>),
+    /// The environment's (and the channel secret's) problems, each with its
+    /// variable (`SWITCHBOARD_...`) or the secret's key.
+    #[error("invalid configuration: {problem}")]
+    Environment { problem: String },
     /// The file's problems, each with its key or line and column.
     #[error("invalid configuration in {}: {problem}", path.display())]
     File { path: PathBuf, problem: String },
@@ -48,9 +50,11 @@ pub enum ConfigError {
     Experiments(#[source] switchboard_domain::experiments::ExperimentError),
 }
 
-impl From<figment::Error> for ConfigError {
-    fn from(error: figment::Error) -> Self {
-        ConfigError::Invalid(Box::new(error))
+impl ConfigError {
+    fn environment(error: figment::Error) -> Self {
+        ConfigError::Environment {
+            problem: file_error::in_environment(error),
+        }
     }
 }
 
@@ -106,6 +110,9 @@ pub struct Config {
     pub experiments: switchboard_domain::Experiments,
     /// "Was this helpful?" and the satisfaction survey (`[feedback]`, `[feedback.csat]`).
     pub feedback: switchboard_domain::feedback::FeedbackSettings,
+    /// The file this was read from (local): `serve` re-reads its tokens.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// `[tiers]`: where customers' tiers come from besides the configured VIPs
@@ -362,6 +369,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             experiments: Default::default(),
             feedback: Default::default(),
+            file: None,
         }
     }
 }
@@ -464,19 +472,20 @@ impl Config {
         let mut config: Config = Figment::new()
             .merge(Serialized::defaults(table))
             .extract()
-            .map_err(|error| in_file(file_error::invalid(error)))?;
+            .map_err(|error| in_file(file_error::in_file(error)))?;
         if let Some(base) = path.parent() {
             config.data_dir = base.join(&config.data_dir);
             config.database = config.database.map(|p| base.join(p));
             config.knowledge_base = config.knowledge_base.map(|p| base.join(p));
         }
+        config.file = Some(path.to_path_buf());
         config.checked()
     }
 
     /// The AWS configuration from `SWITCHBOARD_*` variables alone (to find the
     /// secret), and with the secret's values on top ([`Config::with_secret`]).
     pub fn from_environment() -> Result<Self, ConfigError> {
-        Ok(environment().extract()?)
+        environment().extract().map_err(ConfigError::environment)
     }
 
     /// The environment's configuration with the channel secret on top:
@@ -491,7 +500,8 @@ impl Config {
         let smtp_password = rest.remove("smtp_password");
         let mut config: Config = environment()
             .merge(Serialized::defaults(serde_json::Value::Object(rest)))
-            .extract()?;
+            .extract()
+            .map_err(ConfigError::environment)?;
         if let Some(serde_json::Value::String(token)) = admin_token {
             config.server.admin_token = Some(Secret::new(token));
         }
@@ -794,7 +804,10 @@ short = { welcome_english = "Hi!", menu_size = 3, ask_helpful = false }
 
             jail.set_env("SWITCHBOARD_EMAIL__SMTP__PORT", "lots");
             let error = switchboard_domain::error_chain(&Config::from_environment().unwrap_err());
-            assert!(error.to_lowercase().contains("email.smtp.port"), "{error}");
+            assert_eq!(
+                error,
+                "invalid configuration: SWITCHBOARD_EMAIL__SMTP__PORT: invalid type: found a string, expected u16"
+            );
             Ok(())
         });
     }
@@ -817,9 +830,64 @@ short = { welcome_english = "Hi!", menu_size = 3, ask_helpful = false }
             jail.set_env("SWITCHBOARD_WORKERS__MAX_ATTEMPTS", "0");
             let error = switchboard_domain::error_chain(&Config::from_environment().unwrap_err());
             assert!(
-                error.to_lowercase().contains("workers.max_attempts"),
+                error.starts_with("invalid configuration: SWITCHBOARD_WORKERS__MAX_ATTEMPTS: invalid value: found an integer, expected "),
                 "{error}"
             );
+            Ok(())
+        });
+    }
+
+    /// On Lambda a bad variable is named as it is set, with what is wrong,
+    /// and never its value (which may be a secret pasted in the wrong place);
+    /// a bad key of the channel secret is named as the secret's key.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own error
+    fn environment_errors_name_the_variable_and_never_its_value() {
+        Jail::expect_with(|jail| {
+            let error =
+                || switchboard_domain::error_chain(&Config::from_environment().unwrap_err());
+            jail.set_env("SWITCHBOARD_EMAIL__SMTP__TLS", "sekrit-tls");
+            jail.set_env("SWITCHBOARD_EMAIL__SMTP__HOST", "smtp.test");
+            let text = error();
+            assert_eq!(
+                text,
+                "invalid configuration: SWITCHBOARD_EMAIL__SMTP__TLS: unknown variant, expected one of none, starttls, tls"
+            );
+            jail.set_env("SWITCHBOARD_EMAIL__SMTP__TLS", "none");
+            jail.set_env("SWITCHBOARD_WORKERS__RETRY_MAX_SECS", "hunter2-password");
+            let text = error();
+            assert_eq!(
+                text,
+                "invalid configuration: SWITCHBOARD_WORKERS__RETRY_MAX_SECS: invalid type: found a string, expected u64"
+            );
+            jail.set_env("SWITCHBOARD_WORKERS__RETRY_MAX_SECS", "60");
+            // Serde loses the path below a flattened table: the variables set there are named.
+            jail.set_env("SWITCHBOARD_ROUTING__ENGLISH__ANSWER", "high");
+            assert_eq!(
+                error(),
+                "invalid configuration: SWITCHBOARD_ROUTING__ENGLISH__ANSWER: invalid type: found a string, expected f32"
+            );
+            jail.set_env("SWITCHBOARD_ROUTING__ENGLISH__ANSWER", "0.8");
+            // A section half set: the missing variable is named.
+            jail.set_env(
+                "SWITCHBOARD_AWS__SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:sb",
+            );
+            let text = error();
+            assert!(
+                text.contains("SWITCHBOARD_AWS__SESSIONS_TABLE: missing field"),
+                "{text}"
+            );
+            Ok(())
+        });
+        Jail::expect_with(|_| {
+            let secret = serde_json::json!({ "workers": { "max_attempts": "very-secret" } });
+            let text = switchboard_domain::error_chain(&Config::with_secret(&secret).unwrap_err());
+            assert!(
+                text.starts_with("invalid configuration: the channel secret's key \"workers.max_attempts\": invalid type: found a string"),
+                "{text}"
+            );
+            assert!(!text.contains("very-secret"), "{text}");
             Ok(())
         });
     }

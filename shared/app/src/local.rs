@@ -12,6 +12,7 @@ use switchboard_channels::email::{EmailTransport, OutboxTransport, SmtpTransport
 use switchboard_channels::{ChannelSettings, registry};
 use switchboard_domain::{QueueError, QueueItem, QueueName, QueueProducer, Secret, SystemClock};
 use switchboard_faq::KnowledgeBase;
+use switchboard_pipeline::access::AccessTokens;
 use switchboard_pipeline::faq::{CompiledFaq, Faq};
 use switchboard_sqlite::SqliteStore;
 use tokio::sync::Notify;
@@ -120,6 +121,17 @@ impl Local {
             wake,
             dev,
         })
+    }
+
+    /// The agents' API tokens `config` configures, as this process accepts
+    /// them: development mode's admin token when the file names none.
+    pub fn access_tokens(&self, config: &Config) -> anyhow::Result<AccessTokens> {
+        let dev_admin = self
+            .dev
+            .as_ref()
+            .map(|dev| Secret::new(dev.admin_token.clone()));
+        let admin_token = config.server.admin_token.as_ref().or(dev_admin.as_ref());
+        AccessTokens::new(admin_token, &config.server.tokens).context("configuring server.tokens")
     }
 
     /// The knowledge base in use.

@@ -130,6 +130,14 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The tokens the configuration holds: who, scope, and the start of the
+    /// SHA-256 (never a token). A running `serve` accepts these within seconds
+    /// of a change to the file.
+    List {
+        /// JSON lines (the default when the output is not a terminal).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -237,6 +245,27 @@ enum QueueCommand {
     Stats,
     /// Put a queue's dead letters back in line.
     Redrive { queue: String },
+    /// The dead letters, the most recently failed first: queue, id, attempts,
+    /// when enqueued and when failed, cause and last error; never a body.
+    DeadLetters {
+        /// Only this queue's (inbound, escalation_priority, escalation_standard, timers, outbound).
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// JSON lines (the default when the output is not a terminal).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The embedded queue called `name`, or an error listing the names.
+fn queue_named(name: &str) -> anyhow::Result<QueueName> {
+    QueueName::ALL
+        .into_iter()
+        .find(|q| q.as_str() == name)
+        .with_context(|| format!("unknown queue {name:?}; one of inbound, escalation_priority, escalation_standard, timers, outbound"))
 }
 
 fn main() -> ExitCode {
@@ -367,7 +396,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             use switchboard_pipeline::report;
             let (records, labels) = insight_sources(&config, aws).await?;
-            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let records = report::read(
+                records.as_ref(),
+                report::Window::last_days(days, SystemClock.now_ms()),
+            )
+            .await?;
             let report = report::build(&report::ReportInput {
                 sessions: &records.sessions,
                 feedback: &records.feedback,
@@ -391,7 +424,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Experiments(ExperimentsCommand::Report { days, aws }) => {
             use switchboard_pipeline::report;
             let (records, _) = insight_sources(&config, aws).await?;
-            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let records = report::read(
+                records.as_ref(),
+                report::Window::last_days(days, SystemClock.now_ms()),
+            )
+            .await?;
             let results = report::experiment_results(
                 &config.experiments,
                 &records.sessions,
@@ -437,6 +474,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
+        Command::Token(TokenCommand::List { json }) => {
+            let listed = switchboard_local::tokens::configured(&config)?;
+            if json || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                for token in &listed {
+                    writeln!(Stdout, "{}", serde_json::to_string(token)?)?;
+                }
+            } else {
+                write!(Stdout, "{}", switchboard_local::tokens::table(&listed))?;
+            }
+        }
         Command::Customer(command) => customer(&config, command).await?,
         Command::Bench(BenchCommand::Pipeline(args)) => {
             writeln!(Stdout, "{}", bench::pipeline::run(&args).await?)?;
@@ -448,11 +495,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stats = open_store(&config)?.stats().await?;
             writeln!(Stdout, "{}", serde_json::to_string_pretty(&stats)?)?;
         }
+        Command::Queue(QueueCommand::DeadLetters { queue, limit, json }) => {
+            let queue = queue.as_deref().map(queue_named).transpose()?;
+            let store = open_store(&config)?;
+            let listed = store.dead_letters(queue, limit as usize).await?;
+            if json || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                for dead in &listed {
+                    writeln!(Stdout, "{}", serde_json::to_string(dead)?)?;
+                }
+            } else {
+                let total: u64 = store
+                    .stats()
+                    .await?
+                    .iter()
+                    .filter(|s| queue.is_none_or(|q| q.as_str() == s.queue))
+                    .map(|s| s.dead)
+                    .sum();
+                write!(
+                    Stdout,
+                    "{}",
+                    switchboard_local::queues::dead_letter_table(&listed, total)
+                )?;
+            }
+        }
         Command::Queue(QueueCommand::Redrive { queue }) => {
-            let name = QueueName::ALL
-                .into_iter()
-                .find(|q| q.as_str() == queue)
-                .with_context(|| format!("unknown queue {queue:?}; one of inbound, escalation_priority, escalation_standard, timers, outbound"))?;
+            let name = queue_named(&queue)?;
             let moved = open_store(&config)?
                 .redrive(name, SystemClock.now_ms())
                 .await?;
@@ -685,7 +752,11 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
         } => {
             use switchboard_pipeline::report::{self, Unanswered};
             let (records, _) = insight_sources(config, aws).await?;
-            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let records = report::read(
+                records.as_ref(),
+                report::Window::last_days(days, SystemClock.now_ms()),
+            )
+            .await?;
             let gaps = report::gaps(
                 report::unanswered_turns(&records.sessions, records.from_ms, records.to_ms),
                 limit,
@@ -724,7 +795,11 @@ async fn kb(config: &Config, command: KbCommand) -> anyhow::Result<()> {
         } => {
             use switchboard_pipeline::{report, suggest};
             let (records, labels) = insight_sources(config, aws).await?;
-            let records = report::read(records.as_ref(), days, SystemClock.now_ms()).await?;
+            let records = report::read(
+                records.as_ref(),
+                report::Window::last_days(days, SystemClock.now_ms()),
+            )
+            .await?;
             let mut found = suggest::suggest(
                 &records.sessions,
                 &records.feedback,

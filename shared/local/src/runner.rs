@@ -336,7 +336,7 @@ async fn settle(
                     );
                     switchboard_domain::telemetry::dead_lettered(queue);
                 }
-                store.dead_letter(job, &failed, permanent).await
+                store.dead_letter(job, &failed, permanent, now_ms).await
             }
         }
     };

@@ -55,7 +55,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = runner::spawn_workers(&local, stop_rx).await?;
+    let mut workers = runner::spawn_workers(&local, stop_rx.clone()).await?;
+    if let Some(file) = local.app.config.file.clone() {
+        workers.push(tokio::spawn(crate::reload::watch_tokens(
+            local.clone(),
+            file,
+            stop_rx,
+        )));
+    }
     let address = listener.local_addr()?;
     info!(address = %address, development = local.dev.is_some(), "switchboard listening");
     if std::io::stdout().is_terminal() {

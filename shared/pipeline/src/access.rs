@@ -12,6 +12,8 @@
 //! time, without stopping at the first match, so timing tells nothing about
 //! which or how many tokens exist.
 
+use std::sync::{Arc, RwLock};
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -69,23 +71,24 @@ pub struct Principal {
     pub scope: Scope,
 }
 
+#[derive(PartialEq, Eq)]
 struct Known {
     name: String,
     scope: Scope,
     hash: [u8; 32],
 }
 
-/// The tokens this deployment accepts.
+/// The tokens this deployment accepts. A running process may swap in a new
+/// set whole ([`AccessTokens::replace`], `serve` re-reading its config file),
+/// so that a token removed from the configuration stops working.
 #[derive(Default)]
 pub struct AccessTokens {
-    known: Vec<Known>,
+    known: RwLock<Arc<[Known]>>,
 }
 
 impl std::fmt::Debug for AccessTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.known.iter().map(|k| (&k.name, k.scope)))
-            .finish()
+        f.debug_list().entries(self.holders()).finish()
     }
 }
 
@@ -112,12 +115,45 @@ impl AccessTokens {
                 hash,
             });
         }
-        Ok(Self { known })
+        Ok(Self {
+            known: RwLock::new(known.into()),
+        })
+    }
+
+    /// The set in use now; it stays whole for as long as the caller holds it.
+    fn current(&self) -> Arc<[Known]> {
+        // A poisoned lock only means a panic elsewhere while swapping an Arc.
+        self.known
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Accepts `other`'s tokens from now on, and no others.
+    pub fn replace(&self, other: AccessTokens) {
+        let known = other.current();
+        *self
+            .known
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = known;
+    }
+
+    /// Whether `other` holds exactly these tokens (holders, scopes, hashes).
+    pub fn accepts_same(&self, other: &AccessTokens) -> bool {
+        *self.current() == *other.current()
+    }
+
+    /// Who holds a token, with its scope (never the hash), in configured order.
+    pub fn holders(&self) -> Vec<(String, Scope)> {
+        self.current()
+            .iter()
+            .map(|k| (k.name.clone(), k.scope))
+            .collect()
     }
 
     /// Whether any token is configured (else the agents' API is off).
     pub fn is_empty(&self) -> bool {
-        self.known.is_empty()
+        self.current().is_empty()
     }
 
     /// The caller behind an `Authorization: Bearer <token>` header value, if
@@ -133,8 +169,9 @@ impl AccessTokens {
             .filter(|token| !token.is_empty())
             .ok_or(Denied::Unauthenticated)?;
         let hash = digest(presented);
+        let current = self.current();
         let mut found: Option<&Known> = None;
-        for known in &self.known {
+        for known in current.iter() {
             // Every hash is compared; no early exit.
             if bool::from(known.hash.ct_eq(&hash)) {
                 found = Some(known);
@@ -250,6 +287,35 @@ mod tests {
                 .authorize(Some(&format!("Bearer {token}")), Scope::Admin)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_replaced_set_refuses_the_tokens_it_no_longer_holds() {
+        let tokens = tokens();
+        let kept = AccessTokens::new(
+            None,
+            &[TokenConfig {
+                name: "kim".into(),
+                scope: Scope::Agent,
+                sha256: token_sha256("new-token"),
+            }],
+        )
+        .unwrap();
+        tokens.replace(kept);
+        for revoked in ["Bearer agent-token", "Bearer root-token"] {
+            assert_eq!(
+                tokens.authorize(Some(revoked), Scope::Agent),
+                Err(Denied::Unauthenticated),
+                "{revoked}"
+            );
+        }
+        let kim = tokens
+            .authorize(Some("Bearer new-token"), Scope::Agent)
+            .unwrap();
+        assert_eq!(kim.name, "kim");
+        assert_eq!(tokens.holders(), vec![("kim".to_owned(), Scope::Agent)]);
+        tokens.replace(AccessTokens::default());
+        assert!(tokens.is_empty());
     }
 
     #[test]

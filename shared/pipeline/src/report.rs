@@ -82,9 +82,10 @@ pub struct Report {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Period {
-    /// The first and last day covered (UTC dates).
+    /// The first and last day covered (UTC dates, both included).
     pub from: String,
     pub to: String,
+    /// How many dates that is.
     pub days: u64,
 }
 
@@ -200,19 +201,58 @@ pub struct Records {
     pub to_ms: i64,
 }
 
-/// Reads the last `days` days (to `now_ms`) from `store`: every section of
-/// a report, experiment results and suggestions cover the same period.
+/// The period a report covers, `from_ms` to `to_ms` inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl Window {
+    /// The last `days` calendar days (UTC), today included up to `now_ms`:
+    /// `--days 7` on a Saturday covers Sunday to Saturday, seven dates.
+    pub fn last_days(days: u32, now_ms: i64) -> Self {
+        let today = start_of_day(now_ms);
+        let earlier = i64::from(days.saturating_sub(1)).saturating_mul(DAY_MS);
+        Self {
+            from_ms: today.saturating_sub(earlier),
+            to_ms: now_ms,
+        }
+    }
+
+    /// The `days` whole calendar days (UTC) before today: what a report run
+    /// on a schedule covers, so that one run's period ends where the next
+    /// one's starts.
+    pub fn days_before_today(days: u32, now_ms: i64) -> Self {
+        let today = start_of_day(now_ms);
+        Self {
+            from_ms: today.saturating_sub(i64::from(days).saturating_mul(DAY_MS)),
+            to_ms: today.saturating_sub(1),
+        }
+    }
+}
+
+/// Midnight (UTC) of the day `at_ms` falls on.
+fn start_of_day(at_ms: i64) -> i64 {
+    at_ms.div_euclid(DAY_MS).saturating_mul(DAY_MS)
+}
+
+/// Reads the records of `window` from `store`: every section of a report,
+/// experiment results and suggestions cover the same period. Conversations
+/// whose every message came after the period are left out.
 pub async fn read(
     store: &dyn switchboard_domain::ReportRecords,
-    days: u32,
-    now_ms: i64,
+    window: Window,
 ) -> Result<Records, switchboard_domain::StoreError> {
-    let from_ms = now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS));
+    let mut sessions = store.sessions_since(window.from_ms).await?;
+    sessions.retain(|s| s.turns.is_empty() || s.turns.iter().any(|t| t.at_ms <= window.to_ms));
+    let mut feedback = store.feedback_since(window.from_ms).await?;
+    feedback.retain(|f| f.at_ms <= window.to_ms);
     Ok(Records {
-        sessions: store.sessions_since(from_ms).await?,
-        feedback: store.feedback_since(from_ms).await?,
-        from_ms,
-        to_ms: now_ms,
+        sessions,
+        feedback,
+        from_ms: window.from_ms,
+        to_ms: window.to_ms,
     })
 }
 
@@ -425,9 +465,11 @@ pub fn build(input: &ReportInput<'_>) -> Report {
         period: Period {
             from: date(input.from_ms),
             to: date(input.to_ms),
-            days: u64::try_from(input.to_ms.saturating_sub(input.from_ms).max(0))
-                .unwrap_or_default()
-                .div_ceil(DAY_MS as u64),
+            // The dates `from` to `to` name, both included.
+            days: u64::try_from(
+                (input.to_ms.div_euclid(DAY_MS) - input.from_ms.div_euclid(DAY_MS) + 1).max(0),
+            )
+            .unwrap_or_default(),
         },
         conversations,
         customer_messages,
@@ -1476,6 +1518,63 @@ mod tests {
         assert!((p - 0.102_470).abs() < 1e-4, "{p}");
         assert_eq!(eager.csat.mean, Some(4.5));
         assert_eq!((eager.helpful.count, eager.helpful.total), (1, 1));
+    }
+
+    /// `--days 7` means seven dates, today's included, and says so in
+    /// the heading, the JSON and the page alike; a scheduled week is the
+    /// seven whole days before the run.
+    #[test]
+    fn a_seven_day_report_covers_and_names_seven_dates() {
+        let saturday_afternoon = MONDAY + 5 * 24 * HOUR + 15 * HOUR;
+        let window = Window::last_days(7, saturday_afternoon);
+        assert_eq!(window.from_ms, MONDAY - 24 * HOUR);
+        assert_eq!(window.to_ms, saturday_afternoon);
+        let (experiments, sla, labels) =
+            (Experiments::default(), SlaPolicy::default(), HashMap::new());
+        let report = build(&ReportInput {
+            from_ms: window.from_ms,
+            to_ms: window.to_ms,
+            ..input(&[], &[], &experiments, &sla, &labels)
+        });
+        assert_eq!(
+            (
+                report.period.from.as_str(),
+                report.period.to.as_str(),
+                report.period.days
+            ),
+            ("2026-11-22", "2026-11-28", 7)
+        );
+        assert!(
+            summary(&report)
+                .starts_with("Switchboard report, 2026-11-22 to 2026-11-28 (7 days, UTC)")
+        );
+        assert!(
+            crate::report_html::render(&report).contains("2026-11-22 to 2026-11-28 (7 days, UTC)")
+        );
+        assert_eq!(
+            Window::last_days(1, saturday_afternoon).from_ms,
+            MONDAY + 5 * 24 * HOUR
+        );
+
+        let next_monday = MONDAY + 7 * 24 * HOUR + 7 * HOUR;
+        let week = Window::days_before_today(7, next_monday);
+        assert_eq!(
+            (week.from_ms, week.to_ms),
+            (MONDAY, MONDAY + 7 * 24 * HOUR - 1)
+        );
+        let report = build(&ReportInput {
+            from_ms: week.from_ms,
+            to_ms: week.to_ms,
+            ..input(&[], &[], &experiments, &sla, &labels)
+        });
+        assert_eq!(
+            (
+                report.period.from.as_str(),
+                report.period.to.as_str(),
+                report.period.days
+            ),
+            ("2026-11-23", "2026-11-29", 7)
+        );
     }
 
     #[test]

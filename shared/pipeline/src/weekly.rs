@@ -1,4 +1,4 @@
-//! The weekly report on AWS: the last seven days' page stored in the reports
+//! The weekly report on AWS: the previous seven whole days' page stored in the reports
 //! bucket, and an e-mail to the agents' address with its link and summary.
 //! The escalation notifier runs it on an EventBridge schedule (it already
 //! sends mail), so the report costs no function of its own.
@@ -44,7 +44,10 @@ impl WeeklyReport {
     /// Builds, stores and mails the report; returns the page's link.
     pub async fn run(&self) -> Result<String, WeeklyError> {
         let now_ms = self.clock.now_ms();
-        let records = report::read(self.records.as_ref(), WEEK_DAYS, now_ms).await?;
+        // The seven whole days before today's run (Monday's: Monday to
+        // Sunday), so that consecutive runs neither overlap nor leave a gap.
+        let window = report::Window::days_before_today(WEEK_DAYS, now_ms);
+        let records = report::read(self.records.as_ref(), window).await?;
         let labels = HashMap::new();
         let built = report::build(&ReportInput {
             sessions: &records.sessions,

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use switchboard_domain::{QueueName, StoreError};
 
-pub use queue::{Failure, Leased, QueueStats};
+pub use queue::{DeadLetter, Failure, Leased, QueueStats};
 pub use writer::{BatchError, WriteStats};
 use writer::{Durability, Writer};
 
@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS queue (
     permanent   INTEGER NOT NULL DEFAULT 0, -- dead because retrying cannot help: never redriven automatically
     probe       INTEGER NOT NULL DEFAULT 0, -- a dead letter on trial: success redrives its cause's others
     redrives    INTEGER NOT NULL DEFAULT 0, -- times brought back from the dead letters
+    failed_at   INTEGER,                -- unix ms; when it last went to the dead letters
     UNIQUE (queue, dedupe_id)
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue (queue, state, visible_at);
@@ -131,6 +132,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("queue", "permanent", "INTEGER NOT NULL DEFAULT 0"),
     ("queue", "probe", "INTEGER NOT NULL DEFAULT 0"),
     ("queue", "redrives", "INTEGER NOT NULL DEFAULT 0"),
+    ("queue", "failed_at", "INTEGER"),
     ("feedback", "faq_id", "TEXT"),
     ("sessions", "customer", "TEXT"),
     ("sessions", "brief", "TEXT"),

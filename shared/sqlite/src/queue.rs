@@ -63,6 +63,31 @@ pub struct QueueStats {
     pub redriven_total: u64,
 }
 
+/// One dead letter as an operator sees it: where, which, how often tried,
+/// when, and why. Never the body (customers' words): ids only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub queue: &'static str,
+    /// The item's number in the queue (the runner's `job` in the logs).
+    pub id: i64,
+    /// The item's ordering group (the conversation for inbound messages).
+    pub group: String,
+    /// Its deduplication id (provider message id, reply id, ...).
+    pub dedupe_id: String,
+    pub attempts: u32,
+    pub enqueued_at_ms: i64,
+    /// When it last went to the dead letters; absent for items dead-lettered
+    /// before this was recorded.
+    pub failed_at_ms: Option<i64>,
+    /// Failed for good: only `queue redrive` brings it back.
+    pub permanent: bool,
+    /// What failed (`send:telegram`, `job`, ...), and the last error.
+    pub cause: Option<String>,
+    pub error: Option<String>,
+    /// Times it was brought back from the dead letters before.
+    pub redrives: u32,
+}
+
 const DEAD_LETTERED: &str = "dead_lettered";
 const REDRIVEN: &str = "redriven";
 
@@ -331,6 +356,7 @@ impl SqliteStore {
         item: &Leased,
         failure: &Failure,
         permanent: bool,
+        now_ms: i64,
     ) -> Result<(), StoreError> {
         let (id, lease, queue, failure) =
             (item.id, item.lease.clone(), item.queue, failure.clone());
@@ -339,9 +365,9 @@ impl SqliteStore {
             let tx = conn.savepoint().map_err(unavailable)?;
             let changed = tx
                 .execute_cached(
-                    "UPDATE queue SET state = 'dead', lease = NULL, last_error = ?3, cause = ?4, permanent = ?5, probe = 0
+                    "UPDATE queue SET state = 'dead', lease = NULL, last_error = ?3, cause = ?4, permanent = ?5, probe = 0, failed_at = ?6
                      WHERE id = ?1 AND lease = ?2",
-                    params![id, lease, failure.error, failure.cause, permanent],
+                    params![id, lease, failure.error, failure.cause, permanent, now_ms],
                 )
                 .map_err(unavailable)?;
             // A failed trial goes back where it was: not a new dead letter.
@@ -415,6 +441,59 @@ impl SqliteStore {
             self.announce(queue);
         }
         Ok(moved)
+    }
+
+    /// The dead letters of `queue` (else of every queue), the most recently
+    /// failed first, at most `limit`.
+    pub async fn dead_letters(
+        &self,
+        queue: Option<QueueName>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut all = Vec::new();
+            // One indexed query per queue (`queue_ready` leads with queue, state).
+            for name in QueueName::ALL.into_iter().filter(|q| queue.is_none_or(|only| only == *q)) {
+                let mut statement = conn
+                    .prepare_cached(
+                        "SELECT id, grp, dedupe_id, attempts, enqueued_at, failed_at, permanent, cause, last_error, redrives
+                         FROM queue WHERE queue = ?1 AND state = 'dead'
+                         ORDER BY failed_at IS NULL, failed_at DESC, id DESC LIMIT ?2",
+                    )
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map(params![name.as_str(), limit], |row| {
+                        Ok(DeadLetter {
+                            queue: name.as_str(),
+                            id: row.get(0)?,
+                            group: row.get(1)?,
+                            dedupe_id: row.get(2)?,
+                            attempts: row.get(3)?,
+                            enqueued_at_ms: row.get(4)?,
+                            failed_at_ms: row.get(5)?,
+                            permanent: row.get(6)?,
+                            cause: row.get(7)?,
+                            error: row.get(8)?,
+                            redrives: row.get(9)?,
+                        })
+                    })
+                    .map_err(unavailable)?;
+                for row in rows {
+                    all.push(row.map_err(unavailable)?);
+                }
+            }
+            all.sort_by(|a, b| {
+                (a.failed_at_ms.is_none(), b.failed_at_ms, b.id).cmp(&(
+                    b.failed_at_ms.is_none(),
+                    a.failed_at_ms,
+                    a.id,
+                ))
+            });
+            all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            Ok(all)
+        })
+        .await
     }
 
     /// Items per state for every queue, with the dead-letter counters.

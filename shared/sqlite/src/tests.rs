@@ -300,7 +300,7 @@ async fn an_unsettled_lease_is_redelivered_and_retries_end_in_dead_letters() {
         .unwrap()
         .unwrap();
     store
-        .dead_letter(&third, &failure("send:telegram"), false)
+        .dead_letter(&third, &failure("send:telegram"), false, t0 + 1_600)
         .await
         .unwrap();
 
@@ -398,13 +398,13 @@ async fn dead_letters_of_a_cleared_cause_are_redriven_after_one_successful_trial
     for cause in ["send:telegram", "send:telegram", "send:email"] {
         let job = next(&store, t0).await;
         store
-            .dead_letter(&job, &failure(cause), false)
+            .dead_letter(&job, &failure(cause), false, t0)
             .await
             .unwrap();
     }
     let bad = next(&store, t0).await;
     store
-        .dead_letter(&bad, &failure("job"), true)
+        .dead_letter(&bad, &failure("job"), true, t0)
         .await
         .unwrap();
     let stats = stats_of(&store.stats().await.unwrap(), QueueName::Inbound);
@@ -431,7 +431,7 @@ async fn dead_letters_of_a_cleared_cause_are_redriven_after_one_successful_trial
 
     // SMTP is still down: its trial goes back, not counted as a new dead letter.
     store
-        .dead_letter(&email_trial, &failure("send:email"), false)
+        .dead_letter(&email_trial, &failure("send:email"), false, t0)
         .await
         .unwrap();
     // Telegram is back: its trial succeeds and brings the other Telegram one along.
@@ -1210,4 +1210,83 @@ async fn a_message_is_queued_and_its_claim_done_in_one_durable_call_or_not_at_al
         stats_of(&store.stats().await.unwrap(), QueueName::Inbound).ready,
         2
     );
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_newest_failure_first_without_their_bodies() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let t0 = i64::MAX / 4;
+    for (group, id) in [("g1", "m1"), ("g2", "m2"), ("g3", "m3")] {
+        store
+            .send(QueueName::Inbound, item(group, id))
+            .await
+            .unwrap();
+    }
+    store
+        .send(QueueName::Outbound, item("g4", "r1"))
+        .await
+        .unwrap();
+    let first = next(&store, t0).await;
+    store
+        .dead_letter(&first, &failure("send:telegram"), false, t0 + 10)
+        .await
+        .unwrap();
+    let second = next(&store, t0).await;
+    store
+        .dead_letter(&second, &failure("job"), true, t0 + 20)
+        .await
+        .unwrap();
+    // The third is processed: not a dead letter.
+    let third = next(&store, t0).await;
+    store.ack(&third, t0 + 30).await.unwrap();
+    let reply = store
+        .receive(QueueName::Outbound, t0, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .dead_letter(&reply, &failure("send:email"), false, t0 + 5)
+        .await
+        .unwrap();
+
+    let all = store.dead_letters(None, 10).await.unwrap();
+    let seen: Vec<_> = all
+        .iter()
+        .map(|d| (d.queue, d.dedupe_id.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("inbound", "m2"), ("inbound", "m1"), ("outbound", "r1")]
+    );
+    let m2 = &all[0];
+    assert_eq!(
+        (
+            m2.group.as_str(),
+            m2.attempts,
+            m2.failed_at_ms,
+            m2.permanent
+        ),
+        ("g2", 1, Some(t0 + 20), true)
+    );
+    assert_eq!(
+        (m2.cause.as_deref(), m2.error.as_deref()),
+        (Some("job"), Some("job failed"))
+    );
+    assert!(m2.enqueued_at_ms > 0);
+    let inbound = store
+        .dead_letters(Some(QueueName::Inbound), 1)
+        .await
+        .unwrap();
+    assert_eq!(inbound.len(), 1);
+    assert_eq!(inbound[0].dedupe_id, "m2");
+    assert!(
+        store
+            .dead_letters(Some(QueueName::Timers), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Redriven, they are no longer dead letters.
+    store.redrive(QueueName::Inbound, t0 + 40).await.unwrap();
+    assert_eq!(store.dead_letters(None, 10).await.unwrap().len(), 1);
 }

@@ -1,5 +1,6 @@
 //! The agents' API authorizer: API Gateway asks it about each `/api/...`
-//! request (cached briefly per Authorization header).
+//! request (cached briefly per Authorization header), with the tokens of the
+//! channel secret, read again every minute.
 
 use lambda_runtime::{run, service_fn};
 use switchboard_lambda::handlers;
@@ -8,6 +9,6 @@ use switchboard_lambda::{Error, authorizer, init_tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let tokens = authorizer::from_environment().await?;
-    run(service_fn(|event| handlers::authorize(&tokens, event))).await
+    let gate = authorizer::from_environment().await?;
+    run(service_fn(|event| handlers::authorize(&gate, event))).await
 }

@@ -8,6 +8,9 @@
 //! `server.tokens` in the channel secret), hashed and compared in constant time
 //! by `pipeline::access`; a token is never logged.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 use switchboard_aws::{Clients, load_json_secret};
 use switchboard_domain::Secret;
@@ -59,13 +62,66 @@ pub async fn init(clients: &Clients, secret_arn: &str) -> Result<AccessTokens, A
     Ok(tokens)
 }
 
-/// [`init`] as the function starts: the SDK's configuration from the
+/// How long the gate trusts the tokens it read. A warm function would
+/// otherwise keep a token removed from the secret for hours: with this, it is
+/// refused within a minute (plus API Gateway's 30 s decision cache).
+pub const TOKENS_FRESH_FOR: Duration = Duration::from_secs(60);
+
+/// The authorizer's tokens, read again from the channel secret once they are
+/// older than a given age, so that revoking a token takes effect in warm
+/// functions too. A failed read keeps the tokens in use (and the next
+/// request tries again): an outage of Secrets Manager must not lock agents out.
+pub struct Gate {
+    tokens: AccessTokens,
+    clients: Clients,
+    secret_arn: String,
+    read_at: Mutex<Instant>,
+}
+
+impl Gate {
+    /// The tokens now in the secret.
+    pub async fn open(clients: Clients, secret_arn: String) -> Result<Self, AuthorizerError> {
+        let tokens = init(&clients, &secret_arn).await?;
+        Ok(Self {
+            tokens,
+            clients,
+            secret_arn,
+            read_at: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn tokens(&self) -> &AccessTokens {
+        &self.tokens
+    }
+
+    /// Reads the secret again if the tokens were read more than `fresh_for` ago.
+    pub async fn refresh_if_stale(&self, fresh_for: Duration) {
+        {
+            // Claimed by the first caller to find the tokens stale; the
+            // others decide with the tokens in use meanwhile.
+            let mut read_at = self.read_at.lock().unwrap_or_else(|p| p.into_inner());
+            if read_at.elapsed() < fresh_for {
+                return;
+            }
+            *read_at = Instant::now();
+        }
+        match init(&self.clients, &self.secret_arn).await {
+            Ok(tokens) => self.tokens.replace(tokens),
+            Err(error) => tracing::warn!(
+                error = %switchboard_domain::error_chain(&error),
+                "agents' API tokens not re-read; the ones in use still apply"
+            ),
+        }
+    }
+}
+
+/// The [`Gate`] as the function starts: the SDK's configuration from the
 /// function's environment (`lambda_config`), the secret named by
 /// [`SECRET_ARN_VARIABLE`].
-pub async fn from_environment() -> Result<AccessTokens, AuthorizerError> {
+pub async fn from_environment() -> Result<Gate, AuthorizerError> {
     let arn = std::env::var(SECRET_ARN_VARIABLE).map_err(|_| AuthorizerError::NoSecret)?;
     let clients = Clients::new(&switchboard_aws::lambda_config());
-    init(&clients, &arn).await
+    Gate::open(clients, arn).await
 }
 
 /// The simple response to one authorizer event.

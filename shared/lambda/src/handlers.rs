@@ -150,10 +150,12 @@ fn is_schedule(payload: &serde_json::Value) -> bool {
 
 /// The agents' API authorizer: one simple response per request.
 pub async fn authorize(
-    tokens: &switchboard_pipeline::access::AccessTokens,
+    gate: &crate::authorizer::Gate,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error> {
-    Ok(crate::authorizer::decide(tokens, &event.payload))
+    gate.refresh_if_stale(crate::authorizer::TOKENS_FRESH_FOR)
+        .await;
+    Ok(crate::authorizer::decide(gate.tokens(), &event.payload))
 }
 
 /// The outbound queue → the customers' channels.

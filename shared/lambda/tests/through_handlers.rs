@@ -307,10 +307,7 @@ impl Recorder {
     }
 
     /// The agents' API authorizer as its main.rs starts it.
-    async fn start_authorizer(
-        &self,
-        aws: &AwsConfig,
-    ) -> switchboard_pipeline::access::AccessTokens {
+    async fn start_authorizer(&self, aws: &AwsConfig) -> switchboard_lambda::authorizer::Gate {
         let logical_id = "ApiAuthorizerFunction";
         let clients = Clients::local_as(logical_id, &self.proxy).await;
         let context = json!({
@@ -324,7 +321,7 @@ impl Recorder {
             .open(&self.calls)
             .unwrap();
         writeln!(log, "{context}").unwrap();
-        switchboard_lambda::authorizer::init(&clients, &aws.secret_arn)
+        switchboard_lambda::authorizer::Gate::open(clients, aws.secret_arn.clone())
             .await
             .unwrap()
     }
@@ -867,11 +864,11 @@ async fn every_function_flows() {
     .unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
 
-    // Email ingress: a question larger than an SQS message (256 KiB) is stored
-    // aside in S3 and a reference queued; the worker reads it back, cannot
-    // answer it and escalates it (a VIP: the priority queue); the ticket, too
-    // large as well, goes through S3 to the notifier, which emails it to the
-    // VIP agents.
+    // Email ingress: a mail larger than an SQS message (256 KiB) is cut to
+    // 20,000 characters and queued as it is; the worker cannot answer it and
+    // escalates it (a VIP: the priority queue). The ticket carries the whole
+    // transcript, here long from earlier exchanges, so it is too large for
+    // SQS: it goes through S3 to the notifier, which emails it to the VIP agents.
     let text = format!(
         "Do you sell replacement parts for the 1987 model? {}",
         "The serial number under the base plate reads 1987-XZ-4411. ".repeat(6_000)
@@ -888,7 +885,38 @@ async fn every_function_flows() {
     assert_eq!(response["statusCode"], 200, "{response}");
     let batch = next_batch(&inbound).await;
     let queued = batch.records[0].body.as_deref().unwrap();
-    assert!(queued.len() < 1024, "a reference is queued, not the body");
+    assert!(
+        queued.len() < 100 * 1024 && queued.contains("cut at 20,000 characters"),
+        "the cut mail is queued itself: {} bytes",
+        queued.len()
+    );
+    // The earlier exchanges of the thread, as the worker would have stored them.
+    let message: switchboard_domain::InboundMessage = serde_json::from_str(queued).unwrap();
+    let mut earlier = switchboard_domain::Session::start(
+        &message,
+        switchboard_domain::Language::En,
+        now_secs() * 1000 - 60_000,
+    );
+    for turn in 0..14 {
+        earlier.push(switchboard_domain::Turn {
+            role: if turn % 2 == 0 {
+                switchboard_domain::Role::Customer
+            } else {
+                switchboard_domain::Role::Bot
+            },
+            text: format!("Earlier exchange {turn}. ").repeat(1_000),
+            at_ms: now_secs() * 1000 - 60_000 + turn,
+            message_id: None,
+            faq_entry: None,
+            confidence: None,
+            agent: None,
+        });
+    }
+    switchboard_aws::DynamoStores::new(&setup.dynamodb, &resources)
+        .sessions
+        .save(&earlier)
+        .await
+        .unwrap();
     let result = handlers::inbound(&worker, LambdaEvent::new(batch.clone(), Context::default()))
         .await
         .unwrap();
@@ -1393,6 +1421,44 @@ async fn every_function_flows() {
         .unwrap();
         assert_eq!(decision, json!({ "isAuthorized": false }), "{refused:?}");
     }
+    // Revoking: the admin token taken out of the secret and another one
+    // added. A warm gate reads the secret again once its tokens are stale.
+    let decide = async |authorization: &str| {
+        let event = LambdaEvent::new(authorizer_event(authorization), Context::default());
+        let decision = handlers::authorize(&authorizer_tokens, event)
+            .await
+            .unwrap();
+        decision["isAuthorized"] == true
+    };
+    let mut revoked = secret.clone();
+    revoked["admin_token"] = "rotated-admin-token".into();
+    let put_secret = async |value: &serde_json::Value| {
+        setup
+            .secrets
+            .put_secret_value()
+            .secret_id(&secret_arn)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .unwrap();
+    };
+    put_secret(&revoked).await;
+    // Still fresh: the tokens in use decide.
+    authorizer_tokens
+        .refresh_if_stale(switchboard_lambda::authorizer::TOKENS_FRESH_FOR)
+        .await;
+    assert!(decide(&format!("Bearer {ADMIN_TOKEN}")).await);
+    authorizer_tokens
+        .refresh_if_stale(std::time::Duration::ZERO)
+        .await;
+    assert!(!decide(&format!("Bearer {ADMIN_TOKEN}")).await);
+    assert!(decide("Bearer rotated-admin-token").await);
+    // The rest of the flow uses the original secret.
+    put_secret(&secret).await;
+    authorizer_tokens
+        .refresh_if_stale(std::time::Duration::ZERO)
+        .await;
+    assert!(decide(&format!("Bearer {ADMIN_TOKEN}")).await);
 
     // Social ingress: a signed Messenger message, queued and answered; a
     // Messenger body too large for an SQS message is stored aside.

@@ -658,3 +658,73 @@ async fn a_customer_saying_it_is_settled_resolves_the_hand_over_and_gets_the_sur
     assert_eq!(f.say("3", "c1", "5").await, Outcome::Feedback);
     assert_eq!(f.feedback().await[0].satisfaction, Some(5));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_reply_is_refused_and_a_true_retry_is_not() {
+    use switchboard_pipeline::desk::{AgentReply, DeskError};
+    let f = Fixture::new(WorkerSettings::default(), None);
+    f.say("1", "c1", "I want to talk to a human").await;
+    f.texts().await;
+    let desk = f.desk();
+    let key = f.session("c1").await.key.0;
+    let reply = |text: &str| AgentReply {
+        text: text.into(),
+        agent: Some("lee".into()),
+        resolve: false,
+    };
+    let first = desk
+        .reply(&key, "k-1", &reply("Your refund is on its way."), "lee")
+        .await
+        .unwrap();
+    // A retry of the same request names the same reply.
+    let again = desk
+        .reply(&key, "k-1", &reply("Your refund is on its way."), "lee")
+        .await
+        .unwrap();
+    assert_eq!(again.reply_id, first.reply_id);
+    // The key with another text is refused, not silently dropped.
+    let refused = desk
+        .reply(&key, "k-1", &reply("And a voucher too."), "lee")
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, DeskError::Unprocessable(_)), "{refused}");
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .to_string()
+            .contains("already used for another reply")
+    );
+    // So is the same text closing the conversation.
+    let closing = AgentReply {
+        resolve: true,
+        ..reply("Your refund is on its way.")
+    };
+    assert_eq!(
+        desk.reply(&key, "k-1", &closing, "lee")
+            .await
+            .unwrap_err()
+            .status(),
+        422
+    );
+    let sent = f.texts().await;
+    assert_eq!(
+        sent.iter()
+            .filter(|t| t.as_str() == "Your refund is on its way.")
+            .count(),
+        1
+    );
+    assert!(!sent.iter().any(|t| t == "And a voucher too."));
+    let agent_turns = f
+        .session("c1")
+        .await
+        .turns
+        .iter()
+        .filter(|t| t.role == Role::Agent)
+        .count();
+    assert_eq!(agent_turns, 1);
+    // A new key sends the new reply.
+    desk.reply(&key, "k-2", &reply("And a voucher too."), "lee")
+        .await
+        .unwrap();
+    assert!(f.texts().await.iter().any(|t| t == "And a voucher too."));
+}

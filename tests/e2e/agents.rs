@@ -192,6 +192,21 @@ async fn a_reply_posted_twice_with_one_key_is_delivered_once_and_a_second_claim_
     assert_eq!(sent.len(), 1, "delivered once");
     let (_, again) = reply().await;
     assert_eq!(again["state"], "delivered", "a repeat shows the state now");
+    // The key reused for another text is refused, and nothing more is sent.
+    let (status, refused) = api(
+        &server,
+        "POST",
+        &path,
+        &[("idempotency-key", "ticket-7101-1")],
+        Some(json!({ "text": "Lee again: and a voucher.", "agent": "lee" })),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    let reason = refused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("already used for another reply"),
+        "{refused}"
+    );
 
     // The conversation: transcript, hand-over answered, still with a person.
     let (_, view) = api(

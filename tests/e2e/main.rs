@@ -1,6 +1,7 @@
 //! End-to-end tests: `switchboard serve` driven from the outside.
 
 mod access;
+mod acknowledgements;
 mod agents;
 mod bench;
 mod care;

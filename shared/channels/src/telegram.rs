@@ -204,12 +204,15 @@ const FILE: MediaFields = MediaFields {
     name: "/file_name",
 };
 
+/// A sticker is named by its emoji, which the worker reads as a reaction.
+const STICKER: MediaFields = MediaFields::keyed("/file_id", "/emoji");
+
 fn attachments(message: &Value) -> Vec<Attachment> {
-    let file = |kind, file: &Value| media(file, Some(kind), &FILE);
+    let file = |kind, file: &Value, fields| media(file, Some(kind), fields);
     let mut out = Vec::new();
     // Photos come in several sizes, smallest first; the largest is the one to look at.
     let photos = message.get("photo").and_then(Value::as_array);
-    out.extend(photos.and_then(|sizes| file(AttachmentKind::Image, sizes.last()?)));
+    out.extend(photos.and_then(|sizes| file(AttachmentKind::Image, sizes.last()?, &FILE)));
     // Telegram sends a GIF both as `animation` and as `document`; keep one.
     if message.get("animation").is_none() {
         out.extend(
@@ -218,15 +221,15 @@ fn attachments(message: &Value) -> Vec<Attachment> {
                 .and_then(|doc| media(doc, None, &FILE)),
         );
     }
-    for (key, kind) in [
-        ("animation", AttachmentKind::Video),
-        ("voice", AttachmentKind::Audio),
-        ("audio", AttachmentKind::Audio),
-        ("video", AttachmentKind::Video),
-        ("video_note", AttachmentKind::Video),
-        ("sticker", AttachmentKind::Sticker),
+    for (key, kind, fields) in [
+        ("animation", AttachmentKind::Video, &FILE),
+        ("voice", AttachmentKind::Audio, &FILE),
+        ("audio", AttachmentKind::Audio, &FILE),
+        ("video", AttachmentKind::Video, &FILE),
+        ("video_note", AttachmentKind::Video, &FILE),
+        ("sticker", AttachmentKind::Sticker, &STICKER),
     ] {
-        out.extend(message.get(key).and_then(|media| file(kind, media)));
+        out.extend(message.get(key).and_then(|media| file(kind, media, fields)));
     }
     let venue = message.get("venue");
     let place = venue.and_then(|venue| venue.get("location"));
@@ -402,6 +405,20 @@ mod tests {
         assert_eq!(message.kind, MessageKind::Media);
         assert_eq!(message.attachments[0].kind, AttachmentKind::Sticker);
         assert_eq!(message.attachments[0].provider_id.as_deref(), Some("st1"));
+        // Named by its emoji, which the worker reads as a reaction.
+        assert_eq!(message.attachments[0].name.as_deref(), Some("👍"));
+    }
+
+    #[test]
+    fn a_tap_on_a_button_is_a_choice_answering_its_query() {
+        let body = r#"{"update_id":12,"callback_query":{"id":"cb1","from":{"id":5,"is_bot":false,"first_name":"A"},
+            "chat_instance":"x","data":"1","message":{"message_id":9,"date":2,"chat":{"id":5,"type":"private"},"text":"Was this helpful?"}}}"#;
+        let message = &channel().parse_body(&request(body, None)).unwrap()[0];
+        assert_eq!(
+            (message.kind, message.text.as_str()),
+            (MessageKind::Choice, "1")
+        );
+        assert_eq!(message.reply.reply_token.as_deref(), Some("cb1"));
     }
 
     #[test]

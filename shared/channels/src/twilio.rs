@@ -17,11 +17,11 @@ use crate::kit::descriptor::build;
 use crate::kit::form::form_request;
 use crate::kit::json::location;
 use crate::kit::sender::{base_url_or, http_url};
+use crate::kit::sms;
 use crate::kit::{
     ApiErrors, ChannelDeps, ChannelSpec, Function, HttpReply, Inbound, Outbound, Parsed,
     RequestExt, STATUS_ONLY, Sender, SettingsOf, SignError, Signature, TextUnit, Unusable,
-    Verified, VerifyError, WebhookRequest, kind_for_mime, reply, required, schemes, text_or_media,
-    unusable,
+    Verified, VerifyError, WebhookRequest, kind_for_mime, reply, required, schemes, unusable,
 };
 
 pub const SPEC: ChannelSpec = ChannelSpec {
@@ -173,6 +173,7 @@ impl Inbound for Twilio {
         if body.is_empty() && attachments.is_empty() {
             return Ok(Vec::new());
         }
+        let kind = sms::kind(&from, &body, field("OptOutType").as_deref());
         Ok(vec![InboundMessage {
             channel: Self::NAME.into(),
             account_id: field("AccountSid").unwrap_or_else(|| self.account_sid.clone()),
@@ -182,7 +183,7 @@ impl Inbound for Twilio {
             provider_message_id: sid.clone(),
             // Twilio's webhook carries no time: the message is as recent as its delivery.
             sent_at_ms: self.clock.now_ms(),
-            kind: text_or_media(&body),
+            kind,
             text: body,
             attachments,
             reply: ReplyContext {
@@ -242,6 +243,7 @@ impl Outbound for Twilio {
                     .form(&form)
             })
             .await
+            .map_err(sms::explain_opt_out)
     }
 }
 
@@ -387,5 +389,45 @@ mod tests {
             .is_empty()
         );
         assert_eq!(twilio.acknowledge().headers()["content-type"], "text/xml");
+    }
+
+    #[test]
+    fn sms_keywords_twilio_answers_itself_are_marked_and_whatsapp_has_none() {
+        let twilio = channel(None);
+        let kind = |from: &str, body: &str, extra: &[(&str, &str)]| {
+            let mut fields = vec![("MessageSid", "SM9"), ("From", from), ("Body", body)];
+            fields.extend_from_slice(extra);
+            parse(&twilio, &fields)[0].kind
+        };
+        for word in [
+            "STOP",
+            "stop",
+            " Stop ",
+            "STOPALL",
+            "UNSUBSCRIBE",
+            "cancel",
+            "END",
+            "QUIT",
+            "REVOKE",
+            "OPTOUT",
+            "START",
+            "unstop",
+            "HELP",
+            "info",
+        ] {
+            assert_eq!(kind("+1415", word, &[]), MessageKind::Keyword, "{word:?}");
+        }
+        for text in [
+            "stop it please",
+            "Cancel my order",
+            "yes",
+            "help me with my order",
+        ] {
+            assert_eq!(kind("+1415", text, &[]), MessageKind::Text, "{text:?}");
+        }
+        // A Messaging Service's own keyword, as Advanced Opt-Out reports it.
+        let custom = kind("+1415", "ARRET", &[("OptOutType", "STOP")]);
+        assert_eq!(custom, MessageKind::Keyword);
+        assert_eq!(kind("whatsapp:+1415", "STOP", &[]), MessageKind::Text);
     }
 }

@@ -12,7 +12,9 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_domain::{Clock, InboundMessage, OutboundReply, ReplyContext, Secret, SendError};
+use switchboard_domain::{
+    Clock, InboundMessage, MessageKind, OutboundReply, ReplyContext, Secret, SendError,
+};
 
 use crate::kit::buttons;
 use crate::kit::descriptor::build;
@@ -205,7 +207,12 @@ fn normalise(
         conversation_id: from.to_owned(),
         provider_message_id: id.clone(),
         sent_at_ms,
-        kind: text_or_media(&body),
+        kind: match kind.as_ref() {
+            "reaction" => MessageKind::Reaction,
+            // A tap on one of our buttons (a template's button is the business's own).
+            "interactive" => MessageKind::Choice,
+            _ => text_or_media(&body),
+        },
         text: body,
         attachments,
         reply: ReplyContext {
@@ -221,7 +228,6 @@ mod tests {
     use super::*;
     use crate::kit::{ParseError, RequestExt, build_request};
     use serde_json::Value;
-    use switchboard_domain::MessageKind;
 
     fn channel() -> WhatsApp {
         let config = WhatsAppConfig {
@@ -288,9 +294,9 @@ mod tests {
             [
                 ("w1", MessageKind::Text, "broken"),
                 ("w2", MessageKind::Media, ""),
-                ("w3", MessageKind::Text, "👍"),
+                ("w3", MessageKind::Reaction, "👍"),
                 // A button of ours: its id is the choice.
-                ("w4", MessageKind::Text, "b1"),
+                ("w4", MessageKind::Choice, "b1"),
                 ("w8", MessageKind::Media, ""),
             ]
         );

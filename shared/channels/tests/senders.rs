@@ -627,3 +627,64 @@ async fn dingtalk_answers_on_the_session_webhook_path_at_dingtalks_host() {
     server.answer(200, r#"{"errcode":300001,"errmsg":"session not found"}"#);
     assert!(!dingtalk.send(&answer).await.unwrap_err().is_transient());
 }
+
+#[tokio::test]
+async fn twilio_refusing_an_opted_out_number_is_permanent_and_says_why() {
+    let server = Server::start().await;
+    let twilio = channel(
+        "twilio",
+        json!({ "auth_token": "tok", "account_sid": "AC123", "from_number": "+15005550006",
+                "api_base": server.base }),
+    );
+    // Twilio's answer to a number that replied STOP.
+    server.answer(
+        400,
+        r#"{"code":21610,"message":"Attempt to send to unsubscribed recipient","more_info":"https://www.twilio.com/docs/errors/21610","status":400}"#,
+    );
+    let error = twilio
+        .send(&reply("twilio", "+14155550100", None))
+        .await
+        .unwrap_err();
+    assert!(!error.is_transient(), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("21610") && text.contains("opted out"),
+        "{text}"
+    );
+    assert_eq!(server.take().len(), 1, "sent once, not retried in place");
+    // A rate limit is still worth another attempt.
+    server.answer(
+        429,
+        r#"{"code":20429,"message":"Too Many Requests","status":429}"#,
+    );
+    let limited = twilio
+        .send(&reply("twilio", "+14155550100", None))
+        .await
+        .unwrap_err();
+    assert!(limited.is_transient(), "{limited}");
+}
+
+#[tokio::test]
+async fn telegram_acknowledges_a_tap_that_needs_no_answer_without_writing() {
+    let server = Server::start().await;
+    let telegram = channel(
+        "telegram",
+        json!({ "secret_token": "tok", "bot_token": "4242:SECRET-bot-token", "api_base": server.base }),
+    );
+    server.answer(200, r#"{"ok":true,"result":true}"#);
+    let mut tap = reply("telegram", "4242", None);
+    tap.text = String::new();
+    tap.reply.reply_token = Some("4382bfdwdsb323b2d9".into());
+    telegram.send(&tap).await.unwrap();
+    let received = server.take();
+    let paths: Vec<&str> = received.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/bot4242:SECRET-bot-token/answerCallbackQuery"]);
+    assert_eq!(
+        received[0].json(),
+        json!({ "callback_query_id": "4382bfdwdsb323b2d9" })
+    );
+    // Without a query to answer, an empty reply is still refused.
+    tap.reply.reply_token = None;
+    assert!(!telegram.send(&tap).await.unwrap_err().is_transient());
+    assert!(server.take().is_empty());
+}

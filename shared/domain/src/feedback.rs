@@ -192,6 +192,41 @@ pub fn read_vote(text: &str) -> Option<bool> {
     }
 }
 
+/// Whether `text` is emoji only ("👍", "❤️", "😂😂", "👍🏽"): an
+/// acknowledgement, not a question. Digits, `#` and `*` are emoji too in
+/// Unicode's tables, but not on their own here.
+pub fn is_emoji_only(text: &str) -> bool {
+    use unicode_properties::UnicodeEmoji;
+    let mut emoji = false;
+    for c in text.chars().filter(|c| !c.is_whitespace()) {
+        if c.is_ascii() || !c.is_emoji_char_or_emoji_component() {
+            return false;
+        }
+        emoji |= c.is_emoji_char();
+    }
+    emoji
+}
+
+/// What a reaction, a sticker's emoji or an emoji-only message says about
+/// an answer: `Some(true)` when every emoji is clearly positive (👍, ❤️,
+/// 👌, 🙏, 😊, ...), `Some(false)` when every one is clearly negative (👎,
+/// 😞, 😠, 💔, ...), `None` for anything else (😂, 🤔, a mix), which is
+/// recorded and not read as a vote. Skin tones and presentation selectors
+/// do not count.
+pub fn read_reaction(emoji: &str) -> Option<bool> {
+    const POSITIVE: &str = "👍👌👏🙏✅💯🎉❤♥💖💕💗💙💚💛🧡💜😊🙂😀😃😄😁😍🥰🤩";
+    const NEGATIVE: &str = "👎❌😞😟🙁☹😕😠😡🤬😢💔";
+    let tone = |c: char| ('\u{1F3FB}'..='\u{1F3FF}').contains(&c);
+    let mut marks = emoji
+        .chars()
+        .filter(|&c| !c.is_whitespace() && !tone(c) && !matches!(c, '\u{FE0E}' | '\u{FE0F}'))
+        .peekable();
+    let first = *marks.peek()?;
+    let positive = POSITIVE.contains(first);
+    let set = if positive { POSITIVE } else { NEGATIVE };
+    marks.all(|c| set.contains(c)).then_some(positive)
+}
+
 /// Whether a customer waiting for or talking with a person says the
 /// matter is settled ("solved", "thanks, all sorted", "问题解决了"): the
 /// conversation is then resolved by the customer.
@@ -440,5 +475,30 @@ mod tests {
         );
         settings.csat.text.insert("zh".into(), "请打分".into());
         assert_eq!(settings.csat_question(Language::Zh), "请打分");
+    }
+
+    #[test]
+    fn emoji_only_messages_are_told_from_words_and_numbers() {
+        for emoji in ["👍", "❤️", "😂😂", "👍🏽", " 🙏 ", "👨‍👩‍👧", "🇯🇵"]
+        {
+            assert!(is_emoji_only(emoji), "{emoji:?}");
+        }
+        for other in ["", " ", "1", "#", "ok 👍", "👍 Yes", "谢谢", "a", "1️⃣"] {
+            assert!(!is_emoji_only(other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn reactions_vote_only_when_clearly_positive_or_negative() {
+        for yes in ["👍", "👍🏽", "❤️", "❤", "👌", "🙏", "😊", "👍👍", "❤️ 👍"]
+        {
+            assert_eq!(read_reaction(yes), Some(true), "{yes:?}");
+        }
+        for no in ["👎", "👎🏿", "😞", "😡", "💔", "👎👎"] {
+            assert_eq!(read_reaction(no), Some(false), "{no:?}");
+        }
+        for neither in ["😂", "🤔", "😮", "👍👎", "", "1", "yes"] {
+            assert_eq!(read_reaction(neither), None, "{neither:?}");
+        }
     }
 }

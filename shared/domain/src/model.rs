@@ -102,6 +102,15 @@ pub enum MessageKind {
     Media,
     Edit,
     Delete,
+    /// An emoji reaction to an earlier message, or a sticker: `text` is the
+    /// emoji where the provider gives one. Never read as a question.
+    Reaction,
+    /// A tap on one of our buttons: `text` is the choice's value. Buttons
+    /// stay on screen, so a tap may come again after its question is answered.
+    Choice,
+    /// A keyword the provider answers itself (SMS `STOP`, `START`, `HELP`
+    /// through Twilio): recorded, never answered.
+    Keyword,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +245,13 @@ impl OutboundReply {
     /// generated"): every reply but a person's.
     pub fn is_automated(&self) -> bool {
         !self.is_from_agent()
+    }
+
+    /// Whether this reply only acknowledges a tap on a button (a Telegram
+    /// `callback_query`, by its reply token) and writes nothing: a tap that
+    /// needed no answer, such as the same button pressed twice.
+    pub fn acknowledges_only(&self) -> bool {
+        self.text.trim().is_empty() && self.reply.reply_token.is_some()
     }
 
     /// A reply in the same conversation as `message`.

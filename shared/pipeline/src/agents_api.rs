@@ -262,15 +262,16 @@ async fn claim_conversation(
 }
 
 /// Queues the agent's reply for delivery on the customer's channel (202).
-/// The `Idempotency-Key` header is required: a repeat with the same key
-/// sends nothing and answers the first reply's id and state.
+/// The `Idempotency-Key` header is required: a repeat of the same request
+/// (same key, text, agent and `resolve`) sends nothing and answers the first
+/// reply's id and state; the key with another body is refused with 422.
 #[utoipa::path(
     post,
     path = "/api/conversations/{key}/reply",
     tag = "conversations",
     params(
         ("key" = String, Path, description = "`channel:account:conversation`"),
-        ("Idempotency-Key" = String, Header, description = "Unique per reply (e.g. a UUID); 1-255 visible ASCII characters"),
+        ("Idempotency-Key" = String, Header, description = "Unique per reply (e.g. a UUID); 1-255 visible ASCII characters. A retry must repeat the body: the key with another text, agent or resolve answers 422"),
     ),
     request_body = AgentReply,
     responses(
@@ -280,6 +281,7 @@ async fn claim_conversation(
         (status = 403, description = "Scope too small", body = ApiError),
         (status = 404, description = "No such conversation", body = ApiError),
         (status = 409, description = "The same Idempotency-Key is still being handled", body = ApiError),
+        (status = 422, description = "The Idempotency-Key was already used for another reply (a different text, agent or resolve); nothing was queued", body = ApiError),
         (status = 503, description = "Store or queue unavailable; retry with the same key", body = ApiError),
     )
 )]

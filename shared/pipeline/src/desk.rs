@@ -616,8 +616,9 @@ impl AgentDesk {
 
     /// Queues the agent's reply for delivery on the customer's channel and
     /// records it in the transcript. The same `idempotency_key` on the same
-    /// conversation never queues a second reply: a repeat gets the first
-    /// reply's id and its delivery state.
+    /// conversation never queues a second reply: a repeat of the same
+    /// request gets the first reply's id and its delivery state, the key
+    /// with another text, agent or `resolve` is refused (422).
     pub async fn reply(
         &self,
         key: &str,
@@ -643,6 +644,13 @@ impl AgentDesk {
             stable_id("x", &request).trim_start_matches("x-")
         );
         let claim_key = format!("agent-reply:{}", stable_id("k", &request));
+        // What the key was first used for, kept with it: a repeat must ask
+        // for the same reply, or a new reply would be silently dropped.
+        let fingerprint = stable_id(
+            "b",
+            &serde_json::to_string(&(&agent, input.resolve, &input.text))
+                .expect("strings serialise"),
+        );
         // An agent's reply is an event of its own: a fresh id follows it to
         // the sender's "reply sent".
         let correlation_id = new_correlation_id();
@@ -654,6 +662,13 @@ impl AgentDesk {
             .await?
         {
             Claim::Done => {
+                // Keys completed before fingerprints were kept have none: a repeat then.
+                let first = self.idempotency.result(&claim_key, now_ms).await?;
+                if first.is_some_and(|first| first != fingerprint) {
+                    return Err(DeskError::Unprocessable(
+                        "this Idempotency-Key was already used for another reply (a different text, agent or resolve); nothing was queued: send a new reply with a new key".into(),
+                    ));
+                }
                 let state = session
                     .delivery(&reply_id)
                     .map_or(DeliveryState::Queued, |d| d.state);
@@ -743,8 +758,9 @@ impl AgentDesk {
         .await;
         match result {
             Ok(()) => {
+                let keep_until = self.clock.now_ms() + DEDUPE_RETENTION_MS;
                 self.idempotency
-                    .complete(&claim_key, self.clock.now_ms() + DEDUPE_RETENTION_MS)
+                    .complete_with_result(&claim_key, keep_until, &fingerprint)
                     .await?;
                 info!(conversation = %key, reply_id, correlation_id, resolve = input.resolve, "agent reply queued");
                 Ok(ReplyAccepted {

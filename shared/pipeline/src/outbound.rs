@@ -262,6 +262,10 @@ impl OutboundSender {
         reason: Option<String>,
     ) -> Result<(), JobError> {
         let reply_id = &outbound.reply.reply_id;
+        // A tap's acknowledgement is no reply of the transcript's.
+        if outbound.reply.acknowledges_only() {
+            return Ok(());
+        }
         for _ in 0..SAVE_ATTEMPTS {
             let Some(mut session) = self.load_soon_saved(outbound).await? else {
                 // Not saved yet (a new conversation's first reply): the

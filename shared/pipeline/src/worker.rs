@@ -9,11 +9,11 @@ use switchboard_channels::kit::buttons::has_buttons;
 use switchboard_domain::feedback::{self, FeedbackSettings};
 use switchboard_domain::telemetry;
 use switchboard_domain::{
-    Choice, Claim, Clock, CustomerStore, Decision, EscalationReason, EscalationTicket,
-    FaqCandidate, Feedback, FeedbackStore, GapLog, Handover, IdempotencyStore, InboundMessage,
-    JobLease, Language, MessageKind, OutboundReply, PayloadStore, Pending, QueueItem, QueueName,
-    QueueProducer, Role, RoutingPolicy, Session, SessionStatus, SessionStore, SlaPolicy,
-    StoreError, Tier, TierDirectory, Turn, texts,
+    AttachmentKind, Choice, Claim, Clock, CustomerStore, Decision, EscalationReason,
+    EscalationTicket, FaqCandidate, Feedback, FeedbackStore, GapLog, Handover, IdempotencyStore,
+    InboundMessage, JobLease, Language, MessageKind, OutboundReply, PayloadStore, Pending,
+    QueueItem, QueueName, QueueProducer, Role, RoutingPolicy, Session, SessionStatus, SessionStore,
+    SlaPolicy, StoreError, Tier, TierDirectory, Turn, texts,
 };
 use switchboard_domain::{Experiments, TierSla};
 use tracing::{Instrument, info, info_span, warn};
@@ -131,6 +131,9 @@ struct Plan {
     feedback: Option<Feedback>,
     /// The reply asks "was this helpful?".
     asks_helpful: bool,
+    /// No reply, but the tap this message is gets its acknowledgement
+    /// (Telegram's spinner on the button stops).
+    acknowledge_tap: bool,
 }
 
 /// A customer's message that answers the question we asked last.
@@ -245,6 +248,8 @@ impl ConversationWorker {
         let language = if message.text.trim().is_empty()
             || menu_pick(&message.text).is_some()
             || answer.is_some()
+            || !matches!(message.kind, MessageKind::Text | MessageKind::Media)
+            || reaction(message).is_some()
         {
             existing.as_ref().map(|s| s.language).unwrap_or_default()
         } else {
@@ -285,6 +290,11 @@ impl ConversationWorker {
             self.record_feedback(message, feedback).await?;
         }
         let reply_id = stable_id("r", &message.dedupe_key());
+        if plan.acknowledge_tap && message.reply.reply_token.is_some() {
+            let ack = OutboundReply::to_message(message, "", &reply_id);
+            self.send_once(&session.key, &ack, &reply_key(message), correlation_id, job)
+                .await?;
+        }
         let sent = match &plan.reply_text {
             Some(text) => {
                 let mut reply = OutboundReply::to_message(message, text.as_str(), &reply_id);
@@ -310,6 +320,8 @@ impl ConversationWorker {
             }
             None => None,
         };
+        // An acknowledgement wrote nothing.
+        let sent = sent.filter(|text| !text.is_empty());
         // The transcript records what went out, which after a crash between
         // sending and saving is what the earlier delivery sent.
         if let Some(text) = sent {
@@ -373,9 +385,19 @@ impl ConversationWorker {
             choices: Vec::new(),
             feedback: None,
             asks_helpful: false,
+            acknowledge_tap: false,
         };
         if matches!(message.kind, MessageKind::Edit | MessageKind::Delete) {
             return recorded(session.status);
+        }
+        // A reaction, a sticker or emoji that answered no question, and a
+        // keyword the provider answers itself (SMS STOP), are kept in the
+        // transcript: no reply, no hand-over, the question still open.
+        if reaction(message).is_some() || message.kind == MessageKind::Keyword {
+            return Plan {
+                pending: Some(session.pending.clone()),
+                ..recorded(session.status)
+            };
         }
         // "2" after a menu answers its second entry.
         if session.status != SessionStatus::Escalated
@@ -388,6 +410,15 @@ impl ConversationWorker {
             plan.menu = None;
             self.ask_helpful(&mut plan, message, session, language, now_ms);
             return plan;
+        }
+        // A tap that answers nothing open (the same button pressed again:
+        // buttons stay on screen) is acknowledged, not read as a question.
+        if message.kind == MessageKind::Choice {
+            return Plan {
+                pending: Some(session.pending.clone()),
+                acknowledge_tap: true,
+                ..recorded(session.status)
+            };
         }
         if session.status == SessionStatus::Escalated && feedback::says_resolved(&message.text) {
             let text = feedback::glad(language).to_owned();
@@ -549,6 +580,7 @@ impl ConversationWorker {
                     choices: Vec::new(),
                     feedback: None,
                     asks_helpful: false,
+                    acknowledge_tap: false,
                 }
             }
         }
@@ -587,6 +619,7 @@ impl ConversationWorker {
             choices: Vec::new(),
             feedback: None,
             asks_helpful: false,
+            acknowledge_tap: false,
         }
     }
 
@@ -653,6 +686,7 @@ impl ConversationWorker {
             choices,
             feedback: None,
             asks_helpful: false,
+            acknowledge_tap: false,
         }
     }
 
@@ -777,6 +811,7 @@ impl ConversationWorker {
             choices: Vec::new(),
             feedback: Some(feedback),
             asks_helpful: false,
+            acknowledge_tap: false,
         }
     }
 
@@ -1039,19 +1074,48 @@ fn append(plan: &mut Plan, text: &str) {
 /// last, if it is one: a vote after "was this helpful?", a score after the
 /// survey. Anything else is routed as usual.
 fn answer_to_pending(session: &Session, message: &InboundMessage) -> Option<Answer> {
-    if message.kind != MessageKind::Text || session.status == SessionStatus::Escalated {
+    let reaction = reaction(message);
+    let readable = matches!(message.kind, MessageKind::Text | MessageKind::Choice);
+    if !(readable || reaction.is_some()) || session.status == SessionStatus::Escalated {
         return None;
     }
     match session.pending.as_ref()? {
         Pending::Helpful { faq_id } => {
-            feedback::read_vote(&message.text).map(|helpful| Answer::Vote {
+            let vote = match &reaction {
+                Some(emoji) => feedback::read_reaction(emoji),
+                None => feedback::read_vote(&message.text),
+            };
+            vote.map(|helpful| Answer::Vote {
                 helpful,
                 faq_id: faq_id.clone(),
             })
         }
-        Pending::Satisfaction => feedback::read_score(&message.text)
+        // Stars typed ("⭐⭐⭐⭐") are a score; a reaction is not.
+        Pending::Satisfaction if readable => feedback::read_score(&message.text)
             .map(|(score, comment)| Answer::Score { score, comment }),
+        Pending::Satisfaction => None,
         Pending::Menu => None,
+    }
+}
+
+/// The emoji of a message that reacts rather than asks: a reaction, a
+/// sticker (named by its emoji where the channel says; `""` where not), or a
+/// message of emoji only ("👍", "😂"). `None` for anything else.
+fn reaction(message: &InboundMessage) -> Option<String> {
+    let stickers = || {
+        let mut all = !message.attachments.is_empty();
+        let mut names = String::new();
+        for attachment in &message.attachments {
+            all &= attachment.kind == AttachmentKind::Sticker;
+            names.push_str(attachment.name.as_deref().unwrap_or_default());
+        }
+        all.then_some(names)
+    };
+    match message.kind {
+        MessageKind::Reaction => Some(message.text.clone()),
+        MessageKind::Media if message.text.trim().is_empty() => stickers(),
+        MessageKind::Text if feedback::is_emoji_only(&message.text) => Some(message.text.clone()),
+        _ => None,
     }
 }
 
@@ -1150,11 +1214,16 @@ fn customer_turn(message: &InboundMessage, now_ms: i64, redact: bool) -> Turn {
     let text = match message.kind {
         MessageKind::Delete => "[message deleted]".to_owned(),
         MessageKind::Edit => format!("[edited] {}", message.text),
+        MessageKind::Reaction => format!("[reaction {}]", message.text),
         MessageKind::Media if message.text.is_empty() => {
             let kinds: Vec<String> = message
                 .attachments
                 .iter()
-                .map(|a| format!("{:?}", a.kind).to_lowercase())
+                .map(|a| match (a.kind, &a.name) {
+                    // A sticker shows the emoji it stands for.
+                    (AttachmentKind::Sticker, Some(emoji)) => format!("sticker {emoji}"),
+                    (kind, _) => format!("{kind:?}").to_lowercase(),
+                })
                 .collect();
             format!("[{}]", kinds.join(", "))
         }

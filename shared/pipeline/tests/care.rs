@@ -658,3 +658,252 @@ async fn a_customer_saying_it_is_settled_resolves_the_hand_over_and_gets_the_sur
     assert_eq!(f.say("3", "c1", "5").await, Outcome::Feedback);
     assert_eq!(f.feedback().await[0].satisfaction, Some(5));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_reply_is_refused_and_a_true_retry_is_not() {
+    use switchboard_pipeline::desk::{AgentReply, DeskError};
+    let f = Fixture::new(WorkerSettings::default(), None);
+    f.say("1", "c1", "I want to talk to a human").await;
+    f.texts().await;
+    let desk = f.desk();
+    let key = f.session("c1").await.key.0;
+    let reply = |text: &str| AgentReply {
+        text: text.into(),
+        agent: Some("lee".into()),
+        resolve: false,
+    };
+    let first = desk
+        .reply(&key, "k-1", &reply("Your refund is on its way."), "lee")
+        .await
+        .unwrap();
+    // A retry of the same request names the same reply.
+    let again = desk
+        .reply(&key, "k-1", &reply("Your refund is on its way."), "lee")
+        .await
+        .unwrap();
+    assert_eq!(again.reply_id, first.reply_id);
+    // The key with another text is refused, not silently dropped.
+    let refused = desk
+        .reply(&key, "k-1", &reply("And a voucher too."), "lee")
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, DeskError::Unprocessable(_)), "{refused}");
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .to_string()
+            .contains("already used for another reply")
+    );
+    // So is the same text closing the conversation.
+    let closing = AgentReply {
+        resolve: true,
+        ..reply("Your refund is on its way.")
+    };
+    assert_eq!(
+        desk.reply(&key, "k-1", &closing, "lee")
+            .await
+            .unwrap_err()
+            .status(),
+        422
+    );
+    let sent = f.texts().await;
+    assert_eq!(
+        sent.iter()
+            .filter(|t| t.as_str() == "Your refund is on its way.")
+            .count(),
+        1
+    );
+    assert!(!sent.iter().any(|t| t == "And a voucher too."));
+    let agent_turns = f
+        .session("c1")
+        .await
+        .turns
+        .iter()
+        .filter(|t| t.role == Role::Agent)
+        .count();
+    assert_eq!(agent_turns, 1);
+    // A new key sends the new reply.
+    desk.reply(&key, "k-2", &reply("And a voucher too."), "lee")
+        .await
+        .unwrap();
+    assert!(f.texts().await.iter().any(|t| t == "And a voucher too."));
+}
+
+impl Fixture {
+    /// A message of `kind` (a reaction, a tap, a sticker, a keyword) from `customer`.
+    async fn deliver(
+        &self,
+        id: &str,
+        customer: &str,
+        kind: MessageKind,
+        text: &str,
+        tap: Option<&str>,
+        attachments: Vec<Attachment>,
+    ) -> Outcome {
+        let body = serde_json::to_vec(&InboundMessage {
+            channel: "telegram".into(),
+            account_id: "1".into(),
+            customer_id: customer.into(),
+            customer_name: None,
+            conversation_id: customer.into(),
+            provider_message_id: id.into(),
+            sent_at_ms: self.clock.now_ms(),
+            kind,
+            text: text.into(),
+            attachments,
+            reply: ReplyContext {
+                reply_token: tap.map(Into::into),
+                ..ReplyContext::default()
+            },
+        })
+        .unwrap();
+        self.worker.handle(&body, &self.lease()).await.unwrap()
+    }
+
+    async fn no_tickets(&self) {
+        for queue in [QueueName::EscalationStandard, QueueName::EscalationPriority] {
+            assert!(self.tickets(queue).await.is_empty(), "{queue:?}");
+        }
+    }
+}
+
+fn sticker(emoji: Option<&str>) -> Vec<Attachment> {
+    vec![Attachment {
+        kind: AttachmentKind::Sticker,
+        provider_id: Some("st1".into()),
+        url: None,
+        mime_type: None,
+        name: emoji.map(Into::into),
+    }]
+}
+
+#[tokio::test]
+async fn reactions_stickers_and_emoji_vote_on_an_open_question_and_are_otherwise_only_recorded() {
+    let f = Fixture::new(WorkerSettings::default(), None);
+    f.say("1", "c1", "How long does shipping take?").await;
+    assert_eq!(f.texts().await.len(), 1);
+    // A clear reaction to "was this helpful?" is the vote.
+    let heart = f
+        .deliver("2", "c1", MessageKind::Reaction, "❤️", None, vec![])
+        .await;
+    assert_eq!(heart, Outcome::Feedback);
+    assert_eq!(
+        f.texts().await.last().unwrap(),
+        "Thank you for your feedback!"
+    );
+    assert_eq!(f.feedback().await[0].helpful, Some(true));
+    // Anything after it, or unclear, is kept in the transcript only.
+    let quiet = [
+        (MessageKind::Reaction, "❤️", vec![]),
+        (MessageKind::Reaction, "😂", vec![]),
+        (MessageKind::Text, "👍", vec![]),
+        (MessageKind::Media, "", sticker(Some("😂"))),
+    ];
+    for (n, (kind, text, attachments)) in quiet.into_iter().enumerate() {
+        let id = format!("q{n}");
+        let outcome = f.deliver(&id, "c1", kind, text, None, attachments).await;
+        assert_eq!(outcome, Outcome::Recorded, "{kind:?} {text:?}");
+    }
+    assert_eq!(f.texts().await.len(), 2, "no reply to a reaction");
+    f.no_tickets().await;
+    let session = f.session("c1").await;
+    assert_eq!(session.status, SessionStatus::Open);
+    let last: Vec<&str> = session.turns[session.turns.len() - 4..]
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(
+        last,
+        ["[reaction ❤️]", "[reaction 😂]", "👍", "[sticker 😂]"]
+    );
+
+    // A sticker's emoji votes too, and an unclear one leaves the question open.
+    f.advance_secs(3601);
+    f.say("3", "c1", "How do I return an item?").await;
+    f.texts().await;
+    assert!(f.last_reply().text.ends_with("Was this helpful?"));
+    let unclear = f
+        .deliver("4", "c1", MessageKind::Reaction, "🤔", None, vec![])
+        .await;
+    assert_eq!(unclear, Outcome::Recorded);
+    let down = f
+        .deliver("5", "c1", MessageKind::Media, "", None, sticker(Some("👎")))
+        .await;
+    assert_eq!(down, Outcome::Feedback);
+    assert!(
+        f.texts()
+            .await
+            .last()
+            .unwrap()
+            .starts_with("Sorry that didn't help.")
+    );
+    assert_eq!(f.feedback().await.len(), 2);
+    assert_eq!(f.feedback().await[1].helpful, Some(false));
+    f.no_tickets().await;
+}
+
+#[tokio::test]
+async fn a_tap_answering_nothing_open_is_acknowledged_and_not_read_as_a_question() {
+    let f = Fixture::new(WorkerSettings::default(), None);
+    f.say("1", "c1", "How long does shipping take?").await;
+    f.texts().await;
+    let first = f
+        .deliver("2", "c1", MessageKind::Choice, "1", Some("cb1"), vec![])
+        .await;
+    assert_eq!(first, Outcome::Feedback);
+    // The same button again: acknowledged, not "1" asked of the FAQ.
+    let again = f
+        .deliver("3", "c1", MessageKind::Choice, "1", Some("cb2"), vec![])
+        .await;
+    assert_eq!(again, Outcome::Recorded);
+    let sent = f.texts().await;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let ack = f.last_reply();
+    assert!(ack.acknowledges_only(), "{ack:?}");
+    assert_eq!(ack.reply.reply_token.as_deref(), Some("cb2"));
+    assert_eq!(f.feedback().await.len(), 1, "counted once");
+    f.no_tickets().await;
+    let session = f.session("c1").await;
+    assert_eq!(session.status, SessionStatus::Open);
+    assert_eq!(session.turns.last().unwrap().role, Role::Customer);
+    assert!(session.delivery(&ack.reply_id).is_none());
+    // A redelivery acknowledges nothing more.
+    let redelivered = f
+        .deliver("3", "c1", MessageKind::Choice, "1", Some("cb2"), vec![])
+        .await;
+    assert_eq!(redelivered, Outcome::Duplicate);
+    assert_eq!(f.texts().await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_keyword_the_provider_answers_gets_no_reply_and_no_hand_over() {
+    let f = Fixture::new(WorkerSettings::default(), None);
+    f.say("1", "c1", "How long does shipping take?").await;
+    f.texts().await;
+    for (id, word) in [("2", "STOP"), ("3", "HELP"), ("4", "START")] {
+        let outcome = f
+            .deliver(id, "c1", MessageKind::Keyword, word, None, vec![])
+            .await;
+        assert_eq!(outcome, Outcome::Recorded, "{word}");
+    }
+    assert_eq!(f.texts().await.len(), 1);
+    f.no_tickets().await;
+    // Nor while a person has the conversation: the transcript shows it.
+    f.say("5", "c2", "I want to talk to a human").await;
+    f.texts().await;
+    f.tickets(QueueName::EscalationPriority).await;
+    f.tickets(QueueName::EscalationStandard).await;
+    let stop = f
+        .deliver("6", "c2", MessageKind::Keyword, "STOP", None, vec![])
+        .await;
+    assert_eq!(stop, Outcome::Recorded);
+    let thumbs = f
+        .deliver("7", "c2", MessageKind::Reaction, "👍", None, vec![])
+        .await;
+    assert_eq!(thumbs, Outcome::Recorded);
+    f.no_tickets().await;
+    let session = f.session("c2").await;
+    assert_eq!(session.status, SessionStatus::Escalated);
+    assert_eq!(session.turns.last().unwrap().text, "[reaction 👍]");
+    assert!(session.turns.iter().any(|t| t.text == "STOP"));
+}

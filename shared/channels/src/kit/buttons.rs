@@ -119,7 +119,7 @@ pub fn telegram_callback(update: &Value, bot_id: &str) -> Option<Parsed> {
         // when the buttons were sent, maybe hours before the tap: 0 lets the
         // worker date the tap when it arrives.
         sent_at_ms: 0,
-        kind: MessageKind::Text,
+        kind: MessageKind::Choice,
         text: data,
         attachments: Vec::new(),
         reply: ReplyContext {
@@ -222,7 +222,7 @@ fn slack_action(payload: &Value) -> Result<Option<InboundMessage>, ParseError> {
         // One tap is one action at one time on one message.
         provider_message_id: format!("{channel}:{message_ts}:action:{action_ts}"),
         sent_at_ms: fractional_seconds_ms(&action_ts).unwrap_or_default(),
-        kind: MessageKind::Text,
+        kind: MessageKind::Choice,
         text: value,
         attachments: Vec::new(),
         reply: ReplyContext {
@@ -368,7 +368,7 @@ pub fn feishu_card_action(event: &Value) -> Option<Parsed> {
         provider_message_id: event_id
             .unwrap_or_else(|| format!("{message_id}:action:{}", time.unwrap_or(0_i64))),
         sent_at_ms: time.unwrap_or_default(),
-        kind: MessageKind::Text,
+        kind: MessageKind::Choice,
         text: value,
         attachments: Vec::new(),
         reply: ReplyContext {

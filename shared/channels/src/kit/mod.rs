@@ -21,6 +21,7 @@ pub mod request;
 pub mod schemes;
 pub mod sender;
 pub mod signature;
+pub mod sms;
 pub mod sns;
 pub mod stored;
 pub mod wechat_family;

@@ -149,6 +149,11 @@ impl Sender {
     where
         F: Fn(usize, &str) -> reqwest::RequestBuilder,
     {
+        // A tap's acknowledgement was answered by its token already (the
+        // channel does that first): there is nothing to write.
+        if reply.acknowledges_only() {
+            return Ok(());
+        }
         if reply.text.trim().is_empty() {
             return Err(permanent(self.channel, "empty reply text"));
         }

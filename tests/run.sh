@@ -61,8 +61,10 @@ lambdas=$!
 export SWITCHBOARD_PYTHON="$ROOT/.venv/bin/python"
 export PATH="$ROOT/.venv/bin:$PATH"
 
-step "Build (debug): every crate, binary, test and example"
-cargo build --workspace --bins --tests --examples --locked "${FEATURES[@]}"
+step "Build (debug): every crate, binary, test, example and benchmark"
+# Benchmarks are only compiled here (run them with `cargo bench`), so that
+# one cannot silently stop building.
+cargo build --workspace --bins --tests --examples --benches --locked "${FEATURES[@]}"
 export SWITCHBOARD_BIN="$TARGET_DIR/debug/switchboard"
 
 step "AWS permissions: the checker's self-test; the call log starts empty"

@@ -660,6 +660,8 @@ async fn the_waiting_index_holds_exactly_the_escalated_conversations_and_a_limit
                 claimed_by: None,
                 agent_answered_at_ms: None,
                 breached_at_ms: None,
+                first_response_due_ms: None,
+                resolved_at_ms: None,
                 candidates: Vec::new(),
             });
         }

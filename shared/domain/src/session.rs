@@ -207,6 +207,15 @@ pub struct Handover {
     /// (the breach the reports count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breached_at_ms: Option<i64>,
+    /// When an agent's first answer is due, by the service level in force at
+    /// the hand-over (later changes to `[sla.*]` do not move it). Absent on
+    /// hand-overs stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_response_due_ms: Option<i64>,
+    /// When an agent resolved the conversation (what the customer does
+    /// afterwards, the survey's answer say, does not lengthen the resolution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at_ms: Option<i64>,
     /// The FAQ entries the matcher considered when the conversation was
     /// handed over, best first: answers an agent may start from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -21,6 +21,14 @@ pub struct TierSla {
     pub reassure_after_secs: u64,
 }
 
+impl TierSla {
+    /// When an agent's first answer is due for a hand-over at `handed_over_at_ms`.
+    pub fn first_response_deadline_ms(&self, handed_over_at_ms: i64) -> i64 {
+        let secs = i64::try_from(self.first_response_secs).unwrap_or(i64::MAX);
+        handed_over_at_ms.saturating_add(secs.saturating_mul(1000))
+    }
+}
+
 impl Default for TierSla {
     fn default() -> Self {
         Self {
@@ -62,8 +70,8 @@ impl SlaPolicy {
 
     /// When an agent's first answer is due for a hand-over made at `handed_over_at_ms`.
     pub fn first_response_deadline_ms(&self, tier: Tier, handed_over_at_ms: i64) -> i64 {
-        let secs = i64::try_from(self.for_tier(tier).first_response_secs).unwrap_or(i64::MAX);
-        handed_over_at_ms.saturating_add(secs.saturating_mul(1000))
+        self.for_tier(tier)
+            .first_response_deadline_ms(handed_over_at_ms)
     }
 }
 

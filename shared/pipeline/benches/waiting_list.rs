@@ -40,6 +40,7 @@ fn waiting_session(i: usize) -> Session {
             message_id: Some(format!("m{i}-{turn}")),
             faq_entry: None,
             confidence: None,
+            agent: None,
         });
     }
     session.status = SessionStatus::Escalated;
@@ -55,6 +56,8 @@ fn waiting_session(i: usize) -> Session {
         claimed_by: None,
         agent_answered_at_ms: None,
         breached_at_ms: None,
+        first_response_due_ms: None,
+        resolved_at_ms: None,
         candidates: Vec::new(),
     });
     session

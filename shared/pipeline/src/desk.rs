@@ -331,8 +331,9 @@ fn handover_view(
             Some(_) => 0,
             None => now_ms.saturating_sub(session_handover.at_ms).max(0),
         },
-        first_response_due_ms: sla
-            .first_response_deadline_ms(session_handover.tier, session_handover.at_ms),
+        first_response_due_ms: session_handover.first_response_due_ms.unwrap_or_else(|| {
+            sla.first_response_deadline_ms(session_handover.tier, session_handover.at_ms)
+        }),
         claimed_by: session_handover.claimed_by.clone(),
         agent_answered_at_ms: session_handover.agent_answered_at_ms,
         candidates: session_handover
@@ -555,6 +556,8 @@ impl AgentDesk {
                     claimed_by: None,
                     agent_answered_at_ms: None,
                     breached_at_ms: None,
+                    first_response_due_ms: None,
+                    resolved_at_ms: None,
                     candidates: Vec::new(),
                 });
             match &handover.claimed_by {
@@ -588,11 +591,13 @@ impl AgentDesk {
         if current.status != SessionStatus::Resolved {
             self.schedule_survey(&current).await?;
         }
+        let now_ms = self.clock.now_ms();
         self.update(&key, |session| {
-            if let Some(handover) = &mut session.handover
-                && handover.claimed_by.is_none()
-            {
-                handover.claimed_by = Some(agent.clone());
+            if let Some(handover) = &mut session.handover {
+                handover.claimed_by.get_or_insert_with(|| agent.clone());
+                if session.status != SessionStatus::Resolved {
+                    handover.resolved_at_ms = Some(now_ms);
+                }
             }
             session.status = SessionStatus::Resolved;
             Ok(())
@@ -726,6 +731,9 @@ impl AgentDesk {
                 if let Some(handover) = &mut session.handover {
                     handover.agent_answered_at_ms.get_or_insert(now_ms);
                     handover.claimed_by.get_or_insert_with(|| agent.clone());
+                    if input.resolve && session.status != SessionStatus::Resolved {
+                        handover.resolved_at_ms = Some(now_ms);
+                    }
                 }
                 session.status = if input.resolve {
                     SessionStatus::Resolved

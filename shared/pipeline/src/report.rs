@@ -592,9 +592,6 @@ fn by_tier(sessions: &[Session], sla: &SlaPolicy, now_ms: i64) -> Vec<TierFigure
     [Tier::Vip, Tier::Regular, Tier::New]
         .into_iter()
         .map(|tier| {
-            let target_ms = i64::try_from(sla.for_tier(tier).first_response_secs)
-                .unwrap_or(i64::MAX / 1000)
-                .saturating_mul(1000);
             let handovers: Vec<(&Session, &switchboard_domain::Handover)> = sessions
                 .iter()
                 .filter_map(|s| Some((s, s.handover.as_ref()?)))
@@ -607,22 +604,23 @@ fn by_tier(sessions: &[Session], sla: &SlaPolicy, now_ms: i64) -> Vec<TierFigure
             let resolution: Vec<i64> = handovers
                 .iter()
                 .filter(|(s, _)| s.status == SessionStatus::Resolved)
-                .map(|(s, h)| s.updated_at_ms - h.at_ms)
+                // Older hand-overs have no resolve time: their last change.
+                .map(|(s, h)| h.resolved_at_ms.unwrap_or(s.updated_at_ms) - h.at_ms)
                 .collect();
             let (mut met, mut judged) = (0u64, 0u64);
             for (_, handover) in &handovers {
+                // The promise made at the hand-over, not today's settings.
+                let due_ms = handover
+                    .first_response_due_ms
+                    .unwrap_or_else(|| sla.first_response_deadline_ms(tier, handover.at_ms));
                 match handover.agent_answered_at_ms {
                     Some(at) => {
                         judged += 1;
-                        if at - handover.at_ms <= target_ms && handover.breached_at_ms.is_none() {
+                        if at <= due_ms && handover.breached_at_ms.is_none() {
                             met += 1;
                         }
                     }
-                    None if handover.breached_at_ms.is_some()
-                        || now_ms.saturating_sub(handover.at_ms) > target_ms =>
-                    {
-                        judged += 1
-                    }
+                    None if handover.breached_at_ms.is_some() || now_ms > due_ms => judged += 1,
                     None => {}
                 }
             }
@@ -1135,6 +1133,8 @@ mod tests {
             claimed_by: None,
             agent_answered_at_ms: None,
             breached_at_ms: None,
+            first_response_due_ms: None,
+            resolved_at_ms: None,
             candidates: Vec::new(),
         }
     }
@@ -1218,6 +1218,39 @@ mod tests {
                 )
             },
         ]
+    }
+
+    #[test]
+    fn resolution_ends_at_the_resolve_and_service_levels_keep_the_promise_made() {
+        let at = MONDAY + 9 * HOUR;
+        // Resolved a second after the hand-over; the survey's answer came an
+        // hour later and changed the conversation then.
+        let resolved = Session {
+            handover: Some(Handover {
+                agent_answered_at_ms: Some(at + 1_000),
+                resolved_at_ms: Some(at + 1_000),
+                first_response_due_ms: Some(at + 4 * HOUR),
+                ..handover(at, EscalationReason::AskedForHuman)
+            }),
+            updated_at_ms: at + HOUR,
+            ..session("r", SessionStatus::Resolved, Vec::new())
+        };
+        // Answered after two hours, within the four promised at the hand-over
+        // although the service level is one hour now.
+        let answered = Session {
+            handover: Some(Handover {
+                agent_answered_at_ms: Some(at + 2 * HOUR),
+                first_response_due_ms: Some(at + 4 * HOUR),
+                ..handover(at, EscalationReason::AskedForHuman)
+            }),
+            ..session("s", SessionStatus::Escalated, Vec::new())
+        };
+        let mut sla = SlaPolicy::default();
+        sla.regular.first_response_secs = 3600;
+        let tiers = by_tier(&[resolved, answered], &sla, at + 3 * HOUR);
+        let regular = tiers.iter().find(|t| t.tier == "regular").unwrap();
+        assert_eq!(regular.resolution_ms.median, Some(1_000));
+        assert_eq!((regular.sla_met.count, regular.sla_met.total), (2, 2));
     }
 
     #[test]

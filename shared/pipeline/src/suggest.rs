@@ -313,6 +313,8 @@ mod tests {
                 claimed_by: None,
                 agent_answered_at_ms: None,
                 breached_at_ms: None,
+                first_response_due_ms: None,
+                resolved_at_ms: None,
                 candidates: Vec::new(),
             }),
             menu: Vec::new(),

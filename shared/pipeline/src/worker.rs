@@ -1004,6 +1004,13 @@ impl ConversationWorker {
             }
             // A new hand-over starts unless the conversation is already with a person.
             let already_handed_over = already_handed_over(&session);
+            if plan.status == SessionStatus::Resolved
+                && session.status != SessionStatus::Resolved
+                && let Some(handover) = &mut session.handover
+            {
+                // The customer settled it ("thanks, solved").
+                handover.resolved_at_ms = Some(now_ms);
+            }
             session.status = plan.status;
             session.language = language;
             if let Some(menu) = &plan.menu {
@@ -1023,6 +1030,11 @@ impl ConversationWorker {
                 && plan.status == SessionStatus::Escalated
                 && !already_handed_over
             {
+                // As the breach timer is scheduled.
+                let due = self
+                    .settings
+                    .sla
+                    .first_response_deadline_ms(ticket.tier, now_ms);
                 session.handover = Some(Handover {
                     at_ms: now_ms,
                     tier: ticket.tier,
@@ -1031,6 +1043,8 @@ impl ConversationWorker {
                     claimed_by: None,
                     agent_answered_at_ms: None,
                     breached_at_ms: None,
+                    first_response_due_ms: Some(due),
+                    resolved_at_ms: None,
                     candidates: ticket.candidates.clone(),
                 });
             }

@@ -591,6 +591,8 @@ async fn a_resolve_is_followed_by_the_survey_and_a_low_score_tells_the_agents() 
     }
     f.tickets(QueueName::EscalationPriority).await;
     f.tickets(QueueName::EscalationStandard).await;
+    let resolved_at = f.session("c1").await.handover.unwrap().resolved_at_ms;
+    assert!(resolved_at.is_some());
     // Not before the delay.
     assert!(!f.fire_due_timers().await.contains(&TimerOutcome::Surveyed));
     f.advance_secs(61);
@@ -629,6 +631,9 @@ async fn a_resolve_is_followed_by_the_survey_and_a_low_score_tells_the_agents() 
     assert_eq!(tickets[0].reason, EscalationReason::LowSatisfaction);
     assert_eq!(tickets[0].customer_id, "c2");
     assert_eq!(f.session("c2").await.status, SessionStatus::Resolved);
+    // The survey's answer does not move the resolve time.
+    let handover = f.session("c1").await.handover.unwrap();
+    assert_eq!(handover.resolved_at_ms, resolved_at);
     // The survey is asked once per resolve, and the answer only while asked.
     assert_eq!(
         f.say("c1-3", "c1", "5").await,
@@ -645,7 +650,14 @@ async fn a_customer_saying_it_is_settled_resolves_the_hand_over_and_gets_the_sur
         f.say("2", "c1", "Thanks, solved!").await,
         Outcome::ResolvedByCustomer
     );
-    assert_eq!(f.session("c1").await.status, SessionStatus::Resolved);
+    let settled = f.session("c1").await;
+    assert_eq!(settled.status, SessionStatus::Resolved);
+    let handover = settled.handover.unwrap();
+    assert!(
+        handover
+            .resolved_at_ms
+            .is_some_and(|at| at >= handover.at_ms)
+    );
     assert!(
         f.texts()
             .await

@@ -647,6 +647,8 @@ async fn escalated_conversations_are_listed_by_their_summary_only_while_escalate
         claimed_by: None,
         agent_answered_at_ms: None,
         breached_at_ms: None,
+        first_response_due_ms: None,
+        resolved_at_ms: None,
         candidates: Vec::new(),
     });
     waiting.version = store.save(&waiting).await.unwrap();

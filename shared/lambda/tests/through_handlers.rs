@@ -864,40 +864,59 @@ async fn every_function_flows() {
     .unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
 
-    // Email ingress: a mail larger than an SQS message (256 KiB) is cut to
-    // 20,000 characters and queued as it is; the worker cannot answer it and
-    // escalates it (a VIP: the priority queue). The ticket carries the whole
-    // transcript, here long from earlier exchanges, so it is too large for
-    // SQS: it goes through S3 to the notifier, which emails it to the VIP agents.
+    // Email ingress: the mail's text is cut to 20,000 characters and the
+    // thread's References to the first and newest ids, but a hostile sender's
+    // display name of 110 KiB still makes a job larger than the queue takes
+    // inline: it is stored aside in S3 and a reference queued; the worker
+    // reads it back, cannot answer it and escalates it (a VIP: the priority
+    // queue). The ticket carries the whole transcript, here long from earlier
+    // exchanges, so it goes through S3 too, to the notifier, which emails it
+    // to the VIP agents. The customer's replies stay small enough to queue inline.
     let text = format!(
         "Do you sell replacement parts for the 1987 model? {}",
-        "The serial number under the base plate reads 1987-XZ-4411. ".repeat(6_000)
+        "The serial number under the base plate reads 1987-XZ-4411. ".repeat(600)
     );
+    let references: Vec<String> = (0..4_500)
+        .map(|n| format!("<thread-{n}@customer.test>"))
+        .collect();
+    let from = format!("\"{}\" <grace@customer.test>", "Grace ".repeat(19_000));
     let form = mailgun_form(
-        "grace@customer.test",
+        &from,
         "Spare parts",
         &text,
         "<large@customer.test>",
-        &[],
+        &[("References", &references.join(" "))],
     );
-    assert!(text.len() > 300 * 1024 && form.len() < 1024 * 1024);
+    assert!(text.chars().count() > 20_000 && form.len() < 1024 * 1024);
     let response = invoke(email, mailgun_event(&form)).await.unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
     let batch = next_batch(&inbound).await;
     let queued = batch.records[0].body.as_deref().unwrap();
-    assert!(
-        queued.len() < 100 * 1024 && queued.contains("cut at 20,000 characters"),
-        "the cut mail is queued itself: {} bytes",
-        queued.len()
-    );
+    let stored_at = queued
+        .strip_prefix("switchboard-payload:")
+        .expect("a reference is queued, not the body");
+    let stored = setup
+        .s3
+        .get_object()
+        .bucket(&resources.payload_bucket)
+        .key(stored_at)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let message: switchboard_domain::InboundMessage = serde_json::from_slice(&stored).unwrap();
+    assert!(message.text.ends_with("cut at 20,000 characters)"));
     // The earlier exchanges of the thread, as the worker would have stored them.
-    let message: switchboard_domain::InboundMessage = serde_json::from_str(queued).unwrap();
     let mut earlier = switchboard_domain::Session::start(
         &message,
         switchboard_domain::Language::En,
         now_secs() * 1000 - 60_000,
     );
-    for turn in 0..14 {
+    for turn in 0..8 {
         earlier.push(switchboard_domain::Turn {
             role: if turn % 2 == 0 {
                 switchboard_domain::Role::Customer

@@ -19,6 +19,12 @@ const TOKEN_LEN: usize = 20;
 /// of a reply too): a longer text is cut, and says so.
 pub const MAX_TEXT_CHARS: usize = 20_000;
 
+/// Ids a reply's `References` keeps at most: the thread's first and the newest.
+pub const MAX_REPLY_REFERENCES: usize = 20;
+
+/// Characters of the customer's subject a reply's `Re:` keeps at most.
+pub const MAX_REPLY_SUBJECT_CHARS: usize = 500;
+
 /// What ends a text cut at [`MAX_TEXT_CHARS`].
 pub const CUT_MARKER: &str = "\n[…] (the mail was longer: cut at 20,000 characters)";
 
@@ -311,11 +317,26 @@ impl Threading {
         }
     }
 
-    /// What a reply needs to thread in the customer's client.
+    /// What a reply needs to thread in the customer's client. A thread's
+    /// `References` can grow without end (or be made to): the reply keeps
+    /// the first and the newest, as RFC 5322 3.6.4 allows and clients thread
+    /// by, and a subject of reasonable length, so that every reply stays small
+    /// enough to queue inline.
     pub fn reply_thread(&self, subject: &str, reply_to: String, to: String) -> EmailThread {
+        let references = match self.references.split_first() {
+            Some((first, rest)) if self.references.len() > MAX_REPLY_REFERENCES => {
+                let newest = &rest[rest.len() - (MAX_REPLY_REFERENCES - 1)..];
+                std::iter::once(first).chain(newest).cloned().collect()
+            }
+            _ => self.references.clone(),
+        };
+        let subject = match subject.char_indices().nth(MAX_REPLY_SUBJECT_CHARS) {
+            Some((end, _)) => &subject[..end],
+            None => subject,
+        };
         EmailThread {
             message_id: self.message_id.clone().unwrap_or_default(),
-            references: self.references.clone(),
+            references,
             subject: subject.to_owned(),
             reply_to,
             to,
@@ -419,6 +440,44 @@ mod tests {
             recipient,
             subject,
         )
+    }
+
+    #[test]
+    fn a_replys_references_keep_the_first_and_the_newest_ids_and_its_subject_is_bounded() {
+        let ids: Vec<String> = (0..4_500)
+            .map(|n| format!("<m{n}@customer.example>"))
+            .collect();
+        let references = ids.join(" ");
+        let headers = [
+            ("References", references.as_str()),
+            ("Message-Id", "<new@customer.example>"),
+        ];
+        let threading = Threading::of(|name| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        });
+        let subject = "Parts ".repeat(500);
+        let thread = threading.reply_thread(&subject, "a@b.example".into(), "c@d.example".into());
+        assert_eq!(thread.references.len(), MAX_REPLY_REFERENCES);
+        assert_eq!(thread.references[0], ids[0]);
+        assert_eq!(
+            thread.references[1..],
+            ids[ids.len() - (MAX_REPLY_REFERENCES - 1)..]
+        );
+        assert_eq!(thread.subject.chars().count(), MAX_REPLY_SUBJECT_CHARS);
+        // A short thread is kept whole.
+        let short = Threading {
+            references: ids[..3].to_vec(),
+            ..threading
+        };
+        assert_eq!(
+            short
+                .reply_thread("Hi", String::new(), String::new())
+                .references,
+            ids[..3]
+        );
     }
 
     #[test]

@@ -24,6 +24,12 @@ async fn conversation(server: &Server, key: &str) -> Value {
 }
 
 /// The conversation once it holds `turns` turns.
+/// The texts of a conversation view's turns, in order.
+fn turn_texts(view: &Value) -> Vec<&str> {
+    let turns = view["turns"].as_array().unwrap();
+    turns.iter().map(|t| t["text"].as_str().unwrap()).collect()
+}
+
 async fn with_turns(server: &Server, key: &str, turns: usize) -> Value {
     for _ in 0..80 {
         let view = conversation(server, key).await;
@@ -133,12 +139,7 @@ async fn telegram_stickers_vote_and_a_second_tap_is_acknowledged_without_a_reply
     );
     let view = with_turns(&server, &key, 10).await;
     not_handed_over(&view);
-    let texts: Vec<&str> = view["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["text"].as_str().unwrap())
-        .collect();
+    let texts = turn_texts(&view);
     assert!(texts.contains(&"[sticker 😂]"), "{texts:?}");
 }
 
@@ -228,12 +229,7 @@ async fn twilio_sms_keywords_get_no_reply_and_no_hand_over() {
     }
     let view = with_turns(&server, &key, 3).await;
     not_handed_over(&view);
-    let texts: Vec<&str> = view["turns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["text"].as_str().unwrap())
-        .collect();
+    let texts = turn_texts(&view);
     assert_eq!(texts, ["STOP", "help", "Unsubscribe"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(

@@ -171,7 +171,6 @@ fn parse_headers(raw: &str) -> Result<Vec<(String, String)>, ParseError> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
 
     use crate::kit::VerifyError;
     use switchboard_domain::{AttachmentKind, InboundMessage, MessageKind, ReplyContext};
@@ -188,16 +187,7 @@ mod tests {
         "49007d10ad6bd6ccd742efbeee7c73d1c8342d8954aa08beb992f9a3d455dbc9";
     const NOW_MS: i64 = 1_700_000_500_000;
 
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<lettre::Message>>);
-
-    #[async_trait]
-    impl EmailTransport for Recorder {
-        async fn send(&self, message: lettre::Message) -> Result<(), SendError> {
-            self.0.lock().unwrap().push(message);
-            Ok(())
-        }
-    }
+    use crate::email::RecordingTransport as Recorder;
 
     fn deps(email: Arc<dyn EmailTransport>) -> ChannelDeps {
         ChannelDeps {

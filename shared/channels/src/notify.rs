@@ -806,23 +806,13 @@ fn format_utc(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use switchboard_domain::{ConversationKey, EscalationReason, FaqCandidate, Language};
 
     use super::*;
 
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<Message>>);
-
-    #[async_trait]
-    impl EmailTransport for Recorder {
-        async fn send(&self, message: Message) -> Result<(), SendError> {
-            self.0.lock().unwrap().push(message);
-            Ok(())
-        }
-    }
+    use crate::email::RecordingTransport as Recorder;
 
     fn ticket(tier: Tier, priority: bool) -> EscalationTicket {
         let turn = |role, text: &str, at_ms, faq: Option<(&str, f32)>| Turn {

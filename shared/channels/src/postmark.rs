@@ -222,23 +222,13 @@ impl Outbound for Postmark {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
 
     use switchboard_domain::InboundMessage;
 
     use super::*;
     use crate::kit::ParseError;
 
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<lettre::Message>>);
-
-    #[async_trait]
-    impl EmailTransport for Recorder {
-        async fn send(&self, message: lettre::Message) -> Result<(), SendError> {
-            self.0.lock().unwrap().push(message);
-            Ok(())
-        }
-    }
+    use crate::email::RecordingTransport as Recorder;
 
     fn channel_with(recorder: Arc<Recorder>) -> Postmark {
         let config: PostmarkConfig = serde_json::from_value(json!({

@@ -20,4 +20,6 @@ pub use limits::{DEFAULT_DAILY_CAP, ReplyLimits};
 pub use mime::{Mail, html_to_text, parse_mime, sample_mail};
 pub use quotes::new_text;
 pub use reply::{BuildReplyError, build_reply, message_ids, normalize_message_id, reply_subject};
+#[cfg(test)]
+pub(crate) use transport::RecordingTransport;
 pub use transport::{EmailTransport, OutboxTransport, SmtpConfig, SmtpTls, SmtpTransport};

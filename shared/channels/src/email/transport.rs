@@ -219,6 +219,20 @@ fn io_error(error: std::io::Error) -> SendError {
     }
 }
 
+/// A transport that keeps what it is given, for the channels' unit tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct RecordingTransport(pub std::sync::Mutex<Vec<Message>>);
+
+#[cfg(test)]
+#[async_trait::async_trait]
+impl EmailTransport for RecordingTransport {
+    async fn send(&self, message: Message) -> Result<(), SendError> {
+        self.0.lock().unwrap().push(message);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,12 +47,13 @@ pub struct Report {
     pub escalated_conversations: u64,
     /// Hand-overs no agent answered within the tier's first-response target.
     pub sla_breaches: u64,
-    /// Conversations the bot handled alone, or that a person marked resolved.
-    pub resolution_rate: f64,
+    /// Conversations the bot handled alone, or that a person marked resolved
+    /// (the rates are `None`, JSON null, when there was no conversation).
+    pub resolution_rate: Option<f64>,
     /// Conversations the bot handled alone (bot resolution rate).
-    pub self_service_rate: f64,
+    pub self_service_rate: Option<f64>,
     /// Conversations handed to a person.
-    pub escalation_rate: f64,
+    pub escalation_rate: Option<f64>,
     /// Customer messages per day and channel.
     pub volume: Vec<DayVolume>,
     /// Customer messages per weekday (0 = Monday) and hour (UTC).
@@ -428,13 +429,7 @@ pub fn build(input: &ReportInput<'_>) -> Report {
         }
     }
     let conversations = sessions.len() as u64;
-    let share = |n: u64| {
-        if conversations == 0 {
-            0.0
-        } else {
-            n as f64 / conversations as f64
-        }
-    };
+    let share = |n: u64| (conversations > 0).then(|| n as f64 / conversations as f64);
     let mut messages_by_hour_utc = [0u64; 24];
     for day in &heat {
         for (hour, n) in day.iter().enumerate() {
@@ -976,9 +971,9 @@ pub fn summary(report: &Report) -> String {
     let _ = writeln!(
         out,
         "Bot resolution     {:>6}   (resolved overall {}, handed to a person {})",
-        percent(Some(r.self_service_rate)),
-        percent(Some(r.resolution_rate)),
-        percent(Some(r.escalation_rate))
+        percent(r.self_service_rate),
+        percent(r.resolution_rate),
+        percent(r.escalation_rate)
     );
     let _ = writeln!(out, "Bot answers        {:>6}", r.answered_by_bot);
     let _ = writeln!(
@@ -1254,6 +1249,25 @@ mod tests {
     }
 
     #[test]
+    fn rates_of_no_conversation_are_unknown_not_zero() {
+        let (experiments, sla) = (Experiments::default(), SlaPolicy::default());
+        let report = build(&input(&[], &[], &experiments, &sla, &HashMap::new()));
+        assert_eq!(report.conversations, 0);
+        assert_eq!(
+            (
+                report.resolution_rate,
+                report.self_service_rate,
+                report.escalation_rate
+            ),
+            (None, None, None)
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["resolution_rate"].is_null(), "{json}");
+        let text = summary(&report);
+        assert!(text.contains("Bot resolution          –"), "{text}");
+    }
+
+    #[test]
     fn summarises_sessions_and_feedback() {
         let sessions = sample();
         let feedback = vec![
@@ -1268,9 +1282,9 @@ mod tests {
         assert_eq!(report.answered_by_bot, 2);
         assert_eq!(report.escalated_conversations, 2);
         assert_eq!(report.sla_breaches, 1);
-        assert!((report.self_service_rate - 1.0 / 3.0).abs() < 1e-9);
-        assert!((report.resolution_rate - 2.0 / 3.0).abs() < 1e-9);
-        assert!((report.escalation_rate - 2.0 / 3.0).abs() < 1e-9);
+        assert!((report.self_service_rate.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        assert!((report.resolution_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert!((report.escalation_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(report.top_questions[0].count, 2);
         assert_eq!(
             report.top_questions[0].question.as_deref(),

@@ -244,15 +244,15 @@ fn heat_map(page: &mut String, r: &Report) {
 }
 
 /// A horizontal bar for a share, with its label.
-fn bar(page: &mut String, label: &str, rate: f64, colour: &str) {
-    let width = (rate.clamp(0.0, 1.0) * 300.0).round();
+fn bar(page: &mut String, label: &str, rate: Option<f64>, colour: &str) {
+    let width = (rate.unwrap_or_default().clamp(0.0, 1.0) * 300.0).round();
     let _ = write!(
         page,
         "<div><svg width=\"420\" height=\"22\" viewBox=\"0 0 420 22\" role=\"img\" aria-label=\"{label}\">\
          <rect x=\"0\" y=\"4\" width=\"300\" height=\"14\" rx=\"3\" fill=\"#e5e7eb\"/>\
          <rect x=\"0\" y=\"4\" width=\"{width}\" height=\"14\" rx=\"3\" fill=\"{colour}\"/>\
          <text x=\"308\" y=\"16\">{label} {}</text></svg></div>",
-        percent(Some(rate)),
+        percent(rate),
         label = escape(label)
     );
 }
@@ -316,7 +316,7 @@ fn sla(page: &mut String, r: &Report) {
                 "{} ({} of {})",
                 tier.tier, tier.sla_met.count, tier.sla_met.total
             ),
-            tier.sla_met.rate.unwrap_or(0.0),
+            tier.sla_met.rate,
             PALETTE[4],
         );
     }

@@ -174,15 +174,19 @@ impl Inbound for Sendgrid {
             None => {
                 let block = form.get("headers").unwrap_or_default();
                 let head = parse_mime(format!("{}\r\n\r\n", block.trim_end()).as_bytes())?;
-                let text = match form.non_empty("text") {
-                    Some(text) => new_text(text),
-                    None => new_text(&html_to_text(form.get("html").unwrap_or_default())),
+                // Body fields come in the mail's own charset, named in `charsets`.
+                let charsets: std::collections::HashMap<String, String> = form
+                    .non_empty("charsets")
+                    .and_then(|json| serde_json::from_str(json).ok())
+                    .unwrap_or_default();
+                let field = |name| form.decoded(name, charsets.get(name).map(String::as_str));
+                let text = match field("text").filter(|t| !t.trim().is_empty()) {
+                    Some(text) => new_text(&text),
+                    None => new_text(&html_to_text(&field("html").unwrap_or_default())),
                 };
                 ReceivedMail {
-                    from: form.non_empty("from").map(str::to_owned).or(head.from),
-                    subject: form
-                        .get("subject")
-                        .map_or(head.subject, |s| s.trim().to_owned()),
+                    from: field("from").filter(|f| !f.trim().is_empty()).or(head.from),
+                    subject: field("subject").map_or(head.subject, |s| s.trim().to_owned()),
                     headers: head.headers,
                     text,
                     attachments: form.attachments(),
@@ -399,6 +403,40 @@ mod tests {
         let message = &sendgrid.parse(&sample, &verified).unwrap()[0];
         assert_eq!(message.text, "Where is my parcel?");
         assert_eq!(message.customer_id, "ann@customer.example");
+    }
+
+    #[test]
+    fn parsed_mode_fields_are_decoded_in_the_charsets_sendgrid_names() {
+        let sendgrid = channel(&ChannelDeps::offline());
+        // 你好 in GB2312 as the text, the subject in UTF-8, as SendGrid posts
+        // a Chinese mail in parsed mode.
+        let mut body = Vec::new();
+        let mut part = |name: &str, value: &[u8]| {
+            body.extend_from_slice(
+                format!("--xYzZY\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        };
+        part("headers", b"Message-ID: <gb@customer.example>\nFrom: ann@customer.example\nTo: support@shop.example");
+        part("from", b"ann@customer.example");
+        part("to", b"support@shop.example");
+        part("subject", "问题".as_bytes());
+        part("text", &[0xC4, 0xE3, 0xBA, 0xC3]);
+        part(
+            "charsets",
+            br#"{"to":"UTF-8","subject":"UTF-8","from":"UTF-8","text":"gb2312"}"#,
+        );
+        body.extend_from_slice(b"--xYzZY--\r\n");
+        let headers = [(
+            "content-type".to_owned(),
+            "multipart/form-data; boundary=xYzZY".to_owned(),
+        )];
+        let request = build_request("POST", "/webhooks/sendgrid", &headers, body).unwrap();
+        let message = &parse(&sendgrid, &request)[0];
+        assert_eq!(message.text, "你好");
+        assert_eq!(message.reply.email.as_ref().unwrap().subject, "问题");
     }
 
     /// A raw-mode post whose `email` field is `mail`, bytes as they are.

@@ -80,6 +80,17 @@ impl Form {
         }
     }
 
+    /// The first field of that name decoded in the charset `label` names
+    /// (`gb2312`, `iso-2022-jp`, ...); as UTF-8, invalid sequences replaced,
+    /// when there is no label or it is unknown.
+    pub fn decoded(&self, name: &str, label: Option<&str>) -> Option<String> {
+        let encoding = label
+            .and_then(|label| encoding_rs::Encoding::for_label(label.trim().as_bytes()))
+            .unwrap_or(encoding_rs::UTF_8);
+        let (text, _) = encoding.decode_without_bom_handling(self.bytes(name)?);
+        Some(text.into_owned())
+    }
+
     /// The uploaded files, described as attachments.
     pub fn attachments(&self) -> Vec<switchboard_domain::Attachment> {
         let attachment = |file: &FilePart| switchboard_domain::Attachment {

@@ -117,7 +117,7 @@ async fn telegram_stickers_vote_and_a_second_tap_is_acknowledged_without_a_reply
         server.post_telegram(&sticker(18_004, chat, "😂")).await.0,
         200
     );
-    let view = with_turns(&server, &key, 6).await;
+    let view = with_turns(server, &key, 6).await;
     not_handed_over(&view);
     // A 👍 sticker under the next answer is that answer's vote.
     let next = telegram_update(18_005, chat, "How do I return an item?");
@@ -137,7 +137,7 @@ async fn telegram_stickers_vote_and_a_second_tap_is_acknowledged_without_a_reply
         4,
         "nothing else written"
     );
-    let view = with_turns(&server, &key, 10).await;
+    let view = with_turns(server, &key, 10).await;
     not_handed_over(&view);
     let texts = turn_texts(&view);
     assert!(texts.contains(&"[sticker 😂]"), "{texts:?}");
@@ -195,7 +195,7 @@ async fn whatsapp_reactions_vote_once_and_are_otherwise_only_recorded() {
     );
     assert_eq!(post("wamid.R3", react("❤️")).await, 200);
     assert_eq!(post("wamid.R4", react("😂")).await, 200);
-    let view = with_turns(&server, &key, 6).await;
+    let view = with_turns(server, &key, 6).await;
     not_handed_over(&view);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(

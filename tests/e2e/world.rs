@@ -184,6 +184,30 @@ async fn discord_refuses_bad_signatures_answers_ping_and_follows_up_on_support()
             .unwrap()
             .contains("Monday to Saturday")
     );
+    // Handed to a person, then asked again at once: Discord shows "thinking"
+    // until a follow-up comes, so even the follow-up the bot would otherwise
+    // leave to the person gets one.
+    for (n, text) in ["I want to talk to a person", "Are you still there?"]
+        .into_iter()
+        .enumerate()
+    {
+        remember_text(text);
+        let at_ms = now_secs() * 1000 + 1 + n as i64;
+        let mut request = channel.sample("53908232506183680", text, at_ms);
+        *request.uri_mut() = "/webhooks/discord".parse().unwrap();
+        channel.sign(&mut request, at_ms).unwrap();
+        assert_eq!(server.post_request(&request).await.0, 200);
+        let interaction: Value = serde_json::from_slice(request.body()).unwrap();
+        let path = format!(
+            "/discord/webhooks/{}/{}",
+            setting("discord", "application_id"),
+            interaction["token"].as_str().unwrap()
+        );
+        eventually(text, Duration::from_secs(20), || {
+            (!server.standin.matching(&path, |_| true).is_empty()).then_some(())
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,7 +14,7 @@ use switchboard_domain::{
 };
 
 use crate::kit::descriptor::build;
-use crate::kit::json::{first_text, int, invalid, items, json_request, text};
+use crate::kit::json::{first_text, first_value, int, invalid, json_request, text};
 use crate::kit::sender::base_url_or;
 use crate::kit::signature::ed25519_public_key;
 use crate::kit::{
@@ -165,9 +165,9 @@ impl Inbound for Discord {
         if user.get("bot") == Some(&Value::Bool(true)) {
             return Ok(Vec::new());
         }
-        let question =
-            items(&interaction, "/data/options").find_map(|option| text(option, "/value"));
-        let question = question.unwrap_or_default().trim().to_owned();
+        let options = interaction.pointer("/data/options").unwrap_or(&Value::Null);
+        let question = first_value(options, "options").unwrap_or_default(); // subcommands nest theirs
+        let question = question.trim().to_owned();
         let sent_at_ms = id
             .parse::<i64>()
             .map_or(0, |id| (id >> 22).saturating_add(DISCORD_EPOCH_MS));
@@ -187,6 +187,7 @@ impl Inbound for Discord {
                 message_id: Some(id),
                 thread_id: text(&interaction, "/guild_id"),
                 customer_sent_at_ms: Some(sent_at_ms),
+                awaits_reply: true, // "thinking" until the follow-up
                 ..ReplyContext::default()
             },
         }])
@@ -332,5 +333,31 @@ mod tests {
         let sent = server.bodies();
         assert_eq!(sent[0]["content"], "<@53908232506183680> 在路上");
         assert_eq!(sent[0]["allowed_mentions"]["users"][0], "53908232506183680");
+    }
+
+    #[test]
+    fn the_question_is_read_inside_subcommands_and_the_interaction_awaits_a_reply() {
+        let discord = channel(None, None);
+        for (options, question) in [
+            (
+                json!([{ "name": "question", "type": 3, "value": "Opening hours?" }]),
+                "Opening hours?",
+            ),
+            (
+                json!([{ "name": "ask", "type": 1, "options": [{ "name": "q", "type": 3, "value": "Refunds?" }] }]),
+                "Refunds?",
+            ),
+            (json!([{ "name": "pick", "type": 4, "value": 2 }]), "2"),
+        ] {
+            let body = json!({ "type": 2, "id": "1100000000000000777", "token": "tok", "channel_id": "c1",
+                "user": { "id": "u1" }, "data": { "name": "support", "options": options } });
+            let request =
+                build_request("POST", "/webhooks/discord", &[], body.to_string()).unwrap();
+            let message = &discord
+                .parse(&request, &Verified::assume(&request))
+                .unwrap()[0];
+            assert_eq!(message.text, question);
+            assert!(message.reply.awaits_reply);
+        }
     }
 }

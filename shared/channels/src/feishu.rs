@@ -227,11 +227,13 @@ fn content(message: &Value) -> Option<(String, Option<Attachment>)> {
             let place = location(lat, lon, text(&content, "/name"));
             (String::new(), Some(place))
         }
-        other => {
-            let (_, kind, id) = MEDIA.iter().find(|(name, _, _)| *name == other)?;
-            let fields = MediaFields::keyed(id, "/file_name");
-            (String::new(), Some(media(&content, Some(*kind), &fields)?))
-        }
+        other => match MEDIA.iter().find(|(name, _, _)| *name == other) {
+            Some((_, kind, id)) => {
+                let fields = MediaFields::keyed(id, "/file_name");
+                (String::new(), Some(media(&content, Some(*kind), &fields)?))
+            }
+            None => (String::new(), Some(crate::kit::json::unreadable(other))), // for a person
+        },
     };
     let keys = strings_named(&message["mentions"], "key");
     let words = keys.iter().fold(words, |words, key| words.replace(key, ""));
@@ -239,11 +241,12 @@ fn content(message: &Value) -> Option<(String, Option<Attachment>)> {
 }
 
 /// Media message types: the attachment kind and where the file's key is.
-const MEDIA: [(&str, AttachmentKind, &str); 4] = [
+const MEDIA: [(&str, AttachmentKind, &str); 5] = [
     ("image", AttachmentKind::Image, "/image_key"),
     ("file", AttachmentKind::File, "/file_key"),
     ("audio", AttachmentKind::Audio, "/file_key"),
     ("media", AttachmentKind::Video, "/file_key"),
+    ("sticker", AttachmentKind::Sticker, "/file_key"),
 ];
 
 #[cfg(test)]
@@ -349,7 +352,20 @@ mod tests {
             json!({ "name": "北京", "latitude": "39.9", "longitude": "116.4" }),
         ))[0];
         assert_eq!(place.attachments[0].kind, AttachmentKind::Location);
-        assert!(parse(received("share_chat", json!({ "chat_id": "oc_2" }))).is_empty());
+        // What the bot cannot read still reaches a person, named by its type;
+        // a sticker is a sticker (recorded, or a vote).
+        for (kind, content) in [
+            ("merge_forward", json!({})),
+            ("interactive", json!({ "elements": [] })),
+            ("share_chat", json!({ "chat_id": "oc_2" })),
+        ] {
+            let message = &parse(received(kind, content))[0];
+            assert_eq!(message.kind, MessageKind::Media, "{kind}");
+            assert_eq!(message.attachments[0].kind, AttachmentKind::Other);
+            assert_eq!(message.attachments[0].name.as_deref(), Some(kind));
+        }
+        let sticker = &parse(received("sticker", json!({ "file_key": "st_1" })))[0];
+        assert_eq!(sticker.attachments[0].kind, AttachmentKind::Sticker);
         let recalled = json!({ "schema": "2.0", "header": { "event_id": "e2", "event_type": "im.message.recalled_v1", "app_id": "cli_1" },
             "event": { "message_id": "om_1", "chat_id": "oc_1", "recall_time": "1609073151400", "recall_type": "message_owner" } });
         let recall = &parse(recalled)[0];

@@ -160,6 +160,11 @@ pub struct ReplyContext {
     /// window, Discord's 15-minute interaction token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_sent_at_ms: Option<i64>,
+    /// The provider shows the customer a pending state until we answer (a
+    /// deferred Discord interaction): such a message always gets a reply,
+    /// even where the bot would otherwise stay quiet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaits_reply: bool,
 }
 
 /// The headers an email reply needs to thread correctly in the customer's client.

@@ -1297,7 +1297,7 @@ async fn every_function_flows() {
         .unwrap()
         .at_ms;
     let first_reassurance = format!("reassure:{key}:{handed_over_at_ms}:1");
-    let now_ms = i64::try_from(now_secs() * 1000).unwrap();
+    let now_ms = now_secs() * 1000;
     idempotency
         .claim(&first_reassurance, now_ms, 600_000)
         .await

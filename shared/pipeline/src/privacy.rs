@@ -70,10 +70,10 @@ impl CustomerPrivacy {
             .export(&customer)
             .await
             .map_err(PrivacyError::Store)?;
-        if let Some(record) = export.record.as_mut() {
-            if self.vip_customers.contains(&record.key) {
-                record.tier = Tier::Vip;
-            }
+        if let Some(record) = export.record.as_mut()
+            && self.vip_customers.contains(&record.key)
+        {
+            record.tier = Tier::Vip;
         }
         Ok(export)
     }

@@ -555,7 +555,7 @@ impl ConversationWorker {
                 // Follow-ups reach the agents without repeating the promise;
                 // the customer's are acknowledged at most once an interval.
                 let reply_text = if reason == EscalationReason::FollowUp {
-                    self.may_acknowledge(session, now_ms)
+                    (self.may_acknowledge(session, now_ms) || message.reply.awaits_reply)
                         .then(|| texts::reassurance(language).to_owned())
                 } else {
                     Some(texts::handed_over(language, &expected_response))
@@ -1236,6 +1236,8 @@ fn customer_turn(message: &InboundMessage, now_ms: i64, redact: bool) -> Turn {
                 .map(|a| match (a.kind, &a.name) {
                     // A sticker shows the emoji it stands for.
                     (AttachmentKind::Sticker, Some(emoji)) => format!("sticker {emoji}"),
+                    // What the bot could not read, by the provider's name for it.
+                    (AttachmentKind::Other, Some(name)) => name.clone(),
                     (kind, _) => format!("{kind:?}").to_lowercase(),
                 })
                 .collect();

@@ -122,6 +122,31 @@ impl MediaFields {
     }
 }
 
+/// The first `value` (a string, or a number as text) in an array of
+/// objects, looking into each object's `nested` array where it has none.
+pub fn first_value(items: &Value, nested: &str) -> Option<String> {
+    items
+        .as_array()?
+        .iter()
+        .find_map(|item| match &item["value"] {
+            Value::String(value) => Some(value.clone()),
+            Value::Number(value) => Some(value.to_string()),
+            _ => first_value(&item[nested], nested),
+        })
+}
+
+/// A message of a type the bot cannot read (a forwarded chat, a card),
+/// named by its type so that the agents who get it know what to look for.
+pub fn unreadable(message_type: &str) -> switchboard_domain::Attachment {
+    switchboard_domain::Attachment {
+        kind: switchboard_domain::AttachmentKind::Other,
+        provider_id: None,
+        url: None,
+        mime_type: None,
+        name: Some(message_type.to_owned()),
+    }
+}
+
 /// An attachment from a provider's media object; without `kind`, the kind
 /// follows the media type. `None` when it has neither an id nor a URL.
 pub fn media(

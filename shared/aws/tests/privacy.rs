@@ -69,17 +69,15 @@ async fn all_items(local: &common::Local) -> String {
         &r.feedback_table,
         &r.gaps_table,
     ] {
-        let output = local
-            .clients
-            .dynamodb
-            .scan()
-            .table_name(table)
-            .send()
-            .await
-            .unwrap();
-        text.push_str(&format!("{:?}", output.items()));
+        text.push_str(&items_of(local, table).await);
     }
     text
+}
+
+/// Every item of one table, as text.
+async fn items_of(local: &common::Local, table: &str) -> String {
+    let scan = local.clients.dynamodb.scan().table_name(table).send();
+    format!("{:?}", scan.await.unwrap().items())
 }
 
 #[tokio::test]
@@ -164,15 +162,7 @@ async fn an_email_customers_reply_counters_and_bounce_mark_are_erased() {
     let ann: CustomerRef = "sendgrid:Ann5521@example.com".parse().unwrap();
     assert_eq!(data.erase(&ann).await.unwrap().counters, 3);
 
-    let items = local
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap();
-    let left = format!("{:?}", items.items());
+    let left = items_of(&local, table).await;
     assert!(
         !left.contains("ann5521"),
         "a counter naming the customer survived"

@@ -227,12 +227,31 @@ impl Handover {
     pub fn waiting(&self) -> bool {
         self.agent_answered_at_ms.is_none()
     }
+
+    /// When an agent's first answer is due: as promised at the hand-over,
+    /// or by `sla` for hand-overs stored before the promise was kept.
+    pub fn first_response_due(&self, sla: &crate::SlaPolicy) -> i64 {
+        self.first_response_due_ms
+            .unwrap_or_else(|| sla.first_response_deadline_ms(self.tier, self.at_ms))
+    }
 }
 
 /// Sessions keep at most this many turns; older ones are dropped first.
 pub const MAX_TURNS: usize = 200;
 
 impl Session {
+    /// Moves the conversation to `status`; entering `Resolved` records when
+    /// on the hand-over (the end of its time to resolution).
+    pub fn set_status(&mut self, status: SessionStatus, now_ms: i64) {
+        if status == SessionStatus::Resolved
+            && self.status != SessionStatus::Resolved
+            && let Some(handover) = &mut self.handover
+        {
+            handover.resolved_at_ms = Some(now_ms);
+        }
+        self.status = status;
+    }
+
     pub fn start(message: &InboundMessage, language: Language, now_ms: i64) -> Self {
         Self {
             key: message.conversation_key(),

@@ -331,9 +331,7 @@ fn handover_view(
             Some(_) => 0,
             None => now_ms.saturating_sub(session_handover.at_ms).max(0),
         },
-        first_response_due_ms: session_handover.first_response_due_ms.unwrap_or_else(|| {
-            sla.first_response_deadline_ms(session_handover.tier, session_handover.at_ms)
-        }),
+        first_response_due_ms: session_handover.first_response_due(sla),
         claimed_by: session_handover.claimed_by.clone(),
         agent_answered_at_ms: session_handover.agent_answered_at_ms,
         candidates: session_handover
@@ -595,11 +593,8 @@ impl AgentDesk {
         self.update(&key, |session| {
             if let Some(handover) = &mut session.handover {
                 handover.claimed_by.get_or_insert_with(|| agent.clone());
-                if session.status != SessionStatus::Resolved {
-                    handover.resolved_at_ms = Some(now_ms);
-                }
             }
-            session.status = SessionStatus::Resolved;
+            session.set_status(SessionStatus::Resolved, now_ms);
             Ok(())
         })
         .await?;
@@ -731,15 +726,13 @@ impl AgentDesk {
                 if let Some(handover) = &mut session.handover {
                     handover.agent_answered_at_ms.get_or_insert(now_ms);
                     handover.claimed_by.get_or_insert_with(|| agent.clone());
-                    if input.resolve && session.status != SessionStatus::Resolved {
-                        handover.resolved_at_ms = Some(now_ms);
-                    }
                 }
-                session.status = if input.resolve {
+                let status = if input.resolve {
                     SessionStatus::Resolved
                 } else {
                     SessionStatus::Escalated
                 };
+                session.set_status(status, now_ms);
                 match self.sessions.save(&session).await {
                     Ok(_) => break,
                     Err(StoreError::Conflict(_)) if attempts < SAVE_ATTEMPTS => {

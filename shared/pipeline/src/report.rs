@@ -605,9 +605,7 @@ fn by_tier(sessions: &[Session], sla: &SlaPolicy, now_ms: i64) -> Vec<TierFigure
             let (mut met, mut judged) = (0u64, 0u64);
             for (_, handover) in &handovers {
                 // The promise made at the hand-over, not today's settings.
-                let due_ms = handover
-                    .first_response_due_ms
-                    .unwrap_or_else(|| sla.first_response_deadline_ms(tier, handover.at_ms));
+                let due_ms = handover.first_response_due(sla);
                 match handover.agent_answered_at_ms {
                     Some(at) => {
                         judged += 1;

@@ -180,15 +180,11 @@ impl ConversationWorker {
     ) -> Result<TimerOutcome, JobError> {
         let sla = self.sla_for(&session, tier);
         let now_ms = self.clock.now_ms();
-        let deadline_ms = session
-            .handover
-            .as_ref()
-            .and_then(|h| h.first_response_due_ms)
-            .unwrap_or_else(|| {
-                self.settings
-                    .sla
-                    .first_response_deadline_ms(tier, timer.handover_at_ms)
-            });
+        let policy = &self.settings.sla;
+        let deadline_ms = session.handover.as_ref().map_or_else(
+            || policy.first_response_deadline_ms(tier, timer.handover_at_ms),
+            |handover| handover.first_response_due(policy),
+        );
         // The expected wait: what is left of the target, else one more interval.
         let left_secs = match deadline_ms.saturating_sub(now_ms) {
             ms if ms > 0 => (ms as u64).div_ceil(1000),

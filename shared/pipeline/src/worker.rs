@@ -1004,14 +1004,7 @@ impl ConversationWorker {
             }
             // A new hand-over starts unless the conversation is already with a person.
             let already_handed_over = already_handed_over(&session);
-            if plan.status == SessionStatus::Resolved
-                && session.status != SessionStatus::Resolved
-                && let Some(handover) = &mut session.handover
-            {
-                // The customer settled it ("thanks, solved").
-                handover.resolved_at_ms = Some(now_ms);
-            }
-            session.status = plan.status;
+            session.set_status(plan.status, now_ms);
             session.language = language;
             if let Some(menu) = &plan.menu {
                 session.menu = menu.clone();

@@ -10,6 +10,7 @@ use switchboard_domain::{
 
 use super::{EmailTransport, address_of, auto_reply_block, build_reply, message_ids};
 use crate::kit::json::invalid;
+use crate::kit::sender::first_chars;
 use crate::kit::{ParseError, Unusable, permanent, unusable};
 
 /// Hex characters of a conversation token: 8 for the customer, 12 for the thread.
@@ -330,14 +331,10 @@ impl Threading {
             }
             _ => self.references.clone(),
         };
-        let subject = match subject.char_indices().nth(MAX_REPLY_SUBJECT_CHARS) {
-            Some((end, _)) => &subject[..end],
-            None => subject,
-        };
         EmailThread {
             message_id: self.message_id.clone().unwrap_or_default(),
             references,
-            subject: subject.to_owned(),
+            subject: first_chars(subject, MAX_REPLY_SUBJECT_CHARS).to_owned(),
             reply_to,
             to,
         }
@@ -347,9 +344,9 @@ impl Threading {
 /// `text` whole when it has at most `limit` characters, else its first
 /// `limit` characters (cut on a character boundary) and [`CUT_MARKER`].
 fn cut(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        None => text.to_owned(),
-        Some((end, _)) => format!("{}{CUT_MARKER}", text[..end].trim_end()),
+    match first_chars(text, limit) {
+        kept if kept.len() < text.len() => format!("{}{CUT_MARKER}", kept.trim_end()),
+        _ => text.to_owned(),
     }
 }
 

@@ -305,10 +305,18 @@ pub fn permanent(channel: &str, detail: impl Into<String>) -> SendError {
 
 /// At most `max` characters of a provider's error text, for error details.
 pub fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
+    match first_chars(text, max) {
+        kept if kept.len() < text.len() => format!("{kept}…"),
+        _ => text.to_owned(),
     }
+}
+
+/// The first `max` characters of `text` (all of it when shorter), cut on a
+/// character boundary.
+pub fn first_chars(text: &str, max: usize) -> &str {
+    text.char_indices()
+        .nth(max)
+        .map_or(text, |(end, _)| &text[..end])
 }
 
 /// The unit in which a provider measures its text limit.
